@@ -1,0 +1,1 @@
+//! vbuild: see ../../shared/ARCHITECTURE.md (placeholder until its issue lands).

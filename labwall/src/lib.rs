@@ -1,0 +1,1 @@
+//! labwall: see ../../shared/ARCHITECTURE.md (placeholder until its issue lands).

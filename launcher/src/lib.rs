@@ -1,0 +1,1 @@
+//! vlaunch: see ../../shared/ARCHITECTURE.md (placeholder until its issue lands).

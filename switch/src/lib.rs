@@ -1,0 +1,1 @@
+//! vswitch: see ../../shared/ARCHITECTURE.md (placeholder until its issue lands).

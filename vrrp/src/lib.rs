@@ -1,0 +1,1 @@
+//! vrrpd: see ../../shared/ARCHITECTURE.md (placeholder until its issue lands).

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("vrrpd: not built yet");
+    std::process::exit(2);
+}
