@@ -1,0 +1,1 @@
+//! End-to-end tests that build and boot images live in tests/tests/.
