@@ -1,0 +1,401 @@
+//! The PID 1 sequence (CONTRACTS.md section 1) and its event loop. Never returns: PID 1 exiting
+//! panics the kernel.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::reboot::{reboot, set_cad_enabled, RebootMode};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{sync, Pid};
+
+use crate::config::{self, Appliance, APPLIANCE_TOML};
+use crate::console;
+use crate::evdev;
+use crate::power::Action;
+use crate::supervise::{Cause, Exit, Spec, Supervisor};
+use crate::sys::{self, Console};
+
+/// Optional network configuration, applied in this order when present.
+pub const SYSCTL_CONF: &str = "/etc/ramux/sysctl.conf";
+pub const NETWORK_IP: &str = "/etc/ramux/network.ip";
+pub const RULESET_NFT: &str = "/etc/ramux/ruleset.nft";
+
+/// How long services get between SIGTERM and SIGKILL at shutdown.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How often to look for a power button that appeared late (hot-plugged or slow module).
+const RESCAN: Duration = Duration::from_secs(5);
+/// Upper bound for `ip -batch` / `nft -f`, so a hung tool cannot stall PID 1 forever.
+const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Signals PID 1 takes through its signalfd.
+const SIGNALS: [Signal; 8] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGPWR,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// What the event loop supervises besides services: index -> kind.
+enum Kind {
+    Service(config::Service),
+    Shell(String),
+}
+
+/// Runs the boot sequence and the supervision loop.
+pub fn run() -> ! {
+    let t0 = Instant::now();
+    let mount_errors = sys::mount_early();
+    sys::setup_stdio();
+    let con = Console::detect();
+    for e in mount_errors {
+        con.say(&console::failed_line("mount", &e));
+    }
+    let mut mask = SigSet::empty();
+    for s in SIGNALS {
+        mask.add(s);
+    }
+    if let Err(e) = mask.thread_block() {
+        con.say(&console::failed_line("signals", &e.to_string()));
+    }
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC);
+    // Ctrl-Alt-Del becomes SIGINT to us instead of an immediate kernel reboot.
+    let _ = set_cad_enabled(false);
+    sys::runtime_dirs();
+    if let Err(e) = sys::ensure_machine_id() {
+        con.say(&console::failed_line("machine-id", &e));
+    }
+
+    let text =
+        std::fs::read_to_string(APPLIANCE_TOML).map_err(|e| format!("{APPLIANCE_TOML}: {e}"));
+    let parsed = text.and_then(|t| config::parse(APPLIANCE_TOML, &t).map_err(|e| e.to_string()));
+    let mut kinds = Vec::new();
+    let appliance = match parsed {
+        Ok(p) => {
+            for w in &p.warnings {
+                con.say(&format!("ramux: warning: {w}"));
+            }
+            Some(p.appliance)
+        }
+        Err(e) => {
+            con.say(&console::failed_line("config", &e));
+            con.say("ramux: emergency shell on the console; fix the image, type `poweroff` to power off");
+            None
+        }
+    };
+    if let Some(a) = &appliance {
+        bring_up(&con, a);
+        kinds.extend(a.services.iter().cloned().map(Kind::Service));
+    }
+    // Make the power button work even if the image's module list lacks button/evdev.
+    ensure_power_button_modules(&con);
+    for tty in ["/dev/ttyS0", "/dev/tty1"] {
+        if sys::tty_usable(tty) {
+            kinds.push(Kind::Shell(tty.to_string()));
+        }
+    }
+    let clock = move || t0.elapsed().as_millis() as u64;
+    let specs = kinds
+        .iter()
+        .map(|k| match k {
+            Kind::Service(s) => Spec {
+                name: s.name.clone(),
+                restart_delay_ms: s.restart_delay_ms,
+                quiet: false,
+            },
+            Kind::Shell(tty) => Spec {
+                name: format!("shell-{}", tty.trim_start_matches("/dev/")),
+                restart_delay_ms: 500,
+                quiet: true,
+            },
+        })
+        .collect();
+    let mut sup = Supervisor::new(specs, clock());
+    start_due(&con, &mut sup, &kinds, clock());
+    if let Some(a) = &appliance {
+        con.say(&console::ready_line(a));
+        if let Some(up) = sys::uptime() {
+            con.say(&format!(
+                "ramux: up {up:.2} s after kernel start (init {:.2} s)",
+                t0.elapsed().as_secs_f64()
+            ));
+        }
+    }
+    let sfd = match sfd {
+        Ok(s) => s,
+        Err(e) => {
+            con.say(&console::failed_line("signalfd", &e.to_string()));
+            fallback_loop(&con, &mut sup, &kinds, &clock)
+        }
+    };
+    event_loop(&con, &mut sup, &kinds, &sfd, &clock)
+}
+
+/// Modules, hostname, loopback, network configuration (everything before services).
+fn bring_up(con: &Console, a: &Appliance) {
+    let running = sys::kernel_release();
+    if !running.is_empty() && running != a.kernel_release {
+        con.say(&format!(
+            "ramux: warning: appliance.toml is for kernel {} but {running} is running",
+            a.kernel_release
+        ));
+    }
+    for (name, why) in sys::load_modules(&a.kernel_release, &a.modules) {
+        con.say(&format!("ramux: failed module {name}: {why}"));
+    }
+    if let Err(e) = sys::set_hostname(&a.hostname) {
+        con.say(&console::failed_line("hostname", &e));
+    }
+    if let Err(e) = sys::loopback_up() {
+        con.say(&console::failed_line("loopback", &e));
+    }
+    if Path::new(SYSCTL_CONF).exists() {
+        for e in sys::apply_sysctl(Path::new(SYSCTL_CONF)) {
+            con.say(&console::failed_line("labwall", &e));
+        }
+    }
+    if Path::new(NETWORK_IP).exists() {
+        match sys::find_tool(&["/sbin/ip", "/bin/ip", "/usr/sbin/ip", "/usr/bin/ip"]) {
+            Some(ip) => {
+                if let Err(e) = sys::run_tool(&[&ip, "-batch", NETWORK_IP], TOOL_TIMEOUT) {
+                    con.say(&console::failed_line("labwall", &e));
+                }
+            }
+            None => con.say(&console::failed_line(
+                "labwall",
+                &format!("{NETWORK_IP} present but no `ip` in the image (Debian package iproute2)"),
+            )),
+        }
+    }
+    if Path::new(RULESET_NFT).exists() {
+        match sys::find_tool(&["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]) {
+            Some(nft) => {
+                if let Err(e) = sys::run_tool(&[&nft, "-f", RULESET_NFT], TOOL_TIMEOUT) {
+                    con.say(&console::failed_line("labwall", &e));
+                }
+            }
+            None => con.say(&console::failed_line(
+                "labwall",
+                &format!(
+                    "{RULESET_NFT} present but no `nft` in the image (Debian package nftables)"
+                ),
+            )),
+        }
+    }
+}
+
+/// Loads `button` (ACPI power button) and `evdev` (its /dev/input node) from the running
+/// kernel's module tree when they exist there and are not loaded yet. Silent when absent: a
+/// kernel with them built in needs nothing.
+fn ensure_power_button_modules(con: &Console) {
+    let base = Path::new("/lib/modules").join(sys::kernel_release());
+    for (name, rel) in [
+        ("button", "kernel/drivers/acpi/button.ko"),
+        ("evdev", "kernel/drivers/input/evdev.ko"),
+    ] {
+        let path = base.join(rel);
+        if !sys::module_present(name) && path.exists() {
+            if let Err(why) = sys::load_module(&path) {
+                con.say(&format!("ramux: failed module {name}: {why}"));
+            }
+        }
+    }
+}
+
+fn start_due(con: &Console, sup: &mut Supervisor, kinds: &[Kind], now: u64) {
+    for idx in sup.due(now) {
+        let r = match &kinds[idx] {
+            Kind::Service(s) => sys::spawn_service(s),
+            Kind::Shell(tty) => sys::spawn_shell(tty),
+        };
+        match r {
+            Ok(pid) => sup.started(idx, pid, now),
+            Err(why) => {
+                let f = sup.spawn_failed(idx, why, now);
+                con.say(&console::failure_line(&f));
+            }
+        }
+    }
+}
+
+/// Reaps every exited child (services and orphans re-parented to PID 1).
+fn reap(con: &Console, sup: &mut Supervisor, now: u64) -> usize {
+    let mut n = 0;
+    loop {
+        let (pid, exit) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, Exit::Code(code)),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, Exit::Signal(sig as i32)),
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return n,
+            Ok(_) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return n,
+        };
+        n += 1;
+        if let Some(f) = sup.exited(pid.as_raw(), exit, now) {
+            if !f.quiet || matches!(f.cause, Cause::SpawnFailed(_)) {
+                con.say(&console::failure_line(&f));
+            }
+        }
+    }
+}
+
+fn event_loop(
+    con: &Console,
+    sup: &mut Supervisor,
+    kinds: &[Kind],
+    sfd: &SignalFd,
+    clock: &dyn Fn() -> u64,
+) -> ! {
+    let mut buttons: BTreeMap<String, File> = BTreeMap::new();
+    let mut last_scan: Option<u64> = None;
+    loop {
+        let now = clock();
+        if last_scan.map_or(true, |t| now.saturating_sub(t) >= RESCAN.as_millis() as u64) {
+            last_scan = Some(now);
+            for (label, f) in sys::power_button_devices() {
+                if let std::collections::btree_map::Entry::Vacant(v) = buttons.entry(label) {
+                    con.say(&format!("ramux: power button {}", v.key()));
+                    v.insert(f);
+                }
+            }
+        }
+        start_due(con, sup, kinds, now);
+        let mut wait = RESCAN.as_millis() as u64;
+        if let Some(d) = sup.next_deadline() {
+            wait = wait.min(d.saturating_sub(now));
+        }
+        let timeout = PollTimeout::try_from(wait.min(60_000) as i32).unwrap_or(PollTimeout::NONE);
+        let mut action = None;
+        {
+            let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            fds.extend(
+                buttons
+                    .values()
+                    .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)),
+            );
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => {
+                    con.say(&console::failed_line("poll", &e.to_string()));
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            }
+            let ready: Vec<bool> = fds
+                .iter()
+                .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+                .collect();
+            let mut gone = Vec::new();
+            for ((label, mut f), is_ready) in buttons.iter().zip(ready.iter().skip(1)) {
+                if !is_ready {
+                    continue;
+                }
+                let mut buf = [0u8; evdev::EVENT_SIZE * 16];
+                match f.read(&mut buf) {
+                    Ok(n) if evdev::power_pressed(&buf[..n]) => action = Some(Action::PowerOff),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => gone.push(label.clone()),
+                }
+            }
+            for g in gone {
+                buttons.remove(&g);
+            }
+        }
+        loop {
+            match sfd.read_signal() {
+                Ok(Some(info)) => {
+                    let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+                        continue;
+                    };
+                    if sig == Signal::SIGCHLD {
+                        continue; // reaped below, one waitpid loop covers coalesced signals
+                    }
+                    if let Some(a) = Action::from_signal(sig) {
+                        action = action.or(Some(a));
+                    }
+                }
+                Ok(None) => break,
+                Err(Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+        reap(con, sup, clock());
+        if let Some(a) = action {
+            shutdown(con, sup, a, clock);
+        }
+    }
+}
+
+/// Used only if signalfd cannot be created: supervise with periodic reaping so PID 1 still
+/// works; signals then stay pending (blocked) and power-off needs the button.
+fn fallback_loop(
+    con: &Console,
+    sup: &mut Supervisor,
+    kinds: &[Kind],
+    clock: &dyn Fn() -> u64,
+) -> ! {
+    loop {
+        start_due(con, sup, kinds, clock());
+        reap(con, sup, clock());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// SIGTERM everything, wait up to [`STOP_GRACE`], SIGKILL the rest, sync, then power off,
+/// reboot or halt.
+fn shutdown(con: &Console, sup: &mut Supervisor, action: Action, clock: &dyn Fn() -> u64) -> ! {
+    con.say(action.line());
+    sup.stop();
+    // -1: every process except PID 1 and kernel threads (services, shells, their children).
+    let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+    let _ = kill(Pid::from_raw(-1), Signal::SIGCONT);
+    let deadline = Instant::now() + STOP_GRACE;
+    while Instant::now() < deadline {
+        reap(con, sup, clock());
+        if matches!(
+            waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
+            Err(Errno::ECHILD)
+        ) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+    let kill_deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < kill_deadline
+        && !matches!(
+            waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
+            Err(Errno::ECHILD)
+        )
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    sync();
+    let mode = match action {
+        Action::PowerOff => RebootMode::RB_POWER_OFF,
+        Action::Reboot => RebootMode::RB_AUTOBOOT,
+        Action::Halt => RebootMode::RB_HALT_SYSTEM,
+    };
+    let err = reboot(mode).err();
+    con.say(&console::failed_line(
+        "shutdown",
+        &format!(
+            "reboot({mode:?}): {}",
+            err.map_or("returned".into(), |e| e.desc().to_string())
+        ),
+    ));
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}

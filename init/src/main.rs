@@ -1,0 +1,58 @@
+//! `ramux-init`: PID 1 of ramux appliances, or `ramux-init check` to validate an image's config.
+//!
+//! `no_main`: Rust's normal startup opens /dev/null for closed fds 0-2 and aborts if it cannot;
+//! as the kernel's first process in an initramfs without /dev, that would abort PID 1 and panic
+//! the kernel. With our own C `main`, fds are set up after devtmpfs is mounted.
+#![no_main]
+
+use std::os::raw::{c_char, c_int};
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ramux-init",
+    version,
+    about = "PID 1 of ramux appliances (run as /init); `check` validates an image's configuration",
+    after_help = "Examples:\n  ramux-init check rootfs/etc/ramux/appliance.toml\n  ramux-init check appliance.toml --sysctl sysctl.conf\n\nAs PID 1 it ignores its arguments and boots the appliance from /etc/ramux/appliance.toml."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Validate an appliance.toml (and optionally a sysctl.conf) exactly as PID 1 parses it.
+    Check {
+        /// Path to appliance.toml.
+        file: PathBuf,
+        /// Also validate this sysctl.conf.
+        #[arg(long)]
+        sysctl: Option<PathBuf>,
+    },
+}
+
+#[no_mangle]
+pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    if std::process::id() == 1 {
+        ramux_init::pid1();
+    }
+    match Cli::parse().cmd {
+        Some(Cmd::Check { file, sysctl }) => match ramux_init::check(&file, sysctl.as_deref()) {
+            Ok(summary) => {
+                print!("{summary}");
+                0
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                1
+            }
+        },
+        None => {
+            eprintln!("ramux-init: must run as PID 1 (the appliance's /init); use `ramux-init check FILE` to validate a config");
+            2
+        }
+    }
+}
