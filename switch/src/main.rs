@@ -1,4 +1,276 @@
+//! `vswitch`: command line only; the switch is in the library.
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use vswitch::daemon::{Config, VxlanCfg};
+
+const EXAMPLES: &str = "\
+Examples:
+  vswitch -s /run/ramux/switch -M /run/ramux/switch.mgmt -d
+  vswitch -s /tmp/sw -f lab.rc -n 64 --hashsize 1024
+  qemu-system-x86_64 ... -netdev vde,id=n0,sock=/tmp/sw,port=4 -device virtio-net-pci,netdev=n0
+  vswitch ctl -M /tmp/sw.mgmt port/print
+  vswitch ctl -M /tmp/sw.mgmt --json port/print 4
+  vswitch ctl -M /tmp/sw.mgmt port/impair 4 out delay 20+5
+  dpipe vde_plug /tmp/swA = ssh otherhost vswitch plug /tmp/swB:3
+  vswitch -s /tmp/sw --vxlan vni=42,local=192.0.2.1:4789,remote=192.0.2.2:4789
+
+rc file / console commands (vde_switch syntax): vlan/create 10, port/create 4,
+port/setvlan 4 10, vlan/addport 10 5, port/setnumports 64, help.";
+
+#[derive(Parser, Debug)]
+#[command(name = "vswitch", version, about = "VDE2-compatible 802.1Q switch (drop-in for vde_switch)",
+          after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    /// Control directory (clients connect to DIR/ctl).
+    #[arg(short = 's', long = "sock", visible_aliases = ["vdesock", "unix"], value_name = "DIR")]
+    sock: Option<PathBuf>,
+    /// Management console socket (unixterm / vdeterm / `vswitch ctl`).
+    #[arg(short = 'M', long = "mgmt", value_name = "PATH")]
+    mgmt: Option<PathBuf>,
+    /// Number of ports: ports 1..=N are usable (upstream vde-2 HEAD semantics).
+    #[arg(short = 'n', long = "numports", default_value_t = 32)]
+    numports: u16,
+    /// Hub mode: every frame goes to every other port.
+    #[arg(short = 'x', long = "hub")]
+    hub: bool,
+    /// Daemonize (log to syslog, no stdin console).
+    #[arg(short = 'd', long = "daemon")]
+    daemon: bool,
+    /// Write the pid here (must not exist).
+    #[arg(short = 'p', long = "pidfile")]
+    pidfile: Option<PathBuf>,
+    /// Console commands to run at start.
+    #[arg(short = 'f', long = "rcfile")]
+    rcfile: Option<PathBuf>,
+    /// Octal mode of the ctl and data sockets (directory mode derived).
+    #[arg(short = 'm', long = "mode", visible_alias = "mod", value_parser = octal)]
+    mode: Option<u32>,
+    /// Octal mode of the control directory.
+    #[arg(long = "dirmode", value_parser = octal)]
+    dirmode: Option<u32>,
+    /// Group (name or gid) of the directory and sockets.
+    #[arg(short = 'g', long = "group")]
+    group: Option<String>,
+    /// Octal mode of the management socket.
+    #[arg(long = "mgmtmode", value_parser = octal)]
+    mgmtmode: Option<u32>,
+    /// Group of the management socket.
+    #[arg(long = "mgmtgroup")]
+    mgmtgroup: Option<String>,
+    /// MAC table size hint (rounded up to a power of two).
+    #[arg(long = "hashsize", default_value_t = 128)]
+    hashsize: usize,
+    /// Attach an existing Linux TAP device (repeatable; root or CAP_NET_ADMIN).
+    #[arg(short = 't', long = "tap")]
+    tap: Vec<String>,
+    /// VXLAN uplink port: vni=N,local=IP:PORT,remote=IP:PORT[,port=P] (repeatable).
+    #[arg(long = "vxlan")]
+    vxlan: Vec<VxlanCfg>,
+    /// Impairment at start, console syntax "PORT in|out|both KEY VALUE" (repeatable).
+    #[arg(long = "impair", value_name = "SPEC")]
+    impair: Vec<String>,
+    /// Per-endpoint egress queue bound in KiB (frames beyond it are dropped and counted).
+    #[arg(long = "egress-queue-kb", default_value_t = 1024)]
+    egress_queue_kb: usize,
+    /// Do not read console commands from stdin.
+    #[arg(long = "nostdin")]
+    nostdin: bool,
+    /// Fast spanning tree (not implemented: refused).
+    #[arg(short = 'F', long = "fstp")]
+    fstp: bool,
+    /// Accepted for compatibility (FSTP only).
+    #[arg(long = "macaddr", hide = true)]
+    macaddr: Option<String>,
+    #[arg(long = "priority", hide = true)]
+    priority: Option<String>,
+    #[arg(short = 'D', long = "debugclients", hide = true)]
+    debugclients: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run one console command on a switch's management socket (vswitch or vde_switch).
+    Ctl {
+        /// Management socket.
+        #[arg(short = 'M', long = "mgmt")]
+        mgmt: PathBuf,
+        /// Print the data as JSON (vswitch status commands).
+        #[arg(long)]
+        json: bool,
+        /// The command, e.g. `port/print 4`.
+        #[arg(required = true, trailing_var_arg = true)]
+        command: Vec<String>,
+    },
+    /// Relay a switch port over stdin/stdout with vde_plug's stream framing.
+    Plug {
+        /// DIR, DIR:PORT or DIR[PORT].
+        target: String,
+    },
+}
+
+fn octal(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|e| format!("{s:?} is not an octal mode: {e}"))
+}
+
+fn gid_of(name: &str) -> Result<u32> {
+    if let Ok(n) = name.parse() {
+        return Ok(n);
+    }
+    let t = std::fs::read_to_string("/etc/group").context("read /etc/group")?;
+    for l in t.lines() {
+        let f: Vec<&str> = l.split(':').collect();
+        if f.len() > 2 && f[0] == name {
+            return f[2].parse().context("bad gid in /etc/group");
+        }
+    }
+    bail!("unknown group {name:?}")
+}
+
+/// vde_switch uses getopt_long_only: accept `-sock DIR`, `-hub`, ... by rewriting to `--`.
+fn normalize_args() -> Vec<String> {
+    const LONG: &[&str] = &[
+        "sock",
+        "vdesock",
+        "unix",
+        "mgmt",
+        "numports",
+        "hub",
+        "daemon",
+        "pidfile",
+        "rcfile",
+        "mode",
+        "mod",
+        "dirmode",
+        "group",
+        "mgmtmode",
+        "mgmtgroup",
+        "hashsize",
+        "tap",
+        "fstp",
+        "macaddr",
+        "priority",
+        "debugclients",
+        "nostdin",
+        "help",
+        "version",
+    ];
+    std::env::args()
+        .map(|a| match a.strip_prefix('-') {
+            Some(rest)
+                if !rest.starts_with('-')
+                    && LONG.contains(&rest.split('=').next().unwrap_or("")) =>
+            {
+                format!("-{a}")
+            }
+            _ => a,
+        })
+        .map(|a| if a == "-v" { "--version".into() } else { a })
+        .collect()
+}
+
 fn main() {
-    eprintln!("vswitch: not built yet");
-    std::process::exit(2);
+    let cli = Cli::parse_from(normalize_args());
+    let code = match real_main(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vswitch: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn real_main(cli: Cli) -> Result<i32> {
+    match cli.cmd {
+        Some(Cmd::Ctl {
+            mgmt,
+            json,
+            command,
+        }) => {
+            let line = command.join(" ");
+            let line = if json { format!("json {line}") } else { line };
+            let mut s = vswitch::client::MgmtSession::connect(&mgmt)?;
+            let r = s.cmd(&line)?;
+            for l in r.other.iter().chain(r.data.iter()) {
+                println!("{l}");
+            }
+            if r.code == 1000 || r.code == 9999 {
+                Ok(0)
+            } else {
+                eprintln!("vswitch ctl: {line:?}: {} {}", r.code, r.message);
+                Ok(1)
+            }
+        }
+        Some(Cmd::Plug { target }) => {
+            let (dir, req) = vswitch::client::parse_target(&target)?;
+            vswitch::client::plug_stdio(&dir, req)?;
+            Ok(0)
+        }
+        None => {
+            if cli.fstp {
+                bail!("-F/--fstp: fast spanning tree is not implemented by vswitch");
+            }
+            let root = unsafe_geteuid() == 0;
+            let mut cfg = Config {
+                sock_dir: cli.sock.unwrap_or_else(|| {
+                    PathBuf::from(if root {
+                        "/var/run/vde.ctl"
+                    } else {
+                        "/tmp/vde.ctl"
+                    })
+                }),
+                mgmt: cli.mgmt,
+                numports: cli.numports,
+                hub: cli.hub,
+                daemonize: cli.daemon,
+                pidfile: cli.pidfile,
+                rcfile: cli.rcfile,
+                hashsize: cli.hashsize,
+                taps: cli.tap,
+                vxlans: cli.vxlan,
+                commands: cli
+                    .impair
+                    .iter()
+                    .map(|s| format!("port/impair {s}"))
+                    .collect(),
+                egress_queue_bytes: cli.egress_queue_kb * 1024,
+                stdin_console: !cli.nostdin && !cli.daemon,
+                ..Config::default()
+            };
+            if cli.numports == 0 {
+                bail!("-n/--numports must be at least 1");
+            }
+            match (cli.mode, cli.dirmode) {
+                (Some(m), d) => {
+                    cfg.mode = m;
+                    cfg.dirmode = d;
+                }
+                (None, Some(d)) => {
+                    cfg.mode = d & 0o666;
+                    cfg.dirmode = Some(d);
+                }
+                (None, None) => {}
+            }
+            if let Some(g) = cli.group {
+                cfg.group = Some(gid_of(&g)?);
+            }
+            if let Some(m) = cli.mgmtmode {
+                cfg.mgmt_mode = m;
+            }
+            if let Some(g) = cli.mgmtgroup {
+                cfg.mgmt_group = Some(gid_of(&g)?);
+            }
+            vswitch::daemon::run(cfg)?;
+            Ok(0)
+        }
+    }
+}
+
+fn unsafe_geteuid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
 }

@@ -1,0 +1,877 @@
+//! The switching core: ports, VLAN membership, per-VLAN MAC learning with ageing, and the
+//! forwarding decision. Pure: no sockets, time comes in as `now_ms` (monotonic milliseconds).
+
+use crate::impair::ImpairCfg;
+use crate::wire::{is_group, EthernetFrame, Mac, WireError, MAX_FRAME_LEN};
+use std::collections::HashMap;
+
+/// Port number (0 = management port, 1..=numports).
+pub type PortId = u16;
+/// "No untagged VLAN" marker used by `port/setvlan P 4095`.
+pub const NO_VLAN: u16 = 4095;
+
+/// Why a frame was dropped. Each reason has its own counter (ingress port or egress port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Shorter than 14 bytes.
+    Runt = 0,
+    /// Longer than the jumbo limit.
+    Oversize,
+    /// 802.1Q tag truncated or VID 4095.
+    BadTag,
+    /// Tagged with a VLAN the ingress port is not in (or an undefined VLAN).
+    NotMember,
+    /// Untagged frame on a port with no untagged VLAN.
+    NoUntagged,
+    /// Known unicast destination is the ingress port itself.
+    SamePort,
+    /// Egress queue over its memory bound (receiver really gone or far too slow).
+    QueueFull,
+    /// send() failed with something other than EAGAIN.
+    SendError,
+    /// Impairment: random loss.
+    ImpairLoss,
+    /// Impairment: frame longer than the configured MTU.
+    ImpairMtu,
+    /// Impairment: delay queue over its bound.
+    ImpairQueue,
+}
+
+/// Number of [`DropReason`] variants.
+pub const DROP_REASONS: usize = 11;
+
+impl DropReason {
+    pub const ALL: [DropReason; DROP_REASONS] = [
+        DropReason::Runt,
+        DropReason::Oversize,
+        DropReason::BadTag,
+        DropReason::NotMember,
+        DropReason::NoUntagged,
+        DropReason::SamePort,
+        DropReason::QueueFull,
+        DropReason::SendError,
+        DropReason::ImpairLoss,
+        DropReason::ImpairMtu,
+        DropReason::ImpairQueue,
+    ];
+    /// Name used in `port/print` and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Runt => "runt",
+            DropReason::Oversize => "oversize",
+            DropReason::BadTag => "bad_tag",
+            DropReason::NotMember => "vlan_not_member",
+            DropReason::NoUntagged => "no_untagged_vlan",
+            DropReason::SamePort => "same_port",
+            DropReason::QueueFull => "egress_queue_full",
+            DropReason::SendError => "send_error",
+            DropReason::ImpairLoss => "impair_loss",
+            DropReason::ImpairMtu => "impair_mtu",
+            DropReason::ImpairQueue => "impair_queue",
+        }
+    }
+}
+
+/// A set of VLAN IDs 0..4095 as a bitmap.
+#[derive(Clone, PartialEq, Eq)]
+pub struct VlanSet([u64; 64]);
+
+impl Default for VlanSet {
+    fn default() -> Self {
+        VlanSet([0; 64])
+    }
+}
+
+impl std::fmt::Debug for VlanSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.iter()).finish()
+    }
+}
+
+impl VlanSet {
+    pub fn contains(&self, v: u16) -> bool {
+        v < 4096 && self.0[(v / 64) as usize] & (1 << (v % 64)) != 0
+    }
+    pub fn insert(&mut self, v: u16) {
+        if v < 4096 {
+            self.0[(v / 64) as usize] |= 1 << (v % 64);
+        }
+    }
+    pub fn remove(&mut self, v: u16) {
+        if v < 4096 {
+            self.0[(v / 64) as usize] &= !(1 << (v % 64));
+        }
+    }
+    pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..4096u16).filter(|&v| self.contains(v))
+    }
+}
+
+/// Per-port counters (vde_switch counts ingress before the VLAN filter, egress once per port).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub in_frames: u64,
+    pub in_bytes: u64,
+    pub out_frames: u64,
+    pub out_bytes: u64,
+    pub drops: [u64; DROP_REASONS],
+}
+
+/// One client connection (vde_switch "endpoint") on a port; kept here for `port/print`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// Endpoint id (the switch-side fd of the ctl stream, as vde_switch shows it).
+    pub id: u32,
+    /// `unix prog`, `tuntap`, `vxlan`, `stream`, ...
+    pub module: String,
+    pub descr: String,
+}
+
+/// Access control for a port (`port/setuser`, `port/setgroup`); `None` = NONE/ANY.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Acl {
+    pub user: Option<u32>,
+    pub group: Option<u32>,
+}
+
+/// A port: outlives its clients, keeps VLAN config and counters while inactive.
+#[derive(Debug, Clone)]
+pub struct Port {
+    pub allocatable: bool,
+    pub untagged: u16,
+    pub tagged: VlanSet,
+    pub endpoints: Vec<EndpointInfo>,
+    /// uid of the current user (owner of the first client's socket), None = NONE.
+    pub user: Option<u32>,
+    pub acl: Acl,
+    pub counters: Counters,
+    /// Impairments on frames entering the switch from this port.
+    pub impair_in: ImpairCfg,
+    /// Impairments on frames leaving the switch to this port.
+    pub impair_out: ImpairCfg,
+}
+
+impl Port {
+    fn new(allocatable: bool) -> Self {
+        Port {
+            allocatable,
+            untagged: 0,
+            tagged: VlanSet::default(),
+            endpoints: Vec::new(),
+            user: None,
+            acl: Acl::default(),
+            counters: Counters::default(),
+            impair_in: ImpairCfg::default(),
+            impair_out: ImpairCfg::default(),
+        }
+    }
+    pub fn active(&self) -> bool {
+        !self.endpoints.is_empty()
+    }
+    /// Member of VLAN `v` (untagged or tagged).
+    pub fn member(&self, v: u16) -> bool {
+        self.untagged == v || self.tagged.contains(v)
+    }
+}
+
+/// What a learned MAC entry says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MacEntry {
+    pub port: PortId,
+    pub last_seen_ms: u64,
+}
+
+/// Result of learning a source address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Learned {
+    New,
+    Refreshed,
+    /// The MAC moved from another port (anti-flap window had passed).
+    Moved {
+        from: PortId,
+    },
+    /// Seen on another port within `minpersistence`: the old port is kept.
+    Kept {
+        on: PortId,
+    },
+}
+
+/// Per-VLAN MAC learning table with ageing (vde_switch semantics: key = (VLAN, MAC),
+/// entries expire after `expire_ms`, a MAC moves only after `minper_ms` without refresh).
+#[derive(Debug, Clone)]
+pub struct MacTable {
+    map: HashMap<(u16, Mac), MacEntry>,
+    pub hashsize: usize,
+    pub gcint_s: u64,
+    pub expire_ms: u64,
+    pub minper_ms: u64,
+    last_gc_ms: u64,
+}
+
+impl MacTable {
+    pub fn new(hashsize: usize) -> Self {
+        let hashsize = hashsize.max(1).next_power_of_two();
+        MacTable {
+            map: HashMap::with_capacity(hashsize),
+            hashsize,
+            gcint_s: 2,
+            expire_ms: 100_000,
+            minper_ms: 3_000,
+            last_gc_ms: 0,
+        }
+    }
+
+    /// Learn `mac` on `port` in `vlan` at `now_ms`.
+    pub fn learn(&mut self, vlan: u16, mac: Mac, port: PortId, now_ms: u64) -> Learned {
+        let expire = self.expire_ms;
+        let minper = self.minper_ms;
+        match self.map.get_mut(&(vlan, mac)) {
+            Some(e) if now_ms.saturating_sub(e.last_seen_ms) > expire => {
+                *e = MacEntry {
+                    port,
+                    last_seen_ms: now_ms,
+                };
+                Learned::New
+            }
+            Some(e) if e.port == port => {
+                e.last_seen_ms = now_ms;
+                Learned::Refreshed
+            }
+            Some(e) => {
+                if now_ms.saturating_sub(e.last_seen_ms) > minper {
+                    let from = e.port;
+                    *e = MacEntry {
+                        port,
+                        last_seen_ms: now_ms,
+                    };
+                    Learned::Moved { from }
+                } else {
+                    Learned::Kept { on: e.port }
+                }
+            }
+            None => {
+                self.map.insert(
+                    (vlan, mac),
+                    MacEntry {
+                        port,
+                        last_seen_ms: now_ms,
+                    },
+                );
+                Learned::New
+            }
+        }
+    }
+
+    /// Port for `mac` in `vlan`, ignoring entries older than `expire_ms`.
+    pub fn lookup(&self, vlan: u16, mac: &Mac, now_ms: u64) -> Option<PortId> {
+        self.map
+            .get(&(vlan, *mac))
+            .filter(|e| now_ms.saturating_sub(e.last_seen_ms) <= self.expire_ms)
+            .map(|e| e.port)
+    }
+
+    /// Full entry (for `hash/find`).
+    pub fn get(&self, vlan: u16, mac: &Mac) -> Option<MacEntry> {
+        self.map.get(&(vlan, *mac)).copied()
+    }
+
+    /// Drop expired entries if `gcint` has elapsed; returns how many were removed.
+    pub fn gc(&mut self, now_ms: u64) -> usize {
+        if now_ms.saturating_sub(self.last_gc_ms) < self.gcint_s * 1000 {
+            return 0;
+        }
+        self.last_gc_ms = now_ms;
+        let expire = self.expire_ms;
+        let before = self.map.len();
+        self.map
+            .retain(|_, e| now_ms.saturating_sub(e.last_seen_ms) <= expire);
+        before - self.map.len()
+    }
+
+    pub fn flush_port(&mut self, port: PortId) {
+        self.map.retain(|_, e| e.port != port);
+    }
+
+    pub fn flush_all(&mut self) {
+        self.map.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Bucket number shown by `hash/print` (vde_switch's hash: xor of the address bytes and
+    /// the VLAN, masked to the table size).
+    pub fn bucket(&self, vlan: u16, mac: &Mac) -> usize {
+        let mut h: usize = vlan as usize;
+        for (i, b) in mac.iter().enumerate() {
+            h ^= (*b as usize) << ((i % 2) * 8);
+        }
+        h & (self.hashsize - 1)
+    }
+
+    /// All entries sorted by (VLAN, MAC) for stable output.
+    pub fn entries(&self) -> Vec<((u16, Mac), MacEntry)> {
+        let mut v: Vec<_> = self.map.iter().map(|(k, e)| (*k, *e)).collect();
+        v.sort_by_key(|(k, _)| *k);
+        v
+    }
+
+    /// Resize (vde_switch flushes the table).
+    pub fn set_size(&mut self, n: usize) {
+        self.hashsize = n.max(1).next_power_of_two();
+        self.map = HashMap::with_capacity(self.hashsize);
+    }
+}
+
+/// How a frame must be rewritten for one egress port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagAction {
+    Unchanged,
+    Strip,
+    Insert(u16),
+}
+
+/// One output of the forwarding decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Egress {
+    pub port: PortId,
+    pub action: TagAction,
+}
+
+/// Why a port cannot be given to a client. The client sees its ctl stream closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocError {
+    /// Requested port beyond numports.
+    OutOfRange,
+    /// No free allocatable port.
+    Full,
+    /// Active port owned by another user.
+    Busy,
+    /// Port ACL refuses this uid.
+    Denied,
+}
+
+impl std::fmt::Display for AllocError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AllocError::OutOfRange => "requested port out of range",
+            AllocError::Full => "no free port",
+            AllocError::Busy => "port in use by another user",
+            AllocError::Denied => "port access control denies this user",
+        })
+    }
+}
+
+/// The whole switch state that the console and the data path share.
+#[derive(Debug, Clone)]
+pub struct Switch {
+    /// Highest usable port number (ports 1..=numports; upstream HEAD semantics of `-n`).
+    pub numports: u16,
+    /// Index = port number.
+    pub ports: Vec<Option<Port>>,
+    pub vlans: VlanSet,
+    pub hub: bool,
+    pub table: MacTable,
+    /// Frames dropped before a port could be charged (unknown ingress).
+    pub global_drops: [u64; DROP_REASONS],
+}
+
+impl Switch {
+    pub fn new(numports: u16, hub: bool, hashsize: usize) -> Self {
+        let mut vlans = VlanSet::default();
+        vlans.insert(0);
+        Switch {
+            numports,
+            ports: vec![None; numports as usize + 1],
+            vlans,
+            hub,
+            table: MacTable::new(hashsize),
+            global_drops: [0; DROP_REASONS],
+        }
+    }
+
+    pub fn port(&self, p: PortId) -> Option<&Port> {
+        self.ports.get(p as usize).and_then(|x| x.as_ref())
+    }
+
+    pub fn port_mut(&mut self, p: PortId) -> Option<&mut Port> {
+        self.ports.get_mut(p as usize).and_then(|x| x.as_mut())
+    }
+
+    /// Create port `p` (inactive). `allocatable` = usable by "any port" requests.
+    pub fn create_port(&mut self, p: PortId, allocatable: bool) -> bool {
+        match self.ports.get_mut(p as usize) {
+            Some(slot @ None) => {
+                *slot = Some(Port::new(allocatable));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn acl_allows(acl: &Acl, uid: Option<u32>, gids: &[u32]) -> bool {
+        if uid == Some(0) {
+            return true;
+        }
+        let user_ok = acl.user.map_or(true, |u| Some(u) == uid);
+        let group_ok = acl.group.map_or(true, |g| gids.contains(&g));
+        match (acl.user.is_some(), acl.group.is_some()) {
+            (false, false) => true,
+            (true, false) => user_ok,
+            (false, true) => group_ok,
+            (true, true) => user_ok || group_ok,
+        }
+    }
+
+    /// Choose a port for a request (vde_switch rules, section 1.3 of the spec) and attach
+    /// an endpoint to it.
+    pub fn alloc(
+        &mut self,
+        req: crate::wire::PortRequest,
+        uid: Option<u32>,
+        gids: &[u32],
+        ep: EndpointInfo,
+    ) -> Result<PortId, AllocError> {
+        use crate::wire::PortRequest;
+        let p: PortId = match req {
+            PortRequest::Port0 => 0,
+            PortRequest::Port(n) => {
+                if n > self.numports as u32 {
+                    return Err(AllocError::OutOfRange);
+                }
+                n as PortId
+            }
+            PortRequest::Any => (1..=self.numports)
+                .find(|&p| match self.port(p) {
+                    None => true,
+                    Some(port) => {
+                        port.allocatable && !port.active() && Self::acl_allows(&port.acl, uid, gids)
+                    }
+                })
+                .ok_or(AllocError::Full)?,
+        };
+        if self.port(p).is_none() {
+            self.create_port(p, true);
+        }
+        let port = self.port_mut(p).expect("just created");
+        if !Self::acl_allows(&port.acl, uid, gids) {
+            return Err(AllocError::Denied);
+        }
+        if port.active() {
+            if port.user != uid {
+                return Err(AllocError::Busy);
+            }
+        } else {
+            port.user = uid;
+        }
+        port.endpoints.insert(0, ep);
+        Ok(p)
+    }
+
+    /// Remove endpoint `id` from port `p`; the port goes inactive (and its MACs are
+    /// flushed) with its last endpoint. Returns true if the endpoint existed.
+    pub fn release(&mut self, p: PortId, id: u32) -> bool {
+        let Some(port) = self.port_mut(p) else {
+            return false;
+        };
+        let before = port.endpoints.len();
+        port.endpoints.retain(|e| e.id != id);
+        let found = port.endpoints.len() != before;
+        if !port.active() {
+            port.user = None;
+            self.table.flush_port(p);
+        }
+        found
+    }
+
+    /// Count an ingress drop on port `p`.
+    pub fn count_drop(&mut self, p: PortId, r: DropReason) {
+        match self.port_mut(p) {
+            Some(port) => port.counters.drops[r as usize] += 1,
+            None => self.global_drops[r as usize] += 1,
+        }
+    }
+
+    /// Forwarding decision for `frame` arriving on `in_port` at `now_ms`.
+    ///
+    /// Counts the ingress frame and fills `out` with the ports to send to (egress counters
+    /// are charged by the caller when the frame is really handed to a port).
+    pub fn forward(
+        &mut self,
+        in_port: PortId,
+        frame: &[u8],
+        now_ms: u64,
+        out: &mut Vec<Egress>,
+    ) -> Result<Option<Learned>, DropReason> {
+        out.clear();
+        if frame.len() > MAX_FRAME_LEN {
+            self.count_drop(in_port, DropReason::Oversize);
+            return Err(DropReason::Oversize);
+        }
+        let eth = match EthernetFrame::new_checked(frame) {
+            Ok(e) => e,
+            Err(e) => {
+                let r = if e == WireError::Truncated {
+                    DropReason::Runt
+                } else {
+                    DropReason::BadTag
+                };
+                self.count_drop(in_port, r);
+                return Err(r);
+            }
+        };
+        let Some(inp) = self
+            .ports
+            .get_mut(in_port as usize)
+            .and_then(|x| x.as_mut())
+        else {
+            self.global_drops[DropReason::NotMember as usize] += 1;
+            return Err(DropReason::NotMember);
+        };
+        inp.counters.in_frames += 1;
+        inp.counters.in_bytes += frame.len() as u64;
+
+        if self.hub {
+            for p in 1..=self.numports {
+                if p != in_port && self.port(p).is_some_and(|x| x.active()) {
+                    out.push(Egress {
+                        port: p,
+                        action: TagAction::Unchanged,
+                    });
+                }
+            }
+            return Ok(None);
+        }
+
+        let tagged = eth.vid();
+        let vlan = match tagged {
+            Some(v) => {
+                if !self.vlans.contains(v) || !inp.member(v) {
+                    inp.counters.drops[DropReason::NotMember as usize] += 1;
+                    return Err(DropReason::NotMember);
+                }
+                v
+            }
+            None => {
+                if inp.untagged == NO_VLAN {
+                    inp.counters.drops[DropReason::NoUntagged as usize] += 1;
+                    return Err(DropReason::NoUntagged);
+                }
+                inp.untagged
+            }
+        };
+        let src = eth.src();
+        let learned = if !is_group(&src) {
+            Some(self.table.learn(vlan, src, in_port, now_ms))
+        } else {
+            None
+        };
+
+        let dst = eth.dst();
+        let action_for = |port: &Port| -> TagAction {
+            match (tagged.is_some(), port.untagged == vlan) {
+                (true, true) => TagAction::Strip,
+                (true, false) => TagAction::Unchanged,
+                (false, true) => TagAction::Unchanged,
+                (false, false) => TagAction::Insert(vlan),
+            }
+        };
+        if !is_group(&dst) {
+            if let Some(q) = self.table.lookup(vlan, &dst, now_ms) {
+                if q == in_port {
+                    self.count_drop(in_port, DropReason::SamePort);
+                    return Err(DropReason::SamePort);
+                }
+                if let Some(port) = self.port(q).filter(|p| p.active() && p.member(vlan)) {
+                    out.push(Egress {
+                        port: q,
+                        action: action_for(port),
+                    });
+                    return Ok(learned);
+                }
+            }
+        }
+        for (q, port) in self.ports.iter().enumerate() {
+            let q = q as PortId;
+            if q == in_port {
+                continue;
+            }
+            if let Some(port) = port {
+                if port.active() && port.member(vlan) {
+                    out.push(Egress {
+                        port: q,
+                        action: action_for(port),
+                    });
+                }
+            }
+        }
+        Ok(learned)
+    }
+
+    /// Charge an egress frame to port `p`.
+    pub fn count_out(&mut self, p: PortId, len: usize) {
+        if let Some(port) = self.port_mut(p) {
+            port.counters.out_frames += 1;
+            port.counters.out_bytes += len as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{EthernetRepr, PortRequest};
+
+    const A: Mac = [2, 0, 0, 0, 0, 0xa];
+    const B: Mac = [2, 0, 0, 0, 0, 0xb];
+    const BC: Mac = [0xff; 6];
+
+    fn ep(id: u32) -> EndpointInfo {
+        EndpointInfo {
+            id,
+            module: "unix prog".into(),
+            descr: format!("t{id}"),
+        }
+    }
+
+    fn frame(dst: Mac, src: Mac, vid: Option<u16>) -> Vec<u8> {
+        EthernetRepr {
+            dst,
+            src,
+            vid,
+            ethertype: 0x88b5,
+        }
+        .emit(&[0; 46])
+    }
+
+    fn sw_with(ports: &[PortId]) -> Switch {
+        let mut sw = Switch::new(32, false, 128);
+        for &p in ports {
+            assert_eq!(
+                sw.alloc(
+                    PortRequest::Port(p as u32),
+                    Some(0),
+                    &[],
+                    ep(p as u32 + 100)
+                ),
+                Ok(p)
+            );
+        }
+        sw
+    }
+
+    #[test]
+    fn learning_table_ageing_and_antiflap() {
+        let mut t = MacTable::new(100);
+        assert_eq!(t.hashsize, 128);
+        assert_eq!(t.learn(0, A, 1, 0), Learned::New);
+        assert_eq!(t.learn(0, A, 1, 500), Learned::Refreshed);
+        // Same MAC, other VLAN: independent entry.
+        assert_eq!(t.learn(10, A, 2, 600), Learned::New);
+        assert_eq!(t.lookup(0, &A, 600), Some(1));
+        assert_eq!(t.lookup(10, &A, 600), Some(2));
+        // Moves within minpersistence are refused, after it allowed.
+        assert_eq!(t.learn(0, A, 3, 2000), Learned::Kept { on: 1 });
+        assert_eq!(t.learn(0, A, 3, 3600), Learned::Moved { from: 1 });
+        // Expiry: lookup ignores stale entries, gc removes them.
+        assert_eq!(t.lookup(0, &A, 3600 + 100_000), Some(3));
+        assert_eq!(t.lookup(0, &A, 3600 + 100_001), None);
+        assert_eq!(t.gc(3600 + 100_001), 2);
+        assert!(t.is_empty());
+        // gc respects its interval.
+        t.learn(0, B, 1, 200_000);
+        assert_eq!(t.gc(200_500), 0);
+    }
+
+    #[test]
+    fn floods_then_unicasts_within_vlan() {
+        let mut sw = sw_with(&[1, 2, 3]);
+        let mut out = Vec::new();
+        sw.forward(1, &frame(B, A, None), 0, &mut out).unwrap();
+        assert_eq!(out.iter().map(|e| e.port).collect::<Vec<_>>(), vec![2, 3]);
+        sw.forward(2, &frame(A, B, None), 1, &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![Egress {
+                port: 1,
+                action: TagAction::Unchanged
+            }]
+        );
+        sw.forward(1, &frame(B, A, None), 2, &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![Egress {
+                port: 2,
+                action: TagAction::Unchanged
+            }]
+        );
+        // Known unicast back to the ingress port is dropped and counted.
+        assert_eq!(
+            sw.forward(2, &frame(B, A, None), 3, &mut out),
+            Err(DropReason::SamePort)
+        );
+        assert_eq!(
+            sw.port(2).unwrap().counters.drops[DropReason::SamePort as usize],
+            1
+        );
+        assert_eq!(sw.port(1).unwrap().counters.in_frames, 2);
+    }
+
+    #[test]
+    fn vlans_access_and_trunk() {
+        let mut sw = sw_with(&[1, 2, 3, 4]);
+        sw.vlans.insert(10);
+        sw.vlans.insert(20);
+        sw.port_mut(1).unwrap().untagged = 10;
+        sw.port_mut(2).unwrap().untagged = 20;
+        sw.port_mut(3).unwrap().untagged = 10;
+        // port 4: trunk, tagged in 10 and 20, no untagged VLAN.
+        sw.port_mut(4).unwrap().untagged = NO_VLAN;
+        sw.port_mut(4).unwrap().tagged.insert(10);
+        sw.port_mut(4).unwrap().tagged.insert(20);
+        let mut out = Vec::new();
+        sw.forward(1, &frame(BC, A, None), 0, &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Egress {
+                    port: 3,
+                    action: TagAction::Unchanged
+                },
+                Egress {
+                    port: 4,
+                    action: TagAction::Insert(10)
+                }
+            ]
+        );
+        // Tagged 20 from the trunk reaches port 2 untagged only.
+        sw.forward(4, &frame(BC, B, Some(20)), 0, &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![Egress {
+                port: 2,
+                action: TagAction::Strip
+            }]
+        );
+        // Access port sending a tag of a VLAN it is not in: dropped.
+        assert_eq!(
+            sw.forward(1, &frame(BC, A, Some(20)), 0, &mut out),
+            Err(DropReason::NotMember)
+        );
+        // Untagged on the trunk (no PVID): dropped.
+        assert_eq!(
+            sw.forward(4, &frame(BC, A, None), 0, &mut out),
+            Err(DropReason::NoUntagged)
+        );
+        // Undefined VLAN: dropped.
+        assert_eq!(
+            sw.forward(4, &frame(BC, A, Some(30)), 0, &mut out),
+            Err(DropReason::NotMember)
+        );
+        // Runt and bad tag.
+        assert_eq!(
+            sw.forward(1, &[0u8; 10], 0, &mut out),
+            Err(DropReason::Runt)
+        );
+        assert_eq!(
+            sw.forward(1, &frame(BC, A, Some(4095)), 0, &mut out),
+            Err(DropReason::BadTag)
+        );
+        assert_eq!(
+            sw.forward(1, &vec![0u8; MAX_FRAME_LEN + 1], 0, &mut out),
+            Err(DropReason::Oversize)
+        );
+        let c = &sw.port(1).unwrap().counters;
+        assert_eq!(c.drops[DropReason::Runt as usize], 1);
+        assert_eq!(c.drops[DropReason::BadTag as usize], 1);
+        // Tagged trunk-to-trunk frame unchanged (full-size tagged frame kept intact).
+        sw.port_mut(3).unwrap().tagged.insert(20);
+        sw.port_mut(3).unwrap().untagged = NO_VLAN;
+        let big = EthernetRepr {
+            dst: BC,
+            src: B,
+            vid: Some(20),
+            ethertype: 0x0800,
+        }
+        .emit(&[0; 1504]);
+        assert_eq!(big.len(), 1522);
+        sw.forward(4, &big, 0, &mut out).unwrap();
+        assert!(out.contains(&Egress {
+            port: 3,
+            action: TagAction::Unchanged
+        }));
+    }
+
+    #[test]
+    fn hub_mode_floods_everything_but_port0() {
+        let mut sw = sw_with(&[1, 2, 3]);
+        sw.alloc(PortRequest::Port0, Some(0), &[], ep(9)).unwrap();
+        sw.hub = true;
+        sw.port_mut(2).unwrap().untagged = 10;
+        let mut out = Vec::new();
+        sw.forward(1, &frame(B, A, Some(99)), 0, &mut out).unwrap();
+        assert_eq!(out.iter().map(|e| e.port).collect::<Vec<_>>(), vec![2, 3]);
+        assert!(sw.table.is_empty());
+    }
+
+    #[test]
+    fn allocation_rules() {
+        let mut sw = Switch::new(3, false, 128);
+        assert_eq!(sw.alloc(PortRequest::Any, Some(1000), &[], ep(1)), Ok(1));
+        // port/create'd ports are not allocatable.
+        assert!(sw.create_port(2, false));
+        assert_eq!(sw.alloc(PortRequest::Any, Some(1000), &[], ep(2)), Ok(3));
+        assert_eq!(
+            sw.alloc(PortRequest::Any, Some(1000), &[], ep(3)),
+            Err(AllocError::Full)
+        );
+        // Explicit request of a non-allocatable port works.
+        assert_eq!(
+            sw.alloc(PortRequest::Port(2), Some(1000), &[], ep(4)),
+            Ok(2)
+        );
+        assert_eq!(
+            sw.alloc(PortRequest::Port(4), Some(1000), &[], ep(5)),
+            Err(AllocError::OutOfRange)
+        );
+        // Same user shares a port; another user is refused.
+        assert_eq!(
+            sw.alloc(PortRequest::Port(1), Some(1000), &[], ep(6)),
+            Ok(1)
+        );
+        assert_eq!(sw.port(1).unwrap().endpoints.len(), 2);
+        assert_eq!(
+            sw.alloc(PortRequest::Port(1), Some(1001), &[], ep(7)),
+            Err(AllocError::Busy)
+        );
+        // Release: inactive after the last endpoint, config kept.
+        sw.port_mut(1).unwrap().untagged = 7;
+        assert!(sw.release(1, 1));
+        assert!(sw.port(1).unwrap().active());
+        assert!(sw.release(1, 6));
+        assert!(!sw.port(1).unwrap().active());
+        assert_eq!(sw.port(1).unwrap().untagged, 7);
+        // ACL.
+        sw.port_mut(1).unwrap().acl.user = Some(5);
+        assert_eq!(
+            sw.alloc(PortRequest::Port(1), Some(6), &[], ep(8)),
+            Err(AllocError::Denied)
+        );
+        assert_eq!(sw.alloc(PortRequest::Port(1), Some(5), &[], ep(8)), Ok(1));
+    }
+
+    #[test]
+    fn port_close_flushes_macs() {
+        let mut sw = sw_with(&[1, 2]);
+        let mut out = Vec::new();
+        sw.forward(1, &frame(B, A, None), 0, &mut out).unwrap();
+        assert_eq!(sw.table.len(), 1);
+        sw.release(1, 101);
+        assert!(sw.table.is_empty());
+    }
+}
