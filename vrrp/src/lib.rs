@@ -1,1 +1,10 @@
-//! vrrpd: see ../../shared/ARCHITECTURE.md (placeholder until its issue lands).
+//! vrrpd: a VRRP v2/v3 daemon that reads keepalived.conf and sits on the same wire as keepalived.
+//!
+//! The pure cores are separate from I/O so they can be tested without root or sleeping:
+//! [`wire`] (packet views and builders), [`config`] (the keepalived.conf subset), [`validate`]
+//! (receive checks in keepalived's order) and [`fsm`] (the RFC state machine with sync groups,
+//! driven by an explicit `now`).
+pub mod config;
+pub mod fsm;
+pub mod validate;
+pub mod wire;

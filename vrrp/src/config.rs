@@ -1,0 +1,1171 @@
+//! The keepalived.conf subset that VRRP sites use (issue 5; spec 3.2-3.9).
+//!
+//! Parsed in two steps: a tokenizer that knows keepalived's lexical rules (`#`/`!` comments,
+//! double-quoted strings, braces) and keeps line numbers, then a block tree walked per keyword.
+//! Unknown keywords are warnings (with `file:line`), because sites carry LVS, SMTP and other
+//! sections this daemon has no use for; anything malformed in a keyword we do implement is an
+//! error, so a typo never silently changes failover behaviour.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::wire::{Family, Version};
+
+/// A diagnostic tied to a place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diag {
+    pub file: PathBuf,
+    pub line: usize,
+    pub msg: String,
+}
+
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.msg)
+    }
+}
+
+/// Configuration errors (every one found, not just the first).
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<Diag>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}: error: {}", d.file.display(), d.line, d.msg)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One virtual address line (`virtual_ipaddress` / `virtual_ipaddress_excluded`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub brd: Option<Ipv4Addr>,
+    /// Device the address goes on; `None` means the instance's interface.
+    pub dev: Option<String>,
+    pub label: Option<String>,
+    /// rtnetlink scope (0 global, 253 link, 254 host).
+    pub scope: u8,
+    /// Do not fault the instance when this VIP's device goes down.
+    pub no_track: bool,
+    pub line: usize,
+}
+
+/// A command to run on a transition: argv, exec'd without a shell.
+pub type Script = Vec<String>;
+
+/// Notify scripts at instance or group level.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Notify {
+    pub master: Option<Script>,
+    pub backup: Option<Script>,
+    pub fault: Option<Script>,
+    pub stop: Option<Script>,
+    /// Generic `notify`: run after the specific one with `TYPE NAME STATE PRIORITY` appended.
+    pub generic: Option<Script>,
+}
+
+/// `track_interface` entry; weight 0 means FAULT when down.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrackIf {
+    pub name: String,
+    pub weight: i32,
+}
+
+/// GARP / unsolicited NA timing (keepalived names and defaults, spec 3.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Garp {
+    pub master_delay: Duration,
+    pub master_repeat: u32,
+    pub master_refresh: Duration,
+    pub master_refresh_repeat: u32,
+    /// Spacing between packets of one burst.
+    pub interval: Duration,
+}
+
+impl Default for Garp {
+    fn default() -> Self {
+        Garp {
+            master_delay: Duration::from_secs(5),
+            master_repeat: 5,
+            master_refresh: Duration::ZERO,
+            master_refresh_repeat: 1,
+            interval: Duration::ZERO,
+        }
+    }
+}
+
+/// v3/IPv4 checksum form to send (both are accepted on receive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum V3Checksum {
+    /// keepalived 2.2.7 default: with IPv4 pseudo-header.
+    PseudoHeader,
+    /// RFC 9568 / keepalived >= 2.2.8 `v3_checksum_as_v2`.
+    MessageOnly,
+}
+
+/// One `vrrp_instance`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub line: usize,
+    pub state_master: bool,
+    pub interface: String,
+    pub vrid: u8,
+    pub priority: u8,
+    pub version: Version,
+    pub family: Family,
+    /// Advertisement interval in centiseconds (v2 values are whole seconds x 100).
+    pub advert_int_cs: u16,
+    /// PASS password bytes (v2 only).
+    pub auth_pass: Option<[u8; 8]>,
+    pub vips: Vec<Vip>,
+    pub excluded: Vec<Vip>,
+    pub nopreempt: bool,
+    pub preempt_delay: Duration,
+    pub garp: Garp,
+    pub notify: Notify,
+    pub track_interfaces: Vec<TrackIf>,
+    pub dont_track_primary: bool,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+    pub v3_checksum: V3Checksum,
+    pub down_timer_adverts: u8,
+}
+
+impl InstanceConfig {
+    /// Advertisement interval as a duration.
+    pub fn advert_int(&self) -> Duration {
+        Duration::from_millis(10 * u64::from(self.advert_int_cs))
+    }
+    /// Value of the interval field on the wire (seconds for v2, centiseconds for v3).
+    pub fn wire_adver_int(&self) -> u16 {
+        match self.version {
+            Version::V2 => self.advert_int_cs / 100,
+            Version::V3 => self.advert_int_cs,
+        }
+    }
+    /// Every device a VIP of this instance lives on, the instance interface included.
+    pub fn vip_devices(&self) -> Vec<String> {
+        let mut v = vec![self.interface.clone()];
+        for vip in self.vips.iter().chain(&self.excluded) {
+            let d = vip.dev.clone().unwrap_or_else(|| self.interface.clone());
+            if !v.contains(&d) {
+                v.push(d);
+            }
+        }
+        v
+    }
+}
+
+/// One `vrrp_sync_group`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncGroupConfig {
+    pub name: String,
+    pub line: usize,
+    pub members: Vec<String>,
+    pub notify: Notify,
+    pub track_interfaces: Vec<TrackIf>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    pub router_id: Option<String>,
+    pub instances: Vec<InstanceConfig>,
+    pub sync_groups: Vec<SyncGroupConfig>,
+    #[serde(skip)]
+    pub warnings: Vec<Diag>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokenizer and block tree
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Word(String),
+    Open,
+    Close,
+    Newline,
+}
+
+fn tokenize(text: &str) -> Vec<(Tok, usize)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let ln = i + 1;
+        let mut chars = line.chars().peekable();
+        let mut cur = String::new();
+        let flush = |cur: &mut String, out: &mut Vec<(Tok, usize)>| {
+            if !cur.is_empty() {
+                out.push((Tok::Word(std::mem::take(cur)), ln));
+            }
+        };
+        while let Some(c) = chars.next() {
+            match c {
+                '#' | '!' if cur.is_empty() => break,
+                '"' => {
+                    flush(&mut cur, &mut out);
+                    let mut s = String::new();
+                    for c in chars.by_ref() {
+                        if c == '"' {
+                            break;
+                        }
+                        s.push(c);
+                    }
+                    out.push((Tok::Word(s), ln));
+                }
+                '{' => {
+                    flush(&mut cur, &mut out);
+                    out.push((Tok::Open, ln));
+                }
+                '}' => {
+                    flush(&mut cur, &mut out);
+                    out.push((Tok::Close, ln));
+                }
+                c if c.is_whitespace() => flush(&mut cur, &mut out),
+                c => cur.push(c),
+            }
+        }
+        flush(&mut cur, &mut out);
+        out.push((Tok::Newline, ln));
+    }
+    out
+}
+
+/// `keyword args... [{ children }]`
+#[derive(Debug, Clone)]
+struct Stmt {
+    key: String,
+    args: Vec<String>,
+    block: Option<Vec<Stmt>>,
+    line: usize,
+}
+
+fn build_tree(
+    toks: &[(Tok, usize)],
+    pos: &mut usize,
+    depth: usize,
+    errs: &mut Vec<(usize, String)>,
+) -> Vec<Stmt> {
+    let mut out: Vec<Stmt> = Vec::new();
+    let mut cur: Option<Stmt> = None;
+    while *pos < toks.len() {
+        let (t, ln) = &toks[*pos];
+        *pos += 1;
+        match t {
+            Tok::Word(w) => match &mut cur {
+                Some(s) => s.args.push(w.clone()),
+                None => {
+                    cur = Some(Stmt {
+                        key: w.clone(),
+                        args: vec![],
+                        block: None,
+                        line: *ln,
+                    })
+                }
+            },
+            Tok::Newline => {
+                // A `{` on the next line still opens this statement's block.
+                let next_open = toks[*pos..]
+                    .iter()
+                    .find(|(t, _)| *t != Tok::Newline)
+                    .map(|(t, _)| *t == Tok::Open)
+                    .unwrap_or(false);
+                if !next_open {
+                    out.extend(cur.take());
+                }
+            }
+            Tok::Open => {
+                let children = build_tree(toks, pos, depth + 1, errs);
+                match cur.take() {
+                    Some(mut s) => {
+                        s.block = Some(children);
+                        out.push(s);
+                    }
+                    None => errs.push((*ln, "'{' without a keyword before it".into())),
+                }
+            }
+            Tok::Close => {
+                out.extend(cur.take());
+                if depth == 0 {
+                    errs.push((*ln, "unbalanced '}'".into()));
+                    continue;
+                }
+                return out;
+            }
+        }
+    }
+    out.extend(cur.take());
+    if depth > 0 {
+        let ln = toks.last().map(|t| t.1).unwrap_or(0);
+        errs.push((ln, "missing '}' at end of file".into()));
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interpretation
+
+struct Ctx<'a> {
+    file: &'a Path,
+    errors: Vec<Diag>,
+    warnings: Vec<Diag>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, line: usize, msg: impl Into<String>) {
+        self.errors.push(Diag {
+            file: self.file.to_path_buf(),
+            line,
+            msg: msg.into(),
+        });
+    }
+    fn warn(&mut self, line: usize, msg: impl Into<String>) {
+        self.warnings.push(Diag {
+            file: self.file.to_path_buf(),
+            line,
+            msg: msg.into(),
+        });
+    }
+    fn unknown(&mut self, s: &Stmt, section: &str) {
+        self.warn(
+            s.line,
+            format!(
+                "unknown or unsupported keyword '{}' in {section}: ignored",
+                s.key
+            ),
+        );
+    }
+    fn one_arg<'s>(&mut self, s: &'s Stmt) -> Option<&'s str> {
+        match s.args.as_slice() {
+            [a] => Some(a),
+            _ => {
+                self.err(s.line, format!("'{}' takes exactly one value", s.key));
+                None
+            }
+        }
+    }
+    fn num<T>(&mut self, s: &Stmt, lo: T, hi: T) -> Option<T>
+    where
+        T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+    {
+        let a = self.one_arg(s)?;
+        match a.parse::<T>() {
+            Ok(v) if v >= lo && v <= hi => Some(v),
+            _ => {
+                self.err(
+                    s.line,
+                    format!("'{}' must be a number from {lo} to {hi}, got '{a}'", s.key),
+                );
+                None
+            }
+        }
+    }
+    fn secs(&mut self, s: &Stmt, max: f64) -> Option<Duration> {
+        let a = self.one_arg(s)?;
+        match a.parse::<f64>() {
+            Ok(v) if (0.0..=max).contains(&v) => Some(Duration::from_secs_f64(v)),
+            _ => {
+                self.err(
+                    s.line,
+                    format!("'{}' must be seconds from 0 to {max}, got '{a}'", s.key),
+                );
+                None
+            }
+        }
+    }
+    fn script(&mut self, s: &Stmt) -> Option<Script> {
+        if s.args.is_empty() {
+            self.err(s.line, format!("'{}' needs a command", s.key));
+            return None;
+        }
+        // keepalived: the quoted command line is split on whitespace; optional `user [group]`.
+        let argv = split_command(&s.args[0]);
+        if argv.is_empty() {
+            self.err(s.line, format!("'{}' has an empty command", s.key));
+            return None;
+        }
+        if s.args.len() > 1 {
+            self.warn(
+                s.line,
+                format!(
+                    "'{}': user/group '{}' ignored (scripts run as vrrpd's user)",
+                    s.key,
+                    s.args[1..].join(" ")
+                ),
+            );
+        }
+        if !argv[0].starts_with('/') {
+            self.warn(
+                s.line,
+                format!("'{}': script '{}' is not an absolute path", s.key, argv[0]),
+            );
+        }
+        Some(argv)
+    }
+}
+
+/// Split a keepalived command line into argv: whitespace separates, single quotes group.
+pub fn split_command(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_q = false;
+    let mut any = false;
+    for c in s.chars() {
+        match c {
+            '\'' => {
+                in_q = !in_q;
+                any = true;
+            }
+            c if c.is_whitespace() && !in_q => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                any = false;
+            }
+            c => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+#[derive(Default)]
+struct Globals {
+    router_id: Option<String>,
+    version: Option<Version>,
+    garp: Garp,
+    v3_checksum_as_v2: bool,
+}
+
+fn parse_globals(ctx: &mut Ctx, block: &[Stmt], g: &mut Globals) {
+    for s in block {
+        match s.key.as_str() {
+            "router_id" => g.router_id = ctx.one_arg(s).map(str::to_string),
+            "vrrp_version" => {
+                g.version =
+                    ctx.num::<u8>(s, 2, 3)
+                        .map(|v| if v == 2 { Version::V2 } else { Version::V3 })
+            }
+            "vrrp_garp_master_delay" => {
+                if let Some(d) = ctx.secs(s, 255.0) {
+                    g.garp.master_delay = d
+                }
+            }
+            "vrrp_garp_master_repeat" => {
+                if let Some(n) = ctx.num(s, 0, 255) {
+                    g.garp.master_repeat = n
+                }
+            }
+            "vrrp_garp_master_refresh" => {
+                if let Some(d) = ctx.secs(s, 86400.0) {
+                    g.garp.master_refresh = d
+                }
+            }
+            "vrrp_garp_master_refresh_repeat" => {
+                if let Some(n) = ctx.num(s, 1, 255) {
+                    g.garp.master_refresh_repeat = n
+                }
+            }
+            "vrrp_garp_interval" | "vrrp_gna_interval" => {
+                if let Some(d) = ctx.secs(s, 1.0) {
+                    g.garp.interval = d
+                }
+            }
+            "v3_checksum_as_v2" => g.v3_checksum_as_v2 = true,
+            // Accepted without effect: vrrpd always execs scripts directly (no shell).
+            "enable_script_security" | "script_user" => {}
+            _ => ctx.unknown(s, "global_defs"),
+        }
+    }
+}
+
+fn parse_vip(ctx: &mut Ctx, s: &Stmt) -> Option<Vip> {
+    let (addr_s, prefix_s) = match s.key.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s.key.as_str(), None),
+    };
+    let addr: IpAddr = match addr_s.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            ctx.err(
+                s.line,
+                format!(
+                    "'{}' is not an IP address (expected ADDR[/LEN] [brd ..] [dev IF] ...)",
+                    s.key
+                ),
+            );
+            return None;
+        }
+    };
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix_s {
+        None => max,
+        Some(p) => match p.parse::<u8>() {
+            Ok(v) if v <= max => v,
+            _ => {
+                ctx.err(s.line, format!("bad prefix length '/{p}' (0..={max})"));
+                return None;
+            }
+        },
+    };
+    let mut vip = Vip {
+        addr,
+        prefix,
+        brd: None,
+        dev: None,
+        label: None,
+        scope: 0,
+        no_track: false,
+        line: s.line,
+    };
+    let mut it = s.args.iter();
+    while let Some(k) = it.next() {
+        let mut val = |ctx: &mut Ctx| -> Option<String> {
+            let v = it.next().cloned();
+            if v.is_none() {
+                ctx.err(s.line, format!("'{k}' needs a value"));
+            }
+            v
+        };
+        match k.as_str() {
+            "brd" | "broadcast" => {
+                let v = val(ctx)?;
+                let IpAddr::V4(a4) = addr else {
+                    ctx.err(s.line, "'brd' is not allowed for IPv6 addresses");
+                    return None;
+                };
+                let mask = if prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - u32::from(prefix))
+                };
+                vip.brd = Some(match v.as_str() {
+                    "+" => Ipv4Addr::from(u32::from(a4) | !mask),
+                    "-" => Ipv4Addr::from(u32::from(a4) & mask),
+                    v => match v.parse() {
+                        Ok(b) => b,
+                        Err(_) => {
+                            ctx.err(s.line, format!("bad broadcast address '{v}'"));
+                            return None;
+                        }
+                    },
+                });
+            }
+            "dev" => vip.dev = Some(val(ctx)?),
+            "label" => {
+                if addr.is_ipv6() {
+                    ctx.err(s.line, "'label' is not allowed for IPv6 addresses");
+                    return None;
+                }
+                vip.label = Some(val(ctx)?)
+            }
+            "scope" => {
+                let v = val(ctx)?;
+                vip.scope = match v.as_str() {
+                    "global" | "universe" => 0,
+                    "site" => 200,
+                    "link" => 253,
+                    "host" => 254,
+                    "nowhere" => 255,
+                    n => match n.parse() {
+                        Ok(n) => n,
+                        Err(_) => {
+                            ctx.err(
+                                s.line,
+                                format!("bad scope '{n}' (global|site|link|host|nowhere|0-255)"),
+                            );
+                            return None;
+                        }
+                    },
+                };
+            }
+            "no_track" => vip.no_track = true,
+            "home" | "-nodad" | "nodad" | "mngtmpaddr" | "noprefixroute" | "autojoin" => {
+                ctx.warn(s.line, format!("VIP option '{k}' ignored"));
+            }
+            "preferred_lft" | "peer" => {
+                let _ = val(ctx);
+                ctx.warn(s.line, format!("VIP option '{k}' ignored"));
+            }
+            other => {
+                ctx.err(
+                    s.line,
+                    format!("unknown virtual_ipaddress option '{other}'"),
+                );
+                return None;
+            }
+        }
+    }
+    Some(vip)
+}
+
+fn parse_track(ctx: &mut Ctx, block: &Option<Vec<Stmt>>, line: usize) -> Vec<TrackIf> {
+    let Some(b) = block else {
+        ctx.err(line, "'track_interface' needs a { block }");
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for s in b {
+        let weight = match s.args.as_slice() {
+            [] => 0,
+            [w, v] if w == "weight" => match v.parse::<i32>() {
+                Ok(n) if (-253..=253).contains(&n) => n,
+                _ => {
+                    ctx.err(s.line, format!("bad weight '{v}' (-253..253)"));
+                    0
+                }
+            },
+            _ => {
+                ctx.err(s.line, "expected 'IFNAME [weight N]'");
+                0
+            }
+        };
+        out.push(TrackIf {
+            name: s.key.clone(),
+            weight,
+        });
+    }
+    out
+}
+
+fn notify_kw(ctx: &mut Ctx, s: &Stmt, n: &mut Notify) -> bool {
+    let slot = match s.key.as_str() {
+        "notify_master" => &mut n.master,
+        "notify_backup" => &mut n.backup,
+        "notify_fault" => &mut n.fault,
+        "notify_stop" => &mut n.stop,
+        "notify" => &mut n.generic,
+        _ => return false,
+    };
+    *slot = ctx.script(s);
+    true
+}
+
+fn parse_instance(ctx: &mut Ctx, s: &Stmt, g: &Globals) -> Option<InstanceConfig> {
+    let name = match s.args.as_slice() {
+        [n] => n.clone(),
+        _ => {
+            ctx.err(s.line, "expected 'vrrp_instance NAME {'");
+            return None;
+        }
+    };
+    let Some(block) = &s.block else {
+        ctx.err(s.line, format!("vrrp_instance {name} needs a {{ block }}"));
+        return None;
+    };
+    let mut state_master = false;
+    let mut interface = None;
+    let mut vrid = None;
+    let mut priority: Option<u8> = None;
+    let mut advert_int: Option<(f64, usize)> = None;
+    let mut version = None;
+    let mut auth_pass = None;
+    let mut vips = Vec::new();
+    let mut excluded = Vec::new();
+    let mut nopreempt = false;
+    let mut preempt_delay = Duration::ZERO;
+    let mut garp = g.garp;
+    let mut notify = Notify::default();
+    let mut track = Vec::new();
+    let mut dont_track_primary = false;
+    let mut unicast_src_ip = None;
+    let mut unicast_peers = Vec::new();
+    let mut native_ipv6 = false;
+    let mut v3_as_v2 = g.v3_checksum_as_v2;
+    let mut down_timer_adverts = 3;
+    for c in block {
+        if notify_kw(ctx, c, &mut notify) {
+            continue;
+        }
+        match c.key.as_str() {
+            "state" => match ctx.one_arg(c) {
+                Some("MASTER") => state_master = true,
+                Some("BACKUP") => state_master = false,
+                Some(o) => ctx.err(c.line, format!("state must be MASTER or BACKUP, got '{o}'")),
+                None => {}
+            },
+            "interface" => interface = ctx.one_arg(c).map(str::to_string),
+            "virtual_router_id" => vrid = ctx.num::<u8>(c, 1, 255),
+            "priority" => priority = ctx.num::<u8>(c, 1, 255),
+            "advert_int" => {
+                if let Some(a) = ctx.one_arg(c) {
+                    match a.parse::<f64>() {
+                        Ok(v) if v > 0.0 && v <= 255.0 => advert_int = Some((v, c.line)),
+                        _ => ctx.err(
+                            c.line,
+                            format!("advert_int must be seconds in (0, 255], got '{a}'"),
+                        ),
+                    }
+                }
+            }
+            "version" => {
+                version = ctx
+                    .num::<u8>(c, 2, 3)
+                    .map(|v| if v == 2 { Version::V2 } else { Version::V3 })
+            }
+            "authentication" => {
+                let mut ty = None;
+                let mut pass = None;
+                for a in c.block.iter().flatten() {
+                    match a.key.as_str() {
+                        "auth_type" => ty = ctx.one_arg(a).map(|s| (s.to_string(), a.line)),
+                        "auth_pass" => pass = ctx.one_arg(a).map(|s| (s.to_string(), a.line)),
+                        _ => ctx.unknown(a, "authentication"),
+                    }
+                }
+                match ty {
+                    Some((t, _)) if t == "PASS" => match pass {
+                        Some((p, ln)) => {
+                            if p.len() > 8 {
+                                ctx.warn(ln, "auth_pass longer than 8 characters: truncated to 8 (as keepalived does); shorten it");
+                            }
+                            auth_pass = Some(crate::wire::pass_bytes(&p));
+                        }
+                        None => ctx.err(c.line, "auth_type PASS needs auth_pass"),
+                    },
+                    Some((t, ln)) if t == "AH" => ctx.err(
+                        ln,
+                        "auth_type AH is not supported by vrrpd (use PASS or none)",
+                    ),
+                    Some((t, ln)) => ctx.err(ln, format!("auth_type must be PASS, got '{t}'")),
+                    None => ctx.err(c.line, "authentication block without auth_type"),
+                }
+            }
+            "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
+                let dst = if c.key == "virtual_ipaddress" {
+                    &mut vips
+                } else {
+                    &mut excluded
+                };
+                match &c.block {
+                    Some(b) => {
+                        for v in b {
+                            if let Some(v) = parse_vip(ctx, v) {
+                                dst.push(v);
+                            }
+                        }
+                    }
+                    None => ctx.err(c.line, format!("'{}' needs a {{ block }}", c.key)),
+                }
+            }
+            "nopreempt" => nopreempt = true,
+            "preempt" => nopreempt = false,
+            "preempt_delay" => {
+                if let Some(d) = ctx.secs(c, 1000.0) {
+                    preempt_delay = d
+                }
+            }
+            "garp_master_delay" => {
+                if let Some(d) = ctx.secs(c, 255.0) {
+                    garp.master_delay = d
+                }
+            }
+            "garp_master_repeat" => {
+                if let Some(n) = ctx.num(c, 0, 255) {
+                    garp.master_repeat = n
+                }
+            }
+            "garp_master_refresh" => {
+                if let Some(d) = ctx.secs(c, 86400.0) {
+                    garp.master_refresh = d
+                }
+            }
+            "garp_master_refresh_repeat" => {
+                if let Some(n) = ctx.num(c, 1, 255) {
+                    garp.master_refresh_repeat = n
+                }
+            }
+            "track_interface" => track.extend(parse_track(ctx, &c.block, c.line)),
+            "dont_track_primary" => dont_track_primary = true,
+            "unicast_src_ip" | "mcast_src_ip" => {
+                if let Some(a) = ctx.one_arg(c) {
+                    match a.parse() {
+                        Ok(ip) => unicast_src_ip = Some(ip),
+                        Err(_) => ctx.err(c.line, format!("'{a}' is not an IP address")),
+                    }
+                }
+            }
+            "unicast_peer" => {
+                for p in c.block.iter().flatten() {
+                    match p.key.parse::<IpAddr>() {
+                        Ok(ip) => unicast_peers.push(ip),
+                        Err(_) => ctx.err(
+                            p.line,
+                            format!("unicast_peer '{}' is not an IP address", p.key),
+                        ),
+                    }
+                    if !p.args.is_empty() {
+                        ctx.warn(
+                            p.line,
+                            format!("unicast_peer options '{}' ignored", p.args.join(" ")),
+                        );
+                    }
+                }
+            }
+            "native_ipv6" => native_ipv6 = true,
+            "v3_checksum_as_v2" => v3_as_v2 = true,
+            "down_timer_adverts" => {
+                if let Some(n) = ctx.num(c, 1, 100) {
+                    down_timer_adverts = n
+                }
+            }
+            _ => ctx.unknown(c, &format!("vrrp_instance {name}")),
+        }
+    }
+    let Some(interface) = interface else {
+        ctx.err(s.line, format!("vrrp_instance {name}: missing 'interface'"));
+        return None;
+    };
+    let Some(vrid) = vrid else {
+        ctx.err(
+            s.line,
+            format!("vrrp_instance {name}: missing 'virtual_router_id'"),
+        );
+        return None;
+    };
+    let mut priority = priority.unwrap_or(if state_master { 255 } else { 100 });
+    let family = if native_ipv6 {
+        Family::V6
+    } else {
+        vips.first()
+            .map(|v: &Vip| Family::of(&v.addr))
+            .unwrap_or(Family::V4)
+    };
+    if vips.iter().any(|v| Family::of(&v.addr) != family) {
+        ctx.err(s.line, format!("vrrp_instance {name}: all virtual_ipaddress entries must be one address family (move the others to virtual_ipaddress_excluded)"));
+    }
+    if vips.len() > 255 {
+        ctx.err(
+            s.line,
+            "more than 255 VIPs: move some to virtual_ipaddress_excluded",
+        );
+    }
+    let mut version = version.or(g.version).unwrap_or(Version::V2);
+    if family == Family::V6 && version == Version::V2 {
+        version = Version::V3;
+    }
+    if version == Version::V3 && auth_pass.is_some() {
+        ctx.warn(
+            s.line,
+            "VRRP version 3 does not support authentication. Ignoring.",
+        );
+        auth_pass = None;
+    }
+    let (adv, adv_line) = advert_int.unwrap_or((1.0, s.line));
+    let advert_int_cs = match version {
+        Version::V2 => {
+            let r = adv.round().max(1.0);
+            if (r - adv).abs() > f64::EPSILON {
+                ctx.warn(
+                    adv_line,
+                    format!("advert_int {adv} must be an integer for VRRPv2: rounding to {r}"),
+                );
+            }
+            (r as u16) * 100
+        }
+        Version::V3 => ((adv * 100.0).round() as u32).clamp(1, 4095) as u16,
+    };
+    if state_master && nopreempt {
+        ctx.warn(
+            s.line,
+            "nopreempt needs 'state BACKUP': cleared (as keepalived does)",
+        );
+        nopreempt = false;
+    }
+    if priority == 255 && nopreempt {
+        nopreempt = false;
+    }
+    if !preempt_delay.is_zero() && (state_master || nopreempt) {
+        ctx.warn(
+            s.line,
+            "preempt_delay is incompatible with 'state MASTER' and nopreempt: cleared",
+        );
+        preempt_delay = Duration::ZERO;
+    }
+    if priority == 0 {
+        priority = 1;
+    }
+    Some(InstanceConfig {
+        name,
+        line: s.line,
+        state_master,
+        interface,
+        vrid,
+        priority,
+        version,
+        family,
+        advert_int_cs,
+        auth_pass,
+        vips,
+        excluded,
+        nopreempt,
+        preempt_delay,
+        garp,
+        notify,
+        track_interfaces: track,
+        dont_track_primary,
+        unicast_src_ip,
+        unicast_peers,
+        v3_checksum: if v3_as_v2 {
+            V3Checksum::MessageOnly
+        } else {
+            V3Checksum::PseudoHeader
+        },
+        down_timer_adverts,
+    })
+}
+
+fn parse_group(ctx: &mut Ctx, s: &Stmt) -> Option<SyncGroupConfig> {
+    let name = match s.args.as_slice() {
+        [n] => n.clone(),
+        _ => {
+            ctx.err(s.line, "expected 'vrrp_sync_group NAME {'");
+            return None;
+        }
+    };
+    let mut g = SyncGroupConfig {
+        name,
+        line: s.line,
+        members: vec![],
+        notify: Notify::default(),
+        track_interfaces: vec![],
+    };
+    for c in s.block.iter().flatten() {
+        if notify_kw(ctx, c, &mut g.notify) {
+            continue;
+        }
+        match c.key.as_str() {
+            "group" => {
+                for m in c.block.iter().flatten() {
+                    g.members.push(m.key.clone());
+                    g.members.extend(m.args.iter().cloned());
+                }
+            }
+            "track_interface" => g.track_interfaces = parse_track(ctx, &c.block, c.line),
+            _ => ctx.unknown(c, &format!("vrrp_sync_group {}", g.name)),
+        }
+    }
+    Some(g)
+}
+
+/// Parse configuration text; `file` is only used in diagnostics.
+pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let toks = tokenize(text);
+    let mut tree_errs = Vec::new();
+    let mut pos = 0;
+    let tree = build_tree(&toks, &mut pos, 0, &mut tree_errs);
+    let mut ctx = Ctx {
+        file,
+        errors: vec![],
+        warnings: vec![],
+    };
+    for (ln, m) in tree_errs {
+        ctx.err(ln, m);
+    }
+    let mut g = Globals::default();
+    for s in &tree {
+        if s.key == "global_defs" {
+            parse_globals(&mut ctx, s.block.as_deref().unwrap_or(&[]), &mut g);
+        }
+    }
+    let mut instances: Vec<InstanceConfig> = Vec::new();
+    let mut groups: Vec<SyncGroupConfig> = Vec::new();
+    for s in &tree {
+        match s.key.as_str() {
+            "global_defs" => {}
+            "vrrp_instance" => {
+                if let Some(i) = parse_instance(&mut ctx, s, &g) {
+                    if instances.iter().any(|o| o.name == i.name) {
+                        ctx.err(s.line, format!("duplicate vrrp_instance '{}'", i.name));
+                    } else if let Some(o) = instances.iter().find(|o| {
+                        o.vrid == i.vrid && o.interface == i.interface && o.family == i.family
+                    }) {
+                        ctx.err(
+                            s.line,
+                            format!(
+                                "virtual_router_id {} on {} is already used by instance '{}' (line {})",
+                                i.vrid, i.interface, o.name, o.line
+                            ),
+                        );
+                    } else {
+                        instances.push(i);
+                    }
+                }
+            }
+            "vrrp_sync_group" => {
+                if let Some(gr) = parse_group(&mut ctx, s) {
+                    groups.push(gr);
+                }
+            }
+            _ => ctx.unknown(s, "the top level"),
+        }
+    }
+    for gr in &groups {
+        for m in &gr.members {
+            if !instances.iter().any(|i| &i.name == m) {
+                ctx.err(
+                    gr.line,
+                    format!("vrrp_sync_group {}: no vrrp_instance named '{m}'", gr.name),
+                );
+            }
+            if groups.iter().filter(|o| o.members.contains(m)).count() > 1 {
+                ctx.err(
+                    gr.line,
+                    format!("instance '{m}' is in more than one vrrp_sync_group"),
+                );
+            }
+        }
+    }
+    if instances.is_empty() && ctx.errors.is_empty() {
+        ctx.err(1, "no vrrp_instance in the configuration");
+    }
+    if !ctx.errors.is_empty() {
+        ctx.errors.sort_by_key(|d| d.line);
+        ctx.errors.dedup();
+        return Err(ConfigError(ctx.errors));
+    }
+    Ok(Config {
+        router_id: g.router_id,
+        instances,
+        sync_groups: groups,
+        warnings: ctx.warnings,
+    })
+}
+
+/// Read and parse a file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(vec![Diag {
+            file: path.to_path_buf(),
+            line: 0,
+            msg: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse_str(&text, path)
+}
+
+/// The seed configuration, for other modules' tests.
+#[cfg(test)]
+pub fn tests_seed() -> &'static str {
+    tests::SEED_R1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 2009 pair's configuration as reproduced in the lab (spec 3.1), r1 side.
+    pub const SEED_R1: &str = include_str!("../tests/data/seed-r1.conf");
+
+    fn p(s: &str) -> Result<Config, ConfigError> {
+        parse_str(s, Path::new("k.conf"))
+    }
+
+    #[test]
+    fn seed_config_parses_unchanged() {
+        let c = p(SEED_R1).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.router_id.as_deref(), Some("lab-r1"));
+        assert_eq!(c.instances.len(), 2);
+        let i = &c.instances[0];
+        assert_eq!(i.name, "interne");
+        assert_eq!((i.vrid, i.priority, i.version), (100, 150, Version::V2));
+        assert_eq!(i.advert_int(), Duration::from_secs(5));
+        assert_eq!(i.wire_adver_int(), 5);
+        assert_eq!(i.auth_pass, Some(*b"s3cr3tpw"));
+        assert_eq!(i.vips.len(), 2);
+        assert_eq!(i.vips[1].dev.as_deref(), Some("vlan20"));
+        assert_eq!(i.vips[1].brd, Some(Ipv4Addr::new(10, 20, 0, 255)));
+        assert_eq!(i.vip_devices(), vec!["vlan10", "vlan20"]);
+        assert_eq!(
+            i.notify.generic,
+            Some(vec!["/path/notify.sh".to_string(), "r1".to_string()])
+        );
+        assert_eq!(c.sync_groups[0].members, vec!["interne", "externe"]);
+    }
+
+    #[test]
+    fn unknown_keywords_warn_with_line() {
+        let c = p("global_defs {\n  smtp_server 1.2.3.4\n}\nvrrp_instance a {\n interface e\n virtual_router_id 1\n  foo bar\n}\n").unwrap();
+        let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();
+        assert!(w[0].starts_with("k.conf:2: unknown"), "{w:?}");
+        assert!(w[1].starts_with("k.conf:7: unknown"), "{w:?}");
+    }
+
+    #[test]
+    fn errors_carry_file_and_line() {
+        let e = p("vrrp_instance a {\n interface e\n virtual_router_id 300\n priority x\n}\n")
+            .unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("k.conf:3: error: 'virtual_router_id' must be a number from 1 to 255"),
+            "{s}"
+        );
+        assert!(s.contains("k.conf:4: error: 'priority'"), "{s}");
+        let e = p("vrrp_instance a {\n interface e\n").unwrap_err();
+        assert!(e.to_string().contains("missing '}'"));
+        let e = p("vrrp_instance a {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.300/24\n }\n}\n").unwrap_err();
+        assert!(e.to_string().starts_with("k.conf:5: error:"), "{e}");
+        let e = p("vrrp_sync_group g {\n group {\n nope\n }\n}\nvrrp_instance a {\n interface e\n virtual_router_id 1\n}\n").unwrap_err();
+        assert!(e.to_string().contains("no vrrp_instance named 'nope'"));
+    }
+
+    #[test]
+    fn vip_options_and_families() {
+        let c = p("vrrp_instance a {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1/24 brd + dev x label x:1 scope link\n 10.0.0.2\n }\n virtual_ipaddress_excluded {\n 2001:db8::1/64\n }\n}\n").unwrap();
+        let i = &c.instances[0];
+        assert_eq!(i.vips[0].brd, Some(Ipv4Addr::new(10, 0, 0, 255)));
+        assert_eq!(i.vips[0].scope, 253);
+        assert_eq!(i.vips[1].prefix, 32);
+        assert_eq!(i.excluded[0].prefix, 64);
+        assert_eq!(i.family, Family::V4);
+        let c = p("vrrp_instance a {\n interface e\n virtual_router_id 1\n advert_int 0.1\n virtual_ipaddress {\n fe80::1/64\n }\n}\n").unwrap();
+        let i = &c.instances[0];
+        assert_eq!(
+            (i.family, i.version, i.advert_int_cs),
+            (Family::V6, Version::V3, 10)
+        );
+        assert!(p("vrrp_instance a {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n fe80::1 brd +\n }\n}\n").is_err());
+    }
+
+    #[test]
+    fn keepalived_adjustments() {
+        let c = p("vrrp_instance a {\n state MASTER\n nopreempt\n interface e\n virtual_router_id 1\n advert_int 1.4\n authentication {\n auth_type PASS\n auth_pass 123456789\n }\n}\n").unwrap();
+        let i = &c.instances[0];
+        assert!(!i.nopreempt);
+        assert_eq!(i.priority, 255);
+        assert_eq!(i.advert_int_cs, 100);
+        assert_eq!(i.auth_pass, Some(*b"12345678"));
+        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+        let c = p("global_defs {\n vrrp_version 3\n}\nvrrp_instance a {\n interface e\n virtual_router_id 1\n advert_int 0.5\n authentication {\n auth_type PASS\n auth_pass x\n }\n unicast_src_ip 10.0.0.2\n unicast_peer {\n 10.0.0.3\n }\n track_interface {\n eth9 weight -20\n eth8\n }\n notify_master \"/bin/x 'a b' c\"\n}\n").unwrap();
+        let i = &c.instances[0];
+        assert_eq!(i.version, Version::V3);
+        assert_eq!(i.auth_pass, None);
+        assert_eq!(i.advert_int_cs, 50);
+        assert_eq!(i.unicast_peers.len(), 1);
+        assert_eq!(i.track_interfaces[0].weight, -20);
+        assert_eq!(
+            i.notify.master.as_ref().unwrap(),
+            &vec!["/bin/x", "a b", "c"]
+        );
+    }
+
+    #[test]
+    fn duplicate_vrid_rejected() {
+        let e = p("vrrp_instance a {\n interface e\n virtual_router_id 1\n}\nvrrp_instance b {\n interface e\n virtual_router_id 1\n}\n").unwrap_err();
+        assert!(e.to_string().contains("k.conf:5:"), "{e}");
+    }
+}
