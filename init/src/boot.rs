@@ -122,7 +122,11 @@ pub fn run() -> ! {
         })
         .collect();
     let mut sup = Supervisor::new(specs, clock());
-    start_due(&con, &mut sup, &kinds, clock());
+    // Services before the ready line; console shells after it, so a shell prompt (which has no
+    // trailing newline) can never be glued in front of the ready line.
+    start_due(&con, &mut sup, &kinds, clock(), |k| {
+        matches!(k, Kind::Service(_))
+    });
     if let Some(a) = &appliance {
         con.say(&console::ready_line(a));
         if let Some(up) = sys::uptime() {
@@ -213,8 +217,14 @@ fn ensure_power_button_modules(con: &Console) {
     }
 }
 
-fn start_due(con: &Console, sup: &mut Supervisor, kinds: &[Kind], now: u64) {
-    for idx in sup.due(now) {
+fn start_due(
+    con: &Console,
+    sup: &mut Supervisor,
+    kinds: &[Kind],
+    now: u64,
+    which: impl Fn(&Kind) -> bool,
+) {
+    for idx in sup.due(now).into_iter().filter(|&i| which(&kinds[i])) {
         let r = match &kinds[idx] {
             Kind::Service(s) => sys::spawn_service(s),
             Kind::Shell(tty) => sys::spawn_shell(tty),
@@ -270,7 +280,7 @@ fn event_loop(
                 }
             }
         }
-        start_due(con, sup, kinds, now);
+        start_due(con, sup, kinds, now, |_| true);
         let mut wait = RESCAN.as_millis() as u64;
         if let Some(d) = sup.next_deadline() {
             wait = wait.min(d.saturating_sub(now));
@@ -346,7 +356,7 @@ fn fallback_loop(
     clock: &dyn Fn() -> u64,
 ) -> ! {
     loop {
-        start_due(con, sup, kinds, clock());
+        start_due(con, sup, kinds, clock(), |_| true);
         reap(con, sup, clock());
         std::thread::sleep(Duration::from_millis(200));
     }
