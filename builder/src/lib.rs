@@ -1,1 +1,167 @@
-//! vbuild: see ../../shared/ARCHITECTURE.md (placeholder until its issue lands).
+//! vbuild: role profile -> reproducible hybrid live ISO whose initramfs is the whole system.
+//!
+//! Pipeline (docs/builder.md has the design): profile (merged over `profiles/common`) ->
+//! cached base layer (Debian packages via `mmdebstrap --variant=extract` + kernel module closure,
+//! compressed newc cpio) -> small top layer (overlays, tera templates, ramux binaries,
+//! `/etc/ramux/appliance.toml`) -> `IsoWriter` (xorriso) -> ISO + manifest + SHA256SUMS.
+//! Every timestamp comes from one build clock ([`clock`]); nothing reads the wall clock.
+
+pub mod base;
+pub mod build;
+pub mod clock;
+pub mod closure;
+pub mod cpio;
+pub mod iso;
+pub mod manifest;
+pub mod profile;
+pub mod rootfs;
+
+pub use build::{build_iso, BuildReport, BuildRequest};
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Lower-case hex.
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// sha256 of a file, streamed.
+pub fn sha256_file(p: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Writes `data` to `path` through a temp file in the same directory and a rename, so readers
+/// (and an interrupted build) never see a partial file.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut t = tempfile::Builder::new()
+        .prefix(".vbuild-")
+        .tempfile_in(dir)
+        .with_context(|| {
+            format!(
+                "cannot write {}: cannot create a file in {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+    t.write_all(data)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    t.as_file().sync_all().ok();
+    set_mode(t.path(), 0o644)?;
+    t.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+pub(crate) fn set_mode(p: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
+    Ok(())
+}
+
+/// Removes a temp directory when dropped (also on error paths).
+pub(crate) struct RemoveOnDrop(pub PathBuf);
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Host tools: presence checks that name the Debian package, and version strings.
+pub mod tool {
+    use anyhow::{bail, Result};
+    use std::process::Command;
+
+    /// Fails with the Debian package to install when `name` is not on PATH.
+    pub fn require(name: &str, package: &str) -> Result<()> {
+        if find(name).is_none() {
+            bail!("host tool '{name}' not found: install it with `apt-get install {package}`");
+        }
+        Ok(())
+    }
+
+    pub fn find(name: &str) -> Option<std::path::PathBuf> {
+        let path = std::env::var_os("PATH")?;
+        let mut dirs: Vec<_> = std::env::split_paths(&path).collect();
+        // depmod lives in /sbin, which is not on every user's PATH.
+        dirs.extend(["/usr/sbin", "/sbin"].map(std::path::PathBuf::from));
+        dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
+    }
+
+    /// First line of `tool args` (stdout, else stderr).
+    pub fn version(name: &str, args: &[&str]) -> Option<String> {
+        let exe = find(name)?;
+        let out = Command::new(exe).args(args).output().ok()?;
+        let s = if out.stdout.is_empty() {
+            out.stderr
+        } else {
+            out.stdout
+        };
+        String::from_utf8_lossy(&s)
+            .lines()
+            .next()
+            .map(|l| l.trim().to_string())
+    }
+}
+
+/// Progress display: a spinner with the current step on a terminal, plain lines otherwise,
+/// nothing with `--quiet`.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    pub fn new(quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                    .expect("static template"),
+            );
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        });
+        Progress { bar, quiet }
+    }
+
+    /// Announces a step.
+    pub fn step(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(msg.to_string()),
+            None if !self.quiet => eprintln!("vbuild: {msg}"),
+            None => {}
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}

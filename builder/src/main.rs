@@ -1,4 +1,152 @@
-fn main() {
-    eprintln!("vbuild: not built yet");
-    std::process::exit(2);
+//! vbuild command line: parses arguments and calls the library.
+use anyhow::{anyhow, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "vbuild",
+    version,
+    about = "Build reproducible live ISOs of ramux appliances that run from RAM"
+)]
+#[command(after_help = "Examples:
+  vbuild profiles
+  vbuild iso router --role BACKUP
+  vbuild iso router --role MASTER -o /tmp/RT1.iso --set hostname=rt1
+  vbuild iso dns --role MASTER --site site.toml --json
+  SOURCE_DATE_EPOCH=1700000000 vbuild iso vpn --role BACKUP --quiet")]
+struct Cli {
+    /// Checkout root holding profiles/ and overlays/ (default: the current directory).
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build <profile> for one role into images/<profile>-<role>.iso (+ manifest, SHA256SUMS).
+    #[command(after_help = "Examples:
+  vbuild iso router --role BACKUP
+  vbuild iso router --role master -o RT1.iso --set hostname=rt1 --set lan_vlan=10
+  vbuild iso router --role MASTER --bin-dir target/x86_64-unknown-linux-gnu/release --json
+
+The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the profile, else
+1700000000: two builds of the same inputs give byte-identical outputs.")]
+    Iso {
+        /// Profile name (see `vbuild profiles`).
+        profile: String,
+        /// MASTER or BACKUP.
+        #[arg(long)]
+        role: String,
+        /// Output ISO (default images/<profile>-<role>.iso under the root).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Template variable, repeatable (KEY=VALUE; hostname=... sets the host name).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+        /// Site file: labwall (.lw) or template variables (.toml).
+        #[arg(long, value_name = "FILE")]
+        site: Option<PathBuf>,
+        /// Directory with the static ramux binaries (default $RAMUX_BIN_DIR, else next to vbuild).
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Cache directory (default images/cache under the root).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// No progress output.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Print a JSON summary on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List profiles with their descriptions.
+    Profiles {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let root = match cli.root {
+        Some(r) => r,
+        None => std::env::current_dir()?,
+    };
+    match cli.cmd {
+        Cmd::Profiles { json } => {
+            let list = vbuild::profile::list(&root)?;
+            if json {
+                let v: Vec<_> = list
+                    .iter()
+                    .map(|(n, d)| serde_json::json!({"name": n, "description": d}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for (n, d) in list {
+                    println!("{n:<12} {d}");
+                }
+            }
+        }
+        Cmd::Iso {
+            profile,
+            role,
+            output,
+            sets,
+            site,
+            bin_dir,
+            cache_dir,
+            quiet,
+            json,
+        } => {
+            let sets = sets
+                .iter()
+                .map(|s| {
+                    s.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| anyhow!("--set {s}: expected KEY=VALUE"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let req = vbuild::BuildRequest {
+                root,
+                profile,
+                role,
+                sets,
+                site,
+                out: output,
+                bin_dir,
+                cache_dir,
+                epoch: None,
+                quiet: quiet || json,
+            };
+            let r = vbuild::build_iso(&req)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else if !quiet {
+                println!(
+                    "{} ({:.1} MiB, sha256 {}) in {:.2} s; initrd {:.1} MiB -> {:.1} MiB in RAM, {} modules, boot with >= {} MiB RAM",
+                    r.iso.display(),
+                    r.size as f64 / 1048576.0,
+                    &r.sha256[..16],
+                    r.total_ms as f64 / 1000.0,
+                    r.initrd_size as f64 / 1048576.0,
+                    r.initrd_uncompressed_size as f64 / 1048576.0,
+                    r.modules,
+                    r.recommended_min_ram_mib
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vbuild: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,682 @@
+//! `build_iso`: the whole pipeline, callable from the CLI, tests and other crates.
+
+use crate::base::{self, BaseSource, BaseTar, Layer};
+use crate::clock::{self, ClockSource};
+use crate::iso::{IsoInput, IsoWriter, Xorriso};
+use crate::manifest::{self, FileSum, Manifest};
+use crate::profile::{self, Profile};
+use crate::rootfs::{norm, Node, Tree};
+use crate::{hex, sha256_file, write_atomic, Progress, RemoveOnDrop};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// ramux binaries copied into /usr/sbin when present in the bin dir (CONTRACTS.md 1).
+pub const RAMUX_BINARIES: &[&str] = &["ramux-init", "vrrpd", "vswitch", "labwall"];
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// Checkout root holding `profiles/` and `overlays/`.
+    pub root: PathBuf,
+    pub profile: String,
+    /// MASTER or BACKUP (case-insensitive).
+    pub role: String,
+    /// `--set KEY=VALUE` template variables (override profile vars and the site).
+    pub sets: Vec<(String, String)>,
+    /// Site file: `.lw` (labwall) or `.toml` (template variables).
+    pub site: Option<PathBuf>,
+    /// ISO path; default `<root>/images/<profile>-<role>.iso`.
+    pub out: Option<PathBuf>,
+    /// Where the static ramux binaries are; default $RAMUX_BIN_DIR, else the directory of the
+    /// running executable.
+    pub bin_dir: Option<PathBuf>,
+    /// Default `<root>/images/cache`.
+    pub cache_dir: Option<PathBuf>,
+    /// Build clock override (else SOURCE_DATE_EPOCH, git, fallback; see [`crate::clock`]).
+    pub epoch: Option<i64>,
+    pub quiet: bool,
+}
+
+/// What was built (also the `--json` summary). Unlike the manifest it carries absolute paths
+/// and timings, so it is for humans and scripts, not for comparing builds.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    pub iso: PathBuf,
+    pub manifest: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    pub profile: String,
+    pub role: String,
+    pub hostname: String,
+    pub epoch: i64,
+    pub clock_source: ClockSource,
+    pub kernel_release: String,
+    pub modules: usize,
+    pub base_tar_cached: bool,
+    pub base_layer_cached: bool,
+    pub initrd_size: u64,
+    pub initrd_uncompressed_size: u64,
+    pub recommended_min_ram_mib: u64,
+    /// (step, milliseconds)
+    pub timings: Vec<(String, u64)>,
+    pub total_ms: u64,
+}
+
+/// Monotonic stopwatch for the report (durations only; never written into outputs).
+struct Timer {
+    start: std::time::Instant,
+    last: std::time::Instant,
+    steps: Vec<(String, u64)>,
+}
+
+impl Timer {
+    fn new() -> Self {
+        let now = std::time::Instant::now();
+        Timer {
+            start: now,
+            last: now,
+            steps: vec![],
+        }
+    }
+    fn lap(&mut self, name: &str) {
+        let now = std::time::Instant::now();
+        self.steps
+            .push((name.to_string(), (now - self.last).as_millis() as u64));
+        self.last = now;
+    }
+}
+
+/// The bin dir rule of CONTRACTS.md 1.
+pub fn default_bin_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("RAMUX_BIN_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    std::env::current_exe()
+        .ok()?
+        .parent()
+        .map(Path::to_path_buf)
+}
+
+/// Does this ELF file have a PT_INTERP segment (i.e. need a dynamic loader)?
+fn elf_is_dynamic(data: &[u8]) -> Option<bool> {
+    if data.len() < 64 || &data[..4] != b"\x7fELF" || data[4] != 2 || data[5] != 1 {
+        return None; // not a little-endian ELF64: let it through unchecked
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([data[o], data[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(data[32..40].try_into().ok()?) as usize;
+    let (phentsize, phnum) = (u16_at(54), u16_at(56));
+    for i in 0..phnum {
+        let o = phoff.checked_add(i * phentsize)?;
+        if o + 4 > data.len() {
+            return None;
+        }
+        if u32::from_le_bytes(data[o..o + 4].try_into().ok()?) == 3 {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+fn rel_display(root: &Path, p: &Path) -> String {
+    p.strip_prefix(root)
+        .map(|r| r.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+}
+
+/// Template variables: built-ins, then profile `[vars]`, then the site, then `--set`.
+fn context(
+    p: &Profile,
+    role: &str,
+    hostname: &str,
+    kernel_release: &str,
+    epoch: i64,
+    site_vars: &BTreeMap<String, toml::Value>,
+    sets: &[(String, String)],
+) -> Result<tera::Context> {
+    let mut ctx = tera::Context::new();
+    ctx.insert("profile", &p.name);
+    ctx.insert("role", role);
+    ctx.insert("role_lower", &role.to_ascii_lowercase());
+    ctx.insert("is_master", &(role == "MASTER"));
+    ctx.insert("kernel_release", kernel_release);
+    ctx.insert("epoch", &epoch);
+    for (k, v) in p.vars.iter().chain(site_vars.iter()) {
+        ctx.insert(k, v);
+    }
+    ctx.insert("site", site_vars);
+    for (k, v) in sets {
+        ctx.insert(k, v);
+    }
+    ctx.insert("hostname", hostname);
+    Ok(ctx)
+}
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 63
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !h.starts_with('-')
+        && !h.ends_with('-')
+}
+
+/// Adds a directory tree (overlay) to `tree`; files keep only their executable bit (git does not
+/// track more), everything is root-owned and stamped with the build clock.
+fn add_overlay(
+    tree: &mut Tree,
+    dir: &Path,
+    display: &str,
+    epoch: u64,
+    inputs: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name().min_depth(1) {
+        let e = e.with_context(|| format!("cannot read overlay {display}"))?;
+        let rel = e.path().strip_prefix(dir)?.to_string_lossy().into_owned();
+        let Some(rel) = norm(&rel) else { continue };
+        if rel.ends_with(".gitkeep") || rel.ends_with(".keep") {
+            continue;
+        }
+        let ft = e.file_type();
+        let key = format!("{display}/{rel}");
+        if ft.is_symlink() {
+            let t = std::fs::read_link(e.path())?.to_string_lossy().into_owned();
+            inputs.insert(key, hex(&Sha256::digest(format!("symlink:{t}").as_bytes())));
+            tree.insert(&rel, Node::symlink(&t, epoch), epoch);
+        } else if ft.is_dir() {
+            tree.insert(&rel, Node::dir(0o755, epoch), epoch);
+        } else if ft.is_file() {
+            let data = std::fs::read(e.path()).with_context(|| format!("cannot read {key}"))?;
+            let exec = e.metadata()?.permissions().mode() & 0o111 != 0;
+            inputs.insert(key, hex(&Sha256::digest(&data)));
+            tree.insert(
+                &rel,
+                Node::file(if exec { 0o755 } else { 0o644 }, epoch, data),
+                epoch,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `appliance.toml` of CONTRACTS.md 1.
+#[derive(Serialize)]
+struct Appliance<'a> {
+    profile: &'a str,
+    role: &'a str,
+    hostname: &'a str,
+    kernel_release: &'a str,
+    modules: &'a [String],
+    service: &'a [profile::Service],
+}
+
+/// Site file handling: labwall sources compile to network config; TOML gives template variables.
+struct Site {
+    vars: BTreeMap<String, toml::Value>,
+    /// (path in image, content)
+    files: Vec<(String, String)>,
+    input: Option<(String, String)>,
+}
+
+fn load_site(path: Option<&Path>, role: &str, sets: &[(String, String)]) -> Result<Site> {
+    let mut site = Site {
+        vars: BTreeMap::new(),
+        files: vec![],
+        input: None,
+    };
+    let Some(path) = path else { return Ok(site) };
+    let data =
+        std::fs::read(path).with_context(|| format!("cannot read site file {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    site.input = Some((format!("site/{name}"), hex(&Sha256::digest(&data))));
+    site.vars
+        .insert("site_file".into(), toml::Value::String(name.clone()));
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => {
+            let text = String::from_utf8_lossy(&data);
+            let table: toml::Table = toml::from_str(&text).map_err(|e| {
+                let (l, c) = e
+                    .span()
+                    .map(|s| profile::line_col(&text, s.start))
+                    .unwrap_or((1, 1));
+                anyhow!("{}:{l}:{c}: error: {}", path.display(), e.message())
+            })?;
+            site.vars.extend(table);
+        }
+        Some("lw") => {
+            let out = labwall_compile(path, role, sets)?;
+            site.files = out;
+        }
+        _ => bail!(
+            "site file {}: expected a labwall file (.lw) or template variables (.toml)",
+            path.display()
+        ),
+    }
+    Ok(site)
+}
+
+fn labwall_compile(
+    path: &Path,
+    role: &str,
+    sets: &[(String, String)],
+) -> Result<Vec<(String, String)>> {
+    let _ = (role, sets);
+    bail!(
+        "site file {}: labwall support is not built into this vbuild yet (labwall::compile_file); use a .toml site file for template variables",
+        path.display()
+    )
+}
+
+/// Builds one ISO. See [`BuildRequest`].
+pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
+    let mut timer = Timer::new();
+    let prog = Progress::new(req.quiet);
+    let root = &req.root;
+    let prof = profile::load(root, &req.profile)?;
+    let role = profile::check_role(&prof, &req.role)?;
+    let mut sets = req.sets.clone();
+    for (k, _) in &sets {
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            bail!("--set {k}=...: variable names are letters, digits and _");
+        }
+    }
+    let hostname = sets
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "hostname")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| format!("{}-{}", prof.name, role.to_ascii_lowercase()));
+    if !valid_hostname(&hostname) {
+        bail!("hostname '{hostname}' is not a valid host name (letters, digits, '-', at most 63)");
+    }
+    sets.retain(|(k, _)| k != "hostname");
+
+    // Outputs: check writability before any slow work.
+    let out = req.out.clone().unwrap_or_else(|| {
+        root.join("images")
+            .join(format!("{}-{}.iso", prof.name, role.to_ascii_lowercase()))
+    });
+    let out_dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let out_name = out
+        .file_name()
+        .ok_or_else(|| anyhow!("output {} has no file name", out.display()))?
+        .to_string_lossy()
+        .into_owned();
+    std::fs::create_dir_all(&out_dir)
+        .and_then(|_| tempfile::tempfile_in(&out_dir).map(drop))
+        .with_context(|| format!("output {} is not writable", out.display()))?;
+    let manifest_path = out_dir.join(format!("{out_name}.manifest.json"));
+    let cache = req
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| root.join("images/cache"));
+
+    // Build clock.
+    let mut clock_paths: Vec<String> = prof.chain.iter().map(|c| format!("profiles/{c}")).collect();
+    clock_paths.extend(prof.overlays.iter().map(|o| format!("overlays/{o}")));
+    let env_sde = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let (epoch, clock_source) = clock::resolve(req.epoch, env_sde.as_deref(), || {
+        clock::git_commit_time(root, &clock_paths)
+    })?;
+    let ep = epoch as u64;
+
+    // Binaries (checked early: a missing ramux-init is a setup error, not a late failure).
+    let bin_dir = req
+        .bin_dir
+        .clone()
+        .or_else(default_bin_dir)
+        .ok_or_else(|| anyhow!("no bin dir: pass --bin-dir or set RAMUX_BIN_DIR"))?;
+    let mut binaries = Vec::new();
+    for b in RAMUX_BINARIES {
+        let p = bin_dir.join(b);
+        if p.is_file() {
+            let data = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            if elf_is_dynamic(&data) == Some(true) {
+                bail!(
+                    "{} is dynamically linked; the image needs static ramux binaries: build them with scripts/build (RUSTFLAGS=-C target-feature=+crt-static) and pass --bin-dir target/x86_64-unknown-linux-gnu/release",
+                    p.display()
+                );
+            }
+            binaries.push((b.to_string(), data));
+        } else if *b == "ramux-init" {
+            bail!(
+                "ramux-init not found in {} (the image's PID 1): run scripts/build and pass --bin-dir target/x86_64-unknown-linux-gnu/release or set RAMUX_BIN_DIR",
+                bin_dir.display()
+            );
+        }
+    }
+    let site_path = req.site.clone();
+    let site = load_site(site_path.as_deref(), &role, &sets)?;
+    timer.lap("profile");
+
+    // Base.
+    let src = match &prof.base_tarball {
+        Some(t) => BaseSource::Tarball(t.clone()),
+        None => BaseSource::Debian {
+            suite: prof.suite.clone(),
+            mirror: prof.mirror.clone(),
+            packages: prof.packages.clone(),
+        },
+    };
+    let mut wanted_modules = prof.modules.clone();
+    if !wanted_modules.iter().any(|m| m == "button") {
+        wanted_modules.push("button".into()); // CONTRACTS.md 1: ACPI power button
+    }
+    let btar: BaseTar = base::base_tar(&src, &cache, &prog)?;
+    timer.lap("base tarball");
+    let layer: Layer = base::layer(
+        &base::LayerInputs {
+            base: &btar,
+            modules: &wanted_modules,
+            remove: &prof.remove,
+            compression: &prof.compression,
+            epoch: ep,
+        },
+        &cache,
+        &prog,
+    )?;
+    timer.lap("base layer");
+
+    // Top layer.
+    prog.step("rendering templates, top layer");
+    let krel = layer.meta.kernel_release.clone();
+    let ctx = context(&prof, &role, &hostname, &krel, epoch, &site.vars, &sets)?;
+    let mut inputs: BTreeMap<String, String> = BTreeMap::new();
+    for f in &prof.input_files {
+        inputs.insert(rel_display(root, f), sha256_file(f)?);
+    }
+    let mut top = Tree {
+        dir_links: layer.meta.dir_links.clone(),
+        ..Default::default()
+    };
+    for o in &prof.overlays {
+        let d = root.join("overlays").join(o);
+        if !d.is_dir() {
+            bail!(
+                "profile '{}' names overlay '{o}', but overlays/{o}/ does not exist",
+                prof.name
+            );
+        }
+        add_overlay(&mut top, &d, &format!("overlays/{o}"), ep, &mut inputs)?;
+    }
+    for (t, text) in profile::render_all(&prof, &ctx)? {
+        let dest =
+            norm(&t.dest).ok_or_else(|| anyhow!("bad template destination {}", t.display))?;
+        top.insert(&dest, Node::file(t.mode, ep, text.into_bytes()), ep);
+    }
+    for (dest, text) in &site.files {
+        top.insert(dest, Node::file(0o644, ep, text.clone().into_bytes()), ep);
+    }
+    if let Some((k, v)) = &site.input {
+        inputs.insert(k.clone(), v.clone());
+    }
+    for (name, data) in &binaries {
+        inputs.insert(format!("bin/{name}"), hex(&Sha256::digest(data)));
+        top.insert(
+            &format!("usr/sbin/{name}"),
+            Node::file(0o755, ep, data.clone()),
+            ep,
+        );
+    }
+    top.insert("init", Node::symlink("/usr/sbin/ramux-init", ep), ep);
+    let appliance = Appliance {
+        profile: &prof.name,
+        role: &role,
+        hostname: &hostname,
+        kernel_release: &krel,
+        modules: &layer.meta.modules,
+        service: &prof.services,
+    };
+    let appliance_toml = format!(
+        "# Written by vbuild: the appliance description read by ramux-init (CONTRACTS.md 1).\n{}",
+        toml::to_string(&appliance)?
+    );
+    top.insert(
+        "etc/ramux/appliance.toml",
+        Node::file(0o644, ep, appliance_toml.into_bytes()),
+        ep,
+    );
+
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{out_name}.work-"))
+        .tempdir_in(&out_dir)
+        .with_context(|| format!("output directory {} is not writable", out_dir.display()))?;
+    let _work_guard = RemoveOnDrop(work.path().to_path_buf());
+    let top_path = work
+        .path()
+        .join(format!("top.cpio.{}", base::ext_of(&prof.compression)));
+    let (top_raw, top_size) = base::write_layer(&top, &prof.compression, &top_path)?;
+    timer.lap("top layer");
+
+    // ISO.
+    prog.step("mastering ISO (xorriso)");
+    let writer = Xorriso;
+    let mut tools: BTreeMap<String, String> = writer.tool_versions()?.into_iter().collect();
+    if let Some(v) = &btar.mmdebstrap_version {
+        tools.insert("mmdebstrap".into(), v.clone());
+    }
+    tools.insert("depmod".into(), layer.meta.depmod_version.clone());
+    tools.insert("vbuild".into(), env!("CARGO_PKG_VERSION").into());
+    tools.insert("compression".into(), compression_label(&prof.compression));
+    let volume_id: String = format!("RAMUX_{}_{}", prof.name, role)
+        .to_ascii_uppercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(32)
+        .collect();
+    let title = format!("ramux {} {} ({hostname})", prof.name, role);
+    let parts = vec![layer.cpio.clone(), top_path.clone()];
+    let tmp_iso = work.path().join("out.iso");
+    writer.write(
+        &IsoInput {
+            kernel: &layer.kernel,
+            initrd_parts: &parts,
+            cmdline: &prof.cmdline,
+            volume_id: &volume_id,
+            epoch,
+            title: &title,
+        },
+        &tmp_iso,
+    )?;
+    timer.lap("iso");
+
+    // Manifest.
+    prog.step("manifest, SHA256SUMS");
+    let iso_sha = sha256_file(&tmp_iso)?;
+    let iso_size = std::fs::metadata(&tmp_iso)?.len();
+    let mut initrd_hash = Sha256::new();
+    for p in &parts {
+        initrd_hash.update(std::fs::read(p)?);
+    }
+    let initrd_size = layer.meta.compressed_size + top_size;
+    let initrd_raw = layer.meta.uncompressed_size + top_raw;
+    let mut outputs = BTreeMap::new();
+    outputs.insert(
+        "iso".into(),
+        FileSum {
+            file: out_name.clone(),
+            sha256: iso_sha.clone(),
+            size: iso_size,
+        },
+    );
+    outputs.insert(
+        "initrd".into(),
+        FileSum {
+            file: "images/pxeboot/initrd.img".into(),
+            sha256: hex(&initrd_hash.finalize()),
+            size: initrd_size,
+        },
+    );
+    outputs.insert(
+        "initrd-base".into(),
+        FileSum {
+            file: layer
+                .cpio
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+            sha256: layer.meta.sha256.clone(),
+            size: layer.meta.compressed_size,
+        },
+    );
+    outputs.insert(
+        "initrd-top".into(),
+        FileSum {
+            file: top_path.file_name().unwrap().to_string_lossy().into_owned(),
+            sha256: sha256_file(&top_path)?,
+            size: top_size,
+        },
+    );
+    outputs.insert(
+        "kernel".into(),
+        FileSum {
+            file: "images/pxeboot/vmlinuz".into(),
+            sha256: layer.meta.kernel_sha256.clone(),
+            size: std::fs::metadata(&layer.kernel)?.len(),
+        },
+    );
+    let mut base_desc: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    match &src {
+        BaseSource::Debian {
+            suite,
+            mirror,
+            packages,
+        } => {
+            base_desc.insert("kind".into(), "debian".into());
+            base_desc.insert("suite".into(), suite.clone().into());
+            base_desc.insert("mirror".into(), mirror.clone().into());
+            base_desc.insert("requested_packages".into(), packages.clone().into());
+        }
+        BaseSource::Tarball(p) => {
+            base_desc.insert("kind".into(), "tarball".into());
+            base_desc.insert("file".into(), rel_display(root, p).into());
+            inputs.insert(
+                format!("base/{}", rel_display(root, p)),
+                btar.sha256.clone(),
+            );
+        }
+    }
+    base_desc.insert("tarball_sha256".into(), btar.sha256.clone().into());
+    let kernel_pkg = btar
+        .packages
+        .iter()
+        .find(|p| p.name == format!("linux-image-{krel}"))
+        .map(|p| p.version.clone());
+    let ram = manifest::recommended_ram_mib(initrd_size, initrd_raw);
+    let m = Manifest {
+        format: manifest::FORMAT,
+        profile: prof.name.clone(),
+        role: role.clone(),
+        hostname: hostname.clone(),
+        build_clock: manifest::Clock {
+            epoch,
+            utc: manifest::utc(epoch),
+            source: clock_source,
+        },
+        base: base_desc,
+        inputs,
+        set: sets.iter().cloned().collect(),
+        packages: btar.packages.clone(),
+        kernel: manifest::Kernel {
+            release: krel.clone(),
+            package_version: kernel_pkg,
+            sha256: layer.meta.kernel_sha256.clone(),
+        },
+        modules: manifest::Modules {
+            wanted: wanted_modules.clone(),
+            closure: layer.meta.modules.clone(),
+            builtin: layer.meta.builtin_modules.clone(),
+        },
+        kernel_cmdline: format!("{} {}", prof.cmdline, crate::iso::CONSOLE_ARGS)
+            .trim()
+            .to_string(),
+        tool_versions: tools,
+        outputs,
+        initrd_uncompressed_size: initrd_raw,
+        recommended_min_ram_mib: ram,
+    };
+    let mjson = m.to_json()?;
+    // Publish: ISO first, then its manifest, then the sums (each rename is atomic).
+    crate::set_mode(&tmp_iso, 0o644)?;
+    std::fs::rename(&tmp_iso, &out).with_context(|| format!("cannot write {}", out.display()))?;
+    write_atomic(&manifest_path, &mjson)?;
+    let mname = format!("{out_name}.manifest.json");
+    manifest::update_sums(
+        &out_dir,
+        &[
+            (out_name.clone(), iso_sha.clone()),
+            (mname, hex(&Sha256::digest(&mjson))),
+        ],
+    )?;
+    timer.lap("manifest");
+    prog.finish();
+
+    Ok(BuildReport {
+        iso: out,
+        manifest: manifest_path,
+        sha256: iso_sha,
+        size: iso_size,
+        profile: prof.name,
+        role,
+        hostname,
+        epoch,
+        clock_source,
+        kernel_release: krel,
+        modules: layer.meta.modules.len(),
+        base_tar_cached: btar.cache_hit,
+        base_layer_cached: layer.cache_hit,
+        initrd_size,
+        initrd_uncompressed_size: initrd_raw,
+        recommended_min_ram_mib: ram,
+        total_ms: timer.start.elapsed().as_millis() as u64,
+        timings: timer.steps,
+    })
+}
+
+fn compression_label(c: &str) -> String {
+    if c == "gzip" {
+        format!("gzip level {} (flate2 rust backend)", base::GZIP_LEVEL)
+    } else {
+        format!(
+            "zstd level {} (zstd-sys {})",
+            base::ZSTD_LEVEL,
+            zstd::zstd_safe::version_string()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        assert!(valid_hostname("router-backup"));
+        assert!(!valid_hostname("-x"));
+        assert!(!valid_hostname("a_b"));
+        assert!(!valid_hostname(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn elf_static_check() {
+        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        // test binaries are built without +crt-static unless RUSTFLAGS says so
+        assert!(elf_is_dynamic(&exe).is_some());
+        assert_eq!(elf_is_dynamic(b"#!/bin/sh\n"), None);
+        assert_eq!(elf_is_dynamic(&[0x7f, b'E', b'L', b'F', 2, 1]), None);
+    }
+}
