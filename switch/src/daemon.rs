@@ -983,10 +983,11 @@ impl Daemon {
             let _ = std::fs::remove_file(&path);
             return Err(e).context("write reply");
         }
+        // Reserve the data slot while slot i is still occupied, so tokens never collide.
+        let dtok = self.new_slot(Conn::Data { ep: usize::MAX });
         let Some(Conn::CtlPending { s, .. }) = self.conns[i].take() else {
             unreachable!()
         };
-        let dtok = self.new_slot(Conn::Data { ep: usize::MAX });
         self.poll
             .registry()
             .register(&mut sock, dtok, Interest::READABLE)?;
