@@ -130,9 +130,10 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
                 tool::require("mmdebstrap", "mmdebstrap")?;
                 std::fs::create_dir_all(cache)
                     .with_context(|| format!("cannot create cache dir {}", cache.display()))?;
-                let tmp = cache.join(format!("base-{}.tmp-{}", &key[..16], std::process::id()));
-                let _ = std::fs::remove_dir_all(&tmp);
-                std::fs::create_dir_all(&tmp)?;
+                let tmp = tempfile::Builder::new()
+                    .prefix(&format!("base-{}.tmp-", &key[..16]))
+                    .tempdir_in(cache)?
+                    .keep();
                 let _guard = crate::RemoveOnDrop(tmp.clone());
                 let list = tmp.join("packages.txt");
                 prog.step(&format!(
@@ -277,9 +278,10 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
     tool::require("depmod", "kmod")?;
     std::fs::create_dir_all(cache)
         .with_context(|| format!("cannot create cache dir {}", cache.display()))?;
-    let tmp = cache.join(format!("layer-{}.tmp-{}", &key[..16], std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp)?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("layer-{}.tmp-", &key[..16]))
+        .tempdir_in(cache)?
+        .keep();
     let _guard = crate::RemoveOnDrop(tmp.clone());
 
     prog.step("reading base tarball");

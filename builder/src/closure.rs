@@ -191,6 +191,30 @@ impl ModuleDb {
     }
 }
 
+/// Fuzz body: arbitrary depmod-like text (four sections split by NUL bytes) and the names of
+/// its first lines as wanted modules; must not panic or loop.
+pub fn fuzz_closure(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.split('\0');
+    let (dep, soft, alias, builtin) = (
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+        parts.next().unwrap_or(""),
+    );
+    let db = ModuleDb::parse(dep, soft, alias, builtin);
+    let wanted: Vec<String> = dep
+        .lines()
+        .take(8)
+        .filter_map(|l| l.split(':').next())
+        .map(module_name)
+        .collect();
+    if let Ok(c) = db.closure(&wanted) {
+        let set: BTreeSet<&String> = c.order.iter().collect();
+        assert_eq!(set.len(), c.order.len(), "duplicate module in closure");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +340,14 @@ softdep libcrc32c pre: crc32c\nsoftdep cifs gcm\nsoftdep nf_conntrack post: none
         assert_eq!(names(&c), vec!["crc32c_generic", "crc32c_intel"]);
         let c = db().closure(&["cyc1".into()]).unwrap();
         assert_eq!(names(&c), vec!["cyc2", "cyc1"]);
+    }
+
+    #[test]
+    fn fuzz_body_on_samples() {
+        fuzz_closure(format!("{DEP}\0{SOFT}\0{ALIAS}\0{BUILTIN}").as_bytes());
+        fuzz_closure(b"a.ko: b.ko\nb.ko: a.ko c.ko\n\0softdep a pre: b post: a\0alias b a\0");
+        fuzz_closure(b":\n::\n\0softdep\0alias\0\n");
+        fuzz_closure(&[0xff, 0xfe, b':', 0]);
     }
 
     #[test]

@@ -87,7 +87,10 @@ impl IsoWriter for Xorriso {
         check_host_tools()?;
         Ok(vec![
             ("xorriso".into(), first_line(&["xorriso", "-version"])?),
-            ("grub-mkimage".into(), first_line(&["grub-mkimage", "--version"])?),
+            (
+                "grub-mkimage".into(),
+                first_line(&["grub-mkimage", "--version"])?,
+            ),
             ("mkfs.fat".into(), first_line(&["mkfs.fat", "--help"])?),
             ("mtools".into(), first_line(&["mcopy", "--version"])?),
         ])
@@ -283,7 +286,15 @@ fn stage_tree(input: &IsoInput, tree: &Path) -> Result<()> {
     let efi = tree.join("EFI/BOOT/BOOTX64.EFI");
     run(
         Command::new("grub-mkimage")
-            .args(["-O", "x86_64-efi", "-d", GRUB_EFI_MODULES_DIR, "-p", "/EFI/BOOT", "-c"])
+            .args([
+                "-O",
+                "x86_64-efi",
+                "-d",
+                GRUB_EFI_MODULES_DIR,
+                "-p",
+                "/EFI/BOOT",
+                "-c",
+            ])
             .arg(&early)
             .arg("-o")
             .arg(&efi)
@@ -421,7 +432,9 @@ impl StagingDir {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let name = out.file_name().map_or("iso".into(), |n| n.to_string_lossy());
+        let name = out
+            .file_name()
+            .map_or("iso".into(), |n| n.to_string_lossy());
         let dir = parent.join(format!(".{name}.tree-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)
