@@ -1,1 +1,163 @@
-//! labwall: see ../../shared/ARCHITECTURE.md (placeholder until its issue lands).
+//! labwall: one site file compiles into both routers' network setup (`ip -batch`, sysctl), an
+//! nftables ruleset (identical for both roles) and keepalived VRRP configuration.
+//!
+//! Pipeline: [`parse::preprocess`] (variables, backticks, IF, INCLUDE) -> [`parse::parse_lines`]
+//! -> [`model::analyse`] (all checks) -> [`nft::build`] / [`emit`]. [`explain`] walks the same
+//! nft IR offline.
+
+pub mod diag;
+pub mod emit;
+pub mod explain;
+pub mod model;
+pub mod net;
+pub mod nft;
+pub mod parse;
+
+use diag::Diagnostic;
+use parse::{FsLoader, Loader, PreOptions};
+use std::path::Path;
+
+/// Files for one role (contract section 2 of CONTRACTS.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleOutputs {
+    pub network_ip: String,
+    pub sysctl_conf: String,
+    pub ruleset_nft: String,
+    pub keepalived_conf: String,
+}
+
+/// Compiler options beyond the file.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// "MASTER" or "BACKUP"
+    pub role: String,
+    /// -D NAME=VALUE
+    pub defines: Vec<(String, String)>,
+    pub allow_exec: bool,
+    /// Host name used by `hostname` when neither -D HOSTNAME nor SET HOSTNAME is given.
+    pub system_hostname: Option<String>,
+}
+
+/// Everything produced by one compilation: the model, the nft IR, the outputs and warnings.
+#[derive(Debug)]
+pub struct Compiled {
+    pub site: model::Site,
+    pub ruleset: nft::Ruleset,
+    pub outputs: RoleOutputs,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Compile source text (pure: includes go through `loader`). Err holds every diagnostic
+/// (errors and warnings) in source order.
+pub fn compile_source(
+    loader: &dyn Loader,
+    path: &Path,
+    text: &str,
+    opts: &Options,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    let mut defines = opts.defines.clone();
+    defines.retain(|(k, _)| k != "ROLE");
+    defines.push(("ROLE".into(), opts.role.clone()));
+    let pre = PreOptions {
+        defines,
+        allow_exec: opts.allow_exec,
+        system_hostname: opts.system_hostname.clone(),
+    };
+    let (lines, mut diags) = parse::preprocess(loader, path, text, &pre);
+    let stmts = parse::parse_lines(&lines, &mut diags);
+    let file = path
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "site.lw".into());
+    let site = model::analyse(&file, &stmts, &opts.role, &mut diags);
+    diags.sort_by(|a, b| {
+        (a.loc.file != file, &a.loc.file, a.loc.line, a.loc.col).cmp(&(
+            b.loc.file != file,
+            &b.loc.file,
+            b.loc.line,
+            b.loc.col,
+        ))
+    });
+    let Some(site) = site else { return Err(diags) };
+    if diags.iter().any(|d| d.is_error()) {
+        return Err(diags);
+    }
+    let ruleset = nft::build(&site);
+    let outputs = RoleOutputs {
+        network_ip: emit::network_ip(&site),
+        sysctl_conf: emit::sysctl_conf(&site),
+        ruleset_nft: nft::render(&ruleset, &site),
+        keepalived_conf: emit::keepalived_conf(&site),
+    };
+    Ok(Compiled {
+        site,
+        ruleset,
+        outputs,
+        warnings: diags,
+    })
+}
+
+/// The machine's host name (for `hostname` backticks).
+pub fn system_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Compile a file from disk with full options.
+pub fn compile_path(site: &Path, opts: &Options) -> Result<Compiled, Vec<Diagnostic>> {
+    let text = match std::fs::read_to_string(site) {
+        Ok(t) => t,
+        Err(e) => {
+            let file = site.display().to_string();
+            return Err(vec![Diagnostic::error(
+                diag::Loc {
+                    file,
+                    line: 0,
+                    col: 0,
+                },
+                format!("cannot read the site file: {e}"),
+            )
+            .fix("check the path")]);
+        }
+    };
+    compile_source(&FsLoader, site, &text, opts)
+}
+
+/// Contract API for vbuild: role is "MASTER" or "BACKUP"; defines are -D NAME=VALUE pairs.
+/// Err carries every diagnostic rendered as `file:line:col: error: ...` lines.
+pub fn compile_file(
+    site: &Path,
+    role: &str,
+    defines: &[(String, String)],
+) -> Result<RoleOutputs, String> {
+    let opts = Options {
+        role: role.to_string(),
+        defines: defines.to_vec(),
+        allow_exec: false,
+        system_hostname: system_hostname(),
+    };
+    compile_path(site, &opts)
+        .map(|c| c.outputs)
+        .map_err(|d| diag::render_all(&d))
+}
+
+/// Fuzz body: compile arbitrary text with no file access and no command execution. Never panics.
+pub fn fuzz_compile(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let loader = parse::MapLoader(Default::default());
+    for role in ["MASTER", "BACKUP"] {
+        let opts = Options {
+            role: role.into(),
+            defines: vec![("HOSTNAME".into(), "fz".into())],
+            allow_exec: false,
+            system_hostname: None,
+        };
+        if let Ok(c) = compile_source(&loader, Path::new("fuzz.lw"), text, &opts) {
+            let _ = explain::explain(&c.site, &c.ruleset, &explain::Packet::example());
+        }
+    }
+}
