@@ -17,7 +17,8 @@ use crate::wire::Version;
 pub type Time = Duration;
 
 /// Instance (or group) state, with keepalived's FAULT.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum State {
     Init,
     Backup,

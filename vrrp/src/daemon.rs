@@ -1,0 +1,914 @@
+//! The daemon: sockets, netlink, GARP, notify scripts and the status socket around the pure
+//! [`crate::fsm::Router`]. One thread, one poll loop; nothing in the loop blocks on a child
+//! process or a slow client.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::{self, Config, InstanceConfig, Script, V3Checksum};
+use crate::fsm::{Action, NotifyTarget, Router, State, Time};
+use crate::netlink::{AddrSpec, Netlink, IFA_F_SECONDARY};
+use crate::status::{Counters, GroupStatus, InstanceStatus, Mismatch, Status, TransitionStatus};
+use crate::sys::{self, NdSocket, PacketSocket, VrrpSocket};
+use crate::validate::{self, CsumForm, Drop, RxMeta};
+use crate::wire::{self, ChecksumForm, Family, Repr, Version, MCAST_V4, MCAST_V6};
+
+/// Default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
+
+static SYSLOG: AtomicBool = AtomicBool::new(false);
+
+/// Log one line (stderr with -l / in the foreground, syslog when daemonized).
+pub fn log(msg: &str) {
+    if SYSLOG.load(Ordering::Relaxed) {
+        if let Ok(c) = std::ffi::CString::new(msg.replace('%', "%%")) {
+            // SAFETY: format string and argument are valid C strings.
+            unsafe { libc::syslog(libc::LOG_INFO, c"%s".as_ptr(), c.as_ptr()) };
+        }
+    } else {
+        eprintln!("vrrpd: {msg}");
+    }
+}
+
+/// How the daemon is started.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    /// `-n`: stay in the foreground.
+    pub foreground: bool,
+    /// `-l`: log to the console even when daemonized.
+    pub console_log: bool,
+}
+
+/// `--check`: parse, print warnings and a summary.
+pub fn check(path: &Path) -> Result<String> {
+    let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &cfg.warnings {
+        eprintln!("{}:{}: warning: {}", w.file.display(), w.line, w.msg);
+    }
+    let mut s = String::new();
+    for i in &cfg.instances {
+        s.push_str(&format!(
+            "instance {}: interface {} vrid {} priority {} v{} advert_int {:.2}s{} vips {}{}\n",
+            i.name,
+            i.interface,
+            i.vrid,
+            i.priority,
+            i.version.number(),
+            i.advert_int().as_secs_f64(),
+            if i.auth_pass.is_some() {
+                " auth PASS"
+            } else {
+                ""
+            },
+            i.vips.len(),
+            if i.nopreempt { " nopreempt" } else { "" },
+        ));
+    }
+    for g in &cfg.sync_groups {
+        s.push_str(&format!("sync group {}: {}\n", g.name, g.members.join(" ")));
+    }
+    Ok(s)
+}
+
+struct Vip {
+    spec: AddrSpec,
+    dev: String,
+    mac: [u8; 6],
+}
+
+struct Inst {
+    cfg: InstanceConfig,
+    sock: usize,
+    src: IpAddr,
+    vips: Vec<Vip>,
+    counters: Counters,
+    mismatch: Option<(Time, Mismatch)>,
+    logged: HashMap<(IpAddr, String), Time>,
+    /// Pending GARP bursts: (when, count, is_refresh).
+    garp: Vec<(Time, u32, bool)>,
+}
+
+struct Script_ {
+    child: Child,
+    argv0: String,
+    started: Time,
+    warned: bool,
+}
+
+struct Daemon {
+    start: Instant,
+    nl: Netlink,
+    socks: Vec<VrrpSocket>,
+    insts: Vec<Inst>,
+    router: Router,
+    cfg: Config,
+    pkt: PacketSocket,
+    nd: Option<NdSocket>,
+    local_addrs: HashSet<IpAddr>,
+    links: BTreeMap<String, bool>,
+    children: Vec<Script_>,
+    unknown_vrid: u64,
+    malformed: u64,
+}
+
+impl Daemon {
+    fn now(&self) -> Time {
+        self.start.elapsed()
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        let now = self.now();
+        for a in actions {
+            match a {
+                Action::SendAdvert { inst, priority } => self.send_advert(inst, priority),
+                Action::AddVips { inst } => self.vips(inst, true),
+                Action::RemoveVips { inst } => self.vips(inst, false),
+                Action::StartGarp { inst } => {
+                    let i = &mut self.insts[inst];
+                    let g = i.cfg.garp;
+                    i.garp.clear();
+                    i.garp.push((now, g.master_repeat, false));
+                    if !g.master_delay.is_zero() && g.master_repeat > 0 {
+                        i.garp.push((now + g.master_delay, g.master_repeat, false));
+                    }
+                    if !g.master_refresh.is_zero() {
+                        i.garp
+                            .push((now + g.master_refresh, g.master_refresh_repeat, true));
+                    }
+                    self.run_garps(now);
+                }
+                Action::StopGarp { inst } => self.insts[inst].garp.clear(),
+                Action::Notify {
+                    target,
+                    state,
+                    priority,
+                } => self.notify(target, state, priority),
+                Action::Transition {
+                    inst,
+                    from,
+                    to,
+                    reason,
+                } => log(&format!(
+                    "instance {}: {:?} -> {:?} ({reason})",
+                    self.insts[inst].cfg.name, from, to
+                )),
+            }
+        }
+    }
+
+    fn send_advert(&mut self, inst: usize, priority: u8) {
+        let i = &mut self.insts[inst];
+        let c = &i.cfg;
+        let repr = Repr {
+            version: c.version,
+            vrid: c.vrid,
+            priority,
+            adver_int: c.wire_adver_int(),
+            addrs: c.vips.iter().map(|v| v.addr).collect(),
+            auth_type: if c.auth_pass.is_some() {
+                wire::AUTH_PASS
+            } else {
+                0
+            },
+            auth_data: c.auth_pass.unwrap_or([0; 8]),
+            rsvd: 0,
+        };
+        let dsts: Vec<IpAddr> = if c.unicast_peers.is_empty() {
+            vec![match c.family {
+                Family::V4 => IpAddr::V4(MCAST_V4),
+                Family::V6 => IpAddr::V6(MCAST_V6),
+            }]
+        } else {
+            c.unicast_peers.clone()
+        };
+        for dst in dsts {
+            let form = match (c.version, i.src, dst) {
+                (Version::V2, _, _) => ChecksumForm::MessageOnly,
+                (Version::V3, IpAddr::V4(src), IpAddr::V4(dst)) => match c.v3_checksum {
+                    V3Checksum::PseudoHeader => ChecksumForm::Ipv4Pseudo { src, dst },
+                    V3Checksum::MessageOnly => ChecksumForm::MessageOnly,
+                },
+                (Version::V3, IpAddr::V6(src), IpAddr::V6(dst)) => {
+                    ChecksumForm::Ipv6Pseudo { src, dst }
+                }
+                _ => ChecksumForm::MessageOnly,
+            };
+            let msg = repr.to_bytes(form);
+            match self.socks[i.sock].send(&msg, i.src, dst) {
+                Ok(()) => {
+                    i.counters.adverts_out += 1;
+                    if priority == 0 {
+                        i.counters.priority_zero_out += 1;
+                    }
+                }
+                Err(e) => {
+                    i.counters.send_errors += 1;
+                    log(&format!(
+                        "instance {}: send advert to {dst} failed: {e}",
+                        c.name
+                    ));
+                }
+            }
+        }
+    }
+
+    fn vips(&mut self, inst: usize, add: bool) {
+        let i = &self.insts[inst];
+        for v in &i.vips {
+            let r = if add {
+                self.nl.add_addr(&v.spec)
+            } else {
+                self.nl.del_addr(&v.spec)
+            };
+            match r {
+                Ok(_) => {}
+                Err(e) => log(&format!(
+                    "instance {}: {} {}/{} on {} failed: {e}",
+                    i.cfg.name,
+                    if add { "adding" } else { "removing" },
+                    v.spec.addr,
+                    v.spec.prefix,
+                    v.dev
+                )),
+            }
+        }
+        if add {
+            for v in &i.vips {
+                self.local_addrs.insert(v.spec.addr);
+            }
+        }
+    }
+
+    fn run_garps(&mut self, now: Time) {
+        for idx in 0..self.insts.len() {
+            let due: Vec<(u32, bool)> = self.insts[idx]
+                .garp
+                .iter()
+                .filter(|g| g.0 <= now)
+                .map(|g| (g.1, g.2))
+                .collect();
+            if due.is_empty() {
+                continue;
+            }
+            self.insts[idx].garp.retain(|g| g.0 > now);
+            for (count, refresh) in due {
+                for n in 0..count {
+                    if n > 0 && !self.insts[idx].cfg.garp.interval.is_zero() {
+                        // Spacing inside a burst is short (vrrp_garp_interval is <= 1 s and
+                        // usually 0): sleeping here is bounded and keeps the order simple.
+                        std::thread::sleep(self.insts[idx].cfg.garp.interval);
+                    }
+                    self.send_garp_once(idx);
+                }
+                if refresh {
+                    let g = self.insts[idx].cfg.garp;
+                    self.insts[idx].garp.push((
+                        now + g.master_refresh,
+                        g.master_refresh_repeat,
+                        true,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn send_garp_once(&mut self, idx: usize) {
+        let i = &mut self.insts[idx];
+        for v in &i.vips {
+            let r = match v.spec.addr {
+                IpAddr::V4(a) => self.pkt.send(v.spec.index, &wire::garp_frame(v.mac, a)),
+                IpAddr::V6(a) => match &self.nd {
+                    Some(nd) => {
+                        nd.send_all_nodes(v.spec.index, &wire::unsolicited_na(a, v.mac, true))
+                    }
+                    None => Ok(()),
+                },
+            };
+            match r {
+                Ok(()) => i.counters.garp_sent += 1,
+                Err(e) => log(&format!(
+                    "instance {}: GARP/NA for {} on {} failed: {e}",
+                    i.cfg.name, v.spec.addr, v.dev
+                )),
+            }
+        }
+    }
+
+    fn notify(&mut self, target: NotifyTarget, state: State, priority: u8) {
+        let (kind, name, n) = match target {
+            NotifyTarget::Instance(i) => (
+                "INSTANCE",
+                self.insts[i].cfg.name.clone(),
+                self.insts[i].cfg.notify.clone(),
+            ),
+            NotifyTarget::Group(g) => (
+                "GROUP",
+                self.cfg.sync_groups[g].name.clone(),
+                self.cfg.sync_groups[g].notify.clone(),
+            ),
+        };
+        let specific = match state {
+            State::Master => n.master,
+            State::Backup => n.backup,
+            State::Fault => n.fault,
+            State::Init => n.stop,
+        };
+        if let Some(s) = specific {
+            self.spawn(s);
+        }
+        if let Some(mut s) = n.generic {
+            s.extend([
+                kind.to_string(),
+                name,
+                state.keyword().to_string(),
+                priority.to_string(),
+            ]);
+            self.spawn(s);
+        }
+    }
+
+    /// Run a script without a shell; never waits for it (reaped in the loop).
+    fn spawn(&mut self, argv: Script) {
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).stdin(Stdio::null());
+        match cmd.spawn() {
+            Ok(child) => self.children.push(Script_ {
+                child,
+                argv0: argv[0].clone(),
+                started: self.now(),
+                warned: false,
+            }),
+            Err(e) => log(&format!(
+                "notify script {} could not start: {e}",
+                argv.join(" ")
+            )),
+        }
+    }
+
+    fn reap(&mut self) {
+        let now = self.now();
+        self.children.retain_mut(|c| match c.child.try_wait() {
+            Ok(Some(st)) => {
+                if !st.success() {
+                    log(&format!("notify script {} exited with {st}", c.argv0));
+                }
+                false
+            }
+            Ok(None) => {
+                if !c.warned && now - c.started > Duration::from_secs(30) {
+                    log(&format!(
+                        "notify script {} still running after 30 s (it does not block VRRP)",
+                        c.argv0
+                    ));
+                    c.warned = true;
+                }
+                true
+            }
+            Err(_) => false,
+        });
+    }
+
+    fn on_packet(&mut self, sock: usize, rx: sys::Rx) {
+        let now = self.now();
+        let (msg, ip_payload_len) = if self.socks[sock].v6 {
+            (&rx.data[..], None)
+        } else {
+            match wire::Ipv4Header::parse(&rx.data) {
+                Some(h)
+                    if h.protocol == wire::IPPROTO_VRRP && rx.data.len() >= h.header_len + 8 =>
+                {
+                    (
+                        &rx.data[h.header_len..],
+                        Some(h.total_len.saturating_sub(h.header_len)),
+                    )
+                }
+                _ => {
+                    self.malformed += 1;
+                    return;
+                }
+            }
+        };
+        if msg.len() < 8 {
+            self.malformed += 1;
+            return;
+        }
+        let vrid = msg[1];
+        let fam = Family::of(&rx.src);
+        let Some(idx) = self
+            .insts
+            .iter()
+            .position(|i| i.sock == sock && i.cfg.vrid == vrid && i.cfg.family == fam)
+        else {
+            self.unknown_vrid += 1;
+            return;
+        };
+        if self.local_addrs.contains(&rx.src) || rx.src == self.insts[idx].src {
+            self.insts[idx].counters.own_packets += 1;
+            return;
+        }
+        let meta = RxMeta {
+            src: rx.src,
+            dst: rx.dst,
+            ttl: rx.ttl,
+            ip_payload_len,
+        };
+        let res = validate::validate(&self.insts[idx].cfg, msg, &meta);
+        let i = &mut self.insts[idx];
+        match res {
+            Ok(v) => {
+                i.counters.adverts_in += 1;
+                if v.priority == 0 {
+                    i.counters.priority_zero_in += 1;
+                }
+                match v.csum {
+                    CsumForm::Ipv4Pseudo => i.counters.v3_csum_pseudo_header += 1,
+                    CsumForm::MessageOnly => i.counters.v3_csum_message_only += 1,
+                    CsumForm::OldUnicast => i.counters.v3_csum_old_unicast += 1,
+                    CsumForm::Standard => {}
+                }
+                let acts = self.router.advert(now, idx, rx.src, v.priority, v.interval);
+                self.apply(acts);
+            }
+            Err(d) => {
+                let c = &mut i.counters;
+                match d {
+                    Drop::BadLength => c.bad_length += 1,
+                    Drop::BadTtl => c.bad_ttl += 1,
+                    Drop::WrongVersion { .. } => c.wrong_version += 1,
+                    Drop::AuthTypeMismatch { .. } => c.bad_auth_type += 1,
+                    Drop::BadAuth => c.bad_auth += 1,
+                    Drop::IntervalMismatch { .. } => c.interval_mismatch += 1,
+                    Drop::BadType => c.bad_length += 1,
+                    Drop::VipCountMismatch { .. } => c.vip_count_mismatch += 1,
+                    Drop::BadChecksum => c.bad_checksum += 1,
+                    Drop::VipMismatch => c.vip_mismatch += 1,
+                    Drop::NotPeer => c.not_peer += 1,
+                }
+                let detail = drop_detail(&i.cfg, &d, msg);
+                let key = (rx.src, format!("{d:?}"));
+                let due = i
+                    .logged
+                    .get(&key)
+                    .map_or(true, |t| now >= *t + Duration::from_secs(10));
+                if d.is_config_mismatch() {
+                    i.mismatch = Some((
+                        now,
+                        Mismatch {
+                            peer: rx.src.to_string(),
+                            detail: detail.clone(),
+                            ago_s: 0.0,
+                        },
+                    ));
+                }
+                if due {
+                    i.logged.insert(key, now);
+                    if d.is_config_mismatch() {
+                        log(&format!(
+                            "ERROR instance {}: CONFIGURATION MISMATCH with peer {}: {detail}. Its adverts are dropped, so both routers will become MASTER (split brain): make both configurations agree",
+                            i.cfg.name, rx.src
+                        ));
+                    } else {
+                        log(&format!(
+                            "instance {}: dropped advert from {}: {detail}",
+                            i.cfg.name, rx.src
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_links(&mut self, links: Vec<crate::netlink::Link>) {
+        let now = self.now();
+        for l in links {
+            let Some(old) = self.links.get(&l.name).copied() else {
+                continue;
+            };
+            if old != l.up {
+                self.links.insert(l.name.clone(), l.up);
+                log(&format!(
+                    "interface {} is {}",
+                    l.name,
+                    if l.up { "up" } else { "down" }
+                ));
+                let acts = self.router.link(now, &l.name, l.up);
+                self.apply(acts);
+            }
+        }
+    }
+
+    fn status(&self) -> Status {
+        let now = self.now();
+        Status {
+            router_id: self.cfg.router_id.clone(),
+            pid: std::process::id(),
+            uptime_s: now.as_secs_f64(),
+            unknown_vrid: self.unknown_vrid,
+            malformed: self.malformed,
+            instances: self
+                .insts
+                .iter()
+                .zip(&self.router.instances)
+                .map(|(i, f)| InstanceStatus {
+                    name: i.cfg.name.clone(),
+                    state: f.state,
+                    priority: f.priority(),
+                    base_priority: f.base_priority,
+                    vrid: i.cfg.vrid,
+                    version: i.cfg.version.number(),
+                    interface: i.cfg.interface.clone(),
+                    source: i.src.to_string(),
+                    advert_int_ms: i.cfg.advert_int().as_millis() as u64,
+                    master_down_interval_ms: f.master_down_interval().as_secs_f64() * 1000.0,
+                    master: f.master_addr.map(|a| a.to_string()),
+                    master_priority: f.master_priority,
+                    vips: i
+                        .cfg
+                        .vips
+                        .iter()
+                        .map(|v| format!("{}/{}", v.addr, v.prefix))
+                        .collect(),
+                    counters: i.counters.clone(),
+                    last_transition: f.last.as_ref().map(|t| TransitionStatus {
+                        ago_s: (now - t.at).as_secs_f64(),
+                        from: t.from,
+                        to: t.to,
+                        reason: t.reason.clone(),
+                    }),
+                    last_mismatch: i.mismatch.as_ref().map(|(t, m)| Mismatch {
+                        ago_s: (now - *t).as_secs_f64(),
+                        ..m.clone()
+                    }),
+                })
+                .collect(),
+            groups: self
+                .router
+                .groups
+                .iter()
+                .map(|g| GroupStatus {
+                    name: g.name.clone(),
+                    state: g.state,
+                    members: g
+                        .members
+                        .iter()
+                        .map(|&m| self.insts[m].cfg.name.clone())
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn serve(&self, stream: UnixStream) {
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+        let mut line = String::new();
+        let _ = BufReader::new(&stream).read_line(&mut line);
+        let mut w = &stream;
+        let reply = match line.trim() {
+            "status" | "" => serde_json::to_string(&self.status()).unwrap_or_default(),
+            other => format!("{{\"error\":\"unknown command '{other}'\"}}"),
+        };
+        let _ = w.write_all(reply.as_bytes());
+        let _ = w.write_all(b"\n");
+    }
+}
+
+fn drop_detail(cfg: &InstanceConfig, d: &Drop, msg: &[u8]) -> String {
+    match d {
+        Drop::IntervalMismatch { got_cs } => format!(
+            "advertisement interval mismatch: mine={:.2}s received={:.2}s",
+            cfg.advert_int().as_secs_f64(),
+            f64::from(*got_cs) / 100.0
+        ),
+        Drop::BadAuth => "authentication password differs".into(),
+        Drop::AuthTypeMismatch { got } => format!(
+            "authentication type mismatch: received {got}, expecting {}",
+            if cfg.auth_pass.is_some() { 1 } else { 0 }
+        ),
+        Drop::WrongVersion { got } => format!(
+            "wrong version: received {got}, expecting {}",
+            cfg.version.number()
+        ),
+        Drop::VipCountMismatch { got } => format!(
+            "virtual address count mismatch: received {got}, configured {}",
+            cfg.vips.len()
+        ),
+        Drop::VipMismatch => {
+            let fam = cfg.family;
+            let p = wire::Packet::new_unchecked(msg);
+            let theirs: Vec<String> = (0..usize::from(p.count()))
+                .map(|i| p.addr(fam, i).to_string())
+                .collect();
+            let ours: Vec<String> = cfg.vips.iter().map(|v| v.addr.to_string()).collect();
+            format!(
+                "virtual address set differs: received [{}], configured [{}]",
+                theirs.join(" "),
+                ours.join(" ")
+            )
+        }
+        Drop::BadTtl => "TTL/hop limit is not 255".into(),
+        Drop::BadChecksum => "bad checksum".into(),
+        Drop::BadLength => "bad length".into(),
+        Drop::BadType => "bad type".into(),
+        Drop::NotPeer => "source is not a configured unicast_peer".into(),
+    }
+}
+
+fn primary_addr(nl: &mut Netlink, c: &InstanceConfig, ifindex: u32) -> Result<IpAddr> {
+    if let Some(a) = c.unicast_src_ip {
+        return Ok(a);
+    }
+    let vips: HashSet<IpAddr> = c.vips.iter().chain(&c.excluded).map(|v| v.addr).collect();
+    match c.family {
+        Family::V4 => nl
+            .addrs(libc::AF_INET)?
+            .into_iter()
+            .find(|a| a.index == ifindex && a.flags & IFA_F_SECONDARY == 0 && !vips.contains(&a.addr))
+            .map(|a| a.addr)
+            .with_context(|| format!("instance {}: interface {} has no IPv4 address to send adverts from (add one, or set unicast_src_ip)", c.name, c.interface)),
+        Family::V6 => nl
+            .addrs(libc::AF_INET6)?
+            .into_iter()
+            .find(|a| {
+                a.index == ifindex
+                    && matches!(a.addr, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
+                    && !vips.contains(&a.addr)
+            })
+            .map(|a| a.addr)
+            .with_context(|| format!("instance {}: interface {} has no IPv6 link-local address", c.name, c.interface)),
+    }
+}
+
+/// Run the daemon until SIGTERM/SIGINT.
+pub fn run(opts: &Options) -> Result<()> {
+    let cfg = config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &cfg.warnings {
+        eprintln!("vrrpd: {}:{}: warning: {}", w.file.display(), w.line, w.msg);
+    }
+    if !opts.foreground {
+        // SAFETY: daemon(3) before any thread or socket exists.
+        if unsafe { libc::daemon(0, i32::from(opts.console_log)) } < 0 {
+            bail!("daemon(): {}", std::io::Error::last_os_error());
+        }
+        if !opts.console_log {
+            SYSLOG.store(true, Ordering::Relaxed);
+            // SAFETY: static C string identifier.
+            unsafe { libc::openlog(c"vrrpd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+        }
+    }
+    let signals = sys::signalfd().context("signalfd")?;
+    let mut nl = Netlink::open().context("netlink socket")?;
+    let monitor = Netlink::monitor().context("netlink link monitor")?;
+    let links = nl.links().context("listing interfaces")?;
+    let link_by_name = |n: &str| links.iter().find(|l| l.name == n);
+    let mut socks: Vec<VrrpSocket> = Vec::new();
+    let mut sock_keys: Vec<(String, bool)> = Vec::new();
+    let mut insts = Vec::new();
+    let mut primaries = Vec::new();
+    let mut watched: BTreeMap<String, bool> = BTreeMap::new();
+    for c in &cfg.instances {
+        let Some(l) = link_by_name(&c.interface) else {
+            bail!(
+                "{}:{}: instance {}: interface '{}' does not exist",
+                opts.config.display(),
+                c.line,
+                c.name,
+                c.interface
+            );
+        };
+        let v6 = c.family == Family::V6;
+        let key = (c.interface.clone(), v6);
+        let sock = match sock_keys.iter().position(|k| *k == key) {
+            Some(s) => s,
+            None => {
+                socks.push(
+                    VrrpSocket::open(&c.interface, l.index, v6).with_context(|| {
+                        format!("instance {}: socket on {}", c.name, c.interface)
+                    })?,
+                );
+                sock_keys.push(key);
+                socks.len() - 1
+            }
+        };
+        let src = primary_addr(&mut nl, c, l.index)?;
+        let mut vips = Vec::new();
+        for v in c.vips.iter().chain(&c.excluded) {
+            let dev = v.dev.clone().unwrap_or_else(|| c.interface.clone());
+            let Some(dl) = link_by_name(&dev) else {
+                bail!(
+                    "{}:{}: VIP {} on device '{dev}', which does not exist",
+                    opts.config.display(),
+                    v.line,
+                    v.addr
+                );
+            };
+            vips.push(Vip {
+                spec: AddrSpec {
+                    index: dl.index,
+                    addr: v.addr,
+                    prefix: v.prefix,
+                    brd: v.brd,
+                    label: v.label.clone(),
+                    scope: v.scope,
+                },
+                dev,
+                mac: dl.mac,
+            });
+        }
+        let mut names: Vec<String> = c.vip_devices();
+        names.extend(c.track_interfaces.iter().map(|t| t.name.clone()));
+        for n in names {
+            match link_by_name(&n) {
+                Some(l) => {
+                    watched.insert(n, l.up);
+                }
+                None => {
+                    log(&format!(
+                        "instance {}: tracked interface {n} does not exist: treated as down",
+                        c.name
+                    ));
+                    watched.insert(n, false);
+                }
+            }
+        }
+        primaries.push(src);
+        insts.push(Inst {
+            cfg: c.clone(),
+            sock,
+            src,
+            vips,
+            counters: Counters::default(),
+            mismatch: None,
+            logged: HashMap::new(),
+            garp: Vec::new(),
+        });
+    }
+    for g in &cfg.sync_groups {
+        for t in &g.track_interfaces {
+            watched.insert(t.name.clone(), link_by_name(&t.name).is_some_and(|l| l.up));
+        }
+    }
+    let mut local_addrs: HashSet<IpAddr> = HashSet::new();
+    for fam in [libc::AF_INET, libc::AF_INET6] {
+        for a in nl.addrs(fam)? {
+            local_addrs.insert(a.addr);
+        }
+    }
+    // Crash cleanup (spec 4): VIPs left behind by a killed daemon still answer ARP.
+    for i in &insts {
+        for v in &i.vips {
+            if let Ok(true) = nl.del_addr(&v.spec) {
+                log(&format!(
+                    "instance {}: removed stale VIP {}/{} from {}",
+                    i.cfg.name, v.spec.addr, v.spec.prefix, v.dev
+                ));
+            }
+            local_addrs.remove(&v.spec.addr);
+        }
+    }
+    let listener = bind_control(&opts.socket)?;
+    let router = Router::new(&cfg, &primaries);
+    let nd = if cfg.instances.iter().any(|c| c.family == Family::V6) {
+        Some(NdSocket::open()?)
+    } else {
+        None
+    };
+    let mut d = Daemon {
+        start: Instant::now(),
+        nl,
+        socks,
+        insts,
+        router,
+        cfg,
+        pkt: PacketSocket::sender()?,
+        nd,
+        local_addrs,
+        links: watched.clone(),
+        children: Vec::new(),
+        unknown_vrid: 0,
+        malformed: 0,
+    };
+    log(&format!(
+        "started (pid {}), {} instance(s), control socket {}",
+        std::process::id(),
+        d.insts.len(),
+        opts.socket.display()
+    ));
+    let now = d.now();
+    for (name, up) in &watched {
+        if !up {
+            let acts = d.router.link(now, name, false);
+            d.apply(acts);
+        }
+    }
+    let acts = d.router.start(now);
+    d.apply(acts);
+
+    let mut fds: Vec<i32> = vec![signals.as_raw_fd(), monitor.raw_fd(), listener.as_raw_fd()];
+    fds.extend(d.socks.iter().map(|s| s.fd.as_raw_fd()));
+    loop {
+        let now = d.now();
+        let mut next = d.router.next_deadline();
+        for i in &d.insts {
+            for g in &i.garp {
+                next = Some(next.map_or(g.0, |n| n.min(g.0)));
+            }
+        }
+        let timeout = match next {
+            Some(t) if t <= now => 0,
+            Some(t) => ((t - now).as_micros().div_ceil(1000) as i32).min(1000),
+            None => 1000,
+        };
+        let ready = sys::poll_readable(&fds, timeout)?;
+        for r in ready {
+            match r {
+                0 => {
+                    while let Some(sig) = sys::read_signal(signals.as_raw_fd()) {
+                        if sig == libc::SIGHUP as u32 {
+                            log("SIGHUP: reload is not supported, restart vrrpd to apply a new configuration");
+                            continue;
+                        }
+                        log(&format!("signal {sig}: shutting down"));
+                        let now = d.now();
+                        let acts = d.router.shutdown(now);
+                        d.apply(acts);
+                        d.reap();
+                        let _ = std::fs::remove_file(&opts.socket);
+                        return Ok(());
+                    }
+                }
+                1 => {
+                    let ev = monitor.read_link_events();
+                    d.on_links(ev);
+                }
+                2 => {
+                    while let Ok((s, _)) = listener.accept() {
+                        let _ = s.set_nonblocking(false);
+                        d.serve(s);
+                    }
+                }
+                n => {
+                    let s = n - 3;
+                    for _ in 0..64 {
+                        match d.socks[s].recv() {
+                            Ok(Some(rx)) => d.on_packet(s, rx),
+                            Ok(None) => break,
+                            Err(e) => {
+                                log(&format!("receive error: {e}"));
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let now = d.now();
+        let acts = d.router.tick(now);
+        d.apply(acts);
+        d.run_garps(now);
+        d.reap();
+    }
+}
+
+fn bind_control(path: &Path) -> Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if UnixStream::connect(path).is_ok() {
+        bail!(
+            "another vrrpd is already listening on {} (use --socket to pick another path)",
+            path.display()
+        );
+    }
+    let _ = std::fs::remove_file(path);
+    let l = UnixListener::bind(path)
+        .with_context(|| format!("binding control socket {}", path.display()))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Client side of `vrrpd status`.
+pub fn query_status(socket: &Path) -> Result<Status> {
+    let mut s = UnixStream::connect(socket).with_context(|| {
+        format!(
+            "connecting to {} (is vrrpd running? pass --socket if it uses another path)",
+            socket.display()
+        )
+    })?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"status\n")?;
+    let mut buf = String::new();
+    BufReader::new(&s).read_line(&mut buf)?;
+    serde_json::from_str(&buf).with_context(|| format!("bad reply from vrrpd: {buf}"))
+}
