@@ -20,7 +20,7 @@ use crate::config::{self, Appliance, APPLIANCE_TOML};
 use crate::console;
 use crate::evdev;
 use crate::power::Action;
-use crate::supervise::{Cause, Exit, Spec, Supervisor};
+use crate::supervise::{Cause, Exit, Spec, State, Supervisor};
 use crate::sys::{self, Console};
 
 /// Optional network configuration, applied in this order when present.
@@ -73,9 +73,6 @@ pub fn run() -> ! {
     // Ctrl-Alt-Del becomes SIGINT to us instead of an immediate kernel reboot.
     let _ = set_cad_enabled(false);
     sys::runtime_dirs();
-    if let Err(e) = sys::ensure_machine_id() {
-        con.say(&console::failed_line("machine-id", &e));
-    }
 
     let text =
         std::fs::read_to_string(APPLIANCE_TOML).map_err(|e| format!("{APPLIANCE_TOML}: {e}"));
@@ -94,9 +91,15 @@ pub fn run() -> ! {
             None
         }
     };
+    let mut phases = String::new();
     if let Some(a) = &appliance {
-        bring_up(&con, a);
+        phases = bring_up(&con, a);
         kinds.extend(a.services.iter().cloned().map(Kind::Service));
+    }
+    // Per-boot identity, after the module list so a virtio_rng in it can feed the entropy pool
+    // (without one, the first read waits for the kernel's jitter entropy: ~1 s under TCG).
+    if let Err(e) = sys::ensure_machine_id() {
+        con.say(&console::failed_line("machine-id", &e));
     }
     // Make the power button work even if the image's module list lacks button/evdev.
     ensure_power_button_modules(&con);
@@ -131,7 +134,7 @@ pub fn run() -> ! {
         con.say(&console::ready_line(a));
         if let Some(up) = sys::uptime() {
             con.say(&format!(
-                "ramux: up {up:.2} s after kernel start (init {:.2} s)",
+                "ramux: up {up:.2} s after kernel start (init {:.2} s: {phases})",
                 t0.elapsed().as_secs_f64()
             ));
         }
@@ -147,7 +150,8 @@ pub fn run() -> ! {
 }
 
 /// Modules, hostname, loopback, network configuration (everything before services).
-fn bring_up(con: &Console, a: &Appliance) {
+/// Returns where the time went, for the boot-time line.
+fn bring_up(con: &Console, a: &Appliance) -> String {
     let running = sys::kernel_release();
     if !running.is_empty() && running != a.kernel_release {
         con.say(&format!(
@@ -155,15 +159,18 @@ fn bring_up(con: &Console, a: &Appliance) {
             a.kernel_release
         ));
     }
+    let t = Instant::now();
     for (name, why) in sys::load_modules(&a.kernel_release, &a.modules) {
         con.say(&format!("ramux: failed module {name}: {why}"));
     }
+    let modules = t.elapsed();
     if let Err(e) = sys::set_hostname(&a.hostname) {
         con.say(&console::failed_line("hostname", &e));
     }
     if let Err(e) = sys::loopback_up() {
         con.say(&console::failed_line("loopback", &e));
     }
+    let t = Instant::now();
     if Path::new(SYSCTL_CONF).exists() {
         for e in sys::apply_sysctl(Path::new(SYSCTL_CONF)) {
             con.say(&console::failed_line("labwall", &e));
@@ -197,6 +204,11 @@ fn bring_up(con: &Console, a: &Appliance) {
             )),
         }
     }
+    format!(
+        "modules {:.2} s, network {:.2} s",
+        modules.as_secs_f64(),
+        t.elapsed().as_secs_f64()
+    )
 }
 
 /// Loads `button` (ACPI power button) and `evdev` (its /dev/input node) from the running
@@ -253,7 +265,10 @@ fn reap(con: &Console, sup: &mut Supervisor, now: u64) -> usize {
         };
         n += 1;
         if let Some(f) = sup.exited(pid.as_raw(), exit, now) {
-            if !f.quiet || matches!(f.cause, Cause::SpawnFailed(_)) {
+            // Quiet entries (shells) report only spawn failures; nothing is reported while
+            // stopping, where exits are expected.
+            let stopping = f.retry_in_ms.is_none();
+            if !stopping && (!f.quiet || matches!(f.cause, Cause::SpawnFailed(_))) {
                 con.say(&console::failure_line(&f));
             }
         }
@@ -342,7 +357,7 @@ fn event_loop(
         }
         reap(con, sup, clock());
         if let Some(a) = action {
-            shutdown(con, sup, a, clock);
+            shutdown(con, sup, kinds, a, clock);
         }
     }
 }
@@ -364,11 +379,31 @@ fn fallback_loop(
 
 /// SIGTERM everything, wait up to [`STOP_GRACE`], SIGKILL the rest, sync, then power off,
 /// reboot or halt.
-fn shutdown(con: &Console, sup: &mut Supervisor, action: Action, clock: &dyn Fn() -> u64) -> ! {
+fn shutdown(
+    con: &Console,
+    sup: &mut Supervisor,
+    kinds: &[Kind],
+    action: Action,
+    clock: &dyn Fn() -> u64,
+) -> ! {
     con.say(action.line());
+    let shells: Vec<i32> = (0..kinds.len())
+        .filter(|&i| matches!(kinds[i], Kind::Shell(_)))
+        .filter_map(|i| {
+            if let State::Running { pid, .. } = sup.state(i) {
+                Some(pid)
+            } else {
+                None
+            }
+        })
+        .collect();
     sup.stop();
     // -1: every process except PID 1 and kernel threads (services, shells, their children).
     let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+    // Interactive shells ignore SIGTERM; a hangup ends their session like a closed terminal.
+    for pid in shells {
+        let _ = kill(Pid::from_raw(-pid), Signal::SIGHUP);
+    }
     let _ = kill(Pid::from_raw(-1), Signal::SIGCONT);
     let deadline = Instant::now() + STOP_GRACE;
     while Instant::now() < deadline {
@@ -380,6 +415,18 @@ fn shutdown(con: &Console, sup: &mut Supervisor, action: Action, clock: &dyn Fn(
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = sys::children_of_init();
+    if !left.is_empty() {
+        let names: Vec<String> = left
+            .iter()
+            .map(|(pid, comm)| format!("{comm}[{pid}]"))
+            .collect();
+        con.say(&format!(
+            "ramux: still running after {} s, killing: {}",
+            STOP_GRACE.as_secs(),
+            names.join(" ")
+        ));
     }
     let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
     let kill_deadline = Instant::now() + Duration::from_millis(500);

@@ -240,10 +240,27 @@ pub fn find_tool(candidates: &[&str]) -> Option<String> {
         .map(|p| p.to_string())
 }
 
+/// Children must not inherit PID 1's blocked signal mask (init blocks the signals it reads from
+/// its signalfd; std's `Command` keeps the caller's mask): a service with SIGTERM blocked could
+/// not be stopped at shutdown.
+fn unblock_signals_in_child(cmd: &mut Command) {
+    // SAFETY: sigemptyset and sigprocmask are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
 /// Runs a configuration tool to completion (at most `timeout`), capturing stderr for the console.
 pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<(), String> {
     let cmdline = argv.join(" ");
-    let mut child = Command::new(argv[0])
+    let mut cmd = Command::new(argv[0]);
+    unblock_signals_in_child(&mut cmd);
+    let mut child = cmd
         .args(&argv[1..])
         .env_clear()
         .env("PATH", PATH)
@@ -335,6 +352,7 @@ fn console_out() -> Stdio {
 /// from /dev/null, output to the console.
 pub fn spawn_service(s: &Service) -> Result<i32, String> {
     let mut cmd = Command::new(&s.argv[0]);
+    unblock_signals_in_child(&mut cmd);
     cmd.args(&s.argv[1..])
         .env_clear()
         .env("PATH", PATH)
@@ -377,6 +395,7 @@ pub fn spawn_shell(dev: &str) -> Result<i32, String> {
         "linux"
     };
     let mut cmd = Command::new("/bin/sh");
+    unblock_signals_in_child(&mut cmd);
     cmd.arg0("-sh")
         .env_clear()
         .env("PATH", PATH)
@@ -454,4 +473,35 @@ pub fn kernel_release() -> String {
     nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// Processes whose parent is PID 1 (still-running services, shells, adopted orphans), as
+/// (pid, command name), for the shutdown message.
+pub fn children_of_init() -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in rd.filter_map(|e| e.ok()) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may contain spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = stat[open + 1..close].to_string();
+        let ppid = stat[close + 1..]
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(1) {
+            out.push((pid, comm));
+        }
+    }
+    out.sort();
+    out
 }

@@ -406,7 +406,8 @@ impl Vm {
         stdin.flush().unwrap();
     }
 
-    fn qmp(&self, command: &str) {
+    /// Sends one QMP command (JSON object text) after the capabilities handshake.
+    fn qmp(&self, command_json: &str) -> String {
         let s = UnixStream::connect(&self.qmp).expect("connect QMP socket");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut r = BufReader::new(s.try_clone().unwrap());
@@ -414,8 +415,8 @@ impl Vm {
         let mut line = String::new();
         r.read_line(&mut line).unwrap();
         assert!(line.contains("QMP"), "QMP greeting: {line}");
-        for cmd in ["qmp_capabilities", command] {
-            writeln!(w, "{{\"execute\":\"{cmd}\"}}").unwrap();
+        for cmd in [r#"{"execute":"qmp_capabilities"}"#, command_json] {
+            writeln!(w, "{cmd}").unwrap();
             loop {
                 line.clear();
                 r.read_line(&mut line).unwrap();
@@ -425,6 +426,31 @@ impl Vm {
                 }
             }
         }
+        line
+    }
+
+    /// Text on the VGA console (tty0): the characters of the whole 32 KiB text-mode buffer at
+    /// 0xb8000, saved through the QEMU monitor.
+    fn vga_text(&self, work: &Path) -> String {
+        let dump = work.join("vga.bin");
+        let reply = self.qmp(&format!(
+            r#"{{"execute":"human-monitor-command","arguments":{{"command-line":"pmemsave 0xb8000 32768 \"{}\""}}}}"#,
+            dump.display()
+        ));
+        let bytes = fs::read(&dump)
+            .unwrap_or_else(|e| panic!("pmemsave {}: {e}; QMP said {reply}", dump.display()));
+        let chars: String = bytes
+            .iter()
+            .step_by(2)
+            .map(|&b| {
+                if b.is_ascii_graphic() || b == b' ' {
+                    b as char
+                } else {
+                    ' '
+                }
+            })
+            .collect();
+        chars.split_whitespace().collect::<Vec<_>>().join(" ")
     }
 
     /// Waits for QEMU to exit by itself (guest powered off); returns how long that took.
@@ -511,7 +537,7 @@ fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
     vm.wait_for("ramux: up ", Duration::from_secs(5));
     // Let the flaky service fail and be retried a few times, then probe from the console shell.
     std::thread::sleep(Duration::from_secs(2));
-    vm.type_line("echo \"==PROBE$((1+1))\"; cat /proc/sys/net/ipv4/ip_forward; hostname; ip -o -4 addr show dev eth0; nft list tables; cat /etc/machine-id; (sleep 0.2 &); sleep 1; echo ZOMBIES=$(grep -l zombie /proc/[0-9]*/status 2>/dev/null | wc -l); echo \"==END$((1+1))\"");
+    vm.type_line("echo \"==PROBE$((1+1))\"; grep SigBlk /proc/$(pidof sleep)/status; cat /proc/sys/net/ipv4/ip_forward; hostname; ip -o -4 addr show dev eth0; nft list tables; cat /etc/machine-id; (sleep 0.2 &); sleep 1; echo ZOMBIES=$(grep -l zombie /proc/[0-9]*/status 2>/dev/null | wc -l); echo \"==END$((1+1))\"");
     vm.wait_for("==END2", Duration::from_secs(30));
     let text = vm.text();
     let probe = text
@@ -584,14 +610,39 @@ fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
         probe.contains("ZOMBIES=0"),
         "orphans must be reaped:\n{probe}"
     );
+    assert!(
+        probe
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["SigBlk:", "0000000000000000"]),
+        "services must not inherit init's blocked signals:\n{probe}"
+    );
 
-    vm.qmp("system_powerdown");
+    let vga = vm.vga_text(&work.0);
+    assert!(
+        vga.contains(ready),
+        "ready line must also be on the VGA console tty0:\n{vga}"
+    );
+
+    vm.qmp(r#"{"execute":"system_powerdown"}"#);
     let t_off = vm.wait_exit(Duration::from_secs(30));
     let text = vm.text();
     assert!(text.contains("ramux: powering off"), "{text}");
     assert!(
         text.contains("reboot: Power down"),
         "kernel must power down, not panic:\n{text}"
+    );
+    assert!(
+        !text.contains("ramux: still running after"),
+        "services and shells must stop on SIGTERM/SIGHUP:\n{text}"
+    );
+    assert!(
+        !text.contains("ramux: failed ticker"),
+        "a stop at shutdown is not a failure:\n{text}"
+    );
+    let tail: Vec<&str> = text.lines().rev().take(12).collect();
+    eprintln!(
+        "console tail:\n{}",
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
     );
     let up = text
         .lines()
