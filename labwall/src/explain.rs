@@ -1,10 +1,495 @@
-//! placeholder replaced below
-pub struct Packet;
-impl Packet {
-    pub fn example() -> Packet {
-        Packet
+//! Offline simulation: walk the nft IR (the same one printed to ruleset.nft) with one packet of
+//! a new connection and say which rule decides it, with its source line. Hooks are visited in
+//! kernel order: prerouting raw (antispoof) -> prerouting dstnat -> routing -> input|forward ->
+//! postrouting srcnat; packets from the router itself take output -> postrouting.
+
+use crate::model::{Site, L4};
+use crate::nft::{rule_txt, Act, Fam, Ruleset, M};
+use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+    /// ICMP / ICMPv6 echo-request (ping)
+    Icmp,
+    Other(u8),
+}
+
+impl Proto {
+    pub fn parse(s: &str) -> Option<Proto> {
+        Some(match s {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            "icmp" | "ping" | "icmpv6" => Proto::Icmp,
+            "vrrp" => Proto::Other(112),
+            n => Proto::Other(n.parse().ok()?),
+        })
     }
 }
-pub fn explain(_s: &crate::model::Site, _r: &crate::nft::Ruleset, _p: &Packet) -> Option<()> {
-    None
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Packet {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: Proto,
+    pub dport: Option<u16>,
+    /// Input interface; None = guessed from the source address (or output if it is the router's).
+    pub iif: Option<String>,
+}
+
+impl Packet {
+    /// Used by the fuzz body: any site, one packet.
+    pub fn example() -> Packet {
+        Packet {
+            src: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 4)),
+            proto: Proto::Tcp,
+            dport: Some(443),
+            iif: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    pub chain: String,
+    /// 0-based position of the rule in its chain (as in `nft -j list ruleset`).
+    pub index: usize,
+    pub line: u32,
+    pub rule: String,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    pub packet: Packet,
+    /// "input", "forward" or "output"
+    pub path: String,
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    /// ACCEPT, DROP or REJECT
+    pub verdict: String,
+    /// The rule that decided (None: a base chain's default policy decided).
+    pub decision: Option<Step>,
+    pub dnat: Option<Step>,
+    pub snat: Option<Step>,
+    pub dst_after_nat: IpAddr,
+    /// Every rule that matched, in order (dispatch, log, verdict, NAT).
+    pub trace: Vec<Step>,
+    pub notes: Vec<String>,
+}
+
+struct Pkt {
+    fam: Fam,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: Proto,
+    dport: Option<u16>,
+    iif: Option<String>,
+    oif: Option<String>,
+    dnat: bool,
+}
+
+fn fam(a: IpAddr) -> Fam {
+    if a.is_ipv4() {
+        Fam::V4
+    } else {
+        Fam::V6
+    }
+}
+
+fn matches(m: &M, p: &Pkt, notes: &mut Vec<String>) -> bool {
+    if let Some(i) = &m.iif {
+        if p.iif.as_deref() != Some(i.as_str()) {
+            return false;
+        }
+    }
+    if let Some(o) = &m.oif {
+        if p.oif.as_deref() != Some(o.as_str()) {
+            return false;
+        }
+    }
+    if let Some(f) = m.nfproto {
+        if f != p.fam {
+            return false;
+        }
+    }
+    for (a, ip) in [(&m.saddr, p.src), (&m.daddr, p.dst)] {
+        if let Some(a) = a {
+            if a.fam != p.fam {
+                return false;
+            }
+            let inside = a.nets.iter().any(|n| n.contains(ip));
+            if inside == a.neg {
+                return false;
+            }
+        }
+    }
+    if let Some(l) = &m.l4 {
+        let ok = match (l, p.proto) {
+            (L4::Ports { tcp, ports, .. }, Proto::Tcp) if *tcp => {
+                ports.is_empty()
+                    || p.dport
+                        .is_some_and(|d| ports.iter().any(|r| r.0 <= d && d <= r.1))
+            }
+            (L4::Ports { udp, ports, .. }, Proto::Udp) if *udp => {
+                ports.is_empty()
+                    || p.dport
+                        .is_some_and(|d| ports.iter().any(|r| r.0 <= d && d <= r.1))
+            }
+            (L4::Proto(n), Proto::Other(x)) => *n == x,
+            (L4::Proto(6), Proto::Tcp) | (L4::Proto(17), Proto::Udp) => true,
+            (L4::Proto(1), Proto::Icmp) => p.fam == Fam::V4,
+            (L4::Proto(58), Proto::Icmp) => p.fam == Fam::V6,
+            (L4::Echo { v6 }, Proto::Icmp) => *v6 == (p.fam == Fam::V6),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    if m.ct_established || m.ct_invalid || m.nd {
+        return false;
+    }
+    if m.ct_dnat && !p.dnat {
+        return false;
+    }
+    if let Some(r) = &m.limit {
+        let n = format!("assumed under the rate limit {}/{}", r.n, r.unit);
+        if !notes.contains(&n) {
+            notes.push(n);
+        }
+    }
+    true
+}
+
+enum Outcome {
+    Accept(Option<Step>),
+    Drop(Option<Step>),
+    Reject(Option<Step>),
+}
+
+/// Run one base chain (following goto/vmap). Returns the verdict for this hook.
+fn run(
+    rs: &Ruleset,
+    site: &Site,
+    base: &str,
+    p: &mut Pkt,
+    trace: &mut Vec<Step>,
+    notes: &mut Vec<String>,
+    nat: &mut Option<Step>,
+) -> Outcome {
+    let Some(c0) = rs.chain(base) else {
+        return Outcome::Accept(None);
+    };
+    let policy = c0.base.as_ref().map(|b| b.policy).unwrap_or("accept");
+    let mut chain = c0;
+    let mut i = 0;
+    let mut hops = 0;
+    loop {
+        if i >= chain.rules.len() {
+            return if policy == "drop" {
+                Outcome::Drop(None)
+            } else {
+                Outcome::Accept(None)
+            };
+        }
+        let r = &chain.rules[i];
+        let step = || Step {
+            chain: chain.name.clone(),
+            index: i,
+            line: r.line,
+            rule: rule_txt(rs, r, &site.log.level, site.log.nflog),
+            why: r.why.clone(),
+        };
+        if !matches(&r.m, p, notes) {
+            i += 1;
+            continue;
+        }
+        let target = match &r.act {
+            Act::VmapIif(v) => v
+                .iter()
+                .find(|x| Some(&x.0) == p.iif.as_ref())
+                .map(|x| x.1.clone()),
+            Act::VmapOif(v) => v
+                .iter()
+                .find(|x| Some(&x.0) == p.oif.as_ref())
+                .map(|x| x.1.clone()),
+            Act::VmapIifOif(v) => v
+                .iter()
+                .find(|x| Some(&x.0) == p.iif.as_ref() && Some(&x.1) == p.oif.as_ref())
+                .map(|x| x.2.clone()),
+            Act::Goto(c) => Some(c.clone()),
+            _ => None,
+        };
+        let is_vmap = matches!(
+            r.act,
+            Act::VmapIif(_) | Act::VmapOif(_) | Act::VmapIifOif(_)
+        );
+        if is_vmap && target.is_none() {
+            i += 1; // no element: the rule's counter still counts, the packet goes on
+            continue;
+        }
+        let s = step();
+        trace.push(s.clone());
+        if let Some(t) = target {
+            hops += 1;
+            match rs.chain(&t) {
+                Some(c) if hops < 64 => {
+                    chain = c;
+                    i = 0;
+                    continue;
+                }
+                _ => return Outcome::Drop(Some(s)),
+            }
+        }
+        match &r.act {
+            Act::Accept => return Outcome::Accept(Some(s)),
+            Act::Drop => return Outcome::Drop(Some(s)),
+            Act::RejectTcp | Act::RejectIcmpx => return Outcome::Reject(Some(s)),
+            Act::Log(_) => {}
+            Act::Dnat(a, port) => {
+                p.dst = IpAddr::V4(*a);
+                if port.is_some() {
+                    p.dport = *port;
+                }
+                p.dnat = true;
+                *nat = Some(s);
+                return Outcome::Accept(None);
+            }
+            Act::Snat(_) | Act::Masquerade => {
+                *nat = Some(s);
+                return Outcome::Accept(None);
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+/// Addresses the router holds for its role (VIPs only on the MASTER, its initial state).
+fn local_addrs(site: &Site) -> Vec<IpAddr> {
+    let master = site.is_master();
+    let mut v = Vec::new();
+    for i in &site.ifaces {
+        v.extend(i.addr4(master).map(IpAddr::V4));
+        if master {
+            v.extend(i.vip4.map(IpAddr::V4));
+        }
+        for a in &i.v6 {
+            v.push(if master { a.master } else { a.backup });
+            if master {
+                v.extend(a.vip);
+            }
+        }
+    }
+    v
+}
+
+fn route(site: &Site, dst: IpAddr) -> Option<String> {
+    for i in &site.ifaces {
+        if i.nets().iter().any(|n| n.contains(dst)) {
+            return Some(i.ifname.clone());
+        }
+    }
+    site.ifaces
+        .iter()
+        .find(|i| {
+            if dst.is_ipv4() {
+                i.gw4.is_some()
+            } else {
+                i.v6.iter().any(|a| a.gw.is_some())
+            }
+        })
+        .map(|i| i.ifname.clone())
+}
+
+pub fn explain(site: &Site, rs: &Ruleset, pk: &Packet) -> Result<Explanation, String> {
+    if pk.src.is_ipv4() != pk.dst.is_ipv4() {
+        return Err("source and destination must be the same IP version".into());
+    }
+    let locals = local_addrs(site);
+    let from_router = pk.iif.is_none() && locals.contains(&pk.src);
+    let iif =
+        if from_router {
+            None
+        } else {
+            match &pk.iif {
+                Some(i) => Some(i.clone()),
+                None => Some(route(site, pk.src).ok_or(
+                    "cannot guess the input interface from the source address; pass --in IF",
+                )?),
+            }
+        };
+    let mut notes =
+        vec!["simulated as the first packet of a new connection (ct state new)".to_string()];
+    let mut p = Pkt {
+        fam: fam(pk.src),
+        src: pk.src,
+        dst: pk.dst,
+        proto: pk.proto,
+        dport: pk.dport,
+        iif: iif.clone(),
+        oif: None,
+        dnat: false,
+    };
+    let mut trace = Vec::new();
+    let mut dnat = None;
+    let mut snat = None;
+    let finish = |verdict: &str,
+                  decision: Option<Step>,
+                  path: &str,
+                  p: &Pkt,
+                  trace: Vec<Step>,
+                  dnat: Option<Step>,
+                  snat: Option<Step>,
+                  notes: Vec<String>| Explanation {
+        packet: pk.clone(),
+        path: path.into(),
+        iif: p.iif.clone(),
+        oif: p.oif.clone(),
+        verdict: verdict.into(),
+        decision,
+        dnat,
+        snat,
+        dst_after_nat: p.dst,
+        trace,
+        notes,
+    };
+    let path;
+    if !from_router {
+        match run(
+            rs,
+            site,
+            "antispoof",
+            &mut p,
+            &mut trace,
+            &mut notes,
+            &mut None,
+        ) {
+            Outcome::Accept(_) => {}
+            Outcome::Drop(s) => {
+                return Ok(finish(
+                    "DROP",
+                    s,
+                    "prerouting",
+                    &p,
+                    trace,
+                    None,
+                    None,
+                    notes,
+                ))
+            }
+            Outcome::Reject(s) => {
+                return Ok(finish(
+                    "REJECT",
+                    s,
+                    "prerouting",
+                    &p,
+                    trace,
+                    None,
+                    None,
+                    notes,
+                ))
+            }
+        }
+        run(
+            rs,
+            site,
+            "nat_prerouting",
+            &mut p,
+            &mut trace,
+            &mut notes,
+            &mut dnat,
+        );
+        if locals.contains(&p.dst) {
+            path = "input";
+        } else {
+            p.oif = route(site, p.dst);
+            if p.oif.is_none() {
+                notes.push(
+                    "no route to the destination: the kernel would answer unreachable".into(),
+                );
+                return Ok(finish(
+                    "DROP", None, "routing", &p, trace, dnat, None, notes,
+                ));
+            }
+            path = "forward";
+        }
+    } else {
+        p.oif = route(site, p.dst);
+        path = "output";
+    }
+    let out = run(rs, site, path, &mut p, &mut trace, &mut notes, &mut None);
+    let (verdict, decision) = match out {
+        Outcome::Accept(s) => ("ACCEPT", s),
+        Outcome::Drop(s) => ("DROP", s),
+        Outcome::Reject(s) => ("REJECT", s),
+    };
+    if verdict == "ACCEPT" && path != "input" {
+        run(
+            rs,
+            site,
+            "nat_postrouting",
+            &mut p,
+            &mut trace,
+            &mut notes,
+            &mut snat,
+        );
+    }
+    Ok(finish(
+        verdict, decision, path, &p, trace, dnat, snat, notes,
+    ))
+}
+
+/// Human-readable explanation.
+pub fn render(e: &Explanation) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let pk = &e.packet;
+    let proto = match pk.proto {
+        Proto::Tcp => "tcp".to_string(),
+        Proto::Udp => "udp".to_string(),
+        Proto::Icmp => "icmp echo-request".to_string(),
+        Proto::Other(n) => format!("proto {n}"),
+    };
+    let port = pk.dport.map(|d| format!(" port {d}")).unwrap_or_default();
+    let _ = writeln!(
+        s,
+        "packet: {} -> {} {proto}{port}, in {}, out {} ({})",
+        pk.src,
+        pk.dst,
+        e.iif.as_deref().unwrap_or("(router itself)"),
+        e.oif.as_deref().unwrap_or("-"),
+        e.path
+    );
+    if let Some(d) = &e.dnat {
+        let _ = writeln!(s, "DNAT:   line {}: {}  [{}]", d.line, d.why, d.rule);
+    }
+    match &e.decision {
+        Some(d) => {
+            let _ = writeln!(
+                s,
+                "{}: line {} ({}, chain {} rule {}): {}",
+                e.verdict, d.line, d.why, d.chain, d.index, d.rule
+            );
+        }
+        None => {
+            let _ = writeln!(s, "{}: default policy of the base chain", e.verdict);
+        }
+    }
+    if let Some(d) = &e.snat {
+        let _ = writeln!(s, "SNAT:   line {}: {}  [{}]", d.line, d.why, d.rule);
+    }
+    let _ = writeln!(s, "trace:");
+    for t in &e.trace {
+        let _ = writeln!(s, "  {}#{} line {}: {}", t.chain, t.index, t.line, t.why);
+    }
+    for n in &e.notes {
+        let _ = writeln!(s, "note: {n}");
+    }
+    s
 }

@@ -5,6 +5,7 @@
 //! -> [`model::analyse`] (all checks) -> [`nft::build`] / [`emit`]. [`explain`] walks the same
 //! nft IR offline.
 
+pub mod backend;
 pub mod diag;
 pub mod emit;
 pub mod explain;

@@ -1,4 +1,314 @@
-fn main() {
-    eprintln!("labwall: not built yet");
-    std::process::exit(2);
+//! labwall CLI: argument parsing only; the work is in the library.
+
+use clap::{Parser, Subcommand};
+use labwall::diag::{render_all, Diagnostic};
+use labwall::{compile_path, Options};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "labwall",
+    version,
+    about = "Compile one site file into both routers' network setup, nftables ruleset and keepalived VRRP config"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Site file (.lw)
+    site: PathBuf,
+    /// Define a variable: -D NAME=VALUE (wins over NAME=value in the file)
+    #[arg(short = 'D', value_name = "NAME=VALUE")]
+    define: Vec<String>,
+    /// Allow backtick commands other than `hostname` (runs sh -c)
+    #[arg(long)]
+    allow_exec: bool,
+    /// Treat warnings as errors
+    #[arg(long)]
+    deny_warnings: bool,
+    /// Machine-readable output
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write network.ip, sysctl.conf, ruleset.nft and keepalived.conf for one role, atomically
+    #[command(
+        after_help = "Examples:\n  labwall compile site.lw --role MASTER -D HOSTNAME=fw-a --out out/master\n  labwall compile site.lw --role BACKUP -D HOSTNAME=fw-b --out out/backup\n  labwall compile site.lw --role MASTER --out out/m --json   # prints the model"
+    )]
+    Compile {
+        #[command(flatten)]
+        c: Common,
+        /// MASTER or BACKUP
+        #[arg(long)]
+        role: String,
+        /// Output directory (replaced atomically)
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check the site for both roles; --backend also runs nft -c and keepalived -t in a netns
+    #[command(
+        after_help = "Examples:\n  labwall check site.lw -D HOSTNAME=fw\n  labwall check site.lw --backend --deny-warnings   # needs root (network namespaces)"
+    )]
+    Check {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long)]
+        backend: bool,
+    },
+    /// Which rule or policy decides a packet, with its source line (offline simulation)
+    #[command(
+        after_help = "Examples:\n  labwall explain site.lw --role MASTER --from 172.16.20.5 --to 172.16.10.21 --proto tcp --dport 443\n  labwall explain site.lw --role MASTER --from 10.1.1.1 --to 10.1.1.4 --proto tcp --dport 443 --json\n  labwall explain site.lw --role MASTER --from 172.16.10.50 --to 10.1.1.1 --in vlan20 --proto icmp"
+    )]
+    Explain {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        from: IpAddr,
+        #[arg(long)]
+        to: IpAddr,
+        /// tcp, udp, icmp (echo-request) or a protocol number
+        #[arg(long, default_value = "tcp")]
+        proto: String,
+        #[arg(long)]
+        dport: Option<u16>,
+        /// Input interface (default: guessed from --from)
+        #[arg(long = "in")]
+        iif: Option<String>,
+    },
+}
+
+fn options(c: &Common, role: &str) -> Result<Options, String> {
+    let mut defines = Vec::new();
+    for d in &c.define {
+        match d.split_once('=') {
+            Some((k, v)) if !k.is_empty() => defines.push((k.to_string(), v.to_string())),
+            _ => return Err(format!("-D {d}: expected NAME=VALUE")),
+        }
+    }
+    Ok(Options {
+        role: role.to_string(),
+        defines,
+        allow_exec: c.allow_exec,
+        system_hostname: labwall::system_hostname(),
+    })
+}
+
+fn report(diags: &[Diagnostic], json: bool) {
+    if json {
+        eprintln!(
+            "{}",
+            serde_json::to_string_pretty(diags).unwrap_or_default()
+        );
+    } else {
+        eprint!("{}", render_all(diags));
+    }
+}
+
+fn summary(diags: &[Diagnostic]) -> String {
+    let e = diags.iter().filter(|d| d.is_error()).count();
+    let w = diags.len() - e;
+    format!("{e} error(s), {w} warning(s)")
+}
+
+fn compile(c: &Common, role: &str) -> Result<labwall::Compiled, ExitCode> {
+    let opts = options(c, role).map_err(|e| {
+        eprintln!("labwall: {e}");
+        ExitCode::from(2)
+    })?;
+    match compile_path(&c.site, &opts) {
+        Ok(comp) => {
+            report(&comp.warnings, c.json);
+            if c.deny_warnings && !comp.warnings.is_empty() {
+                eprintln!(
+                    "labwall: {} ({role}); failing because of --deny-warnings",
+                    summary(&comp.warnings)
+                );
+                return Err(ExitCode::from(1));
+            }
+            Ok(comp)
+        }
+        Err(d) => {
+            report(&d, c.json);
+            eprintln!("labwall: {} ({role}): nothing written", summary(&d));
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+/// Write the four files into a sibling temp dir, then swap it in with renameat2(RENAME_EXCHANGE)
+/// (or a plain rename when DIR does not exist yet), so readers see the old or the new set.
+fn write_atomic(dir: &Path, o: &labwall::RoleOutputs) -> std::io::Result<()> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let base = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp)?;
+    for (n, t) in [
+        ("network.ip", &o.network_ip),
+        ("sysctl.conf", &o.sysctl_conf),
+        ("ruleset.nft", &o.ruleset_nft),
+        ("keepalived.conf", &o.keepalived_conf),
+    ] {
+        std::fs::write(tmp.join(n), t)?;
+    }
+    if dir.exists() {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let a = CString::new(tmp.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        let b = CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        // SAFETY: two valid NUL-terminated paths; AT_FDCWD for both.
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        std::fs::remove_dir_all(&tmp)?; // now holds the old contents
+    } else {
+        std::fs::rename(&tmp, dir)?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Compile { c, role, out } => {
+            let comp = match compile(&c, &role) {
+                Ok(x) => x,
+                Err(e) => return e,
+            };
+            if let Err(e) = write_atomic(&out, &comp.outputs) {
+                eprintln!("labwall: cannot write {}: {e}", out.display());
+                return ExitCode::from(1);
+            }
+            if c.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"site": comp.site, "ruleset": comp.ruleset})
+                    )
+                    .unwrap_or_default()
+                );
+            } else {
+                eprintln!(
+                    "labwall: {role}: wrote {} ({} nft rules, {} VRRP instances)",
+                    out.display(),
+                    comp.ruleset.rule_count(),
+                    comp.site.instances.len()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Check { c, backend } => {
+            let mut comps = Vec::new();
+            for role in ["MASTER", "BACKUP"] {
+                match compile(&c, role) {
+                    Ok(x) => comps.push(x),
+                    Err(e) => return e,
+                }
+            }
+            if comps[0].outputs.ruleset_nft != comps[1].outputs.ruleset_nft {
+                eprintln!("labwall: internal error: ruleset differs between roles");
+                return ExitCode::from(1);
+            }
+            if backend {
+                let tmp =
+                    std::env::temp_dir().join(format!("labwall-check-{}", std::process::id()));
+                let _ = std::fs::create_dir_all(&tmp);
+                for (comp, tag) in comps.iter().zip(["m", "b"]) {
+                    eprintln!("labwall: backend check {}: nft -c -f, keepalived -t (veth stand-ins for the interfaces)", comp.site.role);
+                    if let Err(e) =
+                        labwall::backend::check_role(&comp.site, &comp.outputs, &tmp, tag)
+                    {
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        eprintln!("labwall: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+                let _ = std::fs::remove_dir_all(&tmp);
+            }
+            if c.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "warnings": comps[0].warnings, "nft_rules": comps[0].ruleset.rule_count(), "backend": backend})
+                );
+            } else {
+                eprintln!(
+                    "labwall: {}: OK for MASTER and BACKUP ({} nft rules){}",
+                    c.site.display(),
+                    comps[0].ruleset.rule_count(),
+                    if backend {
+                        ", backend checks passed"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Cmd::Explain {
+            c,
+            role,
+            from,
+            to,
+            proto,
+            dport,
+            iif,
+        } => {
+            let comp = match compile(&c, &role) {
+                Ok(x) => x,
+                Err(e) => return e,
+            };
+            let Some(proto) = labwall::explain::Proto::parse(&proto) else {
+                eprintln!("labwall: --proto {proto}: expected tcp, udp, icmp or a number");
+                return ExitCode::from(2);
+            };
+            let pk = labwall::explain::Packet {
+                src: from,
+                dst: to,
+                proto,
+                dport,
+                iif,
+            };
+            match labwall::explain::explain(&comp.site, &comp.ruleset, &pk) {
+                Ok(e) => {
+                    if c.json {
+                        println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+                    } else {
+                        print!("{}", labwall::explain::render(&e));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("labwall: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
 }

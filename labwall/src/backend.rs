@@ -1,0 +1,102 @@
+//! Backend checks: `nft -c -f` and `keepalived -t` on the real tools, inside a throwaway network
+//! namespace that has the site's interfaces. The host kernel may lack 8021q and dummy, so every
+//! interface (VLAN ones included) is stood in for by one end of a veth pair with the same name.
+
+use crate::model::Site;
+use crate::RoleOutputs;
+use std::path::Path;
+use std::process::Command;
+
+/// A network namespace deleted on drop (also on panic).
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    pub fn new(name: &str) -> Result<Netns, String> {
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        run("ip", &["netns", "add", name])?;
+        Ok(Netns {
+            name: name.to_string(),
+        })
+    }
+    /// Run a command inside the namespace; Err carries its stderr.
+    pub fn exec(&self, argv: &[&str]) -> Result<String, String> {
+        let mut a = vec!["netns", "exec", &self.name];
+        a.extend_from_slice(argv);
+        run("ip", &a)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+pub fn run(prog: &str, args: &[&str]) -> Result<String, String> {
+    let o = Command::new(prog).args(args).output().map_err(|e| {
+        let pkg = match prog {
+            "nft" => " (Debian package nftables)",
+            "keepalived" => " (Debian package keepalived)",
+            "ip" => " (Debian package iproute2)",
+            _ => "",
+        };
+        format!("cannot run {prog}{pkg}: {e}")
+    })?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{prog} {} failed ({}): {}{}",
+            args.join(" "),
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim(),
+            String::from_utf8_lossy(&o.stdout).trim()
+        ))
+    }
+}
+
+/// Every interface name the outputs refer to: NETINIT devices and DEV/VLAN interfaces.
+pub fn iface_names(site: &Site) -> Vec<String> {
+    let mut v: Vec<String> = site.netinit.clone();
+    for i in &site.ifaces {
+        if !v.contains(&i.ifname) {
+            v.push(i.ifname.clone());
+        }
+    }
+    v
+}
+
+/// Create veth stand-ins named like the site's interfaces (peers `lwp<n>`) in `ns`, up.
+pub fn add_standins(ns: &Netns, names: &[String]) -> Result<(), String> {
+    for (n, name) in names.iter().enumerate() {
+        let peer = format!("lwp{n}");
+        run(
+            "ip",
+            &[
+                "-n", &ns.name, "link", "add", name, "type", "veth", "peer", "name", &peer,
+            ],
+        )?;
+        run("ip", &["-n", &ns.name, "link", "set", name, "up"])?;
+        run("ip", &["-n", &ns.name, "link", "set", &peer, "up"])?;
+    }
+    Ok(())
+}
+
+/// `nft -c -f` and `keepalived -t -f` of one role's outputs in a fresh namespace.
+pub fn check_role(site: &Site, out: &RoleOutputs, tmpdir: &Path, tag: &str) -> Result<(), String> {
+    let ns = Netns::new(&format!("lw-{}-{tag}", std::process::id()))?;
+    add_standins(&ns, &iface_names(site))?;
+    let nft = tmpdir.join(format!("ruleset-{tag}.nft"));
+    let ka = tmpdir.join(format!("keepalived-{tag}.conf"));
+    std::fs::write(&nft, &out.ruleset_nft).map_err(|e| e.to_string())?;
+    std::fs::write(&ka, &out.keepalived_conf).map_err(|e| e.to_string())?;
+    ns.exec(&["nft", "-c", "-f", &nft.to_string_lossy()])
+        .map_err(|e| format!("{tag}: ruleset.nft rejected by the kernel: {e}"))?;
+    ns.exec(&["keepalived", "-t", "-f", &ka.to_string_lossy(), "-l", "-n"])
+        .map_err(|e| format!("{tag}: keepalived.conf rejected: {e}"))?;
+    Ok(())
+}
