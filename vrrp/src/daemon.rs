@@ -7,6 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -342,6 +343,14 @@ impl Daemon {
     fn spawn(&mut self, argv: Script) {
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..]).stdin(Stdio::null());
+        // As keepalived: scripts get SIGTERM when the daemon dies, even by SIGKILL.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         match cmd.spawn() {
             Ok(child) => self.children.push(Script_ {
                 child,

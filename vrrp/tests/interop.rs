@@ -122,3 +122,194 @@ fn v2_pass_keepalived_master_vrrpd_backup() {
 fn v2_pass_vrrpd_master_keepalived_backup() {
     cycle(2, true, "1", [Impl::Vrrpd, Impl::Keepalived]);
 }
+
+#[test]
+fn v3_centiseconds_keepalived_master_vrrpd_backup() {
+    cycle(3, false, "0.1", [Impl::Keepalived, Impl::Vrrpd]);
+}
+
+#[test]
+fn v3_centiseconds_vrrpd_master_keepalived_backup() {
+    cycle(3, false, "0.1", [Impl::Vrrpd, Impl::Keepalived]);
+}
+
+/// r1 (priority 150, nopreempt) comes up while r2 (100) is master: r2 keeps the VIPs.
+fn nopreempt(imps: [Impl; 2]) {
+    let mut lab = Lab::new(&["vlan10", "vlan20"], vrrpd());
+    let vips = [lab.vip(0), lab.vip(1)];
+    lab.start(1, imps[1], &pair_conf(&lab, 3, false, "0.1", 100, ""));
+    lab.wait_holder(&vips, 1, S(5));
+    lab.start(
+        0,
+        imps[0],
+        &pair_conf(&lab, 3, false, "0.1", 150, "    nopreempt\n"),
+    );
+    // Ten Master_Down_Intervals of r1: it must stay backup.
+    std::thread::sleep(S(4));
+    assert_eq!(lab.holders(vips[0]), vec![1], "{}", lab.all_logs());
+    // Without nopreempt the same start preempts.
+    lab.stop(0);
+    lab.start(0, imps[0], &pair_conf(&lab, 3, false, "0.1", 150, ""));
+    lab.wait_holder(&vips, 0, S(5));
+    assert_clean_logs(&lab);
+}
+
+#[test]
+fn nopreempt_vrrpd_returns() {
+    nopreempt([Impl::Vrrpd, Impl::Keepalived]);
+}
+
+#[test]
+fn nopreempt_keepalived_returns() {
+    nopreempt([Impl::Keepalived, Impl::Vrrpd]);
+}
+
+/// Equal priorities: while the routers cannot hear each other both are master; once the link
+/// joins them the one with the higher address (r2, 10.10.0.3) must win.
+fn tie_break(imps: [Impl; 2]) {
+    let mut lab = Lab::new(&["vlan10", "vlan20"], vrrpd());
+    let vips = [lab.vip(0), lab.vip(1)];
+    // Cut r2's bridge port so that each side elects itself.
+    // (nomaster keeps the carrier up: a link-down would put the instance in FAULT instead.)
+    lab::sh(&["ip", "-n", &lab.cl, "link", "set", "p1s0", "nomaster"]);
+    lab.start(0, imps[0], &pair_conf(&lab, 2, true, "1", 100, ""));
+    lab.start(1, imps[1], &pair_conf(&lab, 2, true, "1", 100, ""));
+    lab.wait("both routers master", S(10), |l| {
+        l.holders(vips[0]) == vec![0, 1]
+    });
+    lab::sh(&["ip", "-n", &lab.cl, "link", "set", "p1s0", "master", "br0"]);
+    lab.wait_holder(&vips, 1, S(5));
+    std::thread::sleep(S(3));
+    assert_eq!(lab.holders(vips[0]), vec![1]);
+    assert_clean_logs(&lab);
+}
+
+#[test]
+fn equal_priority_higher_address_wins_vrrpd_high() {
+    tie_break([Impl::Keepalived, Impl::Vrrpd]);
+}
+
+#[test]
+fn equal_priority_higher_address_wins_keepalived_high() {
+    tie_break([Impl::Vrrpd, Impl::Keepalived]);
+}
+
+fn group_conf(lab: &Lab, prio: u8, extra: &str) -> String {
+    conf(
+        2,
+        true,
+        &[
+            Inst {
+                name: "interne",
+                iface: "vlan10",
+                vrid: 100,
+                priority: prio,
+                advert_int: "1",
+                vips: vec![format!("{}/24 dev vlan10", lab.vip(0))],
+                extra: &format!("    track_interface {{\n        eth1\n    }}\n{extra}"),
+            },
+            Inst {
+                name: "externe",
+                iface: "eth0",
+                vrid: 101,
+                priority: prio,
+                advert_int: "1",
+                vips: vec![format!("{}/24 dev eth0", lab.vip(1))],
+                extra,
+            },
+        ],
+        &[("VG_LAB", &["interne", "externe"])],
+    )
+}
+
+/// Sync group of two instances: a tracked interface of one member going down faults the whole
+/// group on r1 and both instances move to r2 together; when it comes back r1 takes both back.
+fn sync_group(imps: [Impl; 2]) {
+    let mut lab = Lab::new(&["vlan10", "eth0", "eth1"], vrrpd());
+    let vips = [lab.vip(0), lab.vip(1)];
+    let notify_log = lab.dir.join("notify.log");
+    let script = lab.write(
+        "notify.sh",
+        &format!("#!/bin/sh\necho \"$@\" >> {}\n", notify_log.display()),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // r1's notify: a recorder, and a notify_master that hangs (must not block the protocol).
+    let n1 = format!(
+        "    notify \"{} r1\"\n    notify_master \"/bin/sleep 600\"\n",
+        script.display()
+    );
+    lab.start(1, imps[1], &group_conf(&lab, 100, ""));
+    lab.start(0, imps[0], &group_conf(&lab, 150, &n1));
+    lab.wait_holder(&vips, 0, S(12));
+    // Cut r1's tracked eth1 (a member's track_interface): the group faults, both move.
+    lab.link(0, 2, false);
+    let took = lab.wait_holder(&vips, 1, S(3));
+    assert!(
+        took < S(2),
+        "group handover took {took:?} (priority-0 path)"
+    );
+    if imps[0] == Impl::Vrrpd {
+        let st = lab.status(0);
+        assert_eq!(st["groups"][0]["state"], "FAULT", "{st}");
+        assert_eq!(st["instances"][1]["state"], "FAULT", "{st}");
+        assert!(
+            st["instances"][1]["last_transition"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("sync group"),
+            "{st}"
+        );
+    }
+    lab.link(0, 2, true);
+    lab.wait_holder(&vips, 0, S(12));
+    std::thread::sleep(Duration::from_millis(300));
+    let log = std::fs::read_to_string(&notify_log).unwrap_or_default();
+    for want in [
+        "r1 INSTANCE interne MASTER 150",
+        "r1 INSTANCE externe MASTER 150",
+        "r1 INSTANCE interne FAULT 150",
+        "r1 INSTANCE externe FAULT 150",
+        "r1 INSTANCE interne BACKUP 150",
+    ] {
+        assert!(log.contains(want), "notify log lacks '{want}':\n{log}");
+    }
+    assert_clean_logs(&lab);
+}
+
+#[test]
+fn sync_group_vrrpd_master_faults_as_one() {
+    sync_group([Impl::Vrrpd, Impl::Keepalived]);
+}
+
+#[test]
+fn sync_group_keepalived_master_faults_as_one() {
+    sync_group([Impl::Keepalived, Impl::Vrrpd]);
+}
+
+/// keepalived silently splits the brain on an interval mismatch; vrrpd must say so loudly.
+#[test]
+fn interval_mismatch_is_reported() {
+    let mut lab = Lab::new(&["vlan10", "vlan20"], vrrpd());
+    lab.start(0, Impl::Keepalived, &pair_conf(&lab, 2, true, "1", 150, ""));
+    lab.start(1, Impl::Vrrpd, &pair_conf(&lab, 2, true, "2", 100, ""));
+    lab.wait("vrrpd counts the interval mismatch", S(10), |l| {
+        l.try_status(1).is_some_and(|s| {
+            s["instances"][0]["counters"]["interval_mismatch"]
+                .as_u64()
+                .unwrap()
+                >= 2
+        })
+    });
+    let st = lab.status(1);
+    let m = st["instances"][0]["last_mismatch"]["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(m.contains("mine=2.00s received=1.00s"), "{st}");
+    assert!(
+        lab.log(1)
+            .contains("CONFIGURATION MISMATCH with peer 10.10.0.2"),
+        "{}",
+        lab.log(1)
+    );
+}

@@ -401,6 +401,20 @@ impl Lab {
         ]);
     }
 
+    /// `vrrpd status --json` of router `ri`, None while its socket is not up yet.
+    pub fn try_status(&self, ri: usize) -> Option<serde_json::Value> {
+        let p = self.procs[ri].as_ref()?;
+        let out = Command::new(&self.vrrpd)
+            .args(["status", "--json", "--socket"])
+            .arg(&p.socket)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
     /// `vrrpd status --json` of router `ri`.
     pub fn status(&self, ri: usize) -> serde_json::Value {
         let p = self.procs[ri].as_ref().expect("router running");
