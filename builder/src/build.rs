@@ -224,7 +224,12 @@ struct Site {
     input: Option<(String, String)>,
 }
 
-fn load_site(path: Option<&Path>, role: &str, sets: &[(String, String)]) -> Result<Site> {
+fn load_site(
+    root: &Path,
+    path: Option<&Path>,
+    role: &str,
+    defines: &[(String, String)],
+) -> Result<Site> {
     let mut site = Site {
         vars: BTreeMap::new(),
         files: vec![],
@@ -237,7 +242,7 @@ fn load_site(path: Option<&Path>, role: &str, sets: &[(String, String)]) -> Resu
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    site.input = Some((format!("site/{name}"), hex(&Sha256::digest(&data))));
+    site.input = Some((rel_display(root, path), hex(&Sha256::digest(&data))));
     site.vars
         .insert("site_file".into(), toml::Value::String(name.clone()));
     match path.extension().and_then(|e| e.to_str()) {
@@ -253,7 +258,7 @@ fn load_site(path: Option<&Path>, role: &str, sets: &[(String, String)]) -> Resu
             site.vars.extend(table);
         }
         Some("lw") => {
-            let out = labwall_compile(path, role, sets)?;
+            let out = labwall_compile(path, role, defines)?;
             site.files = out;
         }
         _ => bail!(
@@ -264,16 +269,26 @@ fn load_site(path: Option<&Path>, role: &str, sets: &[(String, String)]) -> Resu
     Ok(site)
 }
 
+/// Compiles a labwall site for this role (CONTRACTS.md 2). `HOSTNAME` is always defined as the
+/// appliance's host name, so the output never depends on the build machine's name.
 fn labwall_compile(
     path: &Path,
     role: &str,
-    sets: &[(String, String)],
+    defines: &[(String, String)],
 ) -> Result<Vec<(String, String)>> {
-    let _ = (role, sets);
-    bail!(
-        "site file {}: labwall support is not built into this vbuild yet (labwall::compile_file); use a .toml site file for template variables",
-        path.display()
-    )
+    let o = labwall::compile_file(path, role, defines).map_err(|e| {
+        anyhow!(
+            "labwall site {} does not compile for role {role}:\n{}",
+            path.display(),
+            e.trim_end()
+        )
+    })?;
+    Ok(vec![
+        ("etc/ramux/network.ip".into(), o.network_ip),
+        ("etc/ramux/sysctl.conf".into(), o.sysctl_conf),
+        ("etc/ramux/ruleset.nft".into(), o.ruleset_nft),
+        ("etc/keepalived/keepalived.conf".into(), o.keepalived_conf),
+    ])
 }
 
 /// Builds one ISO. See [`BuildRequest`].
@@ -358,8 +373,10 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
             );
         }
     }
-    let site_path = req.site.clone();
-    let site = load_site(site_path.as_deref(), &role, &sets)?;
+    let site_path = req.site.clone().or_else(|| prof.site.clone());
+    let mut defines = vec![("HOSTNAME".to_string(), hostname.clone())];
+    defines.extend(sets.iter().cloned());
+    let site = load_site(root, site_path.as_deref(), &role, &defines)?;
     timer.lap("profile");
 
     // Base.

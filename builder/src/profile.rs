@@ -57,6 +57,8 @@ pub struct RawProfile {
     /// Files removed from the base after extraction (glob-free paths or `dir/*` prefixes).
     #[serde(default)]
     pub remove: Vec<String>,
+    /// Default site file (relative to the profile directory), used when --site is not given.
+    pub site: Option<String>,
 }
 
 /// A template source file and where it lands in the image.
@@ -90,6 +92,7 @@ pub struct Profile {
     pub vars: BTreeMap<String, toml::Value>,
     pub services: Vec<Service>,
     pub remove: Vec<String>,
+    pub site: Option<PathBuf>,
     pub templates: Vec<Template>,
     /// Every file that defines the profile (profile.toml files and templates), for hashing.
     pub input_files: Vec<PathBuf>,
@@ -199,6 +202,7 @@ pub fn load(root: &Path, name: &str) -> Result<Profile> {
         vars: BTreeMap::new(),
         services: vec![],
         remove: vec![],
+        site: None,
         templates: vec![],
         input_files: vec![],
     };
@@ -240,6 +244,16 @@ pub fn load(root: &Path, name: &str) -> Result<Profile> {
                 bail!("profiles/{n}/profile.toml: compression '{c}' must be \"zstd\" or \"gzip\"");
             }
             prof.compression = c;
+        }
+        if let Some(site) = raw.site {
+            let p = dir.join(&site);
+            if !p.is_file() {
+                bail!(
+                    "profiles/{n}/profile.toml: site file '{site}' does not exist in profiles/{n}/"
+                );
+            }
+            prof.input_files.push(p.clone());
+            prof.site = Some(p);
         }
         if let Some(b) = raw.base {
             prof.base_tarball = b.tarball.map(|t| dir.join(t));
