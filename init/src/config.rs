@@ -237,10 +237,11 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Module name as the kernel and `lsmod` spell it: file stem without `.ko*`.
-pub fn module_name(path: &str) -> &str {
+/// Module name as the kernel and `lsmod` spell it: file stem without `.ko*`, `-` read as `_`
+/// (virtio-rng.ko registers as virtio_rng).
+pub fn module_name(path: &str) -> String {
     let file = path.rsplit('/').next().unwrap_or(path);
-    file.split(".ko").next().unwrap_or(file)
+    file.split(".ko").next().unwrap_or(file).replace('-', "_")
 }
 
 /// Fuzz body: parsing arbitrary bytes must never panic.
@@ -368,6 +369,10 @@ restart_delay_ms = 250
         );
         assert_eq!(module_name("kernel/drivers/input/evdev.ko.xz"), "evdev");
         assert_eq!(module_name("button.ko"), "button");
+        assert_eq!(
+            module_name("kernel/drivers/char/hw_random/virtio-rng.ko"),
+            "virtio_rng"
+        );
     }
 
     #[test]

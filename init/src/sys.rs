@@ -165,7 +165,7 @@ pub fn load_modules(release: &str, modules: &[String]) -> Vec<(String, String)> 
     let mut failures = Vec::new();
     for m in modules {
         if let Err(why) = load_module(&base.join(m)) {
-            failures.push((module_name(m).to_string(), why));
+            failures.push((module_name(m), why));
         }
     }
     failures

@@ -21,6 +21,17 @@ use std::time::{Duration, Instant};
 
 const KREL: &str = "6.1.0-56-amd64";
 const KPKG: &str = "linux-image-6.1.0-56-amd64";
+/// Modules the test appliance loads (closure added from modules.dep). `crc32c_generic` by hand:
+/// nf_tables needs libcrc32c, whose `softdep pre: crc32c` modules.dep does not express.
+const MODULES: &[&str] = &[
+    "virtio_pci",
+    "virtio_net",
+    "button",
+    "evdev",
+    "crc32c_generic",
+    "nf_tables",
+    "virtio_rng",
+];
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -113,6 +124,7 @@ fn module_closure(tree: &Path, wanted: &[&str]) -> Vec<String> {
         let Some((m, d)) = line.split_once(':') else {
             continue;
         };
+        // Kernel module names use `_` where file names may use `-` (virtio-rng.ko is virtio_rng).
         let stem = m
             .rsplit('/')
             .next()
@@ -120,7 +132,7 @@ fn module_closure(tree: &Path, wanted: &[&str]) -> Vec<String> {
             .split(".ko")
             .next()
             .unwrap()
-            .to_string();
+            .replace('-', "_");
         by_name.insert(stem, m.to_string());
         deps.insert(
             m.to_string(),
@@ -254,17 +266,7 @@ fn build_image(
         copy_in(&root, &init, "/usr/sbin/ramux-init");
     }
     std::os::unix::fs::symlink("usr/sbin/ramux-init", root.join("init")).unwrap();
-    for m in module_closure(
-        &tree,
-        &[
-            "virtio_pci",
-            "virtio_net",
-            "button",
-            "evdev",
-            "crc32c_generic",
-            "nf_tables",
-        ],
-    ) {
+    for m in module_closure(&tree, MODULES) {
         copy_in(
             &root,
             &tree.join(format!("lib/modules/{KREL}/{m}")),
@@ -307,7 +309,9 @@ impl Drop for Vm {
 }
 
 impl Vm {
-    fn boot(work: &Path, kernel: &Path, initrd: &Path) -> Vm {
+    /// `rng`: give the guest a virtio-rng (the full test loads virtio_rng; without it the
+    /// machine-id read waits ~1 s for the kernel's jitter entropy under TCG).
+    fn boot(work: &Path, kernel: &Path, initrd: &Path, rng: bool) -> Vm {
         let qemu = require("qemu-system-x86_64", "qemu-system-x86");
         let qmp = work.join("qmp.sock");
         let mut child = Command::new(qemu)
@@ -327,6 +331,11 @@ impl Vm {
                 "stdio",
             ])
             .args(["-nic", "user,model=virtio-net-pci,restrict=on"])
+            .args(if rng {
+                &["-device", "virtio-rng-pci"][..]
+            } else {
+                &[]
+            })
             .arg("-kernel")
             .arg(kernel)
             .arg("-initrd")
@@ -509,17 +518,7 @@ restart_delay_ms = 5000
 fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
     let work = workdir("full");
     let tree = kernel_tree();
-    let mut modules = module_closure(
-        &tree,
-        &[
-            "virtio_pci",
-            "virtio_net",
-            "button",
-            "evdev",
-            "crc32c_generic",
-            "nf_tables",
-        ],
-    );
+    let mut modules = module_closure(&tree, MODULES);
     modules.push("kernel/drivers/net/ramux_missing.ko".into());
     let toml = APPLIANCE.replace("@MODULES@", &format!("{modules:?}"));
     let (kernel, initrd) = build_image(
@@ -531,7 +530,7 @@ fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
             ("ruleset.nft", "table inet ramuxtest {\n chain input {\n  type filter hook input priority 0; policy accept;\n  iif lo accept\n }\n}\n"),
         ],
     );
-    let mut vm = Vm::boot(&work.0, &kernel, &initrd);
+    let mut vm = Vm::boot(&work.0, &kernel, &initrd, true);
     let ready = "ramux: ready profile=inittest role=MASTER host=ramux-inittest";
     let t_ready = vm.wait_for(ready, Duration::from_secs(120));
     vm.wait_for("ramux: up ", Duration::from_secs(5));
@@ -661,7 +660,7 @@ fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
 fn bad_config_gives_emergency_shell_and_busybox_poweroff_works() {
     let work = workdir("emergency");
     let (kernel, initrd) = build_image(&work.0, "profile = \"x\"\nrole = \n", &[]);
-    let mut vm = Vm::boot(&work.0, &kernel, &initrd);
+    let mut vm = Vm::boot(&work.0, &kernel, &initrd, false);
     vm.wait_for(
         "ramux: failed config: /etc/ramux/appliance.toml:2:",
         Duration::from_secs(120),
