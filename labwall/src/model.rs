@@ -405,6 +405,7 @@ pub fn analyse(
     let mut counters = true;
     let mut sync = None;
     let mut set_role: Option<(String, Line)> = None;
+    let mut netinit_tainted = false;
 
     // ---- pass 1: interfaces and globals
     for p in stmts {
@@ -420,6 +421,7 @@ pub fn analyse(
                     );
                 } else {
                     netinit = Some((devs.iter().map(|d| d.text.clone()).collect(), l.loc.line));
+                    netinit_tainted = l.tainted;
                 }
             }
             Stmt::Vlan {
@@ -608,7 +610,7 @@ pub fn analyse(
     let ext = netinit[0].clone();
     for (i, iface) in ifaces.iter_mut().enumerate() {
         let l = &iface_lines[i];
-        if !netinit.contains(&iface.dev) {
+        if !netinit.contains(&iface.dev) && !netinit_tainted {
             let t = l.toks.get(2).unwrap_or(tok0(l)).clone();
             cx.err(
                 l,
@@ -880,10 +882,14 @@ pub fn analyse(
         }
         let mut zs: BTreeSet<String> = BTreeSet::new();
         for n in &a.nets {
-            for i in &ifaces {
-                if i.nets().iter().any(|x| x.contains(n.addr)) {
-                    zs.insert(i.zone.clone());
-                }
+            // longest-prefix match, as routing would
+            let best = ifaces
+                .iter()
+                .flat_map(|i| i.nets().into_iter().map(move |x| (x, i)))
+                .filter(|(x, _)| x.contains(n.addr))
+                .max_by_key(|(x, _)| x.len);
+            if let Some((_, i)) = best {
+                zs.insert(i.zone.clone());
             }
         }
         if zs.len() > 1 {

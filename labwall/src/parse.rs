@@ -22,6 +22,8 @@ pub struct Line {
     pub loc: Loc,
     pub src: String,
     pub toks: Vec<Tok>,
+    /// An expansion on this line failed (already reported): later stages stay quiet about it.
+    pub tainted: bool,
 }
 
 impl Line {
@@ -214,6 +216,7 @@ impl Pre<'_> {
                 loc: loc.clone(),
                 src: joined.clone(),
                 toks: Vec::new(),
+                tainted: false,
             };
             match toks[0].text.as_str() {
                 "IF" => {
@@ -317,10 +320,17 @@ impl Pre<'_> {
                             }
                         }
                     }
-                    None => ok = false,
+                    None => {
+                        ok = false;
+                        out.push(Tok {
+                            text: "_".into(),
+                            col: t.col,
+                            width: t.width,
+                        });
+                    }
                 }
             }
-            if !ok || out.is_empty() {
+            if out.is_empty() {
                 continue;
             }
             if out[0].text == "SET" {
@@ -333,17 +343,21 @@ impl Pre<'_> {
                 }
             }
             if out[0].text == "INCLUDE" {
-                self.include(&Line {
-                    loc,
-                    src: joined,
-                    toks: out,
-                });
+                if ok {
+                    self.include(&Line {
+                        loc,
+                        src: joined,
+                        toks: out,
+                        tainted: false,
+                    });
+                }
                 continue;
             }
             self.lines.push(Line {
                 loc,
                 src: joined,
                 toks: out,
+                tainted: !ok,
             });
         }
         for (_, _, l) in cond {
@@ -995,7 +1009,9 @@ fn valid_ifname(s: &str) -> bool {
 pub fn parse_lines(lines: &[Line], diags: &mut Vec<Diagnostic>) -> Vec<Parsed> {
     let mut out = Vec::new();
     for l in lines {
-        let mut p = P { l, diags };
+        let mut scratch = Vec::new();
+        let sink = if l.tainted { &mut scratch } else { &mut *diags };
+        let mut p = P { l, diags: sink };
         if let Some(stmt) = parse_stmt(&mut p) {
             out.push(Parsed {
                 line: l.clone(),
