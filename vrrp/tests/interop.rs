@@ -313,3 +313,129 @@ fn interval_mismatch_is_reported() {
         lab.log(1)
     );
 }
+
+#[test]
+fn vrrpd_pair_v2_pass() {
+    cycle(2, true, "1", [Impl::Vrrpd, Impl::Vrrpd]);
+}
+
+#[test]
+fn vrrpd_pair_v3_centiseconds() {
+    cycle(3, false, "0.1", [Impl::Vrrpd, Impl::Vrrpd]);
+}
+
+/// The 2009 pair's configuration (spec 3.1) runs unchanged on vrrpd (r1) against keepalived
+/// (r2, the same file with priority 100 / state BACKUP).
+#[test]
+fn seed_config_runs_unchanged_against_keepalived() {
+    let seed = include_str!("data/seed-r1.conf");
+    let mut lab = Lab::with_subnets(
+        &[
+            ("vlan10", [10, 10, 0]),
+            ("vlan20", [10, 20, 0]),
+            ("eth0", [192, 0, 2]),
+            ("eth1", [198, 51, 100]),
+        ],
+        vrrpd(),
+    );
+    let notify_log = lab.dir.join("notify.log");
+    let script = lab.write(
+        "notify.sh",
+        &format!("#!/bin/sh\necho \"$@\" >> {}\n", notify_log.display()),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let r1 = seed.replace("/path/notify.sh", &script.display().to_string());
+    let r2 = r1
+        .replace("lab-r1", "lab-r2")
+        .replace("state MASTER", "state BACKUP")
+        .replace("priority 150", "priority 100")
+        .replace(" r1\"", " r2\"");
+    lab.start(1, Impl::Keepalived, &r2);
+    lab.start(0, Impl::Vrrpd, &r1);
+    let vips: Vec<std::net::Ipv4Addr> = (0..4).map(|s| lab.vip(s)).collect();
+    // advert_int 5: r1 (priority 150) needs 15.41 s of silence to become master.
+    lab.wait_holder(&vips, 0, S(25));
+    let st = lab.status(0);
+    assert_eq!(st["groups"][0]["state"], "MASTER", "{st}");
+    std::thread::sleep(S(6));
+    assert_eq!(lab.holders(vips[3]), vec![0]);
+    let log = std::fs::read_to_string(&notify_log).unwrap_or_default();
+    assert!(log.contains("r1 GROUP VG_LAB MASTER 0"), "{log}");
+    assert!(log.contains("r2 INSTANCE interne BACKUP 100"), "{log}");
+    assert_clean_logs(&lab);
+}
+
+fn ipv6(imps: [Impl; 2]) {
+    let mut lab = Lab::new(&["vlan10"], vrrpd());
+    lab::sh(&[
+        "ip",
+        "-n",
+        &lab.cl,
+        "addr",
+        "add",
+        "2001:db8:10::100/64",
+        "dev",
+        "br0",
+        "nodad",
+    ]);
+    let vip: std::net::Ipv6Addr = "2001:db8:10::1".parse().unwrap();
+    let mk = |prio: u8| {
+        conf(
+            3,
+            false,
+            &[Inst {
+                name: "v6",
+                iface: "vlan10",
+                vrid: 60,
+                priority: prio,
+                advert_int: "0.1",
+                vips: vec!["fe80::60/64".into(), "2001:db8:10::1/64".into()],
+                extra: "",
+            }],
+            &[],
+        )
+    };
+    let holders = |l: &Lab| {
+        (0..2)
+            .filter(|&r| l.addrs6(r).contains(&vip))
+            .collect::<Vec<_>>()
+    };
+    lab.start(1, imps[1], &mk(100));
+    lab.start(0, imps[0], &mk(150));
+    lab.wait("r1 alone holds the IPv6 VIP", S(5), |l| {
+        holders(l) == vec![0]
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(holders(&lab), vec![0]);
+    assert!(lab::sh(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.cl,
+        "ping",
+        "-6",
+        "-c1",
+        "-W2",
+        "2001:db8:10::1"
+    ])
+    .contains("1 received"));
+    lab.crash(0);
+    lab.wait("r2 holds the IPv6 VIP", S(3), |l| holders(l).contains(&1));
+    let r2mac = lab.mac(1, 0);
+    lab.wait(
+        "client neighbour entry moves to r2 (unsolicited NA)",
+        S(3),
+        |l| lab::sh(&["ip", "-n", &l.cl, "-6", "neigh", "show", "2001:db8:10::1"]).contains(&r2mac),
+    );
+    assert_clean_logs(&lab);
+}
+
+#[test]
+fn ipv6_v3_keepalived_master_vrrpd_backup() {
+    ipv6([Impl::Keepalived, Impl::Vrrpd]);
+}
+
+#[test]
+fn ipv6_v3_vrrpd_master_keepalived_backup() {
+    ipv6([Impl::Vrrpd, Impl::Keepalived]);
+}

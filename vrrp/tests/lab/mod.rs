@@ -82,6 +82,7 @@ pub struct Lab {
     pub r: [String; 2],
     pub cl: String,
     pub segs: Vec<String>,
+    pub nets: Vec<[u8; 3]>,
     pub dir: PathBuf,
     pub procs: [Option<Proc>; 2],
     pub vrrpd: PathBuf,
@@ -90,7 +91,18 @@ pub struct Lab {
 impl Lab {
     /// Build the lab with the given segment names (router interface names, e.g. "vlan10").
     pub fn new(segs: &[&str], vrrpd: &Path) -> Lab {
+        let nets: Vec<(&str, [u8; 3])> = segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (*s, [10, 10 + i as u8, 0]))
+            .collect();
+        Lab::with_subnets(&nets, vrrpd)
+    }
+
+    /// Segments with their /24 prefixes (first three octets).
+    pub fn with_subnets(nets: &[(&str, [u8; 3])], vrrpd: &Path) -> Lab {
         require_tools();
+        let segs: Vec<&str> = nets.iter().map(|n| n.0).collect();
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let id = format!("vr{}x{n}", std::process::id());
         let dir = std::env::temp_dir().join(format!("vrrp-lab-{id}"));
@@ -100,6 +112,7 @@ impl Lab {
             cl: format!("{id}-cl"),
             id,
             segs: segs.iter().map(|s| s.to_string()).collect(),
+            nets: nets.iter().map(|n| n.1).collect(),
             dir,
             procs: [None, None],
             vrrpd: vrrpd.to_path_buf(),
@@ -168,9 +181,22 @@ impl Lab {
         lab
     }
 
-    /// 10.(10+seg).0.host
+    /// Address `host` on segment `seg` (10.(10+seg).0.host by default).
     pub fn addr(&self, seg: usize, host: u8) -> Ipv4Addr {
-        Ipv4Addr::new(10, 10 + seg as u8, 0, host)
+        let n = self.nets[seg];
+        Ipv4Addr::new(n[0], n[1], n[2], host)
+    }
+
+    /// IPv6 addresses (global and link-local) on router `ri`.
+    pub fn addrs6(&self, ri: usize) -> Vec<std::net::Ipv6Addr> {
+        let out = sh(&["ip", "-n", &self.r[ri], "-o", "-6", "addr", "show"]);
+        out.lines()
+            .filter_map(|l| {
+                let mut it = l.split_whitespace();
+                it.find(|w| *w == "inet6")?;
+                it.next()?.split('/').next()?.parse().ok()
+            })
+            .collect()
     }
 
     pub fn vip(&self, seg: usize) -> Ipv4Addr {
@@ -440,7 +466,7 @@ impl Drop for Lab {
         for ns in self.r.iter().chain([&self.cl]) {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("VRRP_LAB_KEEP").is_some() {
             eprintln!("lab {} logs kept in {}", self.id, self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
