@@ -128,6 +128,11 @@ const T_SIGNAL: Token = Token(3);
 const FIRST_CONN: usize = 16;
 /// Datagrams read from one socket before giving others a turn.
 const READ_BUDGET: usize = 64;
+/// Datagrams per recvmmsg call.
+const RECV_BATCH: usize = 32;
+/// How long an ingress port may be held back by a full egress queue before frames are
+/// dropped instead (a receiver that is really gone must not stall the switch).
+const MAX_PAUSE: Duration = Duration::from_millis(50);
 
 /// Where an endpoint's frames go.
 enum Sink {
@@ -152,6 +157,8 @@ struct Endpoint {
     queued_bytes: usize,
     writable_armed: bool,
     sock_path: Option<PathBuf>,
+    /// Ingress sources paused because this endpoint's queue passed its high watermark.
+    paused_ingress: Vec<Token>,
 }
 
 enum Conn {
@@ -249,7 +256,13 @@ pub struct Daemon {
     stdin_on: bool,
     /// Sockets that still had data when their read budget ran out.
     again: Vec<Token>,
+    /// Ingress sockets not read while an egress queue they feed drains (back-pressure).
+    paused: HashMap<Token, Instant>,
+    /// Ingress source of the frame being switched (for back-pressure).
+    cur_in: Option<Token>,
     buf: Vec<u8>,
+    /// recvmmsg batch buffers.
+    mbufs: Vec<Vec<u8>>,
     egress: Vec<crate::core::Egress>,
     shutdown: bool,
     created_dir: bool,
@@ -460,7 +473,12 @@ impl Daemon {
             sig_read: None,
             stdin_on: false,
             again: Vec::new(),
+            paused: HashMap::new(),
+            cur_in: None,
             buf: vec![0u8; MAX_FRAME_LEN + 64],
+            mbufs: (0..RECV_BATCH)
+                .map(|_| vec![0u8; MAX_FRAME_LEN + 64])
+                .collect(),
             egress: Vec::new(),
             shutdown: false,
             created_dir,
@@ -572,6 +590,7 @@ impl Daemon {
             queue: VecDeque::new(),
             queued_bytes: 0,
             writable_armed: false,
+            paused_ingress: Vec::new(),
             sock_path: None,
         });
         self.conns[tok.0 - FIRST_CONN] = Some(Conn::Data { ep });
@@ -615,6 +634,7 @@ impl Daemon {
             queue: VecDeque::new(),
             queued_bytes: 0,
             writable_armed: false,
+            paused_ingress: Vec::new(),
             sock_path: None,
         });
         self.conns[tok.0 - FIRST_CONN] = Some(Conn::Data { ep });
@@ -634,12 +654,14 @@ impl Daemon {
 
     fn write_pidfile(&self) -> Result<()> {
         if let Some(p) = &self.cfg.pidfile {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(p)
-                .with_context(|| format!("create pidfile {} (remove it if stale)", p.display()))?;
-            writeln!(f, "{}", std::process::id())?;
+            // Written to a temp file and linked into place: readers never see it empty, and
+            // link() fails like O_EXCL when the pidfile already exists.
+            let tmp = p.with_extension(format!("tmp.{}", std::process::id()));
+            std::fs::write(&tmp, format!("{}\n", std::process::id()))
+                .with_context(|| format!("write {}", tmp.display()))?;
+            let r = std::fs::hard_link(&tmp, p);
+            let _ = std::fs::remove_file(&tmp);
+            r.with_context(|| format!("create pidfile {} (remove it if stale)", p.display()))?;
         }
         Ok(())
     }
@@ -746,7 +768,11 @@ impl Daemon {
             return Some(Duration::ZERO);
         }
         let now = self.now_us();
-        let mut t = 1_000_000u64;
+        let mut t = if self.paused.is_empty() {
+            1_000_000u64
+        } else {
+            5_000
+        };
         for q in self.impair_in.values().chain(self.impair_out.values()) {
             if let Some(d) = q.next_due() {
                 t = t.min(d.saturating_sub(now));
@@ -758,6 +784,18 @@ impl Daemon {
     fn run_timers(&mut self) {
         let now_ms = self.now_ms();
         self.sw.table.gc(now_ms);
+        if !self.paused.is_empty() {
+            let expired: Vec<Token> = self
+                .paused
+                .iter()
+                .filter(|(_, t)| t.elapsed() >= MAX_PAUSE)
+                .map(|(k, _)| *k)
+                .collect();
+            for t in expired {
+                self.paused.remove(&t);
+                self.again.push(t);
+            }
+        }
         if self.impair_in.is_empty() && self.impair_out.is_empty() {
             return;
         }
@@ -1000,6 +1038,7 @@ impl Daemon {
             queue: VecDeque::new(),
             queued_bytes: 0,
             writable_armed: false,
+            paused_ingress: Vec::new(),
             sock_path: Some(path),
         });
         self.conns[i] = Some(Conn::Ctl { s, ep });
@@ -1053,6 +1092,11 @@ impl Daemon {
             *slot = None;
         }
         self.again.retain(|t| *t != e.data_tok);
+        self.paused.remove(&e.data_tok);
+        for t in e.paused_ingress {
+            self.paused.remove(&t);
+            self.again.push(t);
+        }
         if let Some(p) = e.sock_path {
             let _ = std::fs::remove_file(p);
         }
@@ -1063,6 +1107,20 @@ impl Daemon {
     }
 
     fn read_data(&mut self, tok: Token, ep: usize) {
+        if self.paused.contains_key(&tok) {
+            return;
+        }
+        if matches!(
+            self.eps.get(ep),
+            Some(Some(Endpoint {
+                sink: Sink::Dgram(_),
+                ..
+            }))
+        ) {
+            self.read_dgram_batch(tok, ep);
+            return;
+        }
+        self.cur_in = Some(tok);
         let mut buf = std::mem::take(&mut self.buf);
         let mut n_read = 0;
         let mut close = false;
@@ -1127,9 +1185,88 @@ impl Daemon {
             }
         }
         self.buf = buf;
+        self.cur_in = None;
         if close {
             self.close_endpoint(ep);
         }
+    }
+
+    /// Drain a VDE data socket with recvmmsg: one syscall per batch instead of one per
+    /// frame plus a final EAGAIN.
+    fn read_dgram_batch(&mut self, tok: Token, ep: usize) {
+        let mut bufs = std::mem::take(&mut self.mbufs);
+        self.cur_in = Some(tok);
+        let mut total = 0;
+        while let Some(Some(Endpoint {
+            sink: Sink::Dgram(sock),
+            port,
+            ..
+        })) = self.eps.get(ep)
+        {
+            let (fd, port) = (sock.as_raw_fd(), *port);
+            let mut iov: Vec<libc::iovec> = bufs
+                .iter_mut()
+                .map(|b| libc::iovec {
+                    iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                })
+                .collect();
+            // SAFETY: zeroed mmsghdr is valid; each points at one iovec that outlives the call.
+            let mut msgs: Vec<libc::mmsghdr> = iov
+                .iter_mut()
+                .map(|v| {
+                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    m.msg_hdr.msg_iov = v as *mut libc::iovec;
+                    m.msg_hdr.msg_iovlen = 1;
+                    m
+                })
+                .collect();
+            // SAFETY: msgs/iov/bufs are valid for RECV_BATCH entries during the call.
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    msgs.as_mut_ptr(),
+                    msgs.len() as u32,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                match err.kind() {
+                    io::ErrorKind::WouldBlock => break,
+                    io::ErrorKind::Interrupted => continue,
+                    _ => {
+                        // ECONNREFUSED etc.: the client is going away; its ctl EOF closes it.
+                        self.log.log("recv", &format!("port {port}: {err}"));
+                        break;
+                    }
+                }
+            }
+            let n = n as usize;
+            for i in 0..n {
+                let len = msgs[i].msg_len as usize;
+                if len == 0 {
+                    self.stats.zero_length_datagrams += 1;
+                } else if msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                    self.sw.count_drop(port, DropReason::Oversize);
+                    self.log
+                        .log("frame", &format!("oversized datagram on port {port}"));
+                } else {
+                    self.ingress(port, &bufs[i][..len]);
+                }
+            }
+            total += n;
+            if n < RECV_BATCH {
+                break;
+            }
+            if total >= READ_BUDGET || self.paused.contains_key(&tok) {
+                self.again.push(tok);
+                break;
+            }
+        }
+        self.cur_in = None;
+        self.mbufs = bufs;
     }
 
     fn capture(&mut self, port: PortId, frame: &[u8]) {
@@ -1200,8 +1337,7 @@ impl Daemon {
                             &t[..]
                         }
                     };
-                    let bytes = bytes.to_vec();
-                    self.deliver(e.port, &bytes);
+                    self.deliver(e.port, bytes);
                 }
             }
             Err(r) => {
@@ -1268,6 +1404,14 @@ impl Daemon {
         }
         e.queued_bytes += frame.len();
         e.queue.push_back(frame.to_vec());
+        if e.queued_bytes > limit / 2 {
+            if let Some(t) = self.cur_in {
+                if !e.paused_ingress.contains(&t) {
+                    e.paused_ingress.push(t);
+                }
+                self.paused.entry(t).or_insert_with(Instant::now);
+            }
+        }
         if !e.writable_armed {
             e.writable_armed = true;
             let tok = e.data_tok;
@@ -1302,6 +1446,12 @@ impl Daemon {
             }
             let f = e.queue.pop_front().expect("front exists");
             e.queued_bytes -= f.len();
+            if !e.paused_ingress.is_empty() && e.queued_bytes <= self.cfg.egress_queue_bytes / 4 {
+                for t in e.paused_ingress.drain(..) {
+                    self.paused.remove(&t);
+                    self.again.push(t);
+                }
+            }
         }
         e.writable_armed = false;
         let tok = e.data_tok;

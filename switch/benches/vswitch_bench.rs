@@ -1,0 +1,296 @@
+//! vswitch vs Debian's vde_switch, side by side in one run, over the VDE data path.
+//!
+//! For each switch and frame size (64 B, 1500 B): a sender thread blasts unicast frames
+//! port 1 -> port 2 for `--secs` seconds (blocking send, so the switch's ingress queue
+//! back-pressures the sender), a receiver thread counts them (sequence-checked); then a
+//! ping-pong latency run (one frame in flight). Switch CPU time comes from
+//! /proc/<pid>/stat (utime+stime). Finally RSS with 64 connected ports. Rounds alternate
+//! between the two switches and the median is reported with the ratio.
+//!
+//! Run: `cargo bench -p vswitch --bench vswitch_bench -- [--secs 3] [--rounds 3]`
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use vswitch::client::VdeClient;
+use vswitch::wire::{EthernetRepr, PortRequest};
+
+struct Sw {
+    name: &'static str,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Sw {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(name: &'static str, program: &str, extra: &[&str], base: &Path) -> Sw {
+    let dir = base.join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("sw");
+    let child = Command::new(program)
+        .arg("-s")
+        .arg(&sock)
+        .arg("-M")
+        .arg(dir.join("mgmt"))
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("start {program}: {e} (vde_switch is in the Debian package vde2)")
+        });
+    let t = Instant::now();
+    while !sock.join("ctl").exists() {
+        assert!(t.elapsed() < Duration::from_secs(5), "{name} did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    Sw { name, child, dir }
+}
+
+impl Sw {
+    fn sock(&self) -> PathBuf {
+        self.dir.join("sw")
+    }
+    fn cpu_ticks(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let rest = &s[s.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    }
+    fn rss_kb(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
+
+fn ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+const SRC: [u8; 6] = [2, 0, 0, 0, 0xb, 1];
+const DST: [u8; 6] = [2, 0, 0, 0, 0xb, 2];
+
+fn frame(size: usize, src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
+    EthernetRepr {
+        dst,
+        src,
+        vid: None,
+        ethertype: 0x88b5,
+    }
+    .emit(&vec![0u8; size - 14])
+}
+
+fn open_pair(sw: &Sw) -> (VdeClient, VdeClient) {
+    let a = VdeClient::connect(&sw.sock(), PortRequest::Port(1), "bench-tx").unwrap();
+    let b = VdeClient::connect(&sw.sock(), PortRequest::Port(2), "bench-rx").unwrap();
+    // Teach the switch where DST lives so traffic is unicast 1 -> 2.
+    b.data.send(&frame(64, DST, [0xff; 6])).unwrap();
+    a.data
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 2000];
+    let _ = a.data.recv(&mut buf);
+    (a, b)
+}
+
+#[derive(Clone, Copy, Default)]
+struct Tput {
+    tx_fps: f64,
+    rx_fps: f64,
+    loss_pct: f64,
+    cpu_us_per_frame: f64,
+    cpu_pct: f64,
+}
+
+fn throughput(sw: &Sw, size: usize, secs: f64) -> Tput {
+    let (a, b) = open_pair(sw);
+    let stop = Arc::new(AtomicBool::new(false));
+    let rx_data: UnixDatagram = b.data.try_clone().unwrap();
+    rx_data
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let rx = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 2000];
+        let mut n = 0u64;
+        while let Ok(len) = rx_data.recv(&mut buf) {
+            if len >= 22 && buf[6..12] == SRC {
+                n += 1;
+            }
+        }
+        n
+    });
+    let cpu0 = sw.cpu_ticks();
+    let t0 = Instant::now();
+    let mut f = frame(size, SRC, DST);
+    let mut tx = 0u64;
+    let stop2 = stop.clone();
+    let deadline = Duration::from_secs_f64(secs);
+    while !stop2.load(Ordering::Relaxed) {
+        f[14..22].copy_from_slice(&tx.to_be_bytes());
+        if a.data.send(&f).is_ok() {
+            tx += 1;
+        }
+        if tx % 256 == 0 && t0.elapsed() >= deadline {
+            break;
+        }
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let rxn = rx.join().unwrap();
+    let cpu = (sw.cpu_ticks() - cpu0) as f64 / ticks_per_sec();
+    drop((a, b));
+    std::thread::sleep(Duration::from_millis(100));
+    Tput {
+        tx_fps: tx as f64 / wall,
+        rx_fps: rxn as f64 / wall,
+        loss_pct: 100.0 * (tx.saturating_sub(rxn)) as f64 / tx.max(1) as f64,
+        cpu_us_per_frame: cpu * 1e6 / rxn.max(1) as f64,
+        cpu_pct: 100.0 * cpu / wall,
+    }
+}
+
+fn latency(sw: &Sw, size: usize, secs: f64) -> (f64, f64) {
+    let (a, b) = open_pair(sw);
+    b.data
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let f = frame(size, SRC, DST);
+    let mut buf = vec![0u8; 2000];
+    let mut samples = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
+        a.data.send(&f).unwrap();
+        if b.data.recv(&mut buf).is_ok() {
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    samples.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    let pct = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize];
+    (pct(0.50), pct(0.99))
+}
+
+fn rss_64_ports(sw: &Sw) -> u64 {
+    let clients: Vec<VdeClient> = (1..=64)
+        .map(|p| VdeClient::connect(&sw.sock(), PortRequest::Port(p), "bench-rss").unwrap())
+        .collect();
+    // One broadcast so every port's egress path has been used.
+    clients[0].data.send(&frame(64, SRC, [0xff; 6])).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = sw.rss_kb();
+    drop(clients);
+    r
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let get = |k: &str, d: f64| {
+        args.iter()
+            .position(|a| a == k)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let secs = get("--secs", 3.0);
+    let rounds = get("--rounds", 3.0) as usize;
+    let vsw = env!("CARGO_BIN_EXE_vswitch");
+    let base = std::env::temp_dir().join("vswitch-bench");
+    std::fs::create_dir_all(&base).unwrap();
+    println!("vswitch-bench: {rounds} rounds x {secs} s per measurement, 2 cores shared by sender, switch, receiver");
+    let mut json = Vec::new();
+    for size in [64usize, 1500] {
+        let mut res: [Vec<Tput>; 2] = [vec![], vec![]];
+        let mut lat: [Vec<(f64, f64)>; 2] = [vec![], vec![]];
+        for _ in 0..rounds {
+            for (i, (name, prog, extra)) in [
+                ("vde_switch", "vde_switch", &["-n", "65"][..]),
+                ("vswitch", vsw, &["-n", "64", "--nostdin"][..]),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let sw = start(name, prog, extra, &base);
+                res[i].push(throughput(&sw, size, secs));
+                lat[i].push(latency(&sw, size, secs.min(2.0)));
+                eprintln!(
+                    "  {} {size} B: rx {:.0} fps, loss {:.2} %",
+                    sw.name,
+                    res[i].last().unwrap().rx_fps,
+                    res[i].last().unwrap().loss_pct
+                );
+            }
+        }
+        let m = |i: usize, f: &dyn Fn(&Tput) -> f64| median(res[i].iter().map(f).collect());
+        let ml = |i: usize, f: &dyn Fn(&(f64, f64)) -> f64| median(lat[i].iter().map(f).collect());
+        println!("\n{size}-byte frames (median of {rounds})");
+        println!(
+            "{:<11} {:>12} {:>12} {:>8} {:>12} {:>8} {:>9} {:>9}",
+            "switch",
+            "offered/s",
+            "delivered/s",
+            "loss %",
+            "CPU us/frame",
+            "CPU %",
+            "p50 us",
+            "p99 us"
+        );
+        for (i, name) in ["vde_switch", "vswitch"].iter().enumerate() {
+            println!(
+                "{:<11} {:>12.0} {:>12.0} {:>8.2} {:>12.2} {:>8.1} {:>9.1} {:>9.1}",
+                name,
+                m(i, &|t| t.tx_fps),
+                m(i, &|t| t.rx_fps),
+                m(i, &|t| t.loss_pct),
+                m(i, &|t| t.cpu_us_per_frame),
+                m(i, &|t| t.cpu_pct),
+                ml(i, &|l| l.0),
+                ml(i, &|l| l.1)
+            );
+        }
+        let ratio_fps = m(1, &|t| t.rx_fps) / m(0, &|t| t.rx_fps);
+        let ratio_cpu = m(1, &|t| t.cpu_us_per_frame) / m(0, &|t| t.cpu_us_per_frame);
+        let ratio_p99 = ml(1, &|l| l.1) / ml(0, &|l| l.1);
+        println!("ratio vswitch/vde_switch: delivered {ratio_fps:.2}x, CPU per frame {ratio_cpu:.2}x, p99 {ratio_p99:.2}x");
+        json.push(format!(
+            "{{\"frame\":{size},\"vde_rx_fps\":{:.0},\"vsw_rx_fps\":{:.0},\"vde_loss\":{:.2},\"vsw_loss\":{:.2},\"vde_cpu_us\":{:.2},\"vsw_cpu_us\":{:.2},\"vde_p99\":{:.1},\"vsw_p99\":{:.1}}}",
+            m(0, &|t| t.rx_fps), m(1, &|t| t.rx_fps), m(0, &|t| t.loss_pct), m(1, &|t| t.loss_pct),
+            m(0, &|t| t.cpu_us_per_frame), m(1, &|t| t.cpu_us_per_frame), ml(0, &|l| l.1), ml(1, &|l| l.1)
+        ));
+    }
+    let vde = start("vde_switch", "vde_switch", &["-n", "65"], &base);
+    let ours = start("vswitch", vsw, &["-n", "64", "--nostdin"], &base);
+    let (r0, r1) = (rss_64_ports(&vde), rss_64_ports(&ours));
+    println!(
+        "\nRSS with 64 connected ports: vde_switch {r0} KiB, vswitch {r1} KiB (ratio {:.2}x)",
+        r1 as f64 / r0 as f64
+    );
+    println!(
+        "JSON [{}] rss_kb {{\"vde_switch\":{r0},\"vswitch\":{r1}}}",
+        json.join(",")
+    );
+}
