@@ -38,6 +38,7 @@ pub enum BaseSource {
     Debian {
         suite: String,
         mirror: String,
+        sources: Vec<String>,
         packages: Vec<String>,
     },
     Tarball(PathBuf),
@@ -116,12 +117,20 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
         BaseSource::Debian {
             suite,
             mirror,
+            sources,
             packages,
         } => {
             let mut pk = packages.clone();
             pk.sort();
             pk.dedup();
-            let key = sha_of(&[BASE_FORMAT, suite, mirror, &pk.join(","), MMDEBSTRAP_EPOCH]);
+            let key = sha_of(&[
+                BASE_FORMAT,
+                suite,
+                mirror,
+                &sources.join("\n"),
+                &pk.join(","),
+                MMDEBSTRAP_EPOCH,
+            ]);
             let dir = cache.join(format!("base-{}", &key[..16]));
             let tar = dir.join("base.tar");
             let meta_p = dir.join("meta.json");
@@ -156,6 +165,7 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
                     .arg(suite)
                     .arg(tmp.join("base.tar"))
                     .arg(mirror)
+                    .args(sources)
                     .output()
                     .context("cannot run mmdebstrap")?;
                 if !out.status.success() {

@@ -385,6 +385,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         None => BaseSource::Debian {
             suite: prof.suite.clone(),
             mirror: prof.mirror.clone(),
+            sources: prof.sources.clone(),
             packages: prof.packages.clone(),
         },
     };
@@ -571,9 +572,11 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         BaseSource::Debian {
             suite,
             mirror,
+            sources,
             packages,
         } => {
             base_desc.insert("kind".into(), "debian".into());
+            base_desc.insert("sources".into(), sources.clone().into());
             base_desc.insert("suite".into(), suite.clone().into());
             base_desc.insert("mirror".into(), mirror.clone().into());
             base_desc.insert("requested_packages".into(), packages.clone().into());

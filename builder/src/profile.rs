@@ -40,6 +40,9 @@ pub struct RawProfile {
     pub roles: Option<Vec<String>>,
     pub suite: Option<String>,
     pub mirror: Option<String>,
+    /// Extra apt sources as full one-line entries (`deb URL SUITE COMPONENTS`), e.g. security.
+    #[serde(default)]
+    pub sources: Vec<String>,
     #[serde(default)]
     pub packages: Vec<String>,
     #[serde(default)]
@@ -83,6 +86,7 @@ pub struct Profile {
     pub roles: Vec<String>,
     pub suite: String,
     pub mirror: String,
+    pub sources: Vec<String>,
     pub packages: Vec<String>,
     pub modules: Vec<String>,
     pub overlays: Vec<String>,
@@ -193,6 +197,7 @@ pub fn load(root: &Path, name: &str) -> Result<Profile> {
         roles: ROLES.iter().map(|s| s.to_string()).collect(),
         suite: "bookworm".into(),
         mirror: "http://deb.debian.org/debian".into(),
+        sources: vec![],
         packages: vec![],
         modules: vec![],
         overlays: vec![],
@@ -227,6 +232,8 @@ pub fn load(root: &Path, name: &str) -> Result<Profile> {
         if let Some(m) = raw.mirror {
             prof.mirror = m;
         }
+        push_unique(&mut prof.sources, &raw.sources);
+        push_unique(&mut prof.sources, &raw.sources);
         push_unique(&mut prof.packages, &raw.packages);
         push_unique(&mut prof.modules, &raw.modules);
         push_unique(&mut prof.overlays, &raw.overlays);
