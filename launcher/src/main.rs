@@ -1,4 +1,434 @@
+//! vlaunch command line: parses arguments and calls the library (see lib.rs).
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use vlaunch::console::{self, Detach};
+use vlaunch::vm::{self, LaunchOptions, StopOutcome, Vm};
+use vlaunch::{AccelRequest, Mac};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Boot the router image and wait (up to 300 s) until it prints its ready line; it keeps running
+  vlaunch images/router-backup.iso --wait-ready
+  # Same image as a USB stick under UEFI, named RT2, 2 GiB of RAM, give up after 120 s
+  vlaunch images/router-backup.iso --name RT2 --uefi --usb --mem 2048 --wait-ready=120
+  # Two NICs on ports 1 and 5 of the default switch (/run/ramux/switch; vswitch is started there
+  # when nothing answers), first NIC with a fixed MAC
+  vlaunch RT1.iso --port 1 --port 5 --mac 00:16:3e:00:00:01 --wait-ready
+  # Use Debian's vde_switch instead
+  vde_switch -s /tmp/sw -d && vlaunch RT1.iso --switch /tmp/sw --port 3 --detach
+  # Foreground: the serial console in this terminal (Ctrl-] detaches, the VM keeps running)
+  vlaunch RT1.iso
+  vlaunch ps                 # running VMs (--all: also stopped ones; --json for scripts)
+  vlaunch console RT1        # attach to RT1's serial console; Ctrl-] detaches
+  vlaunch stop RT1           # ACPI power button, kill after --timeout (default 30 s)
+  VLAUNCH_ACCEL=tcg vlaunch RT1.iso --detach   # skip KVM detection
+  vlaunch accel              # which accelerator would be used, and why
+
+Files: /run/ramux/vms/<NAME>/{serial.log,serial.sock,qmp.sock,pid,qemu.log,vm.json}
+(root from $VLAUNCH_STATE_DIR). vswitch is looked up in $RAMUX_BIN_DIR, beside vlaunch, then PATH.";
+
+#[derive(Parser)]
+#[command(
+    name = "vlaunch",
+    version,
+    about = "Boot a ramux ISO under QEMU (KVM or TCG) on VDE switch ports, and manage the VMs",
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// The ISO image to boot.
+    iso: Option<PathBuf>,
+    /// VM name (state directory, console and stop use it). Default: the ISO file name without
+    /// extension.
+    #[arg(long)]
+    name: Option<String>,
+    /// Guest RAM in MiB (the appliance runs entirely from RAM).
+    #[arg(long, default_value_t = 1024, value_name = "MiB")]
+    mem: u32,
+    /// Virtual CPUs.
+    #[arg(long, default_value_t = 1)]
+    cpus: u32,
+    /// Accelerator; auto follows the KVM detection rule (VLAUNCH_ACCEL=kvm|tcg overrides auto).
+    #[arg(long, value_enum, default_value_t = AccelRequest::Auto)]
+    accel: AccelRequest,
+    /// Boot with UEFI firmware (OVMF; a fresh copy of the variable store per boot).
+    #[arg(long)]
+    uefi: bool,
+    /// Attach the ISO as a USB stick (the `dd` to a stick path) instead of a CD.
+    #[arg(long)]
+    usb: bool,
+    /// Wait until the ready line appears on the serial console (default 300 s), then return and
+    /// leave the VM running; non-zero exit with the last console lines otherwise.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, require_equals = true, default_missing_value = "300")]
+    wait_ready: Option<u64>,
+    /// Return as soon as QEMU runs; the VM keeps running in the background.
+    #[arg(long)]
+    detach: bool,
+    /// Add a virtio NIC on this switch port (repeatable; NICs in the order given).
+    #[arg(long = "port", value_name = "N")]
+    ports: Vec<u16>,
+    /// Switch directory (vswitch or Debian's vde_switch). Default: /run/ramux/switch.
+    #[arg(long = "switch", value_name = "DIR")]
+    switch_dir: Option<PathBuf>,
+    /// MAC of the NIC at the same position (repeatable). Default: 00:16:3e + hash(name, index).
+    #[arg(long = "mac", value_name = "MAC")]
+    macs: Vec<Mac>,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+    /// No progress lines on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List VMs: name, state, pid, accel, firmware, media, NICs, ready line.
+    Ps {
+        #[arg(long)]
+        json: bool,
+        /// Include stopped VMs whose state directory is still there.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Attach to a VM's serial console (Ctrl-] detaches; the VM keeps running).
+    Console {
+        name: String,
+        /// With a non-terminal stdin: stay attached this long after input ends and output stops.
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        linger: f64,
+    },
+    /// Power a VM off with the ACPI power button (QMP system_powerdown); kill it after --timeout.
+    Stop {
+        name: String,
+        #[arg(long, default_value_t = 30, value_name = "SECS")]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the state directory (logs) of a stopped VM.
+    Rm { name: String },
+    /// Show which accelerator `--accel auto` picks on this host, and why.
+    Accel {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 fn main() {
-    eprintln!("vlaunch: not built yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vlaunch: error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<i32> {
+    let root = vm::state_root();
+    match cli.cmd {
+        Some(Cmd::Ps { json, all }) => ps(&root, json, all),
+        Some(Cmd::Console { name, linger }) => {
+            vm::validate_name(&name)?;
+            let paths = vlaunch::qemu::StatePaths::in_dir(&root.join(&name));
+            if vm::running_pid(&paths).is_none() {
+                bail!("VM {name} is not running (see `vlaunch ps --all`)");
+            }
+            console_session(&name, &paths.serial_sock, linger)
+        }
+        Some(Cmd::Stop {
+            name,
+            timeout,
+            json,
+        }) => {
+            let out = vm::stop_by_name(&root, &name, Duration::from_secs(timeout))?;
+            print_stop(&name, &out, json);
+            Ok(0)
+        }
+        Some(Cmd::Rm { name }) => {
+            vm::remove_by_name(&root, &name)?;
+            Ok(0)
+        }
+        Some(Cmd::Accel { json }) => accel_cmd(json),
+        None => launch(cli.run, root),
+    }
+}
+
+fn print_stop(name: &str, out: &StopOutcome, json: bool) {
+    if json {
+        let mut v = serde_json::to_value(out).unwrap_or_default();
+        v["name"] = json!(name);
+        println!("{v}");
+        return;
+    }
+    match out {
+        StopOutcome::NotRunning => println!("{name}: not running"),
+        StopOutcome::PoweredOff { seconds } => println!("{name}: powered off after {seconds:.1} s"),
+        StopOutcome::Killed { reason } => println!("{name}: killed ({reason})"),
+    }
+}
+
+fn ps(root: &std::path::Path, json: bool, all: bool) -> Result<i32> {
+    let mut l = vm::list(root)?;
+    if !all {
+        l.retain(|v| v.running);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&l)?);
+        return Ok(0);
+    }
+    println!(
+        "{:<16} {:<8} {:>7} {:<4} {:<4} {:<5} {:>6}  {:<24} READY",
+        "NAME", "STATE", "PID", "ACC", "FW", "MEDIA", "MEM", "NICS"
+    );
+    for v in l {
+        let nics: Vec<String> = v
+            .nics
+            .iter()
+            .map(|n| format!("{}:{}", n.port, n.mac))
+            .collect();
+        let opt = |o: Option<String>| o.unwrap_or_else(|| "-".into());
+        println!(
+            "{:<16} {:<8} {:>7} {:<4} {:<4} {:<5} {:>6}  {:<24} {}",
+            v.name,
+            if v.running { "running" } else { "stopped" },
+            opt(v.pid.map(|p| p.to_string())),
+            opt(v.accel.map(|a| a.to_string())),
+            opt(v.firmware),
+            opt(v.media.map(|m| format!("{m:?}").to_lowercase())),
+            opt(v.mem_mib.map(|m| format!("{m}M"))),
+            if nics.is_empty() {
+                "-".to_string()
+            } else {
+                nics.join(",")
+            },
+            v.ready
+                .map(|r| format!("{} {} {}", r.profile, r.role, r.host))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    Ok(0)
+}
+
+fn accel_cmd(json: bool) -> Result<i32> {
+    let facts = vlaunch::accel::probe_facts();
+    let env = std::env::var("VLAUNCH_ACCEL").ok();
+    let v = vlaunch::accel::decide(AccelRequest::Auto, env.as_deref(), &facts)?;
+    let (accel, reason) = match v {
+        vlaunch::accel::Verdict::Decided { accel, reason } => (accel.to_string(), reason),
+        vlaunch::accel::Verdict::NeedsProbe => (
+            "kvm?".to_string(),
+            "cheap checks pass; a launch boots a kernel under KVM once to confirm".to_string(),
+        ),
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"accel": accel, "reason": reason, "facts": {
+                "dev_kvm": format!("{:?}", facts.dev_kvm), "cpu_virt_flags": facts.cpu_virt_flags,
+                "hw_modules": facts.hw_modules, "other_modules": facts.other_modules,
+                "api_version": facts.api_version}})
+        );
+    } else {
+        println!("{accel}: {reason}");
+    }
+    Ok(0)
+}
+
+fn console_session(name: &str, sock: &std::path::Path, linger: f64) -> Result<i32> {
+    let tty = std::io::stdin().is_terminal();
+    if tty {
+        eprintln!("vlaunch: connected to {name}'s serial console; Ctrl-] detaches\r");
+    }
+    let mut out = std::io::stdout();
+    let d = console::attach(sock, &mut out, Duration::from_secs_f64(linger.max(0.0)))?;
+    match d {
+        Detach::User => eprintln!(
+            "\r\nvlaunch: detached; {name} keeps running (`vlaunch stop {name}` stops it)"
+        ),
+        Detach::VmGone => eprintln!("\r\nvlaunch: {name} stopped (console closed)"),
+        Detach::InputEnded => {}
+    }
+    Ok(0)
+}
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+fn launch(a: RunArgs, root: PathBuf) -> Result<i32> {
+    let Some(iso) = a.iso.clone() else {
+        bail!(
+            "no ISO given: `vlaunch X.iso [options]` boots one (see `vlaunch --help` for examples)"
+        );
+    };
+    let quiet = a.quiet;
+    let mut progress = |m: &str| {
+        if !quiet {
+            eprintln!("vlaunch: {m}");
+        }
+    };
+    let opts = LaunchOptions {
+        iso,
+        name: a.name.clone(),
+        mem_mib: a.mem,
+        cpus: a.cpus,
+        accel: a.accel,
+        uefi: a.uefi,
+        usb: a.usb,
+        ports: a.ports.clone(),
+        switch_dir: a.switch_dir.clone(),
+        macs: a.macs.clone(),
+        state_root: root,
+    };
+    let mut vm = vlaunch::launch(&opts, &mut progress)?;
+    let name = vm.name().to_string();
+    let summary = |vm: &Vm, ready: Option<&vlaunch::Ready>| {
+        let s = &vm.record.spec;
+        json!({
+            "name": s.name, "pid": vm.pid, "state_dir": s.paths.dir,
+            "accel": s.accel, "accel_reason": vm.record.accel_reason,
+            "firmware": s.firmware, "media": s.media, "mem_mib": s.mem_mib, "nics": s.nics,
+            "ready": ready.map(|r| &r.info), "ready_seconds": ready.map(|r| r.seconds),
+            "qemu_command": vm.record.qemu_command,
+        })
+    };
+
+    if let Some(secs) = a.wait_ready {
+        progress(&format!(
+            "waiting up to {secs} s for the ready line on the serial console"
+        ));
+        let show = std::io::stderr().is_terminal() && !quiet;
+        let mut tick = |el: Duration, last: &str| {
+            if show {
+                let last: String = last.chars().take(100).collect();
+                eprint!("\r\x1b[K[{:>4.0}s] {last}", el.as_secs_f64());
+                let _ = std::io::stderr().flush();
+            }
+        };
+        let r = vm.wait_ready(Duration::from_secs(secs), &mut tick);
+        if show {
+            eprint!("\r\x1b[K");
+        }
+        match r {
+            Ok(ready) => {
+                progress(&format!(
+                    "ready after {:.1} s: {}",
+                    ready.seconds, ready.info.line
+                ));
+                if a.json {
+                    println!("{}", summary(&vm, Some(&ready)));
+                }
+                progress(&format!(
+                    "{name} keeps running: `vlaunch console {name}`, `vlaunch stop {name}`"
+                ));
+                vm.detach();
+                return Ok(0);
+            }
+            Err(e) => {
+                eprintln!("vlaunch: {name} is not ready: {e}");
+                vm.kill();
+                eprintln!(
+                    "vlaunch: killed {name}; full console log: {}",
+                    vm.paths().serial_log.display()
+                );
+                if a.json {
+                    let mut s = summary(&vm, None);
+                    s["error"] = json!(e.reason);
+                    s["last_lines"] = json!(e.last_lines);
+                    println!("{s}");
+                }
+                return Ok(1);
+            }
+        }
+    }
+    if a.detach {
+        if a.json {
+            println!("{}", summary(&vm, None));
+        }
+        progress(&format!(
+            "{name} runs in the background: `vlaunch console {name}`, `vlaunch stop {name}`"
+        ));
+        vm.detach();
+        return Ok(0);
+    }
+    if a.json {
+        println!("{}", summary(&vm, None));
+    }
+    foreground(vm, &name)
+}
+
+/// No --detach/--wait-ready: the console in this terminal (interactive on a tty), until the VM
+/// exits. Ctrl-] detaches from a tty; SIGINT/SIGTERM without a tty power the VM off.
+fn foreground(mut vm: Vm, name: &str) -> Result<i32> {
+    if std::io::stdin().is_terminal() {
+        eprintln!("vlaunch: serial console of {name}; Ctrl-] detaches (the VM keeps running)\r");
+        let sock = vm.paths().serial_sock.clone();
+        let mut out = std::io::stdout();
+        match console::attach(&sock, &mut out, Duration::from_secs(1))? {
+            Detach::User | Detach::InputEnded => {
+                eprintln!(
+                    "\r\nvlaunch: detached; {name} keeps running (`vlaunch stop {name}` stops it)"
+                );
+                vm.detach();
+                return Ok(0);
+            }
+            Detach::VmGone => {
+                let st = vm.stop(Duration::from_secs(5))?;
+                if let StopOutcome::Killed { reason } = st {
+                    eprintln!("vlaunch: {name}: {reason}");
+                }
+                return Ok(0);
+            }
+        }
+    }
+    // Not a terminal: stream the log, and power off on Ctrl-C / SIGTERM.
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    let log = vm.paths().serial_log.clone();
+    let mut off = 0u64;
+    let mut out = std::io::stdout();
+    loop {
+        if let Ok(b) = std::fs::read(&log) {
+            if (b.len() as u64) > off {
+                out.write_all(&b[off as usize..])
+                    .context("writing stdout")?;
+                out.flush()?;
+                off = b.len() as u64;
+            }
+        }
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            eprintln!("vlaunch: interrupted, powering {name} off");
+            let st = vm.stop(Duration::from_secs(30))?;
+            print_stop(name, &st, false);
+            return Ok(130);
+        }
+        if let Some(st) = vm.exit_status() {
+            eprintln!("vlaunch: {name}: QEMU exited ({st})");
+            vm.kill(); // reap and remove sockets
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -1,0 +1,334 @@
+//! NICs on a VDE switch: deterministic MACs, and finding or starting the switch.
+//!
+//! QEMU attaches with `-netdev vde,sock=DIR,port=N` (spec `vde-and-qemu-netdev.md` 1.3), which
+//! speaks the VDE2 control protocol on `DIR/ctl`; so does ramux's `vswitch` and Debian's
+//! `vde_switch`, and vlaunch only needs to know whether something answers there.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// Default switch directory (CONTRACTS.md 3).
+pub const DEFAULT_SWITCH_DIR: &str = "/run/ramux/switch";
+
+/// An Ethernet address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        )
+    }
+}
+
+impl FromStr for Mac {
+    type Err = String;
+    /// Accepts `aa:bb:cc:dd:ee:ff` or `aa-bb-...`; refuses multicast addresses (a NIC cannot use one).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split([':', '-']).collect();
+        if parts.len() != 6 {
+            return Err(format!(
+                "invalid MAC address {s:?}: expected six hex bytes like 00:16:3e:12:34:56"
+            ));
+        }
+        let mut b = [0u8; 6];
+        for (i, p) in parts.iter().enumerate() {
+            if p.len() != 2 {
+                return Err(format!(
+                    "invalid MAC address {s:?}: byte {:?} is not two hex digits",
+                    p
+                ));
+            }
+            b[i] = u8::from_str_radix(p, 16)
+                .map_err(|_| format!("invalid MAC address {s:?}: {p:?} is not hex"))?;
+        }
+        if b[0] & 1 == 1 {
+            return Err(format!(
+                "invalid MAC address {s:?}: it is a multicast address (lowest bit of the first byte set)"
+            ));
+        }
+        Ok(Mac(b))
+    }
+}
+
+impl From<Mac> for String {
+    fn from(m: Mac) -> String {
+        m.to_string()
+    }
+}
+
+impl TryFrom<String> for Mac {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+/// `00:16:3e` (the OUI the 2009 lab used) + 3 bytes of FNV-1a over the VM name and NIC index:
+/// stable across runs and hosts, different per VM and NIC, no registry of leases needed.
+pub fn derived_mac(vm_name: &str, nic_index: usize) -> Mac {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: u8| {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    };
+    vm_name.bytes().for_each(&mut eat);
+    eat(0); // separator so ("a1", 0) and ("a", 10) differ
+    (nic_index as u64)
+        .to_le_bytes()
+        .into_iter()
+        .for_each(&mut eat);
+    let x = h ^ (h >> 24) ^ (h >> 48);
+    Mac([0x00, 0x16, 0x3e, (x >> 16) as u8, (x >> 8) as u8, x as u8])
+}
+
+/// One NIC of a VM: a virtio-net device on port `port` of the switch in `switch_dir`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Nic {
+    pub switch_dir: PathBuf,
+    pub port: u16,
+    pub mac: Mac,
+}
+
+/// NICs for `--port` and `--mac` lists: NIC i gets `ports[i]` and `macs[i]` if given, else a
+/// derived MAC. More MACs than ports is an error (it would silently drop one).
+pub fn plan_nics(
+    vm_name: &str,
+    switch_dir: &Path,
+    ports: &[u16],
+    macs: &[Mac],
+) -> Result<Vec<Nic>> {
+    if macs.len() > ports.len() {
+        bail!(
+            "{} --mac given for {} --port: each --mac applies to the --port at the same position",
+            macs.len(),
+            ports.len()
+        );
+    }
+    let mut nics = Vec::new();
+    for (i, &port) in ports.iter().enumerate() {
+        if port == 0 {
+            bail!("--port 0 is the switch's management port: use a port number from 1");
+        }
+        if ports[..i].contains(&port) {
+            bail!("--port {port} is given twice: each NIC needs its own port");
+        }
+        let mac = macs
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| derived_mac(vm_name, i));
+        nics.push(Nic {
+            switch_dir: switch_dir.to_path_buf(),
+            port,
+            mac,
+        });
+    }
+    for (i, n) in nics.iter().enumerate() {
+        if nics[..i].iter().any(|m| m.mac == n.mac) {
+            bail!("MAC {} is used by two NICs", n.mac);
+        }
+    }
+    Ok(nics)
+}
+
+/// True when a switch accepts connections on `DIR/ctl` (connecting without sending a request
+/// is harmless: vde_switch and vswitch read EOF and drop the connection).
+pub fn switch_answers(dir: &Path) -> bool {
+    UnixStream::connect(dir.join("ctl")).is_ok()
+}
+
+/// Where `vswitch` is: `$RAMUX_BIN_DIR`, else beside the running executable, else `PATH`.
+pub fn find_vswitch() -> Result<PathBuf> {
+    let mut tried = Vec::new();
+    if let Some(dir) = std::env::var_os("RAMUX_BIN_DIR") {
+        let p = PathBuf::from(dir).join("vswitch");
+        if p.is_file() {
+            return Ok(p);
+        }
+        tried.push(p);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let p = dir.join("vswitch");
+            if p.is_file() {
+                return Ok(p);
+            }
+            tried.push(p);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for d in std::env::split_paths(&path) {
+            let p = d.join("vswitch");
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    bail!(
+        "no switch answers and no vswitch binary found (tried {} and PATH): build it with \
+         scripts/build and set RAMUX_BIN_DIR, or start one yourself (`vde_switch -s DIR -d` from the \
+         vde2 package also works) and pass --switch DIR",
+        tried
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// What [`ensure_switch`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchStatus {
+    /// A switch was already answering on DIR/ctl.
+    Running,
+    /// vlaunch started `vswitch -s DIR -d -p PIDFILE` (the binary path is given).
+    Started(PathBuf),
+}
+
+/// The pid file vlaunch asks a switch it starts to write: beside the directory, never inside it
+/// (VDE clients treat names inside DIR as ports or port groups).
+pub fn switch_pidfile(dir: &Path) -> PathBuf {
+    let mut s = dir.as_os_str().to_owned();
+    s.push(".pid");
+    PathBuf::from(s)
+}
+
+/// Makes sure a VDE-compatible switch answers on `DIR/ctl`, starting a daemonised `vswitch`
+/// there when nothing does, and waiting (up to `timeout`) until it answers.
+pub fn ensure_switch(dir: &Path, timeout: Duration) -> Result<SwitchStatus> {
+    if switch_answers(dir) {
+        return Ok(SwitchStatus::Running);
+    }
+    let bin = find_vswitch()?;
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {} for the switch", parent.display()))?;
+    }
+    let mut cmd = Command::new(&bin);
+    cmd.arg("-s")
+        .arg(dir)
+        .arg("-d")
+        .arg("-p")
+        .arg(switch_pidfile(dir))
+        .stdin(std::process::Stdio::null());
+    let out = cmd
+        .output()
+        .with_context(|| format!("starting {}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} -s {} -d failed ({}): {}",
+            bin.display(),
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if switch_answers(dir) {
+            return Ok(SwitchStatus::Started(bin));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!(
+        "started {} -s {} -d but nothing answers on {} after {:?}",
+        bin.display(),
+        dir.display(),
+        dir.join("ctl").display(),
+        timeout
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_roundtrip_and_errors() {
+        let m: Mac = "00:16:3E:0a:0B:ff".parse().unwrap();
+        assert_eq!(m.to_string(), "00:16:3e:0a:0b:ff");
+        assert_eq!("00-16-3e-0a-0b-ff".parse::<Mac>().unwrap(), m);
+        for bad in [
+            "",
+            "00:16:3e:0a:0b",
+            "00:16:3e:0a:0b:fff",
+            "01:00:5e:00:00:01",
+            "zz:16:3e:0a:0b:ff",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn derived_macs_are_stable_and_distinct() {
+        let a0 = derived_mac("RT1", 0);
+        assert_eq!(a0, derived_mac("RT1", 0));
+        assert_eq!(&a0.0[..3], &[0x00, 0x16, 0x3e]);
+        let mut seen = std::collections::HashSet::new();
+        for name in ["RT1", "RT2", "VPN1", "a", "a1"] {
+            for i in 0..16 {
+                assert!(seen.insert(derived_mac(name, i)), "collision {name} {i}");
+            }
+        }
+        // Pinned value: changing the derivation would renumber every lab's MACs.
+        assert_eq!(derived_mac("RT1", 0).to_string(), derived_mac_pinned());
+    }
+
+    fn derived_mac_pinned() -> String {
+        // Computed once by hand from the FNV-1a definition above.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in b"RT1".iter().chain(&[0u8]).chain(&0u64.to_le_bytes()) {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        let x = h ^ (h >> 24) ^ (h >> 48);
+        format!(
+            "00:16:3e:{:02x}:{:02x}:{:02x}",
+            (x >> 16) as u8,
+            (x >> 8) as u8,
+            x as u8
+        )
+    }
+
+    #[test]
+    fn plan_nics_rules() {
+        let dir = Path::new("/run/ramux/switch");
+        let mac: Mac = "02:00:00:00:00:01".parse().unwrap();
+        let n = plan_nics("RT1", dir, &[3, 4], &[mac]).unwrap();
+        assert_eq!(n.len(), 2);
+        assert_eq!((n[0].port, n[0].mac), (3, mac));
+        assert_eq!((n[1].port, n[1].mac), (4, derived_mac("RT1", 1)));
+        assert!(plan_nics("RT1", dir, &[3], &[mac, mac]).is_err());
+        assert!(plan_nics("RT1", dir, &[3, 3], &[]).is_err());
+        assert!(plan_nics("RT1", dir, &[0], &[]).is_err());
+        assert!(plan_nics("RT1", dir, &[1, 2], &[mac, mac]).is_err());
+        assert!(plan_nics("RT1", dir, &[], &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn nothing_answers_on_empty_dir() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(!switch_answers(d.path()));
+        let _l = std::os::unix::net::UnixListener::bind(d.path().join("ctl")).unwrap();
+        assert!(switch_answers(d.path()));
+    }
+
+    #[test]
+    fn pidfile_is_beside_the_dir() {
+        assert_eq!(
+            switch_pidfile(Path::new("/run/ramux/switch")),
+            PathBuf::from("/run/ramux/switch.pid")
+        );
+    }
+}

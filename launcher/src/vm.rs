@@ -1,0 +1,855 @@
+//! Starting, watching and stopping VMs; their state directories.
+//!
+//! Each VM owns `<state root>/<NAME>/` (default root `/run/ramux/vms`, CONTRACTS.md 3) with
+//! serial.sock, serial.log, qmp.sock, pid, qemu.log, vm.json and, for UEFI, its own copy of the
+//! OVMF variable store. QEMU runs in its own process group so a detached VM survives the shell
+//! that started it; any later `vlaunch` finds it again through the state directory.
+
+use crate::accel::{self, Accel, AccelRequest, Verdict};
+use crate::net::{self, Mac, Nic, SwitchStatus};
+use crate::probe;
+use crate::qemu::{self, Firmware, LaunchSpec, Media, StatePaths};
+use crate::qmp::Qmp;
+use crate::serial::{ConsoleScanner, ReadyInfo};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Default root of the VM state directories.
+pub const DEFAULT_STATE_ROOT: &str = "/run/ramux/vms";
+
+/// OVMF without Secure Boot (Debian package `ovmf`, spec live-iso.md 5.6).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// The variable-store template, copied fresh for every boot: a store reused after a CD boot
+/// made the next disk boot stop in the EFI shell (CONTRACTS.md 4).
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// `$VLAUNCH_STATE_DIR`, else [`DEFAULT_STATE_ROOT`].
+pub fn state_root() -> PathBuf {
+    std::env::var_os("VLAUNCH_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_ROOT))
+}
+
+/// VM names become directory names and QEMU option values: keep them to a safe alphabet.
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 64
+        || name.starts_with('.')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        bail!(
+            "invalid VM name {name:?}: use 1 to 64 characters of A-Z a-z 0-9 . _ - (not starting \
+             with a dot); pass --name NAME"
+        );
+    }
+    Ok(())
+}
+
+/// The ISO file name without its extension (`RT1.iso` -> `RT1`).
+pub fn default_name(iso: &Path) -> Result<String> {
+    let stem = iso
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    validate_name(&stem)
+        .with_context(|| format!("the name derived from {} is not usable", iso.display()))?;
+    Ok(stem)
+}
+
+/// What the user asked for (the CLI flags, as a library value).
+#[derive(Debug, Clone)]
+pub struct LaunchOptions {
+    pub iso: PathBuf,
+    pub name: Option<String>,
+    pub mem_mib: u32,
+    pub cpus: u32,
+    pub accel: AccelRequest,
+    pub uefi: bool,
+    pub usb: bool,
+    pub ports: Vec<u16>,
+    pub switch_dir: Option<PathBuf>,
+    pub macs: Vec<Mac>,
+    pub state_root: PathBuf,
+}
+
+impl LaunchOptions {
+    /// Defaults of the CLI for `iso`.
+    pub fn new(iso: impl Into<PathBuf>) -> Self {
+        LaunchOptions {
+            iso: iso.into(),
+            name: None,
+            mem_mib: 1024,
+            cpus: 1,
+            accel: AccelRequest::Auto,
+            uefi: false,
+            usb: false,
+            ports: vec![],
+            switch_dir: None,
+            macs: vec![],
+            state_root: state_root(),
+        }
+    }
+}
+
+/// Written to vm.json: the spec plus what vlaunch decided and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmRecord {
+    pub spec: LaunchSpec,
+    pub accel_reason: String,
+    pub qemu_command: String,
+}
+
+/// A VM that is set up (state directory, firmware copy, switch) but not started yet.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub record: VmRecord,
+    /// Set when `--port` was used: whether a switch was already there or vlaunch started one.
+    pub switch: Option<SwitchStatus>,
+}
+
+/// Decides accel, firmware, media and NICs, creates the state directory, and makes sure the
+/// switch answers. `progress` receives one line per decision (the CLI prints them).
+pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<Prepared> {
+    let iso = fs::canonicalize(&opts.iso)
+        .with_context(|| format!("ISO {} not found", opts.iso.display()))?;
+    if !iso.is_file() {
+        bail!(
+            "{} is not a file: pass the ISO image to boot",
+            iso.display()
+        );
+    }
+    fs::File::open(&iso).with_context(|| format!("cannot read {}", iso.display()))?;
+    let name = match &opts.name {
+        Some(n) => {
+            validate_name(n)?;
+            n.clone()
+        }
+        None => default_name(&iso)?,
+    };
+    if opts.mem_mib < 128 {
+        bail!(
+            "--mem {} MiB is too small: the whole system runs from RAM; use 512 or more",
+            opts.mem_mib
+        );
+    }
+    if opts.cpus == 0 {
+        bail!("--cpus must be at least 1");
+    }
+    require_tool(qemu::QEMU, "qemu-system-x86")?;
+
+    let dir = opts.state_root.join(&name);
+    let paths = StatePaths::in_dir(&dir);
+    // sun_path is 108 bytes including the NUL.
+    if paths.serial_sock.as_os_str().len() > 107 {
+        bail!(
+            "state directory {} is too long for unix sockets (108 bytes max): use a shorter \
+             VLAUNCH_STATE_DIR or --name",
+            dir.display()
+        );
+    }
+    if let Some(pid) = running_pid(&paths) {
+        bail!("VM {name} is already running (pid {pid}): `vlaunch stop {name}` first, or pick another --name");
+    }
+
+    let accel_env = std::env::var("VLAUNCH_ACCEL").ok();
+    let mut facts = accel::probe_facts();
+    let (accel, accel_reason) = loop {
+        match accel::decide(opts.accel, accel_env.as_deref(), &facts)? {
+            Verdict::Decided { accel, reason } => break (accel, reason),
+            Verdict::NeedsProbe => {
+                progress("accel: cheap KVM checks passed, booting a kernel under KVM to be sure");
+                facts.probe = Some(probe::cached_probe(&iso)?);
+            }
+        }
+    };
+    progress(&format!("accel: {accel} ({accel_reason})"));
+
+    let nics: Vec<Nic> = if opts.ports.is_empty() {
+        if !opts.macs.is_empty() {
+            bail!("--mac needs a --port: a MAC belongs to the NIC on that port");
+        }
+        vec![]
+    } else {
+        let switch_dir = opts
+            .switch_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(net::DEFAULT_SWITCH_DIR));
+        net::plan_nics(&name, &switch_dir, &opts.ports, &opts.macs)?
+    };
+
+    // A fresh state directory: logs of an earlier run of this name are replaced.
+    if dir.exists() {
+        fs::remove_dir_all(&dir)
+            .with_context(|| format!("clearing old state {}", dir.display()))?;
+    }
+    fs::create_dir_all(&dir)
+        .with_context(|| format!("creating state directory {}", dir.display()))?;
+
+    let firmware = if opts.uefi {
+        for (f, what) in [(OVMF_CODE, "code"), (OVMF_VARS, "variable template")] {
+            if !Path::new(f).is_file() {
+                bail!("OVMF {what} {f} not found: install it with `apt-get install ovmf`");
+            }
+        }
+        let vars = dir.join("OVMF_VARS.fd");
+        fs::copy(OVMF_VARS, &vars)
+            .with_context(|| format!("copying {OVMF_VARS} to {}", vars.display()))?;
+        Firmware::Uefi {
+            code: OVMF_CODE.into(),
+            vars,
+        }
+    } else {
+        Firmware::Bios
+    };
+
+    let switch = match nics.first() {
+        Some(n) => {
+            let st = net::ensure_switch(&n.switch_dir, Duration::from_secs(5))?;
+            match &st {
+                SwitchStatus::Running => {
+                    progress(&format!("switch: {} answers", n.switch_dir.display()))
+                }
+                SwitchStatus::Started(bin) => progress(&format!(
+                    "switch: nothing answered on {}, started {} -s {} -d",
+                    n.switch_dir.join("ctl").display(),
+                    bin.display(),
+                    n.switch_dir.display()
+                )),
+            }
+            for nic in &nics {
+                progress(&format!("nic: port {} mac {}", nic.port, nic.mac));
+            }
+            Some(st)
+        }
+        None => None,
+    };
+
+    let spec = LaunchSpec {
+        name,
+        iso,
+        mem_mib: opts.mem_mib,
+        cpus: opts.cpus,
+        accel,
+        firmware,
+        media: if opts.usb { Media::Usb } else { Media::Cd },
+        nics,
+        paths,
+    };
+    let qemu_command = qemu::shell_line(&qemu::qemu_args(&spec));
+    Ok(Prepared {
+        record: VmRecord {
+            spec,
+            accel_reason,
+            qemu_command,
+        },
+        switch,
+    })
+}
+
+fn require_tool(tool: &str, package: &str) -> Result<()> {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    if !found {
+        bail!("{tool} not found in PATH: install it with `apt-get install {package}`");
+    }
+    Ok(())
+}
+
+/// A started VM.
+pub struct Vm {
+    pub record: VmRecord,
+    pub pid: u32,
+    /// When QEMU was spawned: boot times are measured from here.
+    pub started: Instant,
+    child: Option<Child>,
+}
+
+/// Writes `data` through a temp file and a rename, so `ps` never reads half a vm.json.
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
+    fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Starts QEMU for a prepared VM and waits until it has written its pid file (so the sockets
+/// exist). QEMU runs in its own process group with stdout/stderr in qemu.log.
+pub fn start(prepared: Prepared) -> Result<Vm> {
+    let record = prepared.record;
+    let paths = &record.spec.paths;
+    write_atomic(&paths.vm_json, &serde_json::to_vec_pretty(&record)?)?;
+    let log = fs::File::create(&paths.qemu_log)
+        .with_context(|| format!("creating {}", paths.qemu_log.display()))?;
+    let mut child = Command::new(qemu::QEMU)
+        .args(qemu::qemu_args(&record.spec))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {}", qemu::QEMU))?;
+    let started = Instant::now();
+    let pid = child.id();
+    // QEMU writes the pid file after creating its sockets and before running the guest.
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "QEMU exited at once ({status}):\n{}\ncommand: {}",
+                tail_file(&paths.qemu_log, 20),
+                record.qemu_command
+            );
+        }
+        if paths.pidfile.exists() && paths.qmp_sock.exists() {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "QEMU did not create {} within 30 s",
+                paths.pidfile.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(Vm {
+        record,
+        pid,
+        started,
+        child: Some(child),
+    })
+}
+
+/// [`prepare`] then [`start`].
+pub fn launch(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vm> {
+    let p = prepare(opts, progress)?;
+    let vm = start(p)?;
+    progress(&format!(
+        "qemu: pid {}, state in {}",
+        vm.pid,
+        vm.record.spec.paths.dir.display()
+    ));
+    Ok(vm)
+}
+
+/// The last `n` lines of a text file ("" when missing).
+pub fn tail_file(path: &Path, n: usize) -> String {
+    let s = fs::read(path).unwrap_or_default();
+    let mut sc = ConsoleScanner::new(n);
+    sc.feed(&s);
+    sc.last_lines().join("\n")
+}
+
+/// The ready line and how long it took from QEMU's start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ready {
+    pub info: ReadyInfo,
+    pub seconds: f64,
+}
+
+/// Why `wait_ready` failed, with the evidence.
+#[derive(Debug)]
+pub struct NotReady {
+    pub reason: String,
+    pub last_lines: Vec<String>,
+    pub failures: Vec<String>,
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{}", self.reason)?;
+        if !self.failures.is_empty() {
+            writeln!(f, "failures reported by the appliance:")?;
+            for l in &self.failures {
+                writeln!(f, "  {l}")?;
+            }
+        }
+        writeln!(f, "last console lines:")?;
+        for l in &self.last_lines {
+            writeln!(f, "  | {l}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for NotReady {}
+
+/// Follows `serial.log` until the ready line appears, `alive()` returns an exit description, or
+/// `timeout` passes. `tick` is called about once a second with the elapsed time and the last
+/// console line (for progress display).
+pub fn wait_ready_log(
+    serial_log: &Path,
+    started: Instant,
+    timeout: Duration,
+    mut alive: impl FnMut() -> Option<String>,
+    tick: &mut dyn FnMut(Duration, &str),
+) -> std::result::Result<Ready, NotReady> {
+    let mut sc = ConsoleScanner::new(20);
+    let mut file: Option<fs::File> = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut last_tick = Instant::now();
+    loop {
+        if file.is_none() {
+            file = fs::File::open(serial_log).ok();
+        }
+        if let Some(f) = file.as_mut() {
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => sc.feed(&buf[..n]),
+                }
+            }
+            // QEMU truncates on start (logappend=off); a shorter file means a new run.
+            if let (Ok(pos), Ok(meta)) = (f.stream_position(), f.metadata()) {
+                if meta.len() < pos {
+                    let _ = f.seek(SeekFrom::Start(0));
+                }
+            }
+        }
+        if let Some(r) = sc.ready() {
+            return Ok(Ready {
+                info: r.clone(),
+                seconds: started.elapsed().as_secs_f64(),
+            });
+        }
+        let not_ready = |sc: &ConsoleScanner, reason: String| NotReady {
+            reason,
+            last_lines: sc.last_lines(),
+            failures: sc.failures().to_vec(),
+        };
+        if let Some(exit) = alive() {
+            // Read what QEMU flushed before dying, then give up.
+            if let Some(f) = file.as_mut() {
+                let mut rest = Vec::new();
+                let _ = f.read_to_end(&mut rest);
+                sc.feed(&rest);
+                if let Some(r) = sc.ready() {
+                    return Ok(Ready {
+                        info: r.clone(),
+                        seconds: started.elapsed().as_secs_f64(),
+                    });
+                }
+            }
+            return Err(not_ready(
+                &sc,
+                format!("QEMU exited before the ready line: {exit}"),
+            ));
+        }
+        if started.elapsed() >= timeout {
+            return Err(not_ready(
+                &sc,
+                format!(
+                    "no ready line (`ramux: ready profile=...`) after {} s",
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        if last_tick.elapsed() >= Duration::from_secs(1) {
+            last_tick = Instant::now();
+            let last = sc.last_lines().pop().unwrap_or_default();
+            tick(started.elapsed(), &last);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Vm {
+    pub fn name(&self) -> &str {
+        &self.record.spec.name
+    }
+
+    pub fn paths(&self) -> &StatePaths {
+        &self.record.spec.paths
+    }
+
+    /// None while QEMU runs, else how it ended.
+    pub fn exit_status(&mut self) -> Option<String> {
+        match self.child.as_mut() {
+            Some(c) => match c.try_wait() {
+                Ok(Some(st)) => Some(st.to_string()),
+                Ok(None) => None,
+                Err(e) => Some(format!("cannot wait for QEMU: {e}")),
+            },
+            None => {
+                (!pid_is_our_qemu(self.pid, &self.record.spec.paths)).then(|| "exited".to_string())
+            }
+        }
+    }
+
+    /// Waits for the ready line (see [`wait_ready_log`]).
+    pub fn wait_ready(
+        &mut self,
+        timeout: Duration,
+        tick: &mut dyn FnMut(Duration, &str),
+    ) -> std::result::Result<Ready, NotReady> {
+        let log = self.record.spec.paths.serial_log.clone();
+        let qemu_log = self.record.spec.paths.qemu_log.clone();
+        let started = self.started;
+        let r = wait_ready_log(&log, started, timeout, || self.exit_status(), tick);
+        r.map_err(|mut e| {
+            let q = tail_file(&qemu_log, 5);
+            if !q.is_empty() {
+                e.reason.push_str(&format!("\nQEMU said: {q}"));
+            }
+            e
+        })
+    }
+
+    /// ACPI power-down through QMP, then kill after `timeout` (see [`stop_paths`]).
+    pub fn stop(&mut self, timeout: Duration) -> Result<StopOutcome> {
+        let out = stop_pid(self.pid, &self.record.spec.paths, timeout, || {
+            self.child
+                .as_mut()
+                .map(|c| matches!(c.try_wait(), Ok(Some(_))))
+                .unwrap_or(false)
+        })?;
+        if let Some(mut c) = self.child.take() {
+            let _ = c.wait();
+        }
+        Ok(out)
+    }
+
+    /// Kills QEMU at once (tests' cleanup path) and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        } else if pid_is_our_qemu(self.pid, &self.record.spec.paths) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        cleanup_runtime_files(&self.record.spec.paths);
+    }
+
+    /// Lets QEMU run on after this handle is dropped (`--detach`): nothing to do but forget the
+    /// child handle; QEMU is in its own process group.
+    pub fn detach(mut self) {
+        self.child.take();
+    }
+
+    /// Removes the state directory (after stop/kill).
+    pub fn remove_state(&self) -> Result<()> {
+        remove_state_dir(&self.record.spec.paths)
+    }
+}
+
+/// How a VM ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum StopOutcome {
+    /// It was not running.
+    NotRunning,
+    /// The guest powered off after the ACPI power button.
+    PoweredOff { seconds: f64 },
+    /// It did not power off in time (or QMP failed) and was killed.
+    Killed { reason: String },
+}
+
+/// True when `pid` is alive, not a zombie, and is the QEMU of this state directory (its command
+/// line names our pid file), so a recycled pid is never signalled.
+pub fn pid_is_our_qemu(pid: u32, paths: &StatePaths) -> bool {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(stat) = fs::read_to_string(proc.join("stat")) else {
+        return false;
+    };
+    // Field 3 (after the parenthesised command) is the state; Z = zombie, X = dead.
+    if let Some((_, rest)) = stat.rsplit_once(')') {
+        if matches!(rest.split_whitespace().next(), Some("Z" | "X")) {
+            return false;
+        }
+    }
+    let Ok(cmdline) = fs::read(proc.join("cmdline")) else {
+        return false;
+    };
+    let want = paths.pidfile.as_os_str().as_encoded_bytes();
+    cmdline.split(|&b| b == 0).any(|arg| arg == want)
+}
+
+/// The pid of the running QEMU of this state directory, if any.
+pub fn running_pid(paths: &StatePaths) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(&paths.pidfile)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    pid_is_our_qemu(pid, paths).then_some(pid)
+}
+
+fn cleanup_runtime_files(paths: &StatePaths) {
+    for p in [&paths.serial_sock, &paths.qmp_sock, &paths.pidfile] {
+        let _ = fs::remove_file(p);
+    }
+}
+
+fn remove_state_dir(paths: &StatePaths) -> Result<()> {
+    if paths.dir.exists() {
+        fs::remove_dir_all(&paths.dir)
+            .with_context(|| format!("removing {}", paths.dir.display()))?;
+    }
+    Ok(())
+}
+
+/// `system_powerdown` over QMP, wait up to `timeout` for QEMU to exit, else SIGTERM, then
+/// SIGKILL. `reaped` lets a parent that owns the child report an exit /proc cannot show.
+fn stop_pid(
+    pid: u32,
+    paths: &StatePaths,
+    timeout: Duration,
+    mut reaped: impl FnMut() -> bool,
+) -> Result<StopOutcome> {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+    let gone = |reaped: &mut dyn FnMut() -> bool| reaped() || !pid_is_our_qemu(pid, paths);
+    if gone(&mut reaped) {
+        cleanup_runtime_files(paths);
+        return Ok(StopOutcome::NotRunning);
+    }
+    let t0 = Instant::now();
+    let qmp_result = Qmp::connect(&paths.qmp_sock, Duration::from_secs(5))
+        .and_then(|mut q| q.execute("system_powerdown", None).map(|_| ()));
+    let mut outcome = None;
+    if let Err(e) = &qmp_result {
+        outcome = Some(StopOutcome::Killed {
+            reason: format!("QMP system_powerdown failed: {e:#}"),
+        });
+    } else {
+        while t0.elapsed() < timeout {
+            if gone(&mut reaped) {
+                outcome = Some(StopOutcome::PoweredOff {
+                    seconds: t0.elapsed().as_secs_f64(),
+                });
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let outcome = match outcome {
+        Some(o @ StopOutcome::PoweredOff { .. }) => o,
+        other => {
+            let reason = match other {
+                Some(StopOutcome::Killed { reason }) => reason,
+                _ => format!("the guest did not power off within {} s", timeout.as_secs()),
+            };
+            let p = Pid::from_raw(pid as i32);
+            let _ = kill(p, Signal::SIGTERM);
+            let t1 = Instant::now();
+            while !gone(&mut reaped) && t1.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !gone(&mut reaped) {
+                let _ = kill(p, Signal::SIGKILL);
+                let t2 = Instant::now();
+                while !gone(&mut reaped) && t2.elapsed() < Duration::from_secs(3) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            StopOutcome::Killed { reason }
+        }
+    };
+    cleanup_runtime_files(paths);
+    Ok(outcome)
+}
+
+/// `vlaunch stop NAME`: stops the VM of that state directory, whoever started it.
+pub fn stop_by_name(root: &Path, name: &str, timeout: Duration) -> Result<StopOutcome> {
+    validate_name(name)?;
+    let paths = StatePaths::in_dir(&root.join(name));
+    if !paths.dir.exists() {
+        bail!(
+            "no VM named {name} (no {}): see `vlaunch ps`",
+            paths.dir.display()
+        );
+    }
+    match running_pid(&paths) {
+        Some(pid) => stop_pid(pid, &paths, timeout, || false),
+        None => {
+            cleanup_runtime_files(&paths);
+            Ok(StopOutcome::NotRunning)
+        }
+    }
+}
+
+/// `vlaunch rm NAME`: removes the state directory of a VM that is not running.
+pub fn remove_by_name(root: &Path, name: &str) -> Result<()> {
+    validate_name(name)?;
+    let paths = StatePaths::in_dir(&root.join(name));
+    if let Some(pid) = running_pid(&paths) {
+        bail!("VM {name} is running (pid {pid}): `vlaunch stop {name}` first");
+    }
+    if !paths.dir.exists() {
+        bail!("no VM named {name} (no {})", paths.dir.display());
+    }
+    remove_state_dir(&paths)
+}
+
+/// One row of `vlaunch ps`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VmStatus {
+    pub name: String,
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub state_dir: PathBuf,
+    pub iso: Option<PathBuf>,
+    pub accel: Option<Accel>,
+    pub firmware: Option<String>,
+    pub media: Option<Media>,
+    pub mem_mib: Option<u32>,
+    pub nics: Vec<Nic>,
+    /// The ready line, once the appliance printed it.
+    pub ready: Option<ReadyInfo>,
+}
+
+/// Every VM state directory under `root`, sorted by name.
+pub fn list(root: &Path) -> Result<Vec<VmStatus>> {
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", root.display())),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e?;
+        if !e.file_type()?.is_dir() {
+            continue;
+        }
+        let name = e.file_name().to_string_lossy().into_owned();
+        let paths = StatePaths::in_dir(&e.path());
+        let record: Option<VmRecord> = fs::read(&paths.vm_json)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let pid = running_pid(&paths);
+        let mut sc = ConsoleScanner::new(0);
+        sc.feed(&fs::read(&paths.serial_log).unwrap_or_default());
+        let spec = record.as_ref().map(|r| &r.spec);
+        out.push(VmStatus {
+            name,
+            running: pid.is_some(),
+            pid,
+            state_dir: paths.dir.clone(),
+            iso: spec.map(|s| s.iso.clone()),
+            accel: spec.map(|s| s.accel),
+            firmware: spec.map(|s| match s.firmware {
+                Firmware::Bios => "bios".to_string(),
+                Firmware::Uefi { .. } => "uefi".to_string(),
+            }),
+            media: spec.map(|s| s.media),
+            mem_mib: spec.map(|s| s.mem_mib),
+            nics: spec.map(|s| s.nics.clone()).unwrap_or_default(),
+            ready: sc.ready().cloned(),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(default_name(Path::new("/x/RT1.iso")).unwrap(), "RT1");
+        assert_eq!(
+            default_name(Path::new("router-backup.iso")).unwrap(),
+            "router-backup"
+        );
+        assert!(default_name(Path::new("/x/a b.iso")).is_err());
+        for bad in ["", ".x", "a/b", "a,b", &"x".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+        validate_name("RT1_a.b-c").unwrap();
+    }
+
+    #[test]
+    fn wait_ready_reads_a_growing_log() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("serial.log");
+        let log2 = log.clone();
+        let w = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            fs::write(&log2, b"booting\n").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let mut f = fs::OpenOptions::new().append(true).open(&log2).unwrap();
+            std::io::Write::write_all(&mut f, b"ramux: ready profile=router role=MASTER host=r1\n")
+                .unwrap();
+        });
+        let r = wait_ready_log(
+            &log,
+            Instant::now(),
+            Duration::from_secs(10),
+            || None,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(r.info.host, "r1");
+        w.join().unwrap();
+    }
+
+    #[test]
+    fn wait_ready_reports_death_and_timeout_with_last_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("serial.log");
+        fs::write(
+            &log,
+            b"Kernel panic - not syncing: VFS\nramux: failed init: x\n",
+        )
+        .unwrap();
+        let e = wait_ready_log(
+            &log,
+            Instant::now(),
+            Duration::from_secs(10),
+            || Some("exit status: 1".into()),
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("QEMU exited"), "{e}");
+        assert!(e.to_string().contains("Kernel panic"), "{e}");
+        assert_eq!(e.failures, vec!["ramux: failed init: x".to_string()]);
+        let e = wait_ready_log(
+            &log,
+            Instant::now(),
+            Duration::from_millis(200),
+            || None,
+            &mut |_, _| {},
+        )
+        .unwrap_err();
+        assert!(e.reason.contains("no ready line"), "{e}");
+    }
+
+    #[test]
+    fn list_and_stop_of_dead_vm() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = StatePaths::in_dir(&d.path().join("RT9"));
+        fs::create_dir_all(&paths.dir).unwrap();
+        // A pid that is certainly not our QEMU (our own test process).
+        fs::write(&paths.pidfile, std::process::id().to_string()).unwrap();
+        fs::write(
+            &paths.serial_log,
+            "ramux: ready profile=dns role=MASTER host=d\n",
+        )
+        .unwrap();
+        let l = list(d.path()).unwrap();
+        assert_eq!(l.len(), 1);
+        assert!(!l[0].running);
+        assert_eq!(l[0].ready.as_ref().unwrap().profile, "dns");
+        assert_eq!(
+            stop_by_name(d.path(), "RT9", Duration::from_secs(1)).unwrap(),
+            StopOutcome::NotRunning
+        );
+        assert!(!paths.pidfile.exists());
+        assert!(stop_by_name(d.path(), "nope", Duration::from_secs(1)).is_err());
+        remove_by_name(d.path(), "RT9").unwrap();
+        assert!(list(d.path()).unwrap().is_empty());
+    }
+}
