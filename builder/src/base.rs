@@ -67,6 +67,10 @@ pub struct LayerMeta {
     pub compressed_size: u64,
     pub sha256: String,
     pub depmod_version: String,
+    /// Packages from the base's `var/lib/dpkg/status` (user tarballs; empty for mmdebstrap's
+    /// extract variant, whose list comes from the extract hook instead).
+    #[serde(default)]
+    pub status_packages: Vec<Package>,
 }
 
 /// A ready base layer.
@@ -356,6 +360,14 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
         );
     }
 
+    let status_packages = match tree
+        .nodes
+        .get(&tree.canonical("var/lib/dpkg/status"))
+        .map(|n| &n.kind)
+    {
+        Some(Kind::File(d)) => packages_from_status(&String::from_utf8_lossy(d)),
+        _ => vec![],
+    };
     prog.step("cleaning rootfs, busybox applets");
     tree.remove_matching(&remove);
     skeleton(&mut tree, inp.epoch);
@@ -380,6 +392,7 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
         compressed_size: csize,
         sha256: sha256_file(&tmp_cpio)?,
         depmod_version: tool::version("depmod", &["--version"]).unwrap_or_default(),
+        status_packages,
     };
     std::fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
     std::fs::remove_dir_all(&stage)?;

@@ -594,6 +594,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     let kernel_pkg = btar
         .packages
         .iter()
+        .chain(layer.meta.status_packages.iter())
         .find(|p| p.name == format!("linux-image-{krel}"))
         .map(|p| p.version.clone());
     let ram = manifest::recommended_ram_mib(initrd_size, initrd_raw);
@@ -610,7 +611,11 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         base: base_desc,
         inputs,
         set: sets.iter().cloned().collect(),
-        packages: btar.packages.clone(),
+        packages: if btar.packages.is_empty() {
+            layer.meta.status_packages.clone()
+        } else {
+            btar.packages.clone()
+        },
         kernel: manifest::Kernel {
             release: krel.clone(),
             package_version: kernel_pkg,
@@ -665,6 +670,27 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         total_ms: timer.start.elapsed().as_millis() as u64,
         timings: timer.steps,
     })
+}
+
+/// Builds every profile for every role it allows into `out_dir` (default `<root>/images`), e.g.
+/// for a release; each build updates `out_dir/SHA256SUMS`. Stops at the first failure.
+pub fn build_release(template: &BuildRequest, out_dir: Option<&Path>) -> Result<Vec<BuildReport>> {
+    let dir = out_dir
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| template.root.join("images"));
+    let mut reports = Vec::new();
+    for (name, _) in profile::list(&template.root)? {
+        let prof = profile::load(&template.root, &name)?;
+        for role in &prof.roles {
+            let mut req = template.clone();
+            req.profile = name.clone();
+            req.role = role.clone();
+            req.out = Some(dir.join(format!("{name}-{}.iso", role.to_ascii_lowercase())));
+            let r = build_iso(&req).with_context(|| format!("release: {name} {role}"))?;
+            reports.push(r);
+        }
+    }
+    Ok(reports)
 }
 
 fn compression_label(c: &str) -> String {

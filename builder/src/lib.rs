@@ -16,7 +16,7 @@ pub mod manifest;
 pub mod profile;
 pub mod rootfs;
 
-pub use build::{build_iso, BuildReport, BuildRequest};
+pub use build::{build_iso, build_release, BuildReport, BuildRequest};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};

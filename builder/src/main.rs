@@ -62,6 +62,26 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
         #[arg(long)]
         json: bool,
     },
+    /// Build every profile for every role into images/ (or --out-dir) and update SHA256SUMS.
+    #[command(
+        after_help = "Examples:\n  vbuild release\n  SOURCE_DATE_EPOCH=1700000000 vbuild release --out-dir dist --json"
+    )]
+    Release {
+        /// Output directory (default images/ under the root).
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+        /// Directory with the static ramux binaries (default $RAMUX_BIN_DIR, else next to vbuild).
+        #[arg(long, value_name = "DIR")]
+        bin_dir: Option<PathBuf>,
+        /// Cache directory (default images/cache under the root).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        #[arg(short, long)]
+        quiet: bool,
+        /// Print a JSON array of build summaries on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// List profiles with their descriptions.
     Profiles {
         #[arg(long)]
@@ -86,6 +106,34 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 for (n, d) in list {
                     println!("{n:<12} {d}");
+                }
+            }
+        }
+        Cmd::Release {
+            out_dir,
+            bin_dir,
+            cache_dir,
+            quiet,
+            json,
+        } => {
+            let req = vbuild::BuildRequest {
+                root,
+                bin_dir,
+                cache_dir,
+                quiet: quiet || json,
+                ..Default::default()
+            };
+            let reports = vbuild::build_release(&req, out_dir.as_deref())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else if !quiet {
+                for r in reports {
+                    println!(
+                        "{}  {} ({:.1} MiB)",
+                        &r.sha256,
+                        r.iso.display(),
+                        r.size as f64 / 1048576.0
+                    );
                 }
             }
         }

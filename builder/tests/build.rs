@@ -372,3 +372,57 @@ fn profiles_lists_the_three() {
         .collect();
     assert_eq!(names, vec!["dns", "router", "vpn"]);
 }
+
+/// `base = { tarball = ... }`: a user rootfs tarball (here the cached Debian one, gzip-compressed
+/// to exercise the decompressor) replaces mmdebstrap.
+#[test]
+fn user_tarball_base() {
+    let repo = repo_root();
+    let shared = repo.join("images/cache");
+    // Make sure the Debian tarball exists (router build with the shared cache).
+    let tmp = tempfile::tempdir().unwrap();
+    build_iso(&request(&repo, &tmp.path().join("warm.iso"), &shared)).unwrap();
+    let tar = std::fs::read_dir(&shared)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("base-")
+                && !p.to_string_lossy().contains(".tmp-")
+        })
+        .map(|p| p.join("base.tar"))
+        .find(|p| p.is_file())
+        .expect("no cached base tarball");
+    let checkout = tmp.path().join("co");
+    std::fs::create_dir_all(checkout.join("profiles/custom")).unwrap();
+    copy_tree(&repo.join("profiles/common"), &checkout.join("profiles"));
+    copy_tree(&repo.join("overlays"), &checkout);
+    let gz = checkout.join("profiles/custom/rootfs.tar.gz");
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -1 -n -c '{}' > '{}'",
+            tar.display(),
+            gz.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(
+        checkout.join("profiles/custom/profile.toml"),
+        "description = \"custom rootfs\"\nbase = { tarball = \"rootfs.tar.gz\" }\n",
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let mut req = request(&checkout, &tmp.path().join("custom.iso"), &cache);
+    req.profile = "custom".into();
+    let r = build_iso(&req).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&r.manifest).unwrap()).unwrap();
+    assert_eq!(m["base"]["kind"], "tarball");
+    assert_eq!(m["base"]["file"], "profiles/custom/rootfs.tar.gz");
+    assert!(m["inputs"]["base/profiles/custom/rootfs.tar.gz"].is_string());
+    assert!(r.modules > 10, "module closure from the tarball's kernel");
+}
