@@ -12,6 +12,16 @@ use std::time::Instant;
 
 const N: usize = 25;
 
+/// (action, src zone, src ip, dst zone, dst ip, [(proto, port)])
+type GenRule = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Vec<(&'static str, &'static str)>,
+);
+
 /// The labwall site and the Shorewall files (zones, interfaces, policy, rules, snat).
 fn generate(dir: &Path) -> (PathBuf, PathBuf) {
     let mut s = String::new();
@@ -31,24 +41,34 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
     );
     st(
         &mut s,
-        "DEV INTER $EXTERNALDEV 10.1.1.0 10.1.1.1 255.255.255.0 10.1.1.2-10.1.1.3-10.1.1.4-101*"
+        "DEV net $EXTERNALDEV 10.1.1.0 10.1.1.1 255.255.255.0 10.1.1.2-10.1.1.3-10.1.1.4-101*"
             .into(),
     );
     for v in 1..=N {
         let star = if v == 1 { "*" } else { "" };
-        st(&mut s, format!("VLAN {} $INTERNALDEV 172.16.{v}.0 172.16.{v}.100-172.16.{v}.200-172.16.{v}.1-100{star} 255.255.255.0 - V{v}", 100 + v));
+        st(&mut s, format!("VLAN {} $INTERNALDEV 172.16.{v}.0 172.16.{v}.100-172.16.{v}.200-172.16.{v}.1-100{star} 255.255.255.0 - z{v}", 100 + v));
     }
     st(&mut s, "VRRP START GROUP eth1-vlan101".into());
-    st(&mut s, "ZONE net INTER".into());
+    // dual stack: every interface gets an IPv6 prefix (Shorewall side stays IPv4-only)
+    st(
+        &mut s,
+        "ADDR6 net 2001:db8:1::/64 2001:db8:1::2-2001:db8:1::3-2001:db8:1::4 GW 2001:db8:1::1"
+            .into(),
+    );
     for v in 1..=N {
-        st(&mut s, format!("ZONE z{v} V{v}"));
+        st(&mut s, format!("ADDR6 z{v} 2001:db8:{:x}::/64 2001:db8:{:x}::100-2001:db8:{:x}::200-2001:db8:{:x}::1", 0x100 + v, 0x100 + v, 0x100 + v, 0x100 + v));
     }
     st(&mut s, "ANTISPOOF strict".into());
     st(&mut s, "NOROUTE z20 z21 z22 z23 z24 z25".into());
     st(&mut s, "LOG PREFIX lw LEVEL info RATE 5/minute".into());
     for v in 1..=N {
-        st(&mut s, format!("HOST srv{v} 172.16.{v}.10"));
-        st(&mut s, format!("HOST db{v} 172.16.{v}.11"));
+        st(
+            &mut s,
+            format!("HOST srv{v} 172.16.{v}.10 2001:db8:{:x}::10", 0x100 + v),
+        );
+        if (3..=11).contains(&v) {
+            st(&mut s, format!("HOST db{v} 172.16.{v}.11"));
+        }
     }
     for v in 1..=10 {
         st(&mut s, format!("NET adm{v} 172.16.{v}.64/27"));
@@ -56,7 +76,7 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
     st(&mut s, "SERVICE web tcp/80 tcp/443".into());
     st(&mut s, "SERVICE pg tcp/5432".into());
     // rules: every VLAN reaches the central services in z1, web servers open to net, db per VLAN
-    let mut rules: Vec<(String, String, String, String, String, Vec<(&str, &str)>)> = Vec::new(); // (action, srcz, srcip, dstz, dstip, [(proto, port)])
+    let mut rules: Vec<GenRule> = Vec::new(); // (action, srcz, srcip, dstz, dstip, [(proto, port)])
     for v in 2..=N {
         rules.push((
             "ALLOW".into(),
@@ -72,7 +92,7 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
             String::new(),
             "fw".into(),
             String::new(),
-            vec![("udp", "67")],
+            vec![("udp", "67"), ("icmp", "8")],
         ));
         rules.push((
             "ALLOW".into(),
@@ -86,9 +106,9 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
             "ALLOW".into(),
             format!("z{v}"),
             String::new(),
-            format!("z{v}"),
-            String::new(),
-            vec![],
+            "z1".into(),
+            "172.16.1.10".into(),
+            vec![("udp", "123"), ("tcp", "389"), ("tcp", "88"), ("udp", "88")],
         ));
     }
     for v in 1..=10 {
@@ -136,6 +156,10 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
             .map(|(p, port)| match (*p, *port) {
                 ("tcp", "53") | ("udp", "53") => "dns",
                 ("udp", "67") => "dhcp",
+                ("icmp", "8") => "ping",
+                ("udp", "123") => "ntp",
+                ("tcp", "389") => "ldap",
+                ("tcp", "88") | ("udp", "88") => "kerberos",
                 ("tcp", "80") | ("tcp", "443") => "web",
                 ("tcp", "22") => "ssh",
                 ("tcp", "5432") => "pg",
@@ -161,19 +185,19 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
             );
         }
     }
-    st(&mut s, "NAT SNAT INTER TO VIP".into());
+    st(&mut s, "NAT SNAT net TO VIP".into());
     for v in 2..=6 {
         st(
             &mut s,
-            format!("NAT DNAT INTER:VIP pg TO 172.16.{v}.11:{}", 5432),
+            format!("NAT DNAT net:VIP pg TO 172.16.{v}.11:{}", 5432),
         );
     }
     // DNATs must differ in port: use distinct services
-    let s = s.replace("NAT DNAT INTER:VIP pg TO", "#NAT DNAT INTER:VIP pg TO");
+    let s = s.replace("NAT DNAT net:VIP pg TO", "#NAT DNAT net:VIP pg TO");
     let mut s = s;
     for v in 2..=6 {
         s.push_str(&format!(
-            "SERVICE pg{v} tcp/{}\nNAT DNAT INTER:VIP pg{v} TO 172.16.{v}.11:5432\n",
+            "SERVICE pg{v} tcp/{}\nNAT DNAT net:VIP pg{v} TO 172.16.{v}.11:5432\n",
             15430 + v
         ));
         let _ = writeln!(

@@ -623,9 +623,9 @@ pub fn analyse(
             );
         }
         iface.uplink = iface.vid.is_none() && iface.dev == ext;
-        if iface.gw4.is_some() && !iface.uplink {
+        if let (Some(g), false) = (iface.gw4, iface.uplink) {
             let t = l.toks[4].clone();
-            cx.err(l, &t, format!("DANGER: gateway {} on {}, which is not the uplink ({ext}): a host inside a zone would forward traffic around the routers' filtering", iface.gw4.unwrap(), iface.name), "only the DEV on the uplink device (first NETINIT device) may have a gateway; write - here");
+            cx.err(l, &t, format!("DANGER: gateway {g} on {}, which is not the uplink ({ext}): a host inside a zone would forward traffic around the routers' filtering", iface.name), "only the DEV on the uplink device (first NETINIT device) may have a gateway; write - here");
         }
     }
     {

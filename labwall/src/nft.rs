@@ -734,8 +734,9 @@ impl<'a> Gen<'a> {
     fn emit_rule(&self, out: &mut Vec<NRule>, r: &Rule) {
         let fams: Vec<Option<Fam>> = if r.src.is_some() || r.dst.is_some() {
             let has = |sel: &Option<AddrSel>, f: Fam| {
+                #[allow(clippy::unnecessary_map_or)] // is_none_or needs Rust 1.82, MSRV is 1.80
                 sel.as_ref()
-                    .is_none_or(|s| s.nets.iter().any(|n| fam_of(n) == f))
+                    .map_or(true, |s| s.nets.iter().any(|n| fam_of(n) == f))
             };
             [Fam::V4, Fam::V6]
                 .into_iter()

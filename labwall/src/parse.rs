@@ -229,12 +229,9 @@ impl Pre<'_> {
                     continue;
                 }
                 "ELSE" => {
-                    let n = cond.len();
                     match cond.last_mut() {
                         Some(c) if !c.1 => {
                             c.1 = true;
-                            let outer = n == 1 || true;
-                            let _ = outer;
                             c.0 = !c.0;
                         }
                         Some(_) => self.diags.push(

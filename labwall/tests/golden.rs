@@ -127,9 +127,7 @@ fn seed_lines_both_roles() {
 #[test]
 fn all_diagnostics_at_once() {
     let (p, t) = site("bad");
-    let d = compile_source(&FsLoader, &p, &t, &opts("MASTER"))
-        .err()
-        .expect("must fail");
+    let d = compile_source(&FsLoader, &p, &t, &opts("MASTER")).expect_err("must fail");
     let text = labwall::diag::render_all(&d);
     check("bad/diagnostics.txt", &text);
     for needle in [
@@ -158,9 +156,7 @@ fn semantic_checks_report_everything() {
         .replace("$INTERNALDEV", "eth0")
         .replace("`uname -n`", "fw")
         .replace("\nvlan 40", "\n#vlan 40");
-    let d = compile_source(&FsLoader, &p, &t, &opts("MASTER"))
-        .err()
-        .expect("must fail");
+    let d = compile_source(&FsLoader, &p, &t, &opts("MASTER")).expect_err("must fail");
     let text = labwall::diag::render_all(&d);
     check("bad/semantic.txt", &text);
     for needle in [
