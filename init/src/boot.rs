@@ -284,6 +284,16 @@ fn event_loop(
 ) -> ! {
     let mut buttons: BTreeMap<String, File> = BTreeMap::new();
     let mut last_scan: Option<u64> = None;
+    // ACPI netlink needs only the `button` module; evdev devices are watched as well when present.
+    let acpi = match sys::acpi_event_socket() {
+        Ok(a) => Some(a),
+        Err(e) => {
+            con.say(&format!(
+                "ramux: warning: no ACPI netlink events ({e}); power button only via /dev/input"
+            ));
+            None
+        }
+    };
     loop {
         let now = clock();
         if last_scan.map_or(true, |t| now.saturating_sub(t) >= RESCAN.as_millis() as u64) {
@@ -304,6 +314,9 @@ fn event_loop(
         let mut action = None;
         {
             let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+            if let Some((fd, _)) = &acpi {
+                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
+            }
             fds.extend(
                 buttons
                     .values()
@@ -321,13 +334,26 @@ fn event_loop(
                 .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
                 .collect();
             let mut gone = Vec::new();
-            for ((label, mut f), is_ready) in buttons.iter().zip(ready.iter().skip(1)) {
+            if let Some((fd, family)) = &acpi {
+                if let Some(e) = sys::read_acpi_power(fd, *family).first() {
+                    con.say(&format!(
+                        "ramux: power button pressed (ACPI {} {})",
+                        e.device_class, e.bus_id
+                    ));
+                    action = Some(Action::PowerOff);
+                }
+            }
+            let first_button = 1 + usize::from(acpi.is_some());
+            for ((label, mut f), is_ready) in buttons.iter().zip(ready.iter().skip(first_button)) {
                 if !is_ready {
                     continue;
                 }
                 let mut buf = [0u8; evdev::EVENT_SIZE * 16];
                 match f.read(&mut buf) {
-                    Ok(n) if evdev::power_pressed(&buf[..n]) => action = Some(Action::PowerOff),
+                    Ok(n) if evdev::power_pressed(&buf[..n]) && action.is_none() => {
+                        con.say(&format!("ramux: power button pressed ({label})"));
+                        action = Some(Action::PowerOff);
+                    }
                     Ok(_) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(_) => gone.push(label.clone()),

@@ -10,6 +10,7 @@
 //! Pure parts ([`config`], [`sysctl`], [`supervise`], [`evdev`], [`console`], [`power`]) are unit
 //! tested; [`sys`] and [`boot`] are the thin I/O layer, tested by booting QEMU (tests/boot.rs).
 
+pub mod acpi;
 pub mod boot;
 pub mod config;
 pub mod console;

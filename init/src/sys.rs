@@ -505,3 +505,115 @@ pub fn children_of_init() -> Vec<(i32, String)> {
     out.sort();
     out
 }
+
+/// Generic-netlink socket subscribed to ACPI events (see [`crate::acpi`]), non-blocking, and the
+/// `acpi_event` family id to filter its messages.
+pub fn acpi_event_socket() -> Result<(std::os::fd::OwnedFd, u16), String> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket calls on a descriptor we own (wrapped in OwnedFd right away) and
+    // properly sized, initialised arguments.
+    unsafe {
+        let raw = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_GENERIC,
+        );
+        if raw < 0 {
+            return Err(format!("socket(AF_NETLINK): {}", Errno::last().desc()));
+        }
+        let fd = OwnedFd::from_raw_fd(raw);
+        let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        let alen = std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t;
+        if libc::bind(
+            fd.as_raw_fd(),
+            &addr as *const _ as *const libc::sockaddr,
+            alen,
+        ) < 0
+        {
+            return Err(format!("bind(netlink): {}", Errno::last().desc()));
+        }
+        let tv = libc::timeval {
+            tv_sec: 2,
+            tv_usec: 0,
+        };
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        let req = crate::acpi::getfamily_request(crate::acpi::FAMILY, 1);
+        if libc::send(
+            fd.as_raw_fd(),
+            req.as_ptr() as *const libc::c_void,
+            req.len(),
+            0,
+        ) < 0
+        {
+            return Err(format!(
+                "send(CTRL_CMD_GETFAMILY): {}",
+                Errno::last().desc()
+            ));
+        }
+        let mut buf = vec![0u8; 8192];
+        let n = libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+            0,
+        );
+        if n < 0 {
+            return Err(format!(
+                "recv(CTRL_CMD_GETFAMILY): {}",
+                Errno::last().desc()
+            ));
+        }
+        let (family, group) =
+            crate::acpi::parse_family_reply(&buf[..n as usize], crate::acpi::GROUP)?;
+        if libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_NETLINK,
+            libc::NETLINK_ADD_MEMBERSHIP,
+            &group as *const u32 as *const libc::c_void,
+            4,
+        ) < 0
+        {
+            return Err(format!(
+                "join {}: {}",
+                crate::acpi::GROUP,
+                Errno::last().desc()
+            ));
+        }
+        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+        Ok((fd, family))
+    }
+}
+
+/// Reads pending datagrams from the ACPI event socket; returns the power-button events.
+pub fn read_acpi_power(fd: &std::os::fd::OwnedFd, family: u16) -> Vec<crate::acpi::AcpiEvent> {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        // SAFETY: recv into a buffer we own, of the length we pass.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n <= 0 {
+            return out;
+        }
+        out.extend(
+            crate::acpi::parse_events(&buf[..n as usize], family)
+                .into_iter()
+                .filter(crate::acpi::is_power_button),
+        );
+    }
+}
