@@ -291,6 +291,37 @@ fn labwall_compile(
     ])
 }
 
+/// Validates appliance.toml (and the sysctl file) with the very ramux-init that goes into the
+/// image (`ramux-init check`), so a contract mismatch fails the build, not the boot.
+fn check_with_init(
+    bin_dir: &Path,
+    work: &Path,
+    appliance: &str,
+    site_files: &[(String, String)],
+) -> Result<()> {
+    let f = work.join("appliance.toml");
+    std::fs::write(&f, appliance)?;
+    let mut cmd = std::process::Command::new(bin_dir.join("ramux-init"));
+    cmd.arg("check").arg(&f);
+    if let Some((_, sysctl)) = site_files
+        .iter()
+        .find(|(p, _)| p == "etc/ramux/sysctl.conf")
+    {
+        let s = work.join("sysctl.conf");
+        std::fs::write(&s, sysctl)?;
+        cmd.arg("--sysctl").arg(&s);
+    }
+    let out = cmd.output().context("cannot run ramux-init check")?;
+    if !out.status.success() {
+        bail!(
+            "ramux-init check rejects the generated /etc/ramux/appliance.toml:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    Ok(())
+}
+
 /// Builds one ISO. See [`BuildRequest`].
 pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     let mut timer = Timer::new();
@@ -377,6 +408,20 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     let mut defines = vec![("HOSTNAME".to_string(), hostname.clone())];
     defines.extend(sets.iter().cloned());
     let site = load_site(root, site_path.as_deref(), &role, &defines)?;
+    // Fail fast, before the slow base steps: templates (rendered again later with the real
+    // kernel release) and the ISO tools.
+    let early = context(
+        &prof,
+        &role,
+        &hostname,
+        "0.0.0-unknown",
+        epoch,
+        &site.vars,
+        &sets,
+    )?;
+    profile::render_all(&prof, &early)?;
+    let writer = Xorriso;
+    let iso_tools = writer.tool_versions()?;
     timer.lap("profile");
 
     // Base.
@@ -458,13 +503,13 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         modules: &layer.meta.modules,
         service: &prof.services,
     };
-    let appliance_toml = format!(
+    let appliance_toml: String = format!(
         "# Written by vbuild: the appliance description read by ramux-init (CONTRACTS.md 1).\n{}",
         toml::to_string(&appliance)?
     );
     top.insert(
         "etc/ramux/appliance.toml",
-        Node::file(0o644, ep, appliance_toml.into_bytes()),
+        Node::file(0o644, ep, appliance_toml.clone().into_bytes()),
         ep,
     );
 
@@ -473,6 +518,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         .tempdir_in(&out_dir)
         .with_context(|| format!("output directory {} is not writable", out_dir.display()))?;
     let _work_guard = RemoveOnDrop(work.path().to_path_buf());
+    check_with_init(&bin_dir, work.path(), &appliance_toml, &site.files)?;
     let top_path = work
         .path()
         .join(format!("top.cpio.{}", base::ext_of(&prof.compression)));
@@ -481,8 +527,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
 
     // ISO.
     prog.step("mastering ISO (xorriso)");
-    let writer = Xorriso;
-    let mut tools: BTreeMap<String, String> = writer.tool_versions()?.into_iter().collect();
+    let mut tools: BTreeMap<String, String> = iso_tools.into_iter().collect();
     if let Some(v) = &btar.mmdebstrap_version {
         tools.insert("mmdebstrap".into(), v.clone());
     }

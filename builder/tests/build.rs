@@ -308,10 +308,42 @@ fn cli_errors_are_clear_and_leave_nothing() {
         "temp files left behind"
     );
 
-    // Missing host tool on a cold cache: names the Debian package.
-    let empty_cache = tmp.path().join("empty-cache");
+    // Missing host tools name their Debian package: xorriso (checked first, before slow work),
+    // then mmdebstrap on a cold cache with every ISO tool present.
     let o = Command::new(env!("CARGO_BIN_EXE_vbuild"))
         .env("PATH", tmp.path())
+        .arg("--root")
+        .arg(&repo)
+        .args([
+            "iso",
+            "router",
+            "--role",
+            "MASTER",
+            "-o",
+            out_s,
+            "--bin-dir",
+            bin_s,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("apt-get install xorriso"),
+        "{err}"
+    );
+    let tools = tmp.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    for t in ["xorriso", "grub-mkimage", "mkfs.fat", "mmd", "mcopy"] {
+        let real = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(t))
+            .find(|p| p.exists())
+            .unwrap();
+        std::os::unix::fs::symlink(real, tools.join(t)).unwrap();
+    }
+    let empty_cache = tmp.path().join("empty-cache");
+    let o = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .env("PATH", &tools)
         .arg("--root")
         .arg(&repo)
         .args([
