@@ -1,0 +1,210 @@
+//! The CLI as users run it: atomic output, no partial output on errors, --deny-warnings,
+//! --json, check and explain exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_labwall"))
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sites/example/site.lw")
+}
+
+struct Tmp(PathBuf);
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tmp(tag: &str) -> Tmp {
+    let p = std::env::temp_dir().join(format!("labwall-cli-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    Tmp(p)
+}
+
+#[test]
+fn compile_writes_four_files_and_replaces_atomically() {
+    let t = tmp("atomic");
+    let out = t.0.join("out");
+    for host in ["fw-a", "fw-z"] {
+        let o = bin()
+            .args([
+                "compile",
+                &example().to_string_lossy(),
+                "--role",
+                "MASTER",
+                "-D",
+                &format!("HOSTNAME={host}"),
+                "--out",
+                &out.to_string_lossy(),
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("warning: alias mailhub is never used"),
+            "{err}"
+        );
+        for f in [
+            "network.ip",
+            "sysctl.conf",
+            "ruleset.nft",
+            "keepalived.conf",
+        ] {
+            assert!(out.join(f).exists(), "{f}");
+        }
+        assert!(std::fs::read_to_string(out.join("keepalived.conf"))
+            .unwrap()
+            .contains(&format!("router_id {host}")));
+    }
+    // no temp dirs left behind
+    let left: Vec<_> = std::fs::read_dir(&t.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+}
+
+#[test]
+fn errors_leave_previous_output_untouched() {
+    let t = tmp("err");
+    let out = t.0.join("out");
+    let ok = bin()
+        .args([
+            "compile",
+            &example().to_string_lossy(),
+            "--role",
+            "BACKUP",
+            "-D",
+            "HOSTNAME=fw-b",
+            "--out",
+            &out.to_string_lossy(),
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let before = std::fs::read_to_string(out.join("ruleset.nft")).unwrap();
+    let bad = t.0.join("site.lw");
+    let text = std::fs::read_to_string(example()).unwrap().replace(
+        "ALLOW users       srv:dns1    dns",
+        "ALLOW users srv:dns9 dns\nALLOW users srv:dns1 telnet",
+    );
+    std::fs::write(&bad, text).unwrap();
+    let o = bin()
+        .args([
+            "compile",
+            &bad.to_string_lossy(),
+            "--role",
+            "BACKUP",
+            "-D",
+            "HOSTNAME=fw-b",
+            "--out",
+            &out.to_string_lossy(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    // both errors at once, with file:line:col
+    assert!(
+        err.contains("site.lw:47:17: error: undefined alias dns9"),
+        "{err}"
+    );
+    assert!(
+        err.contains("site.lw:48:22: error: unknown service telnet"),
+        "{err}"
+    );
+    assert!(err.contains("nothing written"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("ruleset.nft")).unwrap(),
+        before
+    );
+}
+
+#[test]
+fn deny_warnings_and_json() {
+    let o = bin()
+        .args([
+            "check",
+            &example().to_string_lossy(),
+            "-D",
+            "HOSTNAME=fw",
+            "--deny-warnings",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "warnings must fail with --deny-warnings"
+    );
+    let o = bin()
+        .args([
+            "check",
+            &example().to_string_lossy(),
+            "-D",
+            "HOSTNAME=fw",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["warnings"][0]["loc"]["line"], 36);
+    assert_eq!(v["warnings"][0]["severity"], "warning");
+}
+
+#[test]
+fn explain_names_the_line() {
+    let o = bin()
+        .args([
+            "explain",
+            &example().to_string_lossy(),
+            "--role",
+            "BACKUP",
+            "-D",
+            "HOSTNAME=fw-b",
+            "--from",
+            "172.16.20.5",
+            "--to",
+            "172.16.10.30",
+            "--proto",
+            "tcp",
+            "--dport",
+            "22",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("DROP: line 29"), "{s}");
+    // IPv6 has no NAT: ALLOW net srv:web1 https (line 51) is the path
+    let o = bin()
+        .args([
+            "explain",
+            &example().to_string_lossy(),
+            "--role",
+            "MASTER",
+            "-D",
+            "HOSTNAME=fw-a",
+            "--from",
+            "2001:db8:1::1",
+            "--to",
+            "2001:db8:10::21",
+            "--dport",
+            "443",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verdict"], "ACCEPT");
+    assert_eq!(v["decision"]["line"], 51);
+    assert!(v["snat"].is_null());
+}
