@@ -88,6 +88,10 @@ pub struct Config {
     pub hashsize: usize,
     pub taps: Vec<String>,
     pub vxlans: Vec<VxlanCfg>,
+    /// `--stream PATH[:PORT]` listeners for QEMU `-netdev stream` (4-byte length framing).
+    pub streams: Vec<(PathBuf, Option<u16>)>,
+    /// `--dgram PATH[:PORT]` sockets for QEMU `-netdev dgram` (raw frames).
+    pub dgrams: Vec<(PathBuf, Option<u16>)>,
     /// Console commands run after the rc file (e.g. from `--impair`).
     pub commands: Vec<String>,
     /// Per-endpoint egress queue bound, bytes.
@@ -114,6 +118,8 @@ impl Default for Config {
             hashsize: 128,
             taps: vec![],
             vxlans: vec![],
+            streams: vec![],
+            dgrams: vec![],
             commands: vec![],
             egress_queue_bytes: 1 << 20,
             stdin_console: false,
@@ -143,16 +149,75 @@ enum Sink {
         remote: SocketAddr,
         vni: u32,
     },
+    /// QEMU `-netdev stream` peer: 4-byte big-endian length + frame.
+    Stream {
+        s: std::os::unix::net::UnixStream,
+        dec: Vec<u8>,
+    },
+    /// QEMU `-netdev dgram` peer: raw frames, peer address learned from recvfrom.
+    DgramTo {
+        s: std::os::unix::net::UnixDatagram,
+        peer: Option<PathBuf>,
+    },
+}
+
+impl Sink {
+    fn fd(&self) -> RawFd {
+        match self {
+            Sink::Dgram(d) => d.as_raw_fd(),
+            Sink::Tap(f) => f.as_raw_fd(),
+            Sink::Vxlan { sock, .. } => sock.as_raw_fd(),
+            Sink::Stream { s, .. } => s.as_raw_fd(),
+            Sink::DgramTo { s, .. } => s.as_raw_fd(),
+        }
+    }
+
+    /// Bytes to write for one frame (stream framing, VXLAN header).
+    fn encode<'a>(&self, frame: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        match self {
+            Sink::Stream { .. } => {
+                let mut b = Vec::with_capacity(frame.len() + 4);
+                b.extend_from_slice(&(frame.len() as u32).to_be_bytes());
+                b.extend_from_slice(frame);
+                b.into()
+            }
+            Sink::Vxlan { vni, .. } => {
+                let mut b = Vec::with_capacity(frame.len() + 8);
+                b.extend_from_slice(&wire::vxlan_header(*vni));
+                b.extend_from_slice(frame);
+                b.into()
+            }
+            _ => frame.into(),
+        }
+    }
+
+    /// Write encoded bytes; returns how many were taken (streams may take part).
+    fn write(&self, b: &[u8]) -> io::Result<usize> {
+        match self {
+            Sink::Dgram(d) => d.send(b),
+            Sink::Tap(f) => (&*f).write(b),
+            Sink::Vxlan { sock, remote, .. } => sock.send_to(b, remote),
+            Sink::Stream { s, .. } => (&*s).write(b),
+            Sink::DgramTo { s, peer } => match peer {
+                Some(p) => s.send_to(b, p),
+                None => Err(io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "no dgram peer has sent a frame yet",
+                )),
+            },
+        }
+    }
 }
 
 struct Endpoint {
     id: u32,
     port: PortId,
     sink: Sink,
-    /// Token of the data source (datagram socket / tap / udp).
+    /// Token of the data source (datagram socket / tap / udp / stream).
     data_tok: Token,
-    /// Token of the ctl stream (None for taps and vxlan).
+    /// Token of the ctl stream (None for taps, vxlan, stream and dgram peers).
     ctl_tok: Option<Token>,
+    /// Encoded bytes waiting for EPOLLOUT (frames, or stream bytes).
     queue: VecDeque<Vec<u8>>,
     queued_bytes: usize,
     writable_armed: bool,
@@ -172,6 +237,12 @@ enum Conn {
     },
     Data {
         ep: usize,
+    },
+    /// `--stream PATH[:PORT]`: each accepted QEMU `-netdev stream` peer becomes an endpoint.
+    StreamListener {
+        l: std::os::unix::net::UnixListener,
+        port: Option<u16>,
+        path: PathBuf,
     },
     Mgmt {
         s: UnixStream,
@@ -233,6 +304,10 @@ pub struct Stats {
     pub refused_requests: u64,
     pub mgmt_sessions: u64,
     pub zero_length_datagrams: u64,
+    /// Stream peers that closed with a partial frame buffered.
+    pub died_mid_frame: u64,
+    /// Stream peers dropped for an impossible length prefix.
+    pub bad_stream_lengths: u64,
 }
 
 /// The running switch.
@@ -518,6 +593,18 @@ impl Daemon {
                 return Err(e);
             }
         }
+        for (p, port) in d.cfg.streams.clone() {
+            if let Err(e) = d.add_stream_listener(&p, port) {
+                d.cleanup();
+                return Err(e);
+            }
+        }
+        for (p, port) in d.cfg.dgrams.clone() {
+            if let Err(e) = d.add_dgram(&p, port) {
+                d.cleanup();
+                return Err(e);
+            }
+        }
         for v in d.cfg.vxlans.clone() {
             if let Err(e) = d.add_vxlan(&v) {
                 d.cleanup();
@@ -595,6 +682,144 @@ impl Daemon {
         });
         self.conns[tok.0 - FIRST_CONN] = Some(Conn::Data { ep });
         emit(self.log.syslog, &format!("tap {name} on port {port}"));
+        Ok(())
+    }
+
+    fn bind_path_checked(path: &Path) -> Result<()> {
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                bail!("{} is in use by another process", path.display());
+            }
+            std::fs::remove_file(path)
+                .with_context(|| format!("remove stale {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn add_stream_listener(&mut self, path: &Path, port: Option<u16>) -> Result<()> {
+        Self::bind_path_checked(path)?;
+        let l = std::os::unix::net::UnixListener::bind(path)
+            .with_context(|| format!("bind --stream {}", path.display()))?;
+        l.set_nonblocking(true)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(self.cfg.mode))?;
+        chown_group(path, None, self.cfg.group)?;
+        let fd = l.as_raw_fd();
+        let tok = self.new_slot(Conn::StreamListener {
+            l,
+            port,
+            path: path.to_path_buf(),
+        });
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), tok, Interest::READABLE)?;
+        Ok(())
+    }
+
+    fn accept_stream(&mut self, tok: Token) {
+        loop {
+            let Some(Some(Conn::StreamListener { l, port, path })) =
+                self.conns.get(tok.0 - FIRST_CONN)
+            else {
+                return;
+            };
+            let (port, path) = (*port, path.clone());
+            let s = match l.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.log.log("accept", &e.to_string());
+                    return;
+                }
+            };
+            if s.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let id = s.as_raw_fd() as u32;
+            let info = EndpointInfo {
+                id,
+                module: "stream".into(),
+                descr: format!("stream peer on {}", path.display()),
+            };
+            let req = port
+                .map(|p| PortRequest::Port(p as u32))
+                .unwrap_or(PortRequest::Any);
+            let p = match self.sw.alloc(req, Some(0), &[], info) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.stats.refused_requests += 1;
+                    self.log.log(
+                        "stream",
+                        &format!("refused peer on {}: {e}", path.display()),
+                    );
+                    continue; // dropping s closes it: QEMU sees the disconnect
+                }
+            };
+            let fd = s.as_raw_fd();
+            let dtok = self.new_slot(Conn::Data { ep: usize::MAX });
+            if self
+                .poll
+                .registry()
+                .register(&mut SourceFd(&fd), dtok, Interest::READABLE)
+                .is_err()
+            {
+                self.conns[dtok.0 - FIRST_CONN] = None;
+                self.sw.release(p, id);
+                continue;
+            }
+            let ep = self.new_ep(Endpoint {
+                id,
+                port: p,
+                sink: Sink::Stream { s, dec: Vec::new() },
+                data_tok: dtok,
+                ctl_tok: None,
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                writable_armed: false,
+                paused_ingress: Vec::new(),
+                sock_path: None,
+            });
+            self.conns[dtok.0 - FIRST_CONN] = Some(Conn::Data { ep });
+        }
+    }
+
+    fn add_dgram(&mut self, path: &Path, port: Option<u16>) -> Result<()> {
+        Self::bind_path_checked(path)?;
+        let s = std::os::unix::net::UnixDatagram::bind(path)
+            .with_context(|| format!("bind --dgram {}", path.display()))?;
+        s.set_nonblocking(true)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(self.cfg.mode))?;
+        chown_group(path, None, self.cfg.group)?;
+        let id = s.as_raw_fd() as u32;
+        let info = EndpointInfo {
+            id,
+            module: "dgram".into(),
+            descr: format!("dgram peer on {}", path.display()),
+        };
+        let req = port
+            .map(|p| PortRequest::Port(p as u32))
+            .unwrap_or(PortRequest::Any);
+        let p = self
+            .sw
+            .alloc(req, Some(0), &[], info)
+            .map_err(|e| anyhow::anyhow!("--dgram {}: {e}", path.display()))?;
+        let fd = s.as_raw_fd();
+        let tok = self.new_slot(Conn::Data { ep: usize::MAX });
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), tok, Interest::READABLE)?;
+        let ep = self.new_ep(Endpoint {
+            id,
+            port: p,
+            sink: Sink::DgramTo { s, peer: None },
+            data_tok: tok,
+            ctl_tok: None,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            writable_armed: false,
+            paused_ingress: Vec::new(),
+            sock_path: Some(path.to_path_buf()),
+        });
+        self.conns[tok.0 - FIRST_CONN] = Some(Conn::Data { ep });
         Ok(())
     }
 
@@ -697,16 +922,17 @@ impl Daemon {
             self.daemonize()?;
             // The epoll instance was created before fork: a fresh one avoids sharing.
             self.poll = Poll::new()?;
-            let fds: Vec<(RawFd, Token)> = self
+            let mut fds: Vec<(RawFd, Token)> = self
                 .eps
                 .iter()
                 .flatten()
-                .filter_map(|e| match &e.sink {
-                    Sink::Tap(f) => Some((f.as_raw_fd(), e.data_tok)),
-                    Sink::Vxlan { sock, .. } => Some((sock.as_raw_fd(), e.data_tok)),
-                    Sink::Dgram(_) => None,
-                })
+                .map(|e| (e.sink.fd(), e.data_tok))
                 .collect();
+            for (i, c) in self.conns.iter().enumerate() {
+                if let Some(Conn::StreamListener { l, .. }) = c {
+                    fds.push((l.as_raw_fd(), Token(FIRST_CONN + i)));
+                }
+            }
             for (fd, t) in fds {
                 self.poll
                     .registry()
@@ -847,6 +1073,7 @@ impl Daemon {
                         }
                     }
                     Some(Some(Conn::Mgmt { .. })) => self.mgmt_event(tok, readable, writable),
+                    Some(Some(Conn::StreamListener { .. })) => self.accept_stream(tok),
                     _ => {}
                 }
             }
@@ -897,6 +1124,13 @@ impl Daemon {
                         let _ = self.poll.registry().deregister(&mut s);
                     }
                     Conn::Data { .. } => {}
+                    Conn::StreamListener { l, path, .. } => {
+                        let _ = self
+                            .poll
+                            .registry()
+                            .deregister(&mut SourceFd(&l.as_raw_fd()));
+                        let _ = std::fs::remove_file(path);
+                    }
                 }
             }
         }
@@ -1071,21 +1305,18 @@ impl Daemon {
         if let Some(t) = e.ctl_tok {
             self.close_conn(t);
         }
-        match e.sink {
-            Sink::Dgram(mut s) => {
-                let _ = self.poll.registry().deregister(&mut s);
-            }
-            Sink::Tap(f) => {
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&f.as_raw_fd()));
-            }
-            Sink::Vxlan { sock, .. } => {
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&sock.as_raw_fd()));
+        let _ = self.poll.registry().deregister(&mut SourceFd(&e.sink.fd()));
+        if let Sink::Stream { dec, .. } = &e.sink {
+            if !dec.is_empty() {
+                self.stats.died_mid_frame += 1;
+                self.log.log(
+                    "stream",
+                    &format!(
+                        "peer on port {} died mid-frame ({} bytes pending)",
+                        e.port,
+                        dec.len()
+                    ),
+                );
             }
         }
         if let Some(slot) = self.conns.get_mut(e.data_tok.0 - FIRST_CONN) {
@@ -1110,15 +1341,16 @@ impl Daemon {
         if self.paused.contains_key(&tok) {
             return;
         }
-        if matches!(
-            self.eps.get(ep),
+        match self.eps.get(ep) {
             Some(Some(Endpoint {
                 sink: Sink::Dgram(_),
                 ..
-            }))
-        ) {
-            self.read_dgram_batch(tok, ep);
-            return;
+            })) => return self.read_dgram_batch(tok, ep),
+            Some(Some(Endpoint {
+                sink: Sink::Stream { .. },
+                ..
+            })) => return self.read_stream(tok, ep),
+            _ => {}
         }
         self.cur_in = Some(tok);
         let mut buf = std::mem::take(&mut self.buf);
@@ -1136,6 +1368,23 @@ impl Daemon {
             let res = match &e.sink {
                 Sink::Dgram(s) => s.recv(&mut buf),
                 Sink::Tap(f) => (&*f).read(&mut buf),
+                Sink::Stream { .. } => break,
+                Sink::DgramTo { s, .. } => match s.recv_from(&mut buf) {
+                    Ok((n, addr)) => {
+                        let from = addr.as_pathname().map(Path::to_path_buf);
+                        if let Some(Some(Endpoint {
+                            sink: Sink::DgramTo { peer, .. },
+                            ..
+                        })) = self.eps.get_mut(ep)
+                        {
+                            if from.is_some() && *peer != from {
+                                *peer = from;
+                            }
+                        }
+                        Ok(n)
+                    }
+                    Err(e) => Err(e),
+                },
                 Sink::Vxlan { sock, vni, .. } => match sock.recv_from(&mut buf) {
                     Ok((n, _)) => match wire::vxlan_parse(&buf[..n]) {
                         Ok((v, inner)) if v == *vni => {
@@ -1185,6 +1434,80 @@ impl Daemon {
             }
         }
         self.buf = buf;
+        self.cur_in = None;
+        if close {
+            self.close_endpoint(ep);
+        }
+    }
+
+    /// QEMU stream peer: reassemble 4-byte length-prefixed frames across reads.
+    fn read_stream(&mut self, tok: Token, ep: usize) {
+        self.cur_in = Some(tok);
+        let mut tmp = std::mem::take(&mut self.buf);
+        let mut close = false;
+        let mut poisoned = false;
+        let mut budget = 0;
+        while let Some(Some(Endpoint {
+            sink: Sink::Stream { s, dec },
+            port,
+            ..
+        })) = self.eps.get_mut(ep)
+        {
+            let port = *port;
+            match (&*s).read(&mut tmp) {
+                Ok(0) => {
+                    close = true;
+                    break;
+                }
+                Ok(n) => dec.extend_from_slice(&tmp[..n]),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    close = true;
+                    break;
+                }
+            }
+            let mut frames = Vec::new();
+            let mut off = 0;
+            while dec.len() - off >= 4 {
+                let n = u32::from_be_bytes([dec[off], dec[off + 1], dec[off + 2], dec[off + 3]])
+                    as usize;
+                if n > MAX_FRAME_LEN {
+                    poisoned = true;
+                    break;
+                }
+                if dec.len() - off < 4 + n {
+                    break;
+                }
+                if n > 0 {
+                    frames.push(dec[off + 4..off + 4 + n].to_vec());
+                }
+                off += 4 + n;
+            }
+            dec.drain(..off);
+            if poisoned {
+                // A bad length poisons the rest of the stream: drop the peer.
+                dec.clear();
+                self.stats.bad_stream_lengths += 1;
+                self.log.log(
+                    "stream",
+                    &format!("port {port}: impossible frame length; closing peer"),
+                );
+                close = true;
+            }
+            for f in frames {
+                self.ingress(port, &f);
+            }
+            budget += 1;
+            if close || self.paused.contains_key(&tok) {
+                break;
+            }
+            if budget >= READ_BUDGET {
+                self.again.push(tok);
+                break;
+            }
+        }
+        self.buf = tmp;
         self.cur_in = None;
         if close {
             self.close_endpoint(ep);
@@ -1388,9 +1711,12 @@ impl Daemon {
     fn send_ep(&mut self, ep: usize, frame: &[u8]) -> Option<DropReason> {
         let limit = self.cfg.egress_queue_bytes;
         let e = self.eps.get_mut(ep)?.as_mut()?;
+        let bytes = e.sink.encode(frame);
+        let mut rest: &[u8] = &bytes;
         if e.queue.is_empty() {
-            match sink_send(&e.sink, frame) {
-                Ok(()) => return None,
+            match e.sink.write(&bytes) {
+                Ok(n) if n >= bytes.len() => return None,
+                Ok(n) => rest = &bytes[n..], // partial stream write: queue the remainder
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                 Err(err) => {
                     let port = e.port;
@@ -1399,11 +1725,11 @@ impl Daemon {
                 }
             }
         }
-        if e.queued_bytes + frame.len() > limit {
+        if e.queued_bytes + rest.len() > limit && rest.len() == bytes.len() {
             return Some(DropReason::QueueFull);
         }
-        e.queued_bytes += frame.len();
-        e.queue.push_back(frame.to_vec());
+        e.queued_bytes += rest.len();
+        e.queue.push_back(rest.to_vec());
         if e.queued_bytes > limit / 2 {
             if let Some(t) = self.cur_in {
                 if !e.paused_ingress.contains(&t) {
@@ -1414,21 +1740,11 @@ impl Daemon {
         }
         if !e.writable_armed {
             e.writable_armed = true;
-            let tok = e.data_tok;
             let interest = Interest::READABLE | Interest::WRITABLE;
-            let _ = match &mut e.sink {
-                Sink::Dgram(s) => self.poll.registry().reregister(s, tok, interest),
-                Sink::Tap(f) => {
-                    self.poll
-                        .registry()
-                        .reregister(&mut SourceFd(&f.as_raw_fd()), tok, interest)
-                }
-                Sink::Vxlan { sock, .. } => {
-                    self.poll
-                        .registry()
-                        .reregister(&mut SourceFd(&sock.as_raw_fd()), tok, interest)
-                }
-            };
+            let _ =
+                self.poll
+                    .registry()
+                    .reregister(&mut SourceFd(&e.sink.fd()), e.data_tok, interest);
         }
         None
     }
@@ -1438,10 +1754,16 @@ impl Daemon {
             return;
         };
         let mut errors = 0u64;
-        while let Some(f) = e.queue.front() {
-            match sink_send(&e.sink, f) {
-                Ok(()) => {}
+        while let Some(f) = e.queue.front_mut() {
+            match e.sink.write(f) {
+                Ok(n) if n < f.len() => {
+                    f.drain(..n);
+                    e.queued_bytes -= n;
+                    continue;
+                }
+                Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => errors += 1,
             }
             let f = e.queue.pop_front().expect("front exists");
@@ -1454,21 +1776,12 @@ impl Daemon {
             }
         }
         e.writable_armed = false;
-        let tok = e.data_tok;
         let port = e.port;
-        let _ = match &mut e.sink {
-            Sink::Dgram(s) => self.poll.registry().reregister(s, tok, Interest::READABLE),
-            Sink::Tap(f) => self.poll.registry().reregister(
-                &mut SourceFd(&f.as_raw_fd()),
-                tok,
-                Interest::READABLE,
-            ),
-            Sink::Vxlan { sock, .. } => self.poll.registry().reregister(
-                &mut SourceFd(&sock.as_raw_fd()),
-                tok,
-                Interest::READABLE,
-            ),
-        };
+        let _ = self.poll.registry().reregister(
+            &mut SourceFd(&e.sink.fd()),
+            e.data_tok,
+            Interest::READABLE,
+        );
         for _ in 0..errors {
             self.sw.count_drop(port, DropReason::SendError);
         }
@@ -1724,6 +2037,13 @@ impl Daemon {
         for ep in eps {
             self.close_endpoint(ep);
         }
+        let toks: Vec<Token> = (0..self.conns.len())
+            .filter(|&i| matches!(self.conns[i], Some(Conn::StreamListener { .. })))
+            .map(|i| Token(FIRST_CONN + i))
+            .collect();
+        for t in toks {
+            self.close_conn(t);
+        }
         let _ = std::fs::remove_file(self.cfg.sock_dir.join("ctl"));
         if let Some(m) = &self.cfg.mgmt {
             let _ = std::fs::remove_file(m);
@@ -1739,19 +2059,6 @@ impl Daemon {
     /// Robustness counters (bad handshakes, refusals, ...).
     pub fn stats(&self) -> &Stats {
         &self.stats
-    }
-}
-
-fn sink_send(s: &Sink, frame: &[u8]) -> io::Result<()> {
-    match s {
-        Sink::Dgram(d) => d.send(frame).map(|_| ()),
-        Sink::Tap(f) => (&*f).write(frame).map(|_| ()),
-        Sink::Vxlan { sock, remote, vni } => {
-            let mut b = Vec::with_capacity(frame.len() + 8);
-            b.extend_from_slice(&wire::vxlan_header(*vni));
-            b.extend_from_slice(frame);
-            sock.send_to(&b, remote).map(|_| ())
-        }
     }
 }
 

@@ -13,6 +13,9 @@ Examples:
   vswitch ctl -M /tmp/sw.mgmt --json port/print 4
   vswitch ctl -M /tmp/sw.mgmt port/impair 4 out delay 20+5
   dpipe vde_plug /tmp/swA = ssh otherhost vswitch plug /tmp/swB:3
+  vswitch -s /tmp/sw --stream /tmp/sw.stream:5 --dgram /tmp/sw.dgram:6
+    qemu ... -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/sw.stream
+    qemu ... -netdev dgram,id=n0,local.type=unix,local.path=/tmp/q.dgram,remote.type=unix,remote.path=/tmp/sw.dgram
   vswitch -s /tmp/sw --vxlan vni=42,local=192.0.2.1:4789,remote=192.0.2.2:4789
 
 rc file / console commands (vde_switch syntax): vlan/create 10, port/create 4,
@@ -69,6 +72,14 @@ struct Cli {
     /// VXLAN uplink port: vni=N,local=IP:PORT,remote=IP:PORT[,port=P] (repeatable).
     #[arg(long = "vxlan")]
     vxlan: Vec<VxlanCfg>,
+    /// Listen for QEMU `-netdev stream,addr.type=unix,addr.path=PATH` peers; each peer gets
+    /// PORT, or the first free port (repeatable).
+    #[arg(long = "stream", value_name = "PATH[:PORT]", value_parser = path_port)]
+    stream: Vec<(PathBuf, Option<u16>)>,
+    /// Bind PATH for QEMU `-netdev dgram,...,remote.type=unix,remote.path=PATH`; frames go
+    /// back to the address the peer sends from (repeatable).
+    #[arg(long = "dgram", value_name = "PATH[:PORT]", value_parser = path_port)]
+    dgram: Vec<(PathBuf, Option<u16>)>,
     /// Impairment at start, console syntax "PORT in|out|both KEY VALUE" (repeatable).
     #[arg(long = "impair", value_name = "SPEC")]
     impair: Vec<String>,
@@ -109,6 +120,16 @@ enum Cmd {
         /// DIR, DIR:PORT or DIR[PORT].
         target: String,
     },
+}
+
+fn path_port(s: &str) -> Result<(PathBuf, Option<u16>), String> {
+    match s.rsplit_once(':') {
+        Some((p, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Ok((
+            p.into(),
+            Some(n.parse().map_err(|e| format!("port {n:?}: {e}"))?),
+        )),
+        _ => Ok((s.into(), None)),
+    }
 }
 
 fn octal(s: &str) -> Result<u32, String> {
@@ -232,6 +253,8 @@ fn real_main(cli: Cli) -> Result<i32> {
                 hashsize: cli.hashsize,
                 taps: cli.tap,
                 vxlans: cli.vxlan,
+                streams: cli.stream,
+                dgrams: cli.dgram,
                 commands: cli
                     .impair
                     .iter()

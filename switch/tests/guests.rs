@@ -170,8 +170,7 @@ impl Guest {
         name: &str,
         kernel: &Path,
         initrd: &Path,
-        sock: &Path,
-        port: u32,
+        netdev: &str,
         mac: &str,
         params: &str,
     ) -> Guest {
@@ -194,7 +193,7 @@ impl Guest {
             .arg("-append")
             .arg(format!("console=ttyS0 quiet loglevel=1 panic=-1 {params}"))
             .arg("-netdev")
-            .arg(format!("vde,id=n0,sock={},port={port}", sock.display()))
+            .arg(format!("{netdev},id=n0"))
             .arg("-device")
             .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"))
             .stdin(Stdio::piped())
@@ -315,10 +314,26 @@ fn qemu_guests_vlans_trunk_and_tap() {
          port/create 4\nport/setvlan 4 10\nport/allocatable 4 1\n",
     )
     .unwrap();
+    // Guest B uses QEMU's -netdev stream (vswitch --stream listener on port 2); A and C use
+    // -netdev vde.
+    let stream = work.path().join("b.stream");
+    let stream_arg = format!("{}:2", stream.display());
     let sw = Sw::start_with(
         bin(),
-        &["-f", rc.to_str().unwrap(), "-t", &tap],
+        &[
+            "-f",
+            rc.to_str().unwrap(),
+            "-t",
+            &tap,
+            "--stream",
+            &stream_arg,
+        ],
         &["ip", "netns", "exec", &ns.0],
+    );
+    let vde = |port: u32| format!("vde,sock={},port={port}", sw.sock.display());
+    let b_netdev = format!(
+        "stream,server=off,addr.type=unix,addr.path={}",
+        stream.display()
     );
     sh(&format!(
         "ip -n {n} addr add 10.10.0.9/24 dev {tap} && ip -n {n} link set {tap} up",
@@ -329,8 +344,7 @@ fn qemu_guests_vlans_trunk_and_tap() {
         "A",
         &kernel,
         &initrd,
-        &sw.sock,
-        1,
+        &vde(1),
         "00:16:3e:00:00:01",
         "vsw.addr=eth0@10.10.0.1/24,eth0@10.99.0.1/24",
     );
@@ -338,8 +352,7 @@ fn qemu_guests_vlans_trunk_and_tap() {
         "B",
         &kernel,
         &initrd,
-        &sw.sock,
-        2,
+        &b_netdev,
         "00:16:3e:00:00:02",
         "vsw.addr=eth0@10.20.0.2/24,eth0@10.99.0.2/24",
     );
@@ -347,8 +360,7 @@ fn qemu_guests_vlans_trunk_and_tap() {
         "C",
         &kernel,
         &initrd,
-        &sw.sock,
-        3,
+        &vde(3),
         "00:16:3e:00:00:03",
         "vsw.vlans=10,20 vsw.addr=eth0.10@10.10.0.3/24,eth0.20@10.20.0.3/24",
     );
@@ -367,7 +379,11 @@ fn qemu_guests_vlans_trunk_and_tap() {
             .iter()
             .filter(|l| l.contains(": QEMU user="))
             .count()
-            == 3,
+            == 2,
+        "{ports:?}"
+    );
+    assert!(
+        ports.data.iter().any(|l| l.contains("module stream")),
         "{ports:?}"
     );
 
