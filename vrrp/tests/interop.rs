@@ -439,3 +439,96 @@ fn ipv6_v3_keepalived_master_vrrpd_backup() {
 fn ipv6_v3_vrrpd_master_keepalived_backup() {
     ipv6([Impl::Vrrpd, Impl::Keepalived]);
 }
+
+/// Hostile or broken packets from the client segment are counted per reason and dropped; the
+/// master stays master and keeps running.
+#[test]
+fn bad_packets_are_counted_and_dropped() {
+    use std::os::fd::AsRawFd;
+    use vrrpd::wire::{pass_bytes, ChecksumForm, Repr, Version, MCAST_V4};
+    let mut lab = Lab::new(&["vlan10", "vlan20"], vrrpd());
+    let vips = [lab.vip(0), lab.vip(1)];
+    lab.start(0, Impl::Vrrpd, &pair_conf(&lab, 2, true, "1", 150, ""));
+    lab.wait_holder(&vips, 0, S(6));
+    let good = Repr {
+        version: Version::V2,
+        vrid: 100,
+        priority: 200,
+        adver_int: 1,
+        addrs: vec![vips[0].into(), vips[1].into()],
+        auth_type: 1,
+        auth_data: pass_bytes("s3cr3tpw"),
+        rsvd: 0,
+    };
+    let mut wrong_pass = good.clone();
+    wrong_pass.auth_data = pass_bytes("guess");
+    let mut wrong_vrid = good.clone();
+    wrong_vrid.vrid = 99;
+    let mut wrong_int = good.clone();
+    wrong_int.adver_int = 3;
+    let mut bad_sum = good.to_bytes(ChecksumForm::MessageOnly);
+    bad_sum[6] ^= 0xff;
+    let cl = lab.cl.clone();
+    let client = lab.addr(0, 100);
+    std::thread::spawn(move || {
+        let ns = std::fs::File::open(format!("/run/netns/{cl}")).unwrap();
+        // SAFETY: setns on this thread only.
+        assert_eq!(
+            unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) },
+            0
+        );
+        let idx = vrrpd::netlink::Netlink::open()
+            .unwrap()
+            .links()
+            .unwrap()
+            .into_iter()
+            .find(|l| l.name == "br0")
+            .unwrap()
+            .index;
+        let s = vrrpd::sys::VrrpSocket::open("br0", idx, false).unwrap();
+        let send = |m: &[u8]| s.send(m, client.into(), MCAST_V4.into()).unwrap();
+        send(&wrong_pass.to_bytes(ChecksumForm::MessageOnly));
+        send(&wrong_vrid.to_bytes(ChecksumForm::MessageOnly));
+        send(&wrong_int.to_bytes(ChecksumForm::MessageOnly));
+        send(&bad_sum);
+        send(&good.to_bytes(ChecksumForm::MessageOnly)[..5]);
+        send(&good.to_bytes(ChecksumForm::MessageOnly)[..20]);
+        let ttl: libc::c_int = 1;
+        // SAFETY: setsockopt with a live int.
+        unsafe {
+            libc::setsockopt(
+                s.fd.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MULTICAST_TTL,
+                &ttl as *const _ as *const libc::c_void,
+                4,
+            )
+        };
+        send(&good.to_bytes(ChecksumForm::MessageOnly));
+    })
+    .join()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let st = lab.status(0);
+    let c = &st["instances"][0]["counters"];
+    for k in [
+        "bad_auth",
+        "interval_mismatch",
+        "bad_checksum",
+        "bad_ttl",
+        "bad_length",
+    ] {
+        assert_eq!(c[k], 1, "{k}: {st}");
+    }
+    assert_eq!(st["unknown_vrid"], 1, "{st}");
+    assert_eq!(st["malformed"], 1, "{st}");
+    assert_eq!(c["adverts_in"], 0, "{st}");
+    assert_eq!(st["instances"][0]["state"], "MASTER", "{st}");
+    assert_eq!(lab.holders(vips[0]), vec![0]);
+    assert!(
+        lab.log(0)
+            .contains("CONFIGURATION MISMATCH with peer 10.10.0.100"),
+        "{}",
+        lab.log(0)
+    );
+}

@@ -1,0 +1,77 @@
+//! The command line as users run it (no root needed).
+use std::process::Command;
+
+fn vrrpd(args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_seed_config() {
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/seed-r1.conf");
+    let (ok, out, err) = vrrpd(&["--check", "-f", seed]);
+    assert!(ok, "{err}");
+    assert!(out.contains("instance interne: interface vlan10 vrid 100 priority 150 v2 advert_int 5.00s auth PASS vips 2"), "{out}");
+    assert!(out.contains("sync group VG_LAB: interne externe"), "{out}");
+    assert!(!err.contains("warning"), "{err}");
+}
+
+#[test]
+fn check_reports_errors_with_file_and_line_and_warnings() {
+    let dir = std::env::temp_dir().join(format!("vrrpd-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.conf");
+    std::fs::write(&bad, "vrrp_instance a {\n  interface eth0\n  virtual_router_id 1\n  priority 400\n  lvs_sync_daemon x\n}\n").unwrap();
+    let (ok, out, err) = vrrpd(&["--check", "-f", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.is_empty(), "no partial output: {out}");
+    assert!(
+        err.contains(&format!(
+            "{}:4: error: 'priority' must be a number from 1 to 255, got '400'",
+            bad.display()
+        )),
+        "{err}"
+    );
+    let warn = dir.join("warn.conf");
+    std::fs::write(
+        &warn,
+        "vrrp_instance a {\n  interface eth0\n  virtual_router_id 1\n  lvs_sync_daemon x\n}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = vrrpd(&["-t", "-f", warn.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:4: warning: unknown or unsupported keyword 'lvs_sync_daemon'",
+            warn.display()
+        )),
+        "{err}"
+    );
+    let (ok, _, err) = vrrpd(&["--check", "-f", dir.join("missing.conf").to_str().unwrap()]);
+    assert!(!ok && err.contains("cannot read"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn status_without_daemon_says_what_to_do() {
+    let (ok, _, err) = vrrpd(&["status", "--socket", "/nonexistent/vrrpd.sock"]);
+    assert!(!ok);
+    assert!(err.contains("is vrrpd running?"), "{err}");
+}
+
+#[test]
+fn help_has_examples() {
+    let (ok, out, _) = vrrpd(&["--help"]);
+    assert!(ok);
+    assert!(
+        out.contains("Examples:") && out.contains("vrrpd status --json"),
+        "{out}"
+    );
+}
