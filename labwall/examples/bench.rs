@@ -338,8 +338,9 @@ fn main() {
         .filter(|l| l.contains(" comment \"site.lw:"))
         .count();
     // shorewall: capabilities probed inside a throwaway netns, so the host firewall is untouched
-    let ns = format!("lwb{}", std::process::id());
-    ok(Command::new("ip").args(["netns", "add", &ns]));
+    // deleted on drop, also when a step below panics
+    let nsg = labwall::backend::Netns::new(&format!("lwb{}", std::process::id())).unwrap();
+    let ns = nsg.name.clone();
     // (ip netns exec gives a private mount namespace: the bind mount of our shorewall.conf is
     // invisible to the host)
     let cmd = format!(
@@ -399,7 +400,7 @@ fn main() {
     let check = time(5, || {
         ok(Command::new("ip").args(["netns", "exec", &ns, "nft", "-c", "-f", &rs]))
     });
-    let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+    drop(nsg);
     println!("site: {} (25 VLANs), labwall output {rules} nft rules; shorewall output {swrules} iptables rules", site.display());
     println!("labwall compile (process, median of 21):   {lw:8.2} ms");
     println!("labwall compile_file (library, median 21): {lib:8.2} ms");

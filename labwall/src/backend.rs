@@ -100,3 +100,20 @@ pub fn check_role(site: &Site, out: &RoleOutputs, tmpdir: &Path, tag: &str) -> R
         .map_err(|e| format!("{tag}: keepalived.conf rejected: {e}"))?;
     Ok(())
 }
+
+/// Apply a `key = value` sysctl file inside `ns` by writing /proc/sys, as ramux-init does
+/// (no dependency on procps' sysctl).
+pub fn apply_sysctl(ns: &Netns, text: &str) -> Result<(), String> {
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        let Some((k, v)) = l.split_once('=') else {
+            return Err(format!("bad sysctl line: {l}"));
+        };
+        let path = format!("/proc/sys/{}", k.trim().replace('.', "/"));
+        ns.exec(&["sh", "-c", &format!("echo '{}' > {path}", v.trim())])?;
+    }
+    Ok(())
+}

@@ -142,7 +142,7 @@ fn setup(out: &Path) -> Lab {
         .unwrap();
         sh(
             host,
-            "sysctl -qw net.ipv6.conf.all.disable_ipv6=1; ip link set lo up; ip link set eth0 up",
+            "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; ip link set lo up; ip link set eth0 up",
         );
     }
     // eth0 of the router is the VLAN trunk parent: a lone veth end stands in for it
@@ -173,11 +173,12 @@ fn setup(out: &Path) -> Lab {
     let fip = out.join("network-standin.ip");
     std::fs::write(&fip, filtered).unwrap();
     run("ip", &["-n", &r.name, "-batch", &fip.to_string_lossy()]).unwrap();
-    sh(
+    labwall::backend::apply_sysctl(
         &r,
-        &format!("sysctl -q -p {}", out.join("sysctl.conf").display()),
-    );
-    // the MASTER holds the VIPs (keepalived would add them; its own test is keepalived.rs)
+        &std::fs::read_to_string(out.join("sysctl.conf")).unwrap(),
+    )
+    .unwrap();
+    // the MASTER holds the VIPs (keepalived would add them; that is tested in vrrp_pair.rs)
     sh(&r, "ip addr add 10.1.1.4/24 dev eth1; ip addr add 172.16.10.1/24 dev vlan10; ip addr add 172.16.20.1/24 dev vlan20");
     sh(
         &net,

@@ -35,7 +35,9 @@ impl Drop for Tmp {
 }
 
 fn has_vip(ns: &Netns, ip: &str) -> bool {
-    ns.exec(&["ip", "-o", "addr", "show"]).unwrap_or_default().contains(&format!("inet {ip}/"))
+    ns.exec(&["ip", "-o", "addr", "show"])
+        .unwrap_or_default()
+        .contains(&format!("inet {ip}/"))
 }
 
 fn wait_for(what: &str, secs: u64, f: impl Fn() -> bool) {
@@ -50,72 +52,203 @@ fn wait_for(what: &str, secs: u64, f: impl Fn() -> bool) {
 }
 
 fn vrrp_accept_packets(ns: &Netns) -> u64 {
-    let j: serde_json::Value = serde_json::from_str(&ns.exec(&["nft", "-j", "list", "chain", "inet", "ramux", "input"]).unwrap()).unwrap();
+    let j: serde_json::Value = serde_json::from_str(
+        &ns.exec(&["nft", "-j", "list", "chain", "inet", "ramux", "input"])
+            .unwrap(),
+    )
+    .unwrap();
     j["nftables"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|i| i.get("rule"))
         .filter(|r| r["expr"].to_string().contains("224.0.0.18"))
-        .map(|r| r["expr"].as_array().unwrap().iter().find_map(|e| e.get("counter").map(|c| c["packets"].as_u64().unwrap())).unwrap_or(0))
+        .map(|r| {
+            r["expr"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|e| e.get("counter").map(|c| c["packets"].as_u64().unwrap()))
+                .unwrap_or(0)
+        })
         .sum()
 }
 
 #[test]
 fn keepalived_pair_elects_and_fails_over_through_the_ruleset() {
-    assert!(unsafe { libc::geteuid() } == 0, "needs root (network namespaces)");
-    assert!(Command::new("keepalived").arg("--version").output().is_ok(), "keepalived missing: apt-get install keepalived");
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "needs root (network namespaces)"
+    );
+    assert!(
+        Command::new("keepalived").arg("--version").output().is_ok(),
+        "keepalived missing: apt-get install keepalived"
+    );
     let pid = std::process::id();
     let tmp = Tmp(std::env::temp_dir().join(format!("labwall-pair-{pid}")));
     std::fs::create_dir_all(&tmp.0).unwrap();
     let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sites/example/site.lw");
-    let text = std::fs::read_to_string(&site).unwrap().replace("pooling 5", "pooling 1");
+    let text = std::fs::read_to_string(&site)
+        .unwrap()
+        .replace("pooling 5", "pooling 1");
     let sw = Netns::new(&format!("lw{pid}pw")).unwrap();
     let a = Netns::new(&format!("lw{pid}pa")).unwrap();
     let b = Netns::new(&format!("lw{pid}pb")).unwrap();
     for seg in ["eth1", "vlan10", "vlan20"] {
-        run("ip", &["-n", &sw.name, "link", "add", &format!("br{seg}"), "type", "bridge"]).unwrap();
-        run("ip", &["-n", &sw.name, "link", "set", &format!("br{seg}"), "up"]).unwrap();
+        run(
+            "ip",
+            &[
+                "-n",
+                &sw.name,
+                "link",
+                "add",
+                &format!("br{seg}"),
+                "type",
+                "bridge",
+            ],
+        )
+        .unwrap();
+        run(
+            "ip",
+            &["-n", &sw.name, "link", "set", &format!("br{seg}"), "up"],
+        )
+        .unwrap();
         for (ns, tag) in [(&a, "a"), (&b, "b")] {
             let peer = format!("{tag}{seg}");
-            run("ip", &["link", "add", seg, "netns", &ns.name, "type", "veth", "peer", "name", &peer, "netns", &sw.name]).unwrap();
-            run("ip", &["-n", &sw.name, "link", "set", &peer, "master", &format!("br{seg}"), "up"]).unwrap();
+            run(
+                "ip",
+                &[
+                    "link", "add", seg, "netns", &ns.name, "type", "veth", "peer", "name", &peer,
+                    "netns", &sw.name,
+                ],
+            )
+            .unwrap();
+            run(
+                "ip",
+                &[
+                    "-n",
+                    &sw.name,
+                    "link",
+                    "set",
+                    &peer,
+                    "master",
+                    &format!("br{seg}"),
+                    "up",
+                ],
+            )
+            .unwrap();
         }
     }
     let mut daemons = Vec::new();
     for (ns, role, host) in [(&a, "MASTER", "fw-a"), (&b, "BACKUP", "fw-b")] {
-        run("ip", &["-n", &ns.name, "link", "add", "eth0", "type", "veth", "peer", "name", "trunkpeer"]).unwrap();
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns.name,
+                "link",
+                "add",
+                "eth0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "trunkpeer",
+            ],
+        )
+        .unwrap();
         run("ip", &["-n", &ns.name, "link", "set", "lo", "up"]).unwrap();
-        let o = Options { role: role.into(), defines: vec![("HOSTNAME".into(), host.into())], ..Default::default() };
+        let o = Options {
+            role: role.into(),
+            defines: vec![("HOSTNAME".into(), host.into())],
+            ..Default::default()
+        };
         let c = compile_source(&FsLoader, &site, &text, &o).unwrap();
         let d = tmp.0.join(role);
         std::fs::create_dir_all(&d).unwrap();
-        let nip: String = c.outputs.network_ip.lines().filter(|l| !l.starts_with("link add")).map(|l| format!("{l}\n")).collect();
+        let nip: String = c
+            .outputs
+            .network_ip
+            .lines()
+            .filter(|l| !l.starts_with("link add"))
+            .map(|l| format!("{l}\n"))
+            .collect();
         std::fs::write(d.join("network.ip"), nip).unwrap();
         std::fs::write(d.join("sysctl.conf"), &c.outputs.sysctl_conf).unwrap();
         std::fs::write(d.join("ruleset.nft"), &c.outputs.ruleset_nft).unwrap();
         std::fs::write(d.join("keepalived.conf"), &c.outputs.keepalived_conf).unwrap();
-        run("ip", &["-n", &ns.name, "-batch", &d.join("network.ip").to_string_lossy()]).unwrap();
-        ns.exec(&["sysctl", "-q", "-p", &d.join("sysctl.conf").to_string_lossy()]).unwrap();
-        ns.exec(&["nft", "-f", &d.join("ruleset.nft").to_string_lossy()]).unwrap();
+        run(
+            "ip",
+            &[
+                "-n",
+                &ns.name,
+                "-batch",
+                &d.join("network.ip").to_string_lossy(),
+            ],
+        )
+        .unwrap();
+        labwall::backend::apply_sysctl(ns, &c.outputs.sysctl_conf).unwrap();
+        ns.exec(&["nft", "-f", &d.join("ruleset.nft").to_string_lossy()])
+            .unwrap();
         let p = |n: &str| d.join(n).to_string_lossy().into_owned();
         let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "keepalived", "-n", "-l", "-D", "-P", "-f", &p("keepalived.conf"), "-p", &p("ka.pid"), "-r", &p("vrrp.pid"), "-c", &p("chk.pid")])
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "keepalived",
+                "-n",
+                "-l",
+                "-D",
+                "-P",
+                "-f",
+                &p("keepalived.conf"),
+                "-p",
+                &p("ka.pid"),
+                "-r",
+                &p("vrrp.pid"),
+                "-c",
+                &p("chk.pid"),
+            ])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(d.join("keepalived.log")).unwrap())
             .spawn()
             .unwrap();
         daemons.push(Bg(child));
     }
-    let log = |r: &str| std::fs::read_to_string(tmp.0.join(r).join("keepalived.log")).unwrap_or_default();
+    let log =
+        |r: &str| std::fs::read_to_string(tmp.0.join(r).join("keepalived.log")).unwrap_or_default();
     // MASTER takes every VIP of both instances (sync group), BACKUP none
-    wait_for(&format!("MASTER holds the VIPs\n--- MASTER log\n{}", log("MASTER")), 20, || ["10.1.1.4", "172.16.10.1", "172.16.20.1"].iter().all(|v| has_vip(&a, v)));
+    wait_for(
+        &format!("MASTER holds the VIPs\n--- MASTER log\n{}", log("MASTER")),
+        20,
+        || {
+            ["10.1.1.4", "172.16.10.1", "172.16.20.1"]
+                .iter()
+                .all(|v| has_vip(&a, v))
+        },
+    );
     std::thread::sleep(Duration::from_secs(3));
-    assert!(!has_vip(&b, "10.1.1.4") && !has_vip(&b, "172.16.10.1"), "BACKUP also took the VIPs: adverts blocked?\n{}", log("BACKUP"));
-    assert!(vrrp_accept_packets(&b) > 0, "the BACKUP's VRRP accept rule never counted");
+    assert!(
+        !has_vip(&b, "10.1.1.4") && !has_vip(&b, "172.16.10.1"),
+        "BACKUP also took the VIPs: adverts blocked?\n{}",
+        log("BACKUP")
+    );
+    assert!(
+        vrrp_accept_packets(&b) > 0,
+        "the BACKUP's VRRP accept rule never counted"
+    );
     // failover: stop the MASTER's keepalived; the BACKUP takes over every VIP
     drop(daemons.remove(0));
-    wait_for(&format!("BACKUP takes over\n--- BACKUP log\n{}", log("BACKUP")), 15, || ["10.1.1.4", "172.16.10.1", "172.16.20.1"].iter().all(|v| has_vip(&b, v)));
+    wait_for(
+        &format!("BACKUP takes over\n--- BACKUP log\n{}", log("BACKUP")),
+        15,
+        || {
+            ["10.1.1.4", "172.16.10.1", "172.16.20.1"]
+                .iter()
+                .all(|v| has_vip(&b, v))
+        },
+    );
     assert!(!has_vip(&a, "10.1.1.4"), "the stopped MASTER kept its VIP");
     drop(daemons);
 }
