@@ -98,7 +98,7 @@ pub fn run() -> ! {
     }
     // Per-boot identity, after the module list so a virtio_rng in it can feed the entropy pool
     // (without one, the first read waits for the kernel's jitter entropy: ~1 s under TCG).
-    if let Err(e) = sys::ensure_machine_id() {
+    if let Err(e) = sys::write_machine_id() {
         con.say(&console::failed_line("machine-id", &e));
     }
     // Make the power button work even if the image's module list lacks button/evdev.

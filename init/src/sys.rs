@@ -304,15 +304,11 @@ pub fn run_tool(argv: &[&str], timeout: Duration) -> Result<(), String> {
     }
 }
 
-/// Writes `/etc/machine-id` when the image has none (it must differ per boot of a diskless
-/// appliance, so the builder leaves it out or empty): 128 random bits as 32 hex digits.
-pub fn ensure_machine_id() -> Result<(), String> {
+/// Writes a fresh `/etc/machine-id` (128 random bits as 32 hex digits) at every boot: a
+/// diskless appliance is a new machine each boot, and an id baked into a public, reproducible
+/// image would be shared by every box booted from it.
+pub fn write_machine_id() -> Result<(), String> {
     let path = Path::new("/etc/machine-id");
-    let current = fs::read_to_string(path).unwrap_or_default();
-    let t = current.trim();
-    if t.len() == 32 && t.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Ok(());
-    }
     let mut bytes = [0u8; 16];
     File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))

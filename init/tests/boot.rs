@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 const KREL: &str = "6.1.0-56-amd64";
 const KPKG: &str = "linux-image-6.1.0-56-amd64";
+const STALE_MACHINE_ID: &str = "0123456789abcdef0123456789abcdef";
 /// Modules the full test appliance loads (closure added from modules.dep). `crc32c_generic` by
 /// hand: nf_tables needs libcrc32c, whose `softdep pre: crc32c` modules.dep does not express.
 /// No `evdev` (a module in this kernel): the power button must work through ACPI netlink with
@@ -281,6 +282,8 @@ fn build_image(
     for (name, text) in etc_ramux {
         fs::write(root.join("etc/ramux").join(name), text).unwrap();
     }
+    // A stale id as a careless build would leave it: init must replace it at every boot.
+    fs::write(root.join("etc/machine-id"), format!("{STALE_MACHINE_ID}\n")).unwrap();
     let initrd = work.join("initrd.cpio");
     let out = fs::File::create(&initrd).unwrap();
     let st = Command::new("sh")
@@ -609,6 +612,10 @@ fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
             .lines()
             .any(|l| l.trim().len() == 32 && l.trim().chars().all(|c| c.is_ascii_hexdigit())),
         "machine-id:\n{probe}"
+    );
+    assert!(
+        !probe.contains(STALE_MACHINE_ID),
+        "machine-id must be new at each boot:\n{probe}"
     );
     assert!(
         probe.contains("ZOMBIES=0"),
