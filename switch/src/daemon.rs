@@ -340,6 +340,9 @@ pub struct Daemon {
     mbufs: Vec<Vec<u8>>,
     egress: Vec<crate::core::Egress>,
     shutdown: bool,
+    /// Write end of the readiness pipe while daemonizing.
+    ready: Option<OwnedFd>,
+    wrote_pidfile: bool,
     created_dir: bool,
     seed: u64,
 }
@@ -446,7 +449,11 @@ fn switch_mac(seed: u64) -> [u8; 6] {
 /// Set up sockets, run the rc file, daemonize, then serve until shutdown.
 pub fn run(cfg: Config) -> Result<()> {
     let mut d = Daemon::new(cfg)?;
-    d.serve()
+    let r = d.serve();
+    if r.is_err() {
+        d.cleanup();
+    }
+    r
 }
 
 impl Daemon {
@@ -470,6 +477,11 @@ impl Daemon {
             .dirmode
             .unwrap_or(0o2000 | cfg.mode | ((cfg.mode & 0o444) >> 2));
         let mut created_dir = false;
+        // vlaunch's default is /run/ramux/switch: create missing parents (vde_switch would fail).
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("mkdir -p {}", parent.display()))?;
+        }
         match std::fs::create_dir(dir) {
             Ok(()) => {
                 created_dir = true;
@@ -556,6 +568,8 @@ impl Daemon {
                 .collect(),
             egress: Vec::new(),
             shutdown: false,
+            ready: None,
+            wrote_pidfile: false,
             created_dir,
             seed,
             cfg,
@@ -866,18 +880,64 @@ impl Daemon {
         Ok(())
     }
 
+    /// Fork into the background. Unlike daemon(3), the parent waits until the child says it
+    /// is ready (sockets bound, pidfile written), so `vswitch -d` returning 0 means "connect
+    /// now", and a failure after the fork still gives a non-zero exit status.
     fn daemonize(&mut self) -> Result<()> {
-        // SAFETY: single-threaded at this point; daemon() forks and the parent exits.
-        if unsafe { libc::daemon(0, 0) } != 0 {
-            return Err(io::Error::last_os_error()).context("daemon()");
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe2 fills two fds.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error()).context("pipe2");
         }
+        // SAFETY: single-threaded here; the child continues with a copy of our state.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error()).context("fork");
+        }
+        if pid > 0 {
+            // SAFETY: parent: close the write end, wait for one byte or EOF, then exit
+            // without running destructors (the sockets now belong to the child).
+            unsafe {
+                libc::close(fds[1]);
+                let mut b = 0u8;
+                let n = libc::read(fds[0], &mut b as *mut u8 as *mut libc::c_void, 1);
+                libc::_exit(if n == 1 && b == b'k' { 0 } else { 1 });
+            }
+        }
+        // SAFETY: child: new session, own the write end.
+        unsafe {
+            libc::close(fds[0]);
+            libc::setsid();
+        }
+        // SAFETY: fds[1] is the pipe write end, owned from here on.
+        self.ready = Some(unsafe { OwnedFd::from_raw_fd(fds[1]) });
         // SAFETY: openlog with a static identifier.
         unsafe { libc::openlog(c"vswitch".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
         self.log.syslog = true;
         Ok(())
     }
 
-    fn write_pidfile(&self) -> Result<()> {
+    /// Child side of [`Self::daemonize`]: tell the parent we are up, detach stdio.
+    fn signal_ready(&mut self) {
+        if let Some(fd) = self.ready.take() {
+            // SAFETY: plain fd operations on fds we own / the standard descriptors.
+            unsafe {
+                let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if devnull >= 0 {
+                    for std_fd in 0..3 {
+                        libc::dup2(devnull, std_fd);
+                    }
+                    if devnull > 2 {
+                        libc::close(devnull);
+                    }
+                }
+                libc::write(fd.as_raw_fd(), b"k".as_ptr() as *const libc::c_void, 1);
+            }
+            let _ = std::env::set_current_dir("/");
+        }
+    }
+
+    fn write_pidfile(&mut self) -> Result<()> {
         if let Some(p) = &self.cfg.pidfile {
             // Written to a temp file and linked into place: readers never see it empty, and
             // link() fails like O_EXCL when the pidfile already exists.
@@ -887,6 +947,7 @@ impl Daemon {
             let r = std::fs::hard_link(&tmp, p);
             let _ = std::fs::remove_file(&tmp);
             r.with_context(|| format!("create pidfile {} (remove it if stale)", p.display()))?;
+            self.wrote_pidfile = true;
         }
         Ok(())
     }
@@ -941,6 +1002,7 @@ impl Daemon {
         }
         self.write_pidfile()?;
         self.setup_signals()?;
+        self.signal_ready();
         self.poll
             .registry()
             .register(&mut self.ctl, T_CTL, Interest::READABLE)?;
@@ -2048,7 +2110,7 @@ impl Daemon {
         if let Some(m) = &self.cfg.mgmt {
             let _ = std::fs::remove_file(m);
         }
-        if let Some(p) = &self.cfg.pidfile {
+        if let (Some(p), true) = (&self.cfg.pidfile, self.wrote_pidfile) {
             let _ = std::fs::remove_file(p);
         }
         if self.created_dir {

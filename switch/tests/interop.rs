@@ -372,7 +372,8 @@ fn impairments_live_from_the_console_and_pcap_capture() {
 #[test]
 fn daemon_mode_pidfile_modes_and_shutdown_cleanup() {
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("sw");
+    // Missing parent directories are created (vlaunch's default is /run/ramux/switch).
+    let sock = dir.path().join("run/ramux/sw");
     let mgmt = dir.path().join("mgmt");
     let pidf = dir.path().join("pid");
     let st = Command::new(bin())
@@ -387,7 +388,40 @@ fn daemon_mode_pidfile_modes_and_shutdown_cleanup() {
         .status()
         .unwrap();
     assert!(st.success());
-    wait_for("pidfile", Duration::from_secs(5), || pidf.exists());
+    // -d returns only once the switch is connectable (what vlaunch relies on).
+    assert!(
+        sock.join("ctl").exists(),
+        "ctl must exist when vswitch -d returns"
+    );
+    assert!(pidf.exists(), "pidfile written before vswitch -d returns");
+    // A second switch on the same directory refuses to start, with a clear message.
+    let o = Command::new(bin())
+        .arg("-s")
+        .arg(&sock)
+        .arg("-d")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("another switch is already listening"),
+        "{o:?}"
+    );
+    // A stale pidfile makes the daemon fail after the fork: the exit status still says so.
+    let other = dir.path().join("sw2");
+    let o = Command::new(bin())
+        .arg("-s")
+        .arg(&other)
+        .arg("-d")
+        .arg("-p")
+        .arg(&pidf)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("pidfile"),
+        "{o:?}"
+    );
+    assert!(!other.exists(), "failed start cleans up its directory");
     let pid: i32 = std::fs::read_to_string(&pidf)
         .unwrap()
         .trim()
