@@ -162,3 +162,53 @@ pub fn fuzz_compile(data: &[u8]) {
         }
     }
 }
+
+/// Write the four files into a sibling temp dir, then swap it in with renameat2(RENAME_EXCHANGE)
+/// (or a plain rename when DIR does not exist yet), so readers see the old or the new set.
+pub fn write_outputs(dir: &Path, o: &RoleOutputs) -> std::io::Result<()> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let base = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp)?;
+    for (n, t) in [
+        ("network.ip", &o.network_ip),
+        ("sysctl.conf", &o.sysctl_conf),
+        ("ruleset.nft", &o.ruleset_nft),
+        ("keepalived.conf", &o.keepalived_conf),
+    ] {
+        std::fs::write(tmp.join(n), t)?;
+    }
+    if dir.exists() {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let a = CString::new(tmp.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        let b = CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+        // SAFETY: two valid NUL-terminated paths; AT_FDCWD for both.
+        let r = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if r != 0 {
+            let e = std::io::Error::last_os_error();
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        std::fs::remove_dir_all(&tmp)?; // now holds the old contents
+    } else {
+        std::fs::rename(&tmp, dir)?;
+    }
+    Ok(())
+}

@@ -4,7 +4,7 @@ use clap::{Parser, Subcommand};
 use labwall::diag::{render_all, Diagnostic};
 use labwall::{compile_path, Options};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -157,56 +157,6 @@ fn compile_quiet(c: &Common, role: &str) -> Result<labwall::Compiled, ExitCode> 
     })
 }
 
-/// Write the four files into a sibling temp dir, then swap it in with renameat2(RENAME_EXCHANGE)
-/// (or a plain rename when DIR does not exist yet), so readers see the old or the new set.
-fn write_atomic(dir: &Path, o: &labwall::RoleOutputs) -> std::io::Result<()> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let base = dir
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp)?;
-    for (n, t) in [
-        ("network.ip", &o.network_ip),
-        ("sysctl.conf", &o.sysctl_conf),
-        ("ruleset.nft", &o.ruleset_nft),
-        ("keepalived.conf", &o.keepalived_conf),
-    ] {
-        std::fs::write(tmp.join(n), t)?;
-    }
-    if dir.exists() {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let a = CString::new(tmp.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-        let b = CString::new(dir.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-        // SAFETY: two valid NUL-terminated paths; AT_FDCWD for both.
-        let r = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        if r != 0 {
-            let e = std::io::Error::last_os_error();
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(e);
-        }
-        std::fs::remove_dir_all(&tmp)?; // now holds the old contents
-    } else {
-        std::fs::rename(&tmp, dir)?;
-    }
-    Ok(())
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -215,7 +165,7 @@ fn main() -> ExitCode {
                 Ok(x) => x,
                 Err(e) => return e,
             };
-            if let Err(e) = write_atomic(&out, &comp.outputs) {
+            if let Err(e) = labwall::write_outputs(&out, &comp.outputs) {
                 eprintln!("labwall: cannot write {}: {e}", out.display());
                 return ExitCode::from(1);
             }

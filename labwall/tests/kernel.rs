@@ -70,7 +70,11 @@ fn listen(ns: &Netns, ip: &str, port: u16, reply: &str) -> Bg {
             "exec",
             &ns.name,
             "socat",
-            &format!("TCP-LISTEN:{port},bind={ip},reuseaddr,fork"),
+            &if ip.contains(':') {
+                format!("TCP6-LISTEN:{port},bind=[{ip}],reuseaddr,fork")
+            } else {
+                format!("TCP-LISTEN:{port},bind={ip},reuseaddr,fork")
+            },
             &format!("SYSTEM:echo {reply} $SOCAT_PEERADDR"),
         ])
         .stdout(Stdio::null())
@@ -81,7 +85,15 @@ fn listen(ns: &Netns, ip: &str, port: u16, reply: &str) -> Bg {
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_secs(5) {
         let o = ns
-            .exec(&["ss", "-Hltn", &format!("src {ip}:{port}")])
+            .exec(&[
+                "ss",
+                "-Hltn",
+                &if ip.contains(':') {
+                    format!("src [{ip}]:{port}")
+                } else {
+                    format!("src {ip}:{port}")
+                },
+            ])
             .unwrap_or_default();
         if !o.trim().is_empty() {
             return bg;
@@ -109,7 +121,11 @@ fn connect(ns: &Netns, src: &str, dst: &str, port: u16) -> Got {
             "socat",
             "-T2",
             "-",
-            &format!("TCP:{dst}:{port},bind={src},connect-timeout=2"),
+            &if dst.contains(':') {
+                format!("TCP6:[{dst}]:{port},bind=[{src}],connect-timeout=2")
+            } else {
+                format!("TCP:{dst}:{port},bind={src},connect-timeout=2")
+            },
         ])
         .stdin(Stdio::null())
         .output()
@@ -281,6 +297,7 @@ const VERDICT_CHAINS_SKIP: &[&str] = &["output", "nat_prerouting", "nat_postrout
 /// Run one case: the kernel outcome must be `want`, explain must give `verdict` at `line`, and
 /// the only verdict rules whose counters moved must be explain's decision (+ its NAT steps).
 #[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)]
 fn case(
     lab: &Lab,
     name: &str,
@@ -292,6 +309,27 @@ fn case(
     want: &dyn Fn(&Got) -> bool,
     verdict: &str,
     line: u64,
+) {
+    case_opt(
+        lab, name, ns, from, to, port, iif, want, verdict, line, true,
+    )
+}
+
+/// `exclusive`: also require that no other terminal rule counted (off for IPv6, where the
+/// hosts' own MLD/RS traffic to the router counts in policy chains at the same time).
+#[allow(clippy::too_many_arguments)]
+fn case_opt(
+    lab: &Lab,
+    name: &str,
+    ns: &Netns,
+    from: &str,
+    to: &str,
+    port: u16,
+    iif: Option<&str>,
+    want: &dyn Fn(&Got) -> bool,
+    verdict: &str,
+    line: u64,
+    exclusive: bool,
 ) {
     let before = counters(&lab.r);
     let got = connect(ns, from, to, port);
@@ -351,7 +389,9 @@ fn case(
                 && !txt.contains("\"vmap\"");
         // the router's own output (ND, MLD) goes through output -> fw_* / pol_fw_*: not this packet
         let own_output = chain.starts_with("fw_") || chain.starts_with("pol_fw_");
-        if terminal
+        if exclusive
+            && terminal
+            && !txt.contains("nd-neighbor")
             && !own_output
             && !VERDICT_CHAINS_SKIP.contains(&chain.as_str())
             && moved.contains(&(chain.clone(), i))
@@ -511,5 +551,37 @@ fn example_site_in_real_kernel() {
         "REJECT",
         69,
     );
+    // IPv6, no NAT: ALLOW net srv:web1 https (51) reaches web1's IPv6 address directly
+    sh(&lab.net, "echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 0 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6; ip -6 addr add 2001:db8:1::1/64 dev eth0 nodad; ip -6 route add 2001:db8:10::/64 via 2001:db8:1::2");
+    sh(&lab.srv, "echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 0 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6; ip -6 addr add 2001:db8:10::21/64 dev eth0 nodad; ip -6 route add default via 2001:db8:10::100");
+    let _l6 = listen(&lab.srv, "2001:db8:10::21", 443, "web1v6");
+    case_opt(
+        &lab,
+        "IPv6 ALLOW",
+        &lab.net,
+        "2001:db8:1::1",
+        "2001:db8:10::21",
+        443,
+        None,
+        &|g| matches!(g, Got::Delivered(s) if s.starts_with("web1v6")),
+        "ACCEPT",
+        51,
+        false,
+    );
+    // IPv6 to a srv host with no rule: POLICY net all DROP (68)
+    case_opt(
+        &lab,
+        "IPv6 POLICY DROP",
+        &lab.net,
+        "2001:db8:1::1",
+        "2001:db8:10::21",
+        22,
+        None,
+        &|g| *g == Got::Timeout,
+        "DROP",
+        68,
+        false,
+    );
+    drop(_l6);
     drop(lab);
 }
