@@ -297,7 +297,6 @@ const VERDICT_CHAINS_SKIP: &[&str] = &["output", "nat_prerouting", "nat_postrout
 /// Run one case: the kernel outcome must be `want`, explain must give `verdict` at `line`, and
 /// the only verdict rules whose counters moved must be explain's decision (+ its NAT steps).
 #[allow(clippy::too_many_arguments)]
-#[allow(clippy::too_many_arguments)]
 fn case(
     lab: &Lab,
     name: &str,
