@@ -45,9 +45,9 @@ enum Cmd {
     Compile {
         #[command(flatten)]
         c: Common,
-        /// MASTER or BACKUP
+        /// MASTER or BACKUP (or give -D ROLE=...)
         #[arg(long)]
-        role: String,
+        role: Option<String>,
         /// Output directory (replaced atomically)
         #[arg(long)]
         out: PathBuf,
@@ -69,8 +69,9 @@ enum Cmd {
     Explain {
         #[command(flatten)]
         c: Common,
+        /// MASTER or BACKUP (or give -D ROLE=...)
         #[arg(long)]
-        role: String,
+        role: Option<String>,
         #[arg(long)]
         from: IpAddr,
         #[arg(long)]
@@ -84,6 +85,20 @@ enum Cmd {
         #[arg(long = "in")]
         iif: Option<String>,
     },
+}
+
+/// `--role R`, else `-D ROLE=R` (the spec's `labwall -D ROLE=MASTER site.lw` form).
+fn role_of(c: &Common, role: Option<String>) -> Option<String> {
+    let r = role.or_else(|| {
+        c.define
+            .iter()
+            .rev()
+            .find_map(|d| d.strip_prefix("ROLE=").map(str::to_string))
+    });
+    if r.is_none() {
+        eprintln!("labwall: give the role with --role MASTER|BACKUP (or -D ROLE=MASTER|BACKUP)");
+    }
+    r
 }
 
 fn options(c: &Common, role: &str) -> Result<Options, String> {
@@ -161,6 +176,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Compile { c, role, out } => {
+            let Some(role) = role_of(&c, role) else {
+                return ExitCode::from(2);
+            };
             let comp = match compile(&c, &role) {
                 Ok(x) => x,
                 Err(e) => return e,
@@ -255,6 +273,9 @@ fn main() -> ExitCode {
             dport,
             iif,
         } => {
+            let Some(role) = role_of(&c, role) else {
+                return ExitCode::from(2);
+            };
             let comp = match compile(&c, &role) {
                 Ok(x) => x,
                 Err(e) => return e,
