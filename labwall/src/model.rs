@@ -856,6 +856,64 @@ pub fn analyse(
             });
         }
     }
+    // chain names `<src>_<dst>` must be unique and must not hit labwall's own chains
+    {
+        const RESERVED: [&str; 8] = [
+            "input",
+            "forward",
+            "output",
+            "antispoof",
+            "pol",
+            "noroute",
+            "intra",
+            "nat",
+        ];
+        let mut seen: BTreeMap<String, (String, String)> = BTreeMap::new();
+        let mut names: Vec<&str> = zones.iter().map(|z| z.name.as_str()).collect();
+        names.push("fw");
+        for z in &zones {
+            if RESERVED.contains(&z.name.as_str()) {
+                cx.diags.push(
+                    Diagnostic::error(
+                        Loc {
+                            file: file.to_string(),
+                            line: z.line,
+                            col: 1,
+                        },
+                        format!("zone name {} is reserved for labwall's own chains", z.name),
+                    )
+                    .fix("rename the zone"),
+                );
+            }
+        }
+        for a in &names {
+            for b in &names {
+                let c = format!("{a}_{b}");
+                if let Some((x, y)) = seen.get(&c) {
+                    let line = zones
+                        .iter()
+                        .find(|z| z.name == *a)
+                        .map(|z| z.line)
+                        .unwrap_or(1);
+                    cx.diags.push(
+                        Diagnostic::error(
+                            Loc {
+                                file: file.to_string(),
+                                line,
+                                col: 1,
+                            },
+                            format!(
+                                "zones {a}->{b} and {x}->{y} would share the nftables chain {c}"
+                            ),
+                        )
+                        .fix("rename a zone so that names joined with _ stay distinct"),
+                    );
+                } else {
+                    seen.insert(c, (a.to_string(), b.to_string()));
+                }
+            }
+        }
+    }
     for z in &zones {
         if z.name.contains('-') {
             cx.diags.push(

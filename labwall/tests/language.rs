@@ -157,3 +157,18 @@ fn danger_checks() {
     let e = compile("NETINIT eth1 eth0\nDEV net eth1 10.1.1.0 - /24 10.1.1.2\nVLAN 10 eth0 172.16.10.0 172.16.10.2 /24\nDEV back eth0 192.168.0.0 192.168.0.254 /24 192.168.0.1\n", "MASTER", &[], &[]).unwrap_err();
     assert!(e.contains("DANGER: gateway 192.168.0.254 on back"), "{e}");
 }
+
+#[test]
+fn chain_name_collisions_are_refused() {
+    let t = "NETINIT eth1 eth0\nDEV a eth1 10.1.1.0 - /24 10.1.1.2\nVLAN 10 eth0 172.16.10.0 172.16.10.1 /24 - a_b\nVLAN 11 eth0 172.16.11.0 172.16.11.1 /24 - b_c\nVLAN 12 eth0 172.16.12.0 172.16.12.1 /24 - c\nPOLICY all all DROP\n";
+    let e = compile(t, "MASTER", &[], &[]).unwrap_err();
+    assert!(e.contains("would share the nftables chain a_b_c"), "{e}");
+    let e = compile(
+        "NETINIT eth1\nDEV input eth1 10.1.1.0 - /24 10.1.1.2\n",
+        "MASTER",
+        &[],
+        &[],
+    )
+    .unwrap_err();
+    assert!(e.contains("zone name input is reserved"), "{e}");
+}
