@@ -84,12 +84,22 @@ fn kernel_tree() -> PathBuf {
     fs::create_dir_all(tmp.join("x")).unwrap();
     require("apt-get", "apt");
     require("dpkg-deb", "dpkg");
-    let mut apt = Command::new("apt-get");
-    apt.args(["download", KPKG]).current_dir(&tmp);
-    let out = apt.output().unwrap();
+    let download = || {
+        Command::new("apt-get")
+            .args(["download", KPKG])
+            .current_dir(&tmp)
+            .output()
+            .unwrap()
+    };
+    let mut out = download();
+    if !out.status.success() {
+        // A fresh machine may have no package lists yet (CI runs as root).
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        out = download();
+    }
     assert!(
         out.status.success(),
-        "apt-get download {KPKG} failed (run `apt-get update` first?): {}",
+        "apt-get download {KPKG} failed (needs root or a readable apt cache, and package lists): {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let deb = fs::read_dir(&tmp)
