@@ -66,7 +66,7 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
             &mut s,
             format!("HOST srv{v} 172.16.{v}.10 2001:db8:{:x}::10", 0x100 + v),
         );
-        if (3..=11).contains(&v) {
+        if (2..=11).contains(&v) {
             st(&mut s, format!("HOST db{v} 172.16.{v}.11"));
         }
     }
@@ -358,6 +358,15 @@ fn main() {
     );
     std::fs::write(sw.join("capabilities"), &caps.stdout).unwrap();
     let swout = dir.join("firewall");
+    // `shorewall compile -e` must not touch the host firewall: compare before/after
+    let host_rules = || {
+        Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default()
+    };
+    let host_before = host_rules();
     let swt = time(3, || {
         ok(Command::new("shorewall").args([
             "compile",
@@ -366,6 +375,7 @@ fn main() {
             &swout.to_string_lossy(),
         ]))
     });
+    let host_untouched = host_before == host_rules();
     let swrules = std::fs::read_to_string(&swout)
         .map(|t| t.lines().filter(|l| l.starts_with("-A ")).count())
         .unwrap_or(0);
@@ -405,6 +415,7 @@ fn main() {
     println!("labwall compile (process, median of 21):   {lw:8.2} ms");
     println!("labwall compile_file (library, median 21): {lib:8.2} ms");
     println!("shorewall compile -e (median of 3):        {swt:8.2} ms");
+    println!("host nft ruleset unchanged by shorewall compile -e: {host_untouched}");
     println!(
         "ratio shorewall/labwall (process):         {:8.1}x",
         swt / lw
