@@ -212,3 +212,25 @@ pub fn write_outputs(dir: &Path, o: &RoleOutputs) -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// Kernel modules the outputs need on a modular kernel (Debian 6.1): VLAN interfaces for
+/// network.ip, and the nftables expressions used by ruleset.nft (conntrack, NAT, reject, limit,
+/// log, masquerade). Image builders add these (their dependencies come from modules.dep).
+pub const KERNEL_MODULES: &[&str] = &[
+    "8021q",
+    "nfnetlink",
+    "nf_tables",
+    "nf_conntrack",
+    "nft_ct",
+    "nf_nat",
+    "nft_chain_nat",
+    "nft_nat",
+    "nft_masq",
+    "nf_reject_ipv4",
+    "nf_reject_ipv6",
+    "nft_reject",
+    "nft_reject_inet",
+    "nft_limit",
+    "nft_log",
+    "nf_log_syslog",
+];
