@@ -230,6 +230,11 @@ fn main() -> ExitCode {
                 }
             }
             if backend {
+                // SAFETY: geteuid has no preconditions.
+                if unsafe { libc::geteuid() } != 0 {
+                    eprintln!("labwall: --backend needs root (it creates a network namespace); run it with sudo");
+                    return ExitCode::from(2);
+                }
                 let tmp =
                     std::env::temp_dir().join(format!("labwall-check-{}", std::process::id()));
                 let _ = std::fs::create_dir_all(&tmp);
