@@ -300,7 +300,7 @@ fn event_loop(
             last_scan = Some(now);
             for (label, f) in sys::power_button_devices() {
                 if let std::collections::btree_map::Entry::Vacant(v) = buttons.entry(label) {
-                    con.say(&format!("ramux: power button {}", v.key()));
+                    con.say(&format!("ramux: watching {} for KEY_POWER", v.key()));
                     v.insert(f);
                 }
             }
