@@ -505,7 +505,7 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
             }
             let v = v as u64;
             match cmd {
-                "hash/setsize" => sw.table.set_size(v.min(1 << 20) as usize),
+                "hash/setsize" => sw.table.set_size(v.min(1 << 16) as usize),
                 "hash/setgcint" => sw.table.gcint_s = v,
                 "hash/setexpire" => sw.table.expire_ms = v * 1000,
                 _ => sw.table.minper_ms = v * 1000,

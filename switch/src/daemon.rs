@@ -136,6 +136,8 @@ const FIRST_CONN: usize = 16;
 const READ_BUDGET: usize = 64;
 /// Datagrams per recvmmsg call.
 const RECV_BATCH: usize = 32;
+/// Frames per sendmmsg call.
+const SEND_BATCH: usize = 64;
 /// How long an ingress port may be held back by a full egress queue before frames are
 /// dropped instead (a receiver that is really gone must not stall the switch).
 const MAX_PAUSE: Duration = Duration::from_millis(50);
@@ -221,6 +223,8 @@ struct Endpoint {
     queue: VecDeque<Vec<u8>>,
     queued_bytes: usize,
     writable_armed: bool,
+    /// In [`Daemon::dirty`]: has frames queued in this batch.
+    dirty: bool,
     sock_path: Option<PathBuf>,
     /// Ingress sources paused because this endpoint's queue passed its high watermark.
     paused_ingress: Vec<Token>,
@@ -331,6 +335,8 @@ pub struct Daemon {
     stdin_on: bool,
     /// Sockets that still had data when their read budget ran out.
     again: Vec<Token>,
+    /// Endpoints with frames queued in the current batch.
+    dirty: Vec<usize>,
     /// Ingress sockets not read while an egress queue they feed drains (back-pressure).
     paused: HashMap<Token, Instant>,
     /// Ingress source of the frame being switched (for back-pressure).
@@ -560,6 +566,7 @@ impl Daemon {
             sig_read: None,
             stdin_on: false,
             again: Vec::new(),
+            dirty: Vec::new(),
             paused: HashMap::new(),
             cur_in: None,
             buf: vec![0u8; MAX_FRAME_LEN + 64],
@@ -691,6 +698,7 @@ impl Daemon {
             queue: VecDeque::new(),
             queued_bytes: 0,
             writable_armed: false,
+            dirty: false,
             paused_ingress: Vec::new(),
             sock_path: None,
         });
@@ -789,6 +797,7 @@ impl Daemon {
                 queue: VecDeque::new(),
                 queued_bytes: 0,
                 writable_armed: false,
+                dirty: false,
                 paused_ingress: Vec::new(),
                 sock_path: None,
             });
@@ -830,6 +839,7 @@ impl Daemon {
             queue: VecDeque::new(),
             queued_bytes: 0,
             writable_armed: false,
+            dirty: false,
             paused_ingress: Vec::new(),
             sock_path: Some(path.to_path_buf()),
         });
@@ -873,6 +883,7 @@ impl Daemon {
             queue: VecDeque::new(),
             queued_bytes: 0,
             writable_armed: false,
+            dirty: false,
             paused_ingress: Vec::new(),
             sock_path: None,
         });
@@ -1040,12 +1051,15 @@ impl Daemon {
                     ev.is_readable() || ev.is_read_closed() || ev.is_error(),
                     ev.is_writable(),
                 );
+                self.flush_dirty();
             }
             let again = std::mem::take(&mut self.again);
             for t in again {
                 self.handle(t, true, false);
+                self.flush_dirty();
             }
             self.run_timers();
+            self.flush_dirty();
         }
         self.cleanup();
         Ok(())
@@ -1334,6 +1348,7 @@ impl Daemon {
             queue: VecDeque::new(),
             queued_bytes: 0,
             writable_armed: false,
+            dirty: false,
             paused_ingress: Vec::new(),
             sock_path: Some(path),
         });
@@ -1769,29 +1784,22 @@ impl Daemon {
         }
     }
 
-    /// Send or queue; returns a drop reason when the frame is lost.
+    /// Queue a frame for an endpoint; it is written by [`Self::flush_dirty`] at the end of
+    /// the current batch, so frames that arrived together leave together (one sendmmsg).
+    /// Returns a drop reason when the frame is lost.
     fn send_ep(&mut self, ep: usize, frame: &[u8]) -> Option<DropReason> {
         let limit = self.cfg.egress_queue_bytes;
         let e = self.eps.get_mut(ep)?.as_mut()?;
         let bytes = e.sink.encode(frame);
-        let mut rest: &[u8] = &bytes;
-        if e.queue.is_empty() {
-            match e.sink.write(&bytes) {
-                Ok(n) if n >= bytes.len() => return None,
-                Ok(n) => rest = &bytes[n..], // partial stream write: queue the remainder
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
-                Err(err) => {
-                    let port = e.port;
-                    self.log.log("send", &format!("port {port}: {err}"));
-                    return Some(DropReason::SendError);
-                }
-            }
-        }
-        if e.queued_bytes + rest.len() > limit && rest.len() == bytes.len() {
+        if e.queued_bytes + bytes.len() > limit {
             return Some(DropReason::QueueFull);
         }
-        e.queued_bytes += rest.len();
-        e.queue.push_back(rest.to_vec());
+        e.queued_bytes += bytes.len();
+        e.queue.push_back(bytes.into_owned());
+        if !e.dirty {
+            e.dirty = true;
+            self.dirty.push(ep);
+        }
         if e.queued_bytes > limit / 2 {
             if let Some(t) = self.cur_in {
                 if !e.paused_ingress.contains(&t) {
@@ -1800,50 +1808,124 @@ impl Daemon {
                 self.paused.entry(t).or_insert_with(Instant::now);
             }
         }
-        if !e.writable_armed {
-            e.writable_armed = true;
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            let _ =
-                self.poll
-                    .registry()
-                    .reregister(&mut SourceFd(&e.sink.fd()), e.data_tok, interest);
-        }
         None
     }
 
+    /// Write every endpoint that got frames in this batch.
+    fn flush_dirty(&mut self) {
+        while let Some(ep) = self.dirty.pop() {
+            if let Some(Some(e)) = self.eps.get_mut(ep) {
+                e.dirty = false;
+            }
+            self.flush_ep(ep);
+        }
+    }
+
+    /// Write as much of the endpoint's queue as the receiver takes; arm EPOLLOUT for the rest.
     fn flush_ep(&mut self, ep: usize) {
         let Some(e) = self.eps.get_mut(ep).and_then(|e| e.as_mut()) else {
             return;
         };
         let mut errors = 0u64;
-        while let Some(f) = e.queue.front_mut() {
-            match e.sink.write(f) {
-                Ok(n) if n < f.len() => {
-                    f.drain(..n);
-                    e.queued_bytes -= n;
-                    continue;
+        let mut blocked = false;
+        while !e.queue.is_empty() {
+            if let Sink::Dgram(d) = &e.sink {
+                let mut iov: Vec<libc::iovec> = e
+                    .queue
+                    .iter()
+                    .take(SEND_BATCH)
+                    .map(|f| libc::iovec {
+                        iov_base: f.as_ptr() as *mut libc::c_void,
+                        iov_len: f.len(),
+                    })
+                    .collect();
+                let mut msgs: Vec<libc::mmsghdr> = iov
+                    .iter_mut()
+                    .map(|v| {
+                        // SAFETY: a zeroed mmsghdr is valid; it points at one live iovec.
+                        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                        m.msg_hdr.msg_iov = v;
+                        m.msg_hdr.msg_iovlen = 1;
+                        m
+                    })
+                    .collect();
+                // SAFETY: iov points into queue entries that stay alive and unmodified for the call.
+                let n = unsafe {
+                    libc::sendmmsg(
+                        d.as_raw_fd(),
+                        msgs.as_mut_ptr(),
+                        msgs.len() as u32,
+                        libc::MSG_DONTWAIT,
+                    )
+                };
+                if n < 0 {
+                    let err = io::Error::last_os_error();
+                    match err.kind() {
+                        io::ErrorKind::WouldBlock => {
+                            blocked = true;
+                            break;
+                        }
+                        io::ErrorKind::Interrupted => continue,
+                        _ => {
+                            errors += 1;
+                            if errors <= 1 {
+                                self.log.log("send", &format!("port {}: {err}", e.port));
+                            }
+                            let f = e.queue.pop_front().expect("non-empty");
+                            e.queued_bytes -= f.len();
+                        }
+                    }
+                } else {
+                    for _ in 0..n {
+                        let f = e.queue.pop_front().expect("sent entries exist");
+                        e.queued_bytes -= f.len();
+                    }
                 }
-                Ok(_) => {}
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => errors += 1,
-            }
-            let f = e.queue.pop_front().expect("front exists");
-            e.queued_bytes -= f.len();
-            if !e.paused_ingress.is_empty() && e.queued_bytes <= self.cfg.egress_queue_bytes / 4 {
-                for t in e.paused_ingress.drain(..) {
-                    self.paused.remove(&t);
-                    self.again.push(t);
+            } else {
+                let f = e.queue.front_mut().expect("non-empty");
+                match e.sink.write(f) {
+                    Ok(n) if n < f.len() => {
+                        // Partial stream write: keep the rest at the head.
+                        f.drain(..n);
+                        e.queued_bytes -= n;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        blocked = true;
+                        break;
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => {
+                        errors += 1;
+                        if errors <= 1 {
+                            self.log.log("send", &format!("port {}: {err}", e.port));
+                        }
+                    }
                 }
+                let f = e.queue.pop_front().expect("non-empty");
+                e.queued_bytes -= f.len();
             }
         }
-        e.writable_armed = false;
+        if !e.paused_ingress.is_empty() && e.queued_bytes <= self.cfg.egress_queue_bytes / 4 {
+            for t in e.paused_ingress.drain(..) {
+                self.paused.remove(&t);
+                self.again.push(t);
+            }
+        }
+        if blocked != e.writable_armed {
+            e.writable_armed = blocked;
+            let interest = if blocked {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let _ =
+                self.poll
+                    .registry()
+                    .reregister(&mut SourceFd(&e.sink.fd()), e.data_tok, interest);
+        }
         let port = e.port;
-        let _ = self.poll.registry().reregister(
-            &mut SourceFd(&e.sink.fd()),
-            e.data_tok,
-            Interest::READABLE,
-        );
         for _ in 0..errors {
             self.sw.count_drop(port, DropReason::SendError);
         }
