@@ -3,7 +3,8 @@
 //!
 //! For each failover it measures, from a capture socket in the client namespace, the time from
 //! the master's last advertisement on the wire to the backup's first gratuitous ARP and to its
-//! first answer to the client's ARP requests (sent every 5 ms), next to the theoretical
+//! first answer to the client's ARP requests (sent every 5 ms), using the kernel's receive
+//! timestamps (SO_TIMESTAMPNS), next to the theoretical
 //! Master_Down_Interval; and on clean shutdown, from the priority-0 advert to the backup's answer
 //! (theory: Skew_Time).
 //!
@@ -35,7 +36,7 @@ enum Ev {
 }
 
 struct Capture {
-    events: Arc<Mutex<Vec<(Instant, Ev)>>>,
+    events: Arc<Mutex<Vec<(Duration, Ev)>>>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -59,6 +60,7 @@ impl Capture {
                 .find(|l| l.name == "br0")
                 .expect("br0");
             let sock = PacketSocket::capture(br.index).unwrap();
+            sock.enable_timestamps().unwrap();
             let tx = PacketSocket::sender().unwrap();
             let probe = wire::arp_request_frame(br.mac, client_ip, vip);
             let mut next_probe = Instant::now();
@@ -69,8 +71,7 @@ impl Capture {
                     next_probe += Duration::from_millis(5);
                 }
                 let _ = vrrpd::sys::poll_readable(&[sock.fd.as_raw_fd()], 1);
-                while let Ok(Some((n, outgoing))) = sock.recv(&mut buf) {
-                    let now = Instant::now();
+                while let Ok(Some((n, outgoing, now))) = sock.recv_stamped(&mut buf) {
                     if outgoing {
                         continue;
                     }
@@ -104,7 +105,7 @@ impl Capture {
         }
     }
 
-    fn snapshot(&self) -> Vec<(Instant, Ev)> {
+    fn snapshot(&self) -> Vec<(Duration, Ev)> {
         self.events.lock().unwrap().clone()
     }
 }
@@ -116,6 +117,14 @@ impl Drop for Capture {
             let _ = t.join();
         }
     }
+}
+
+/// Wall-clock now, comparable with the kernel's SO_TIMESTAMPNS packet stamps.
+#[allow(clippy::disallowed_methods)] // packet stamps are CLOCK_REALTIME: the one place it is needed
+fn wall() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
 }
 
 fn parse_mac(s: &str) -> [u8; 6] {
@@ -136,7 +145,7 @@ struct Sample {
 /// the last r1 advert (with priority `prio0`: any if false, 0 if true) before that.
 fn measure(
     cap: &Capture,
-    after: Instant,
+    after: Duration,
     r1: Ipv4Addr,
     r2mac: [u8; 6],
     prio0: bool,
@@ -164,8 +173,8 @@ fn measure(
                 .map(|x| x.0)
                 .next_back()?;
             return Some(Sample {
-                garp: garp.duration_since(last).as_secs_f64(),
-                reply: reply.duration_since(last).as_secs_f64(),
+                garp: (garp - last).as_secs_f64(),
+                reply: (reply - last).as_secs_f64(),
             });
         }
         if t.elapsed() > timeout {
@@ -244,7 +253,7 @@ fn run_pair(vrrpd: &std::path::Path, imps: [Impl; 2], version: u8, adv: &str, ru
         std::thread::sleep(Duration::from_secs_f64(
             adv_s * (2.0 + (run as f64 * 0.37) % 1.0),
         ));
-        let t = Instant::now();
+        let t = wall();
         lab.crash(0);
         match measure(
             &cap,
@@ -260,7 +269,7 @@ fn run_pair(vrrpd: &std::path::Path, imps: [Impl; 2], version: u8, adv: &str, ru
         lab.start(0, imps[0], &c1);
         lab.wait_holder(&[vip], 0, wait);
         std::thread::sleep(Duration::from_secs_f64(adv_s * 3.0));
-        let t = Instant::now();
+        let t = wall();
         lab.stop(0);
         match measure(
             &cap,

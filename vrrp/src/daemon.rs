@@ -49,6 +49,8 @@ pub struct Options {
     pub foreground: bool,
     /// `-l`: log to the console even when daemonized.
     pub console_log: bool,
+    /// `-p FILE`: write our pid there (after daemonizing), removed on clean exit.
+    pub pid_file: Option<PathBuf>,
 }
 
 /// `--check`: parse, print warnings and a summary.
@@ -96,7 +98,7 @@ struct Inst {
     counters: Counters,
     mismatch: Option<(Time, Mismatch)>,
     logged: HashMap<(IpAddr, String), Time>,
-    /// Pending GARP bursts: (when, count, is_refresh).
+    /// Pending GARP rounds: (when, rounds, re-arm the refresh after this one).
     garp: Vec<(Time, u32, bool)>,
 }
 
@@ -136,16 +138,19 @@ impl Daemon {
                 Action::AddVips { inst } => self.vips(inst, true),
                 Action::RemoveVips { inst } => self.vips(inst, false),
                 Action::StartGarp { inst } => {
-                    let i = &mut self.insts[inst];
-                    let g = i.cfg.garp;
-                    i.garp.clear();
-                    i.garp.push((now, g.master_repeat, false));
+                    let g = self.insts[inst].cfg.garp;
+                    self.insts[inst].garp.clear();
+                    self.schedule_burst(inst, now, g.master_repeat, false);
                     if !g.master_delay.is_zero() && g.master_repeat > 0 {
-                        i.garp.push((now + g.master_delay, g.master_repeat, false));
+                        self.schedule_burst(inst, now + g.master_delay, g.master_repeat, false);
                     }
                     if !g.master_refresh.is_zero() {
-                        i.garp
-                            .push((now + g.master_refresh, g.master_refresh_repeat, true));
+                        self.schedule_burst(
+                            inst,
+                            now + g.master_refresh,
+                            g.master_refresh_repeat,
+                            true,
+                        );
                     }
                     self.run_garps(now);
                 }
@@ -251,6 +256,17 @@ impl Daemon {
         }
     }
 
+    /// Queue a burst of `count` GARP/NA rounds at `at`, spaced by `vrrp_garp_interval` (as
+    /// separate timer entries: the loop never sleeps). The last round of a refresh burst
+    /// re-arms the next refresh.
+    fn schedule_burst(&mut self, inst: usize, at: Time, count: u32, refresh: bool) {
+        let i = &mut self.insts[inst];
+        let gap = i.cfg.garp.interval;
+        for n in 0..count {
+            i.garp.push((at + gap * n, 1, refresh && n + 1 == count));
+        }
+    }
+
     fn run_garps(&mut self, now: Time) {
         for idx in 0..self.insts.len() {
             let due: Vec<(u32, bool)> = self.insts[idx]
@@ -263,22 +279,13 @@ impl Daemon {
                 continue;
             }
             self.insts[idx].garp.retain(|g| g.0 > now);
-            for (count, refresh) in due {
-                for n in 0..count {
-                    if n > 0 && !self.insts[idx].cfg.garp.interval.is_zero() {
-                        // Spacing inside a burst is short (vrrp_garp_interval is <= 1 s and
-                        // usually 0): sleeping here is bounded and keeps the order simple.
-                        std::thread::sleep(self.insts[idx].cfg.garp.interval);
-                    }
+            for (count, rearm) in due {
+                for _ in 0..count {
                     self.send_garp_once(idx);
                 }
-                if refresh {
+                if rearm {
                     let g = self.insts[idx].cfg.garp;
-                    self.insts[idx].garp.push((
-                        now + g.master_refresh,
-                        g.master_refresh_repeat,
-                        true,
-                    ));
+                    self.schedule_burst(idx, now + g.master_refresh, g.master_refresh_repeat, true);
                 }
             }
         }
@@ -676,6 +683,12 @@ pub fn run(opts: &Options) -> Result<()> {
             unsafe { libc::openlog(c"vrrpd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
         }
     }
+    if let Some(p) = &opts.pid_file {
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, format!("{}\n", std::process::id()))
+            .and_then(|_| std::fs::rename(&tmp, p))
+            .with_context(|| format!("writing pid file {}", p.display()))?;
+    }
     let signals = sys::signalfd().context("signalfd")?;
     let mut nl = Netlink::open().context("netlink socket")?;
     let monitor = Netlink::monitor().context("netlink link monitor")?;
@@ -854,6 +867,9 @@ pub fn run(opts: &Options) -> Result<()> {
                         d.apply(acts);
                         d.reap();
                         let _ = std::fs::remove_file(&opts.socket);
+                        if let Some(p) = &opts.pid_file {
+                            let _ = std::fs::remove_file(p);
+                        }
                         return Ok(());
                     }
                 }

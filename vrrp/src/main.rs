@@ -33,6 +33,15 @@ struct Cli {
     /// Check the configuration, print a summary and exit (non-zero on errors).
     #[arg(short = 't', long = "check")]
     check: bool,
+    /// Write the daemon's pid to FILE.
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pid: Option<PathBuf>,
+    /// Accepted for keepalived command-line compatibility (detailed logging is always on).
+    #[arg(short = 'D', long = "log-detail", hide = true)]
+    _log_detail: bool,
+    /// Accepted for keepalived command-line compatibility (vrrpd only does VRRP).
+    #[arg(short = 'P', long = "vrrp", hide = true)]
+    _vrrp_only: bool,
     /// Control socket path.
     #[arg(long, default_value = DEFAULT_SOCKET, global = true)]
     socket: PathBuf,
@@ -66,6 +75,7 @@ fn main() -> ExitCode {
             socket: cli.socket,
             foreground: cli.dont_fork,
             console_log: cli.log_console,
+            pid_file: cli.pid,
         }),
     };
     match r {

@@ -5,6 +5,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use crate::wire::{IPPROTO_VRRP, MCAST_V4, MCAST_V6};
 
@@ -359,6 +360,63 @@ impl PacketSocket {
             return Err(io::Error::last_os_error());
         }
         Ok(())
+    }
+
+    /// Ask the kernel to stamp received frames (SO_TIMESTAMPNS, CLOCK_REALTIME).
+    pub fn enable_timestamps(&self) -> io::Result<()> {
+        let one: libc::c_int = 1;
+        setopt(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            &one,
+        )
+    }
+
+    /// Receive one frame with its kernel timestamp (see [`PacketSocket::enable_timestamps`]):
+    /// (length, outgoing?, realtime stamp).
+    pub fn recv_stamped(&self, buf: &mut [u8]) -> io::Result<Option<(usize, bool, Duration)>> {
+        // SAFETY: plain data.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        let mut cbuf = [0u64; 16];
+        // SAFETY: plain data.
+        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+        mh.msg_name = &mut sll as *mut _ as *mut libc::c_void;
+        mh.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        mh.msg_iov = &mut iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cbuf.as_mut_ptr().cast();
+        mh.msg_controllen = std::mem::size_of_val(&cbuf);
+        // SAFETY: all pointers in mh are live.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut mh, 0) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::WouldBlock {
+                return Ok(None);
+            }
+            return Err(e);
+        }
+        let mut ts = Duration::ZERO;
+        // SAFETY: iterating cmsgs the kernel wrote, within msg_controllen.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&mh);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let t = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                    ts = Duration::new(t.tv_sec as u64, t.tv_nsec as u32);
+                }
+                c = libc::CMSG_NXTHDR(&mh, c);
+            }
+        }
+        Ok(Some((
+            n as usize,
+            sll.sll_pkttype == libc::PACKET_OUTGOING,
+            ts,
+        )))
     }
 
     /// Receive one frame (non-blocking): (frame, outgoing?).
