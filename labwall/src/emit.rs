@@ -77,7 +77,8 @@ pub fn sysctl_conf(site: &Site) -> String {
     s
 }
 
-pub fn keepalived_conf(site: &Site) -> String {
+/// `all_vips`: list every IPv4 VIP in every instance (`--compat-vips=all`).
+pub fn keepalived_conf(site: &Site, all_vips: bool) -> String {
     let master = site.is_master();
     let mut s = String::new();
     let _ = writeln!(
@@ -133,7 +134,12 @@ pub fn keepalived_conf(site: &Site) -> String {
             }
         }
         let _ = writeln!(s, "    virtual_ipaddress {{");
-        for (v, len, b, dev) in &i.vips4 {
+        let vips: Vec<_> = if all_vips {
+            site.instances.iter().flat_map(|x| x.vips4.iter()).collect()
+        } else {
+            i.vips4.iter().collect()
+        };
+        for (v, len, b, dev) in vips {
             let _ = writeln!(s, "        {v}/{len} brd {b} dev {dev}");
         }
         let _ = writeln!(s, "    }}");

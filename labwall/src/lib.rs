@@ -35,6 +35,9 @@ pub struct Options {
     /// -D NAME=VALUE
     pub defines: Vec<(String, String)>,
     pub allow_exec: bool,
+    /// `--compat-vips=all`: every VRRP instance lists every IPv4 VIP (the literal reading of the
+    /// seed's "each instance listing all VIPs"); default groups VIPs by VRID.
+    pub compat_vips_all: bool,
     /// Host name used by `hostname` when neither -D HOSTNAME nor SET HOSTNAME is given.
     pub system_hostname: Option<String>,
 }
@@ -88,7 +91,7 @@ pub fn compile_source(
         network_ip: emit::network_ip(&site),
         sysctl_conf: emit::sysctl_conf(&site),
         ruleset_nft: nft::render(&ruleset, &site),
-        keepalived_conf: emit::keepalived_conf(&site),
+        keepalived_conf: emit::keepalived_conf(&site, opts.compat_vips_all),
     };
     Ok(Compiled {
         site,
@@ -137,6 +140,7 @@ pub fn compile_file(
         role: role.to_string(),
         defines: defines.to_vec(),
         allow_exec: false,
+        compat_vips_all: false,
         system_hostname: system_hostname(),
     };
     compile_path(site, &opts)
@@ -155,6 +159,7 @@ pub fn fuzz_compile(data: &[u8]) {
             role: role.into(),
             defines: vec![("HOSTNAME".into(), "fz".into())],
             allow_exec: false,
+            compat_vips_all: false,
             system_hostname: None,
         };
         if let Ok(c) = compile_source(&loader, Path::new("fuzz.lw"), text, &opts) {

@@ -28,6 +28,9 @@ struct Common {
     /// Allow backtick commands other than `hostname` (runs sh -c)
     #[arg(long)]
     allow_exec: bool,
+    /// `all`: every VRRP instance lists every IPv4 VIP (literal seed output); default: by VRID
+    #[arg(long, value_name = "all|vrid", value_parser = ["all", "vrid"])]
+    compat_vips: Option<String>,
     /// Treat warnings as errors
     #[arg(long)]
     deny_warnings: bool,
@@ -113,6 +116,7 @@ fn options(c: &Common, role: &str) -> Result<Options, String> {
         role: role.to_string(),
         defines,
         allow_exec: c.allow_exec,
+        compat_vips_all: c.compat_vips.as_deref() == Some("all"),
         system_hostname: labwall::system_hostname(),
     })
 }

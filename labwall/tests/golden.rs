@@ -36,6 +36,7 @@ fn opts(role: &str) -> Options {
         role: role.into(),
         defines: vec![("HOSTNAME".into(), host.into())],
         allow_exec: false,
+        compat_vips_all: false,
         system_hostname: None,
     }
 }

@@ -29,6 +29,7 @@ fn compile(
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect(),
         allow_exec: false,
+        compat_vips_all: false,
         system_hostname: Some("h".into()),
     };
     compile_source(&MapLoader(m), Path::new("/s/site.lw"), text, &o)
@@ -171,4 +172,27 @@ fn chain_name_collisions_are_refused() {
     )
     .unwrap_err();
     assert!(e.contains("zone name input is reserved"), "{e}");
+}
+
+#[test]
+fn compat_vips_all_lists_every_vip_in_every_instance() {
+    let t = format!("{BASE}VLAN 20 eth0 172.16.20.0 172.16.20.2-172.16.20.3-172.16.20.1-2 /24\n");
+    let by_vrid = compile(&t, "MASTER", &[], &[])
+        .unwrap()
+        .outputs
+        .keepalived_conf;
+    assert_eq!(by_vrid.matches("172.16.20.1/24").count(), 1, "{by_vrid}");
+    let mut m: HashMap<PathBuf, String> = HashMap::new();
+    m.insert(PathBuf::from("/x"), String::new());
+    let o = Options {
+        role: "MASTER".into(),
+        compat_vips_all: true,
+        ..Default::default()
+    };
+    let all = compile_source(&MapLoader(m), Path::new("/s/site.lw"), &t, &o)
+        .unwrap()
+        .outputs
+        .keepalived_conf;
+    assert_eq!(all.matches("172.16.20.1/24").count(), 2, "{all}");
+    assert_eq!(all.matches("10.1.1.4/24").count(), 2, "{all}");
 }
