@@ -550,6 +550,19 @@ fn example_site_in_real_kernel() {
         "REJECT",
         69,
     );
+    // the router itself: output -> POLICY fw all ACCEPT (67), and no SNAT for its own address
+    case(
+        &lab,
+        "fw -> net",
+        &lab.r,
+        "10.1.1.2",
+        "10.1.1.1",
+        80,
+        None,
+        &|g| matches!(g, Got::Delivered(s) if s == "upstream 10.1.1.2"),
+        "ACCEPT",
+        67,
+    );
     // IPv6, no NAT: ALLOW net srv:web1 https (51) reaches web1's IPv6 address directly
     sh(&lab.net, "echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 0 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6; ip -6 addr add 2001:db8:1::1/64 dev eth0 nodad; ip -6 route add 2001:db8:10::/64 via 2001:db8:1::2");
     sh(&lab.srv, "echo 0 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 0 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6; ip -6 addr add 2001:db8:10::21/64 dev eth0 nodad; ip -6 route add default via 2001:db8:10::100");
