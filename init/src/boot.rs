@@ -482,3 +482,59 @@ fn shutdown(
         std::thread::sleep(Duration::from_secs(3600));
     }
 }
+
+/// After a panic in [`run`]: a shell on the serial console (or /dev/console), respawned, and the
+/// busybox power signals, with none of the code that failed (no config, no supervisor, no
+/// netlink). Blocks the signals and waits for them with sigtimedwait.
+pub fn last_resort() -> ! {
+    let con = Console::detect();
+    con.say("ramux: init failed; emergency shell on the console, `poweroff` to power off");
+    let mut mask = SigSet::empty();
+    for s in SIGNALS {
+        mask.add(s);
+    }
+    let _ = mask.thread_block();
+    let tty = if sys::tty_usable("/dev/ttyS0") {
+        "/dev/ttyS0"
+    } else {
+        "/dev/console"
+    };
+    let mut shell: Option<i32> = None;
+    loop {
+        if shell.is_none() {
+            shell = sys::spawn_shell(tty).ok();
+        }
+        let timeout = libc::timespec {
+            tv_sec: 1,
+            tv_nsec: 0,
+        };
+        // SAFETY: sigtimedwait with a valid, initialised set and timeout; no info wanted.
+        let sig = unsafe { libc::sigtimedwait(mask.as_ref(), std::ptr::null_mut(), &timeout) };
+        while let Ok(st) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            match st.pid() {
+                Some(pid) if Some(pid.as_raw()) == shell => shell = None,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        if shell.is_none() {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let Some(action) = Signal::try_from(sig).ok().and_then(Action::from_signal) else {
+            continue;
+        };
+        con.say(action.line());
+        let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+        if let Some(pid) = shell {
+            let _ = kill(Pid::from_raw(-pid), Signal::SIGHUP);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+        sync();
+        let _ = reboot(match action {
+            Action::PowerOff => RebootMode::RB_POWER_OFF,
+            Action::Reboot => RebootMode::RB_AUTOBOOT,
+            Action::Halt => RebootMode::RB_HALT_SYSTEM,
+        });
+    }
+}

@@ -29,7 +29,9 @@ pub fn pid1() -> ! {
         sys::Console::detect().say(&console::failed_line("init", &format!("panic: {info}")));
     }));
     let _ = std::panic::catch_unwind(|| boot::run());
-    // Only reached after a bug: keep PID 1 alive and reap forever.
+    // Only reached after a bug: a minimal loop that still gives the operator a shell and
+    // honours `poweroff`/`reboot`.
+    let _ = std::panic::catch_unwind(|| boot::last_resort());
     loop {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(-1), None);
         std::thread::sleep(std::time::Duration::from_millis(100));
