@@ -1,1 +1,3 @@
-//! End-to-end tests that build and boot images live in tests/tests/.
+//! End-to-end tests live in `tests/tests/` (they build images with the `vbuild` library and boot
+//! them with the `vlaunch` library under QEMU); shared helpers are in `tests/tests/common/`.
+//! `tests/examples/boot_bench.rs` measures boot time to ready per boot mode.

@@ -1,0 +1,97 @@
+//! The vpn and dns profiles build and boot to their ready line (BIOS CD). The dns boot goes
+//! through the `vlaunch` command line from $RAMUX_BIN_DIR, as a user runs it: `--wait-ready
+//! --json`, `ps --json`, `console` with piped input, `stop --json`.
+
+mod common;
+
+use common::*;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn vpn_boots_bios_cd() {
+    let img = image("vpn");
+    let _slot = qemu_slots(1);
+    let root = state_root();
+    let opts = options(&img, "vpn", root.path());
+    let (_g, ready) = boot(opts, root);
+    assert_eq!(ready.info.profile, "vpn");
+    assert_eq!(ready.info.role, "BACKUP");
+}
+
+/// Stops the CLI-started VM even when an assertion fails.
+struct CliVm {
+    root: tempfile::TempDir,
+    name: String,
+}
+
+impl Drop for CliVm {
+    fn drop(&mut self) {
+        let _ = vlaunch::vm::stop_by_name(self.root.path(), &self.name, Duration::from_secs(1));
+    }
+}
+
+#[test]
+fn dns_boots_bios_cd_through_the_cli() {
+    let img = image("dns");
+    let vlaunch_bin = ramux_bin("vlaunch");
+    let _slot = qemu_slots(1);
+    let vm = CliVm {
+        root: state_root(),
+        name: vm_name("dns"),
+    };
+    let cli = |args: &[&str]| {
+        let mut c = Command::new(&vlaunch_bin);
+        c.args(args).env("VLAUNCH_STATE_DIR", vm.root.path());
+        c
+    };
+    let mem = img.mem_mib().to_string();
+    let out = cli(&[
+        img.iso.to_str().unwrap(),
+        "--name",
+        &vm.name,
+        "--mem",
+        &mem,
+        &format!("--wait-ready={}", BOOT_TIMEOUT.as_secs()),
+        "--json",
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "vlaunch failed: {stderr}");
+    assert!(
+        stderr.contains("accel: "),
+        "accel choice not shown: {stderr}"
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["ready"]["profile"], "dns", "{j}");
+    eprintln!("e2e: dns ready after {} s", j["ready_seconds"]);
+
+    let ps = cli(&["ps", "--json"]).output().unwrap();
+    let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
+    assert_eq!(ps[0]["name"], vm.name.as_str(), "{ps}");
+    assert_eq!(ps[0]["running"], true, "{ps}");
+
+    let mut con = cli(&["console", &vm.name, "--linger", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    con.stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo cli-$((40+2))\n")
+        .unwrap();
+    let con = con.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&con.stdout);
+    assert!(text.contains("cli-42"), "console output: {text}");
+
+    let stop = cli(&["stop", &vm.name, "--json", "--timeout", "60"])
+        .output()
+        .unwrap();
+    let s: serde_json::Value = serde_json::from_slice(&stop.stdout).unwrap();
+    assert_eq!(s["outcome"], "powered_off", "{s}");
+    let ps = cli(&["ps", "--json"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "[]");
+}

@@ -1,0 +1,119 @@
+//! `vlaunch --port`: the router VM's NICs on switch ports, with ramux's vswitch (started by
+//! vlaunch because nothing answers on the directory) and with Debian's vde_switch. Traffic is
+//! real: vde_plug on another port asks the VM for its uplink address (ARP) and the VM answers
+//! from the MAC vlaunch gave it.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use vlaunch::Mac;
+
+const FIXED_MAC: &str = "00:16:3e:e2:e0:01";
+
+/// Boots the router with NICs on `ports` of `sw`, checks the guest sees the planned MACs, and
+/// exchanges ARP with it through a vde_plug on port 9.
+fn boot_on_switch(sw: &SwitchGuard, tag: &str, ports: [u16; 2]) -> VmGuard {
+    let img = image("router");
+    let root = state_root();
+    let mut opts = options(&img, tag, root.path());
+    opts.switch_dir = Some(sw.dir.clone());
+    opts.ports = ports.to_vec();
+    opts.macs = vec![FIXED_MAC.parse().unwrap()];
+    let (g, _) = boot(opts, root);
+    let nics = g.vm.record.spec.nics.clone();
+    assert_eq!(nics.len(), 2);
+    assert_eq!(nics[0].mac.to_string(), FIXED_MAC);
+    assert_eq!(nics[1].mac, vlaunch::net::derived_mac(g.vm.name(), 1));
+    assert_eq!((nics[0].port, nics[1].port), (ports[0], ports[1]));
+
+    // The guest's NICs carry the MACs vlaunch planned, in --port order.
+    let sock = g.vm.paths().serial_sock.clone();
+    console_run(
+        &sock,
+        "echo mac-$((1+1)) $(cat /sys/class/net/eth0/address) $(cat /sys/class/net/eth1/address)",
+        &format!("mac-2 {} {}", nics[0].mac, nics[1].mac),
+        Duration::from_secs(60),
+    );
+    let out = console_run(
+        &sock,
+        "ip -4 -o addr show dev eth1",
+        " inet ",
+        Duration::from_secs(30),
+    );
+    let ip: [u8; 4] = out
+        .split(" inet ")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .unwrap_or_else(|| panic!("no IPv4 address on eth1:\n{out}"))
+        .octets();
+
+    let mut plug = Plug::new(&sw.dir, 9);
+    let me: Mac = "02:e2:e0:00:00:09".parse().unwrap();
+    let req = arp_request(me.0, [ip[0], ip[1], ip[2], 250], ip);
+    let t0 = Instant::now();
+    let mut last_sent: Option<Instant> = None;
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no ARP reply for {ip:?} from the VM through the switch"
+        );
+        if last_sent
+            .map(|t| t.elapsed() > Duration::from_secs(1))
+            .unwrap_or(true)
+        {
+            plug.send(&req);
+            last_sent = Some(Instant::now());
+        }
+        if let Some(f) = plug.recv(Duration::from_millis(200)) {
+            if let Some((mac, spa)) = arp_reply(&f) {
+                if spa == ip && f[..6] == me.0 {
+                    assert!(
+                        nics.iter().any(|n| n.mac.0 == mac),
+                        "ARP reply from unexpected MAC {}",
+                        Mac(mac)
+                    );
+                    eprintln!("e2e: {tag}: ARP reply for {ip:?} from {}", Mac(mac));
+                    break;
+                }
+            }
+        }
+    }
+    g
+}
+
+#[test]
+fn router_on_vswitch_started_by_vlaunch() {
+    let _bin = ramux_bin("vswitch");
+    let _slot = qemu_slots(1);
+    let sw = SwitchGuard::new();
+    assert!(!vlaunch::net::switch_answers(&sw.dir));
+    let _g = boot_on_switch(&sw, "vsw", [1, 2]);
+    // vlaunch started `vswitch -s DIR -d -p DIR.pid`, and it answers.
+    assert!(vlaunch::net::switch_answers(&sw.dir));
+    let pid = std::fs::read_to_string(&sw.pidfile).expect("vswitch pid file");
+    let exe = std::fs::read_link(format!("/proc/{}/exe", pid.trim())).unwrap();
+    assert!(exe.ends_with("vswitch"), "{}", exe.display());
+}
+
+#[test]
+fn router_on_debian_vde_switch() {
+    let _slot = qemu_slots(1);
+    let mut sw = SwitchGuard::new();
+    sw.start_vde_switch();
+    let g = boot_on_switch(&sw, "vde", [3, 4]);
+    let ports = sw.mgmt("port/print");
+    for p in ["Port 0003", "Port 0004"] {
+        let block = ports
+            .split("Port ")
+            .find(|b| b.starts_with(&p[5..]))
+            .unwrap_or_else(|| panic!("{p} missing:\n{ports}"));
+        assert!(block.contains("ACTIVE"), "{p} not active:\n{ports}");
+        assert!(
+            block.contains(&format!("QEMU user=root pid={}", g.vm.pid))
+                || block.contains(&format!("pid={}", g.vm.pid)),
+            "{p} has no QEMU endpoint:\n{ports}"
+        );
+    }
+}
