@@ -119,7 +119,11 @@ pub fn keepalived_conf(site: &Site, all_vips: bool) -> String {
     let advert = site.auth.as_ref().map(|a| a.advert).unwrap_or(1);
     for i in &site.instances {
         let _ = writeln!(s, "\nvrrp_instance {} {{", i.name);
-        let _ = writeln!(s, "    state {}", site.role);
+        // keepalived 2.2.7 refuses `state MASTER` with AH authentication ("Initial state master
+        // is incompatible with AH authentication", exit 5): both start BACKUP, priority elects.
+        let ah = site.auth.as_ref().is_some_and(|a| a.kind == "AH");
+        let state = if ah { "BACKUP" } else { site.role.as_str() };
+        let _ = writeln!(s, "    state {state}");
         let _ = writeln!(s, "    interface {}", i.ifname);
         let _ = writeln!(s, "    virtual_router_id {}", i.vrid);
         let _ = writeln!(s, "    priority {}", if master { 100 } else { 50 });

@@ -208,3 +208,53 @@ fn explain_names_the_line() {
     assert_eq!(v["decision"]["line"], 51);
     assert!(v["snat"].is_null());
 }
+
+#[test]
+fn backend_check_accepts_seed_and_example() {
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "needs root (network namespaces)"
+    );
+    for site in ["seed", "example"] {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sites/{site}/site.lw"));
+        let o = bin()
+            .args([
+                "check",
+                &p.to_string_lossy(),
+                "-D",
+                "HOSTNAME=fw",
+                "--backend",
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{site}: {err}");
+        assert!(err.contains("backend checks passed"), "{site}: {err}");
+    }
+    // AH authentication: keepalived refuses `state MASTER` with AH, so both roles start BACKUP
+    // and the priority (100/50) elects; the backend check must pass
+    let t = tmp("backend");
+    let ah = t.0.join("site.lw");
+    std::fs::write(
+        &ah,
+        std::fs::read_to_string(example())
+            .unwrap()
+            .replace("VRRP AUTH PASS XYZ", "VRRP AUTH AH XYZ"),
+    )
+    .unwrap();
+    let o = bin()
+        .args([
+            "check",
+            &ah.to_string_lossy(),
+            "-D",
+            "HOSTNAME=fw",
+            "--backend",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "AH: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
