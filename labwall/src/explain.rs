@@ -311,6 +311,15 @@ pub fn explain(site: &Site, rs: &Ruleset, pk: &Packet) -> Result<Explanation, St
     if pk.src.is_ipv4() != pk.dst.is_ipv4() {
         return Err("source and destination must be the same IP version".into());
     }
+    if let Some(i) = &pk.iif {
+        if i != "lo" && !site.ifaces.iter().any(|x| &x.ifname == i) {
+            let known: Vec<&str> = site.ifaces.iter().map(|x| x.ifname.as_str()).collect();
+            return Err(format!(
+                "unknown input interface {i}; the site has: {}",
+                known.join(", ")
+            ));
+        }
+    }
     let locals = local_addrs(site);
     let from_router = pk.iif.is_none() && locals.contains(&pk.src);
     let iif =
@@ -492,4 +501,93 @@ pub fn render(e: &Explanation) -> String {
         let _ = writeln!(s, "note: {n}");
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::MapLoader;
+    use crate::{compile_source, Options};
+    use std::path::Path;
+
+    const SITE: &str = "NETINIT eth1 eth0
+DEV net eth1 10.1.1.0 10.1.1.1 /24 10.1.1.2-10.1.1.3-10.1.1.4-1*
+VLAN 10 eth0 172.16.10.0 172.16.10.2-172.16.10.3-172.16.10.1-2* /24 - lan
+HOST web 172.16.10.9
+ALLOW net lan:web https
+NAT DNAT net:VIP https TO web
+POLICY lan net ACCEPT
+POLICY all all DROP
+";
+
+    fn ex(role: &str, from: &str, to: &str, port: u16) -> Explanation {
+        let o = Options {
+            role: role.into(),
+            ..Default::default()
+        };
+        let c =
+            compile_source(&MapLoader(Default::default()), Path::new("s.lw"), SITE, &o).unwrap();
+        let p = Packet {
+            src: from.parse().unwrap(),
+            dst: to.parse().unwrap(),
+            proto: Proto::Tcp,
+            dport: Some(port),
+            iif: None,
+        };
+        explain(&c.site, &c.ruleset, &p).unwrap()
+    }
+
+    #[test]
+    fn dnat_then_allow() {
+        let e = ex("MASTER", "10.1.1.1", "10.1.1.4", 443);
+        assert_eq!(e.verdict, "ACCEPT");
+        assert_eq!(e.dnat.as_ref().unwrap().line, 6);
+        assert_eq!(e.decision.as_ref().unwrap().line, 5);
+        assert_eq!(e.dst_after_nat.to_string(), "172.16.10.9");
+    }
+
+    #[test]
+    fn vip_is_not_local_on_backup() {
+        // the BACKUP does not hold 10.1.1.4 (initial state): DNAT still rewrites it in prerouting
+        let e = ex("BACKUP", "10.1.1.1", "10.1.1.4", 443);
+        assert_eq!(e.verdict, "ACCEPT");
+        // to the router's own address with no rule: policy all all DROP (line 8)
+        let e = ex("BACKUP", "10.1.1.1", "10.1.1.3", 22);
+        assert_eq!(
+            (
+                e.verdict.as_str(),
+                e.path.as_str(),
+                e.decision.unwrap().line
+            ),
+            ("DROP", "input", 8)
+        );
+    }
+
+    #[test]
+    fn unknown_interface_is_an_error() {
+        let o = Options {
+            role: "MASTER".into(),
+            ..Default::default()
+        };
+        let c =
+            compile_source(&MapLoader(Default::default()), Path::new("s.lw"), SITE, &o).unwrap();
+        let p = Packet {
+            iif: Some("eth9".into()),
+            ..Packet::example()
+        };
+        assert!(explain(&c.site, &c.ruleset, &p)
+            .unwrap_err()
+            .contains("unknown input interface eth9"));
+    }
+
+    #[test]
+    fn policy_precedence() {
+        let e = ex("MASTER", "172.16.10.9", "8.8.8.8", 53);
+        assert_eq!(
+            (e.verdict.as_str(), e.decision.unwrap().line),
+            ("ACCEPT", 7)
+        );
+        let e = ex("MASTER", "10.1.1.1", "172.16.10.9", 22);
+        assert_eq!((e.verdict.as_str(), e.decision.unwrap().line), ("DROP", 8));
+    }
 }

@@ -1814,3 +1814,65 @@ pub fn parse_svc_item(s: &str) -> Option<Vec<SvcItem>> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pre(text: &str, defs: &[(&str, &str)]) -> (Vec<Line>, Vec<Diagnostic>) {
+        let o = PreOptions {
+            defines: defs
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            allow_exec: false,
+            system_hostname: Some("sys".into()),
+        };
+        preprocess(&MapLoader(Default::default()), Path::new("t.lw"), text, &o)
+    }
+
+    #[test]
+    fn tokens_quotes_comments_columns() {
+        let t = raw_tokens("ALLOW  a \"b c\" `x y` # comment").unwrap();
+        let v: Vec<(&str, u32)> = t.iter().map(|t| (t.text.as_str(), t.col)).collect();
+        assert_eq!(
+            v,
+            vec![("ALLOW", 1), ("a", 8), ("\"b c\"", 10), ("`x y`", 16)]
+        );
+        assert!(raw_tokens("A \"open").is_err());
+    }
+
+    #[test]
+    fn expansion_and_hostname() {
+        let (l, d) = pre("A=x\nB=${A}y\nZ $B ${C:-d} `hostname`\n", &[]);
+        assert!(d.is_empty(), "{d:?}");
+        let v: Vec<&str> = l[0].toks.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(v, vec!["Z", "xy", "d", "sys"]);
+        let (l, _) = pre("Z `hostname`\n", &[("HOSTNAME", "fw-a")]);
+        assert_eq!(l[0].toks[1].text, "fw-a");
+        let (_, d) = pre("Z $NOPE\n", &[]);
+        assert_eq!((d[0].loc.line, d[0].loc.col), (1, 3));
+    }
+
+    #[test]
+    fn nested_if_in_inactive_block_stays_inactive() {
+        let (l, d) = pre(
+            "IF a == b\nIF x == x\nP1\nELSE\nP2\nENDIF\nELSE\nP3\nENDIF\n",
+            &[],
+        );
+        assert!(d.is_empty(), "{d:?}");
+        let v: Vec<&str> = l.iter().map(|l| l.toks[0].text.as_str()).collect();
+        assert_eq!(v, vec!["P3"]);
+    }
+
+    #[test]
+    fn service_items() {
+        assert_eq!(parse_svc_item("udp/1812,1813").unwrap().len(), 2);
+        assert!(parse_svc_item("tcp/0").is_none());
+        assert!(parse_svc_item("tcp/9-8").is_none());
+        assert_eq!(
+            parse_svc_item("proto/47").unwrap(),
+            vec![SvcItem::Proto(47)]
+        );
+    }
+}
