@@ -38,35 +38,83 @@ pub fn pid1() -> ! {
     }
 }
 
-/// `ramux-init check`: validates an appliance.toml (and optionally a sysctl.conf) the way PID 1
-/// will read it; returns a summary or every error as `file:line:col: message`.
-pub fn check(appliance: &Path, sysctl_conf: Option<&Path>) -> Result<String, String> {
+/// What `ramux-init check` found (printed as text, or as JSON with `--json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckReport {
+    pub ok: bool,
+    /// Every error as `file:line[:col]: message`.
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    /// The exact ready line PID 1 will print (when the config is valid).
+    pub ready_line: Option<String>,
+    pub modules: usize,
+    pub services: Vec<String>,
+    pub sysctl_settings: Option<usize>,
+}
+
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for w in &self.warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        for e in &self.errors {
+            writeln!(f, "{e}")?;
+        }
+        if let Some(n) = self.sysctl_settings {
+            writeln!(f, "sysctl.conf: {n} settings")?;
+        }
+        if let Some(r) = &self.ready_line {
+            writeln!(
+                f,
+                "ok: would print `{r}`, {} modules, services: [{}]",
+                self.modules,
+                self.services.join(", ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `ramux-init check`: validates an appliance.toml (and optionally a sysctl.conf) exactly the
+/// way PID 1 will read them.
+pub fn check(appliance: &Path, sysctl_conf: Option<&Path>) -> CheckReport {
+    let mut r = CheckReport {
+        ok: false,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        ready_line: None,
+        modules: 0,
+        services: Vec::new(),
+        sysctl_settings: None,
+    };
     let name = appliance.display().to_string();
-    let text = std::fs::read_to_string(appliance).map_err(|e| format!("{name}: {e}"))?;
-    let parsed = config::parse(&name, &text).map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    for w in &parsed.warnings {
-        out.push_str(&format!("warning: {w}\n"));
+    match std::fs::read_to_string(appliance) {
+        Err(e) => r.errors.push(format!("{name}: {e}")),
+        Ok(text) => match config::parse(&name, &text) {
+            Err(e) => r.errors.push(e.to_string()),
+            Ok(parsed) => {
+                r.warnings = parsed.warnings;
+                let a = &parsed.appliance;
+                r.ready_line = Some(console::ready_line(a));
+                r.modules = a.modules.len();
+                r.services = a.services.iter().map(|s| s.name.clone()).collect();
+            }
+        },
     }
     if let Some(p) = sysctl_conf {
-        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        let (settings, errors) = sysctl::parse(&text);
-        if !errors.is_empty() {
-            return Err(errors
-                .iter()
-                .map(|e| format!("{}:{}: {}", p.display(), e.line, e.message))
-                .collect::<Vec<_>>()
-                .join("\n"));
+        match std::fs::read_to_string(p) {
+            Err(e) => r.errors.push(format!("{}: {e}", p.display())),
+            Ok(text) => {
+                let (settings, errors) = sysctl::parse(&text);
+                r.errors.extend(
+                    errors
+                        .iter()
+                        .map(|e| format!("{}:{}: {}", p.display(), e.line, e.message)),
+                );
+                r.sysctl_settings = Some(settings.len());
+            }
         }
-        out.push_str(&format!("{}: {} settings\n", p.display(), settings.len()));
     }
-    let a = &parsed.appliance;
-    out.push_str(&format!(
-        "{name}: ok: {} (would print `{}`), {} modules, {} services\n",
-        a.profile,
-        console::ready_line(a),
-        a.modules.len(),
-        a.services.len()
-    ));
-    Ok(out)
+    r.ok = r.errors.is_empty();
+    r
 }

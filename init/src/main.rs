@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
     name = "ramux-init",
     version,
     about = "PID 1 of ramux appliances (run as /init); `check` validates an image's configuration",
-    after_help = "Examples:\n  ramux-init check rootfs/etc/ramux/appliance.toml\n  ramux-init check appliance.toml --sysctl sysctl.conf\n\nAs PID 1 it ignores its arguments and boots the appliance from /etc/ramux/appliance.toml."
+    after_help = "Examples:\n  ramux-init check rootfs/etc/ramux/appliance.toml\n  ramux-init check appliance.toml --sysctl sysctl.conf\n  ramux-init check appliance.toml --json\n\nAs PID 1 it ignores its arguments and boots the appliance from /etc/ramux/appliance.toml."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +31,9 @@ enum Cmd {
         /// Also validate this sysctl.conf.
         #[arg(long)]
         sysctl: Option<PathBuf>,
+        /// Print the report as JSON on stdout (exit status still says valid or not).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -40,16 +43,24 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
         ramux_init::pid1();
     }
     match Cli::parse().cmd {
-        Some(Cmd::Check { file, sysctl }) => match ramux_init::check(&file, sysctl.as_deref()) {
-            Ok(summary) => {
-                print!("{summary}");
-                0
+        Some(Cmd::Check { file, sysctl, json }) => {
+            let report = ramux_init::check(&file, sysctl.as_deref());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_default()
+                );
+            } else if report.ok {
+                print!("{report}");
+            } else {
+                eprint!("{report}");
             }
-            Err(e) => {
-                eprintln!("{e}");
+            if report.ok {
+                0
+            } else {
                 1
             }
-        },
+        }
         None => {
             eprintln!("ramux-init: must run as PID 1 (the appliance's /init); use `ramux-init check FILE` to validate a config");
             2

@@ -94,6 +94,26 @@ fn check_cli_accepts_good_and_locates_bad_config() {
 }
 
 #[test]
+fn check_json_report() {
+    let d = tempdir("json");
+    let bad = d.0.join("bad.toml");
+    std::fs::write(&bad, "profile = \"router\"\nrole = \n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ramux-init"))
+        .args(["check", "--json"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["errors"][0].as_str().unwrap().contains("bad.toml:2:"),
+        "{v}"
+    );
+    assert!(v["ready_line"].is_null());
+}
+
+#[test]
 fn refuses_to_run_as_a_normal_process() {
     let out = Command::new(env!("CARGO_BIN_EXE_ramux-init"))
         .output()
