@@ -204,8 +204,18 @@ fn setup(out: &Path) -> Lab {
     sh(&users, "ip addr add 172.16.20.5/24 dev eth0; ip addr add 172.16.10.50/32 dev eth0; ip route add default via 172.16.20.1");
     // load twice: the second load replaces the table in one transaction
     let rs = out.join("ruleset.nft").to_string_lossy().into_owned();
+    // another tool's table (keepalived, fail2ban...) must survive our loads
+    sh(
+        &r,
+        "nft add table ip othertool; nft add chain ip othertool c",
+    );
     r.exec(&["nft", "-f", &rs]).unwrap();
     r.exec(&["nft", "-f", &rs]).unwrap();
+    let tables = r.exec(&["nft", "list", "tables"]).unwrap();
+    assert!(
+        tables.contains("table ip othertool"),
+        "a foreign table was removed: {tables}"
+    );
     let bg = vec![
         listen(&srv, "172.16.10.21", 443, "web1"),
         listen(&srv, "172.16.10.30", 22, "srv30"),
