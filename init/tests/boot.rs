@@ -60,7 +60,7 @@ fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
     // typed before that is dropped by the UART driver).
     std::thread::sleep(Duration::from_secs(2));
     vm.wait_for("/root # ", Duration::from_secs(60));
-    vm.type_line("echo \"==PROBE$((1+1))\"; grep SigBlk /proc/$(pidof sleep)/status; cat /proc/sys/net/ipv4/ip_forward; hostname; ip -o -4 addr show dev eth0; nft list tables; cat /etc/machine-id; (sleep 0.2 &); sleep 1; echo ZOMBIES=$(grep -l zombie /proc/[0-9]*/status 2>/dev/null | wc -l); echo \"==END$((1+1))\"");
+    vm.type_line("kill -HUP 1; kill -QUIT 1; echo \"==PROBE$((1+1))\"; grep SigBlk /proc/$(pidof sleep)/status; cat /proc/sys/net/ipv4/ip_forward; hostname; ip -o -4 addr show dev eth0; nft list tables; cat /etc/machine-id; (sleep 0.2 &); sleep 1; echo ZOMBIES=$(grep -l zombie /proc/[0-9]*/status 2>/dev/null | wc -l); echo \"==END$((1+1))\"");
     vm.wait_for("==END2", Duration::from_secs(60));
     let text = vm.text();
     let probe = text
@@ -150,6 +150,11 @@ fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
         "ready line must also be on the VGA console tty0:\n{vga}"
     );
 
+    // SIGHUP/SIGQUIT sent to PID 1 above changed nothing: it still handles the button.
+    assert!(
+        !text.contains("ramux: rebooting") && !text.contains("ramux: powering off"),
+        "{text}"
+    );
     vm.qmp(r#"{"execute":"system_powerdown"}"#);
     let t_off = vm.wait_exit(Duration::from_secs(60));
     let text = vm.text();
