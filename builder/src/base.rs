@@ -201,7 +201,7 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
                 s.trim().to_string()
             } else {
                 let s = sha256_file(&tar)?;
-                std::fs::write(dir.join("base.tar.sha256"), &s)?;
+                crate::write_atomic(&dir.join("base.tar.sha256"), s.as_bytes())?;
                 s
             };
             Ok(BaseTar {

@@ -17,7 +17,8 @@ use std::process::ExitCode;
   vbuild iso dns --role MASTER --site site.toml --json
   SOURCE_DATE_EPOCH=1700000000 vbuild iso vpn --role BACKUP --quiet")]
 struct Cli {
-    /// Checkout root holding profiles/ and overlays/ (default: the current directory).
+    /// Checkout root holding profiles/ and overlays/ (default: the current directory or the
+    /// nearest parent directory that has profiles/).
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
     #[command(subcommand)]
@@ -92,7 +93,14 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
 fn run(cli: Cli) -> Result<()> {
     let root = match cli.root {
         Some(r) => r,
-        None => std::env::current_dir()?,
+        // The checkout root: the current directory or the nearest parent with profiles/.
+        None => {
+            let cwd = std::env::current_dir()?;
+            cwd.ancestors()
+                .find(|d| d.join("profiles").is_dir())
+                .map(PathBuf::from)
+                .unwrap_or(cwd)
+        }
     };
     match cli.cmd {
         Cmd::Profiles { json } => {
