@@ -195,7 +195,8 @@ impl Guest {
             .arg("-netdev")
             .arg(format!("{netdev},id=n0"))
             .arg("-device")
-            .arg(format!("virtio-net-pci,netdev=n0,mac={mac}"))
+            // romfile= : no iPXE option ROM, the guests boot straight into -kernel.
+            .arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile="))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -364,8 +365,33 @@ fn qemu_guests_vlans_trunk_and_tap() {
         "00:16:3e:00:00:03",
         "vsw.vlans=10,20 vsw.addr=eth0.10@10.10.0.3/24,eth0.20@10.20.0.3/24",
     );
+    // TCG boots take 6-10 s on an idle machine; CI shares 2 cores, so allow a lot more.
+    let t = Instant::now();
+    while ![&a, &b, &c]
+        .iter()
+        .all(|g| g.out.lock().unwrap().contains("VSW-NET-UP"))
+    {
+        if t.elapsed() > Duration::from_secs(300) {
+            let ports = sw
+                .mgmt()
+                .cmd("port/print")
+                .map(|r| r.data.join("\n"))
+                .unwrap_or_default();
+            let mut msg = format!("guests not up within 300 s; switch ports:\n{ports}\n");
+            for g in [&mut a, &mut b, &mut c] {
+                let alive = g.child.try_wait().map(|s| s.is_none()).unwrap_or(false);
+                msg.push_str(&format!(
+                    "--- guest {} (running: {alive}):\n{}\n",
+                    g.name,
+                    g.out.lock().unwrap()
+                ));
+            }
+            panic!("{msg}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     for g in [&a, &b, &c] {
-        let o = g.wait("VSW-NET-UP", Duration::from_secs(180));
+        let o = g.wait("VSW-NET-UP", Duration::from_secs(1));
         assert!(
             !o.contains("VSW-INSMOD-FAIL"),
             "guest {}: module load failed:\n{o}",
