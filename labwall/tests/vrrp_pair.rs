@@ -76,6 +76,17 @@ fn vrrp_accept_packets(ns: &Netns) -> u64 {
 
 #[test]
 fn keepalived_pair_elects_and_fails_over_through_the_ruleset() {
+    pair("PASS", "p");
+}
+
+/// With AH both start BACKUP (keepalived refuses state MASTER with AH): priority must elect,
+/// and the ruleset's VRRP rule must accept AH (protocol 51).
+#[test]
+fn keepalived_pair_with_ah_authentication() {
+    pair("AH", "h");
+}
+
+fn pair(auth: &str, tag: &str) {
     assert!(
         unsafe { libc::geteuid() } == 0,
         "needs root (network namespaces)"
@@ -85,15 +96,16 @@ fn keepalived_pair_elects_and_fails_over_through_the_ruleset() {
         "keepalived missing: apt-get install keepalived"
     );
     let pid = std::process::id();
-    let tmp = Tmp(std::env::temp_dir().join(format!("labwall-pair-{pid}")));
+    let tmp = Tmp(std::env::temp_dir().join(format!("labwall-pair-{pid}-{tag}")));
     std::fs::create_dir_all(&tmp.0).unwrap();
     let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sites/example/site.lw");
     let text = std::fs::read_to_string(&site)
         .unwrap()
-        .replace("pooling 5", "pooling 1");
-    let sw = Netns::new(&format!("lw{pid}pw")).unwrap();
-    let a = Netns::new(&format!("lw{pid}pa")).unwrap();
-    let b = Netns::new(&format!("lw{pid}pb")).unwrap();
+        .replace("pooling 5", "pooling 1")
+        .replace("VRRP AUTH PASS", &format!("VRRP AUTH {auth}"));
+    let sw = Netns::new(&format!("lw{pid}{tag}w")).unwrap();
+    let a = Netns::new(&format!("lw{pid}{tag}a")).unwrap();
+    let b = Netns::new(&format!("lw{pid}{tag}b")).unwrap();
     for seg in ["eth1", "vlan10", "vlan20"] {
         run(
             "ip",
