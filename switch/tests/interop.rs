@@ -713,3 +713,28 @@ fn hub_mode_and_dead_receiver_is_bounded() {
     );
     drop(c);
 }
+
+#[test]
+fn group_option_sets_socket_group() {
+    use std::os::unix::fs::MetadataExt;
+    assert!(is_root(), "chgrp test needs root (CI runs as root)");
+    let gid: u32 = std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("daemon:")
+                .and_then(|r| r.split(':').nth(1))
+                .and_then(|g| g.parse().ok())
+        })
+        .expect("group daemon in /etc/group");
+    let sw = Sw::start(&["-g", "daemon", "-m", "0660"]);
+    assert_eq!(std::fs::metadata(sw.sock.join("ctl")).unwrap().gid(), gid);
+    assert_eq!(std::fs::metadata(&sw.sock).unwrap().gid(), gid);
+    let _p = sw.port(3);
+    let data = std::fs::read_dir(&sw.sock)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("003."))
+        .expect("data socket");
+    assert_eq!(data.metadata().unwrap().gid(), gid);
+}
