@@ -23,6 +23,7 @@ fn keepalived_accepts_both_roles_and_they_agree() {
     let text = std::fs::read_to_string(&p).unwrap();
     let tmp = std::env::temp_dir().join(format!("labwall-ka-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
+    let _guard = TmpGuard(tmp.clone());
     let mut confs = Vec::new();
     for (role, host) in [("MASTER", "fw-a"), ("BACKUP", "fw-b")] {
         let o = Options {
@@ -79,5 +80,12 @@ fn keepalived_accepts_both_roles_and_they_agree() {
     ] {
         assert!(confs[0].contains(needle), "missing {needle}");
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Removes the temp dir also when an assertion fails.
+struct TmpGuard(std::path::PathBuf);
+impl Drop for TmpGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

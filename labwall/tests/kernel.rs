@@ -55,7 +55,6 @@ struct Lab {
     srv: Netns,
     users: Netns,
     _bg: Vec<Bg>,
-    _tmp: TmpDir,
 }
 
 fn sh(ns: &Netns, cmd: &str) -> String {
@@ -229,7 +228,6 @@ fn setup(out: &Path) -> Lab {
         srv,
         users,
         _bg: bg,
-        _tmp: TmpDir(out.to_path_buf()),
     }
 }
 
@@ -421,6 +419,7 @@ fn example_site_in_real_kernel() {
     need("nft", "nftables");
     need("socat", "socat");
     let out = std::env::temp_dir().join(format!("labwall-kt-{}", std::process::id()));
+    let _out_guard = TmpDir(out.clone());
     let _ = std::fs::remove_dir_all(&out);
     let st = Command::new(env!("CARGO_BIN_EXE_labwall"))
         .args([
