@@ -299,7 +299,11 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
     let _guard = crate::RemoveOnDrop(tmp.clone());
 
     prog.step("reading base tarball");
-    let stage = tmp.join("modstage");
+    // The full module tree (~400 MB) is only staged for depmod: on tmpfs when there is one,
+    // since writing and deleting it on disk costs seconds (the cache may sit on a `discard` fs).
+    let stage_dir = stage_dir(cache)?;
+    let _stage_guard = crate::RemoveOnDrop(stage_dir.clone());
+    let stage = stage_dir.join("modstage");
     let (mut tree, kernels) = read_tar(&inp.base.path, &stage)?;
     let (release, vmlinuz) = match kernels.len() {
         1 => kernels.into_iter().next().unwrap(),
@@ -330,7 +334,7 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
 
     // Second staging tree with only the closure, so the image's modules.* match what it ships
     // and `modprobe` works in the guest.
-    let small = tmp.join("closure");
+    let small = stage_dir.join("closure");
     let small_mod = small.join("lib/modules").join(&release);
     for m in &closure.order {
         let dst = small_mod.join(m);
@@ -395,8 +399,6 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
         status_packages,
     };
     std::fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
-    std::fs::remove_dir_all(&stage)?;
-    std::fs::remove_dir_all(&small)?;
     publish_dir(&tmp, &dir)?;
     Ok(Layer {
         cpio,
@@ -404,6 +406,23 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
         meta,
         cache_hit: false,
     })
+}
+
+/// A private staging directory: under /dev/shm when it is a writable tmpfs, else in the cache.
+fn stage_dir(cache: &Path) -> Result<PathBuf> {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::Builder::new()
+            .prefix("vbuild-stage-")
+            .tempdir_in(shm)
+        {
+            return Ok(d.keep());
+        }
+    }
+    Ok(tempfile::Builder::new()
+        .prefix("stage.tmp-")
+        .tempdir_in(cache)?
+        .keep())
 }
 
 pub fn ext_of(compression: &str) -> &'static str {

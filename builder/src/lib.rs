@@ -63,7 +63,6 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         })?;
     t.write_all(data)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    t.as_file().sync_all().ok();
     set_mode(t.path(), 0o644)?;
     t.persist(path)
         .map_err(|e| e.error)
