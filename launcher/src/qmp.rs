@@ -143,6 +143,17 @@ impl Qmp {
     }
 }
 
+/// The fuzz body (also run by a unit test): any bytes QEMU (or whatever listens on the socket)
+/// sends must classify or fail cleanly, never panic.
+pub fn fuzz_qmp(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for line in text.split('\n') {
+        if let Ok(QmpMessage::Error { class, desc }) = parse_message(line) {
+            let _ = (class.len(), desc.len());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +183,18 @@ mod tests {
         assert!(parse_message("not json").is_err());
         assert!(parse_message("[1]").is_err());
         assert!(parse_message("{}").is_err());
+    }
+
+    #[test]
+    fn fuzz_body_over_samples() {
+        for s in [
+            &b""[..],
+            b"{\"error\": 5}\n{\"event\": 7}\n{\"QMP\": null}",
+            b"{\"return\": [1,2,{}]}\n\xff\xfe{",
+            b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        ] {
+            fuzz_qmp(s);
+        }
     }
 
     /// A scripted QMP peer on a real socket: greeting, capabilities, an event interleaved before

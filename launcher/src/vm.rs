@@ -373,6 +373,12 @@ impl std::fmt::Display for NotReady {
                 writeln!(f, "  {l}")?;
             }
         }
+        if self.last_lines.is_empty() {
+            return writeln!(
+                f,
+                "the console printed nothing (firmware found nothing to boot?)"
+            );
+        }
         writeln!(f, "last console lines:")?;
         for l in &self.last_lines {
             writeln!(f, "  | {l}")?;

@@ -1,0 +1,174 @@
+//! Boot time to the ready line per boot mode (BIOS/UEFI x CD/USB) under TCG: vlaunch side by
+//! side with the hand-written QEMU command lines it replaces (spec live-iso.md 5.6 and
+//! CONTRACTS.md 4), alternating runs, one QEMU at a time, on the router image built with vbuild.
+//!
+//!   scripts/build && RAMUX_BIN_DIR=$PWD/target/x86_64-unknown-linux-gnu/release \
+//!     cargo run --release -p ramux-e2e --example boot_bench [-- RUNS]
+//!
+//! Prints a markdown table (median seconds, min-max, ratio vlaunch/plain).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use vlaunch::vm::OVMF_CODE;
+use vlaunch::vm::OVMF_VARS;
+
+#[derive(Clone, Copy)]
+struct Mode {
+    name: &'static str,
+    uefi: bool,
+    usb: bool,
+}
+
+const MODES: [Mode; 4] = [
+    Mode {
+        name: "BIOS CD",
+        uefi: false,
+        usb: false,
+    },
+    Mode {
+        name: "BIOS USB",
+        uefi: false,
+        usb: true,
+    },
+    Mode {
+        name: "UEFI CD",
+        uefi: true,
+        usb: false,
+    },
+    Mode {
+        name: "UEFI USB",
+        uefi: true,
+        usb: true,
+    },
+];
+
+fn vlaunch_boot(img: &common::Image, m: Mode, run: usize) -> f64 {
+    let root = common::state_root();
+    let mut o = common::options(img, &format!("b{run}"), root.path());
+    o.uefi = m.uefi;
+    o.usb = m.usb;
+    o.accel = vlaunch::AccelRequest::Tcg;
+    let (g, ready) = {
+        let vm = vlaunch::launch(&o, &mut |_| {}).expect("launch");
+        let mut g = common::VmGuard {
+            vm,
+            state_root: root,
+        };
+        let r =
+            g.vm.wait_ready(common::BOOT_TIMEOUT, &mut |_, _| {})
+                .unwrap_or_else(|e| panic!("{}: {e}", m.name));
+        (g, r)
+    };
+    drop(g);
+    ready.seconds
+}
+
+/// The plain QEMU command a user would type for this mode, serial console to a file.
+fn plain_boot(img: &common::Image, m: Mode) -> f64 {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("serial.log");
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args([
+        "-accel",
+        "tcg",
+        "-m",
+        &img.mem_mib().to_string(),
+        "-display",
+        "none",
+    ]);
+    c.arg("-serial").arg(format!("file:{}", log.display()));
+    if m.uefi {
+        let vars = tmp.path().join("vars.fd");
+        std::fs::copy(OVMF_VARS, &vars).unwrap();
+        c.arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+            ))
+            .arg("-drive")
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ));
+    }
+    let iso = img.iso.display();
+    match (m.usb, m.uefi) {
+        (false, _) => {
+            c.arg("-cdrom").arg(&img.iso).args(["-boot", "d"]);
+        }
+        (true, false) => {
+            c.arg("-drive").arg(format!(
+                "file={iso},format=raw,if=ide,media=disk,snapshot=on"
+            ));
+        }
+        (true, true) => {
+            c.arg("-drive")
+                .arg(format!("file={iso},format=raw,if=virtio,readonly=on"));
+        }
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let t0 = Instant::now();
+    let mut child = c.spawn().expect("qemu");
+    let secs = wait_line(&log, t0);
+    let _ = child.kill();
+    let _ = child.wait();
+    secs.unwrap_or_else(|| panic!("plain {}: no ready line", m.name))
+}
+
+fn wait_line(log: &Path, t0: Instant) -> Option<f64> {
+    while t0.elapsed() < common::BOOT_TIMEOUT {
+        if let Ok(b) = std::fs::read(log) {
+            let mut sc = vlaunch::serial::ConsoleScanner::new(0);
+            sc.feed(&b);
+            if sc.ready().is_some() {
+                return Some(t0.elapsed().as_secs_f64());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn stats(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+fn main() {
+    let runs: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().expect("RUNS is a number"))
+        .unwrap_or(3);
+    let img = common::image("router");
+    eprintln!(
+        "router image: {} ({} bytes), {} MiB RAM, {runs} runs per mode and tool",
+        img.iso.display(),
+        img.report.size,
+        img.mem_mib()
+    );
+    println!("| boot mode | vlaunch median (min-max) | plain QEMU median (min-max) | ratio vlaunch/plain |");
+    println!("|---|---|---|---|");
+    for m in MODES {
+        let (mut a, mut b) = (vec![], vec![]);
+        for r in 0..runs {
+            a.push(vlaunch_boot(&img, m, r));
+            b.push(plain_boot(&img, m));
+            eprintln!(
+                "{}: run {r}: vlaunch {:.1} s, plain {:.1} s",
+                m.name, a[r], b[r]
+            );
+        }
+        let (am, amin, amax) = stats(&mut a);
+        let (bm, bmin, bmax) = stats(&mut b);
+        println!(
+            "| {} | {am:.1} s ({amin:.1}-{amax:.1}) | {bm:.1} s ({bmin:.1}-{bmax:.1}) | {:.2} |",
+            m.name,
+            am / bm
+        );
+    }
+}
