@@ -109,6 +109,8 @@ fn cycle(version: u8, pass: bool, adv: &str, imps: [Impl; 2]) {
                 assert_eq!(c[k], 0, "{k} in {st}");
             }
             assert!(c["priority_zero_in"].as_u64().unwrap() >= 1, "{st}");
+            // r2 is master now: one burst of garp_master_repeat (5) per VIP (2) at least.
+            assert!(c["garp_sent"].as_u64().unwrap() >= 10, "{st}");
         }
     }
 }
@@ -531,4 +533,57 @@ fn bad_packets_are_counted_and_dropped() {
         "{}",
         lab.log(0)
     );
+}
+
+/// unicast_src_ip / unicast_peer: no multicast at all, the TTL check is off, and for v3 the
+/// checksum uses the unicast destination in the pseudo-header (keepalived 2.2.7's form).
+fn unicast(imps: [Impl; 2], version: u8) {
+    let mut lab = Lab::new(&["vlan10", "vlan20"], vrrpd());
+    let vips = [lab.vip(0), lab.vip(1)];
+    let (a1, a2) = (lab.addr(0, 2), lab.addr(0, 3));
+    let u = |me: std::net::Ipv4Addr, peer: std::net::Ipv4Addr| {
+        format!("    unicast_src_ip {me}\n    unicast_peer {{\n        {peer}\n    }}\n")
+    };
+    let adv = if version == 2 { "1" } else { "0.1" };
+    lab.start(
+        1,
+        imps[1],
+        &pair_conf(&lab, version, version == 2, adv, 100, &u(a2, a1)),
+    );
+    lab.start(
+        0,
+        imps[0],
+        &pair_conf(&lab, version, version == 2, adv, 150, &u(a1, a2)),
+    );
+    lab.wait_holder(&vips, 0, S(10));
+    std::thread::sleep(Duration::from_secs_f64(adv.parse::<f64>().unwrap() * 4.0));
+    assert_eq!(lab.holders(vips[0]), vec![0]);
+    lab.crash(0);
+    lab.wait(&format!("r2 holds {vips:?}"), S(6), |l| {
+        vips.iter().all(|v| l.holders(*v).contains(&1))
+    });
+    let vr = if imps[0] == Impl::Vrrpd {
+        None
+    } else {
+        Some(1)
+    };
+    if let Some(ri) = vr {
+        let st = lab.status(ri);
+        let c = &st["instances"][0]["counters"];
+        assert!(c["adverts_in"].as_u64().unwrap() > 0, "{st}");
+        if version == 3 {
+            assert_eq!(c["adverts_in"], c["v3_csum_pseudo_header"], "{st}");
+        }
+    }
+    assert_clean_logs(&lab);
+}
+
+#[test]
+fn unicast_v2_vrrpd_master_keepalived_backup() {
+    unicast([Impl::Vrrpd, Impl::Keepalived], 2);
+}
+
+#[test]
+fn unicast_v3_keepalived_master_vrrpd_backup() {
+    unicast([Impl::Keepalived, Impl::Vrrpd], 3);
 }
