@@ -609,6 +609,19 @@ fn parse_vip(ctx: &mut Ctx, s: &Stmt) -> Option<Vip> {
             }
         }
     }
+    if let Some(l) = &vip.label {
+        if let Some(d) = &vip.dev {
+            if !l.starts_with(&format!("{d}:")) {
+                ctx.err(
+                    s.line,
+                    format!(
+                        "label '{l}' must start with the device name and a colon, e.g. '{d}:1'"
+                    ),
+                );
+                return None;
+            }
+        }
+    }
     Some(vip)
 }
 
@@ -836,6 +849,16 @@ fn parse_instance(ctx: &mut Ctx, s: &Stmt, g: &Globals) -> Option<InstanceConfig
         );
         return None;
     };
+    for v in vips.iter().chain(&excluded) {
+        if let (Some(l), None) = (&v.label, &v.dev) {
+            if !l.starts_with(&format!("{interface}:")) {
+                ctx.err(
+                    v.line,
+                    format!("label '{l}' must start with the device name and a colon, e.g. '{interface}:1'"),
+                );
+            }
+        }
+    }
     let mut priority = priority.unwrap_or(if state_master { 255 } else { 100 });
     let family = if native_ipv6 {
         Family::V6
@@ -1139,6 +1162,12 @@ mod tests {
             (Family::V6, Version::V3, 10)
         );
         assert!(p("vrrp_instance a {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n fe80::1 brd +\n }\n}\n").is_err());
+        let e = p("vrrp_instance a {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1 label x:1\n }\n}\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("k.conf:5: error: label 'x:1' must start"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -450,7 +450,18 @@ fn bad_packets_are_counted_and_dropped() {
     use vrrpd::wire::{pass_bytes, ChecksumForm, Repr, Version, MCAST_V4};
     let mut lab = Lab::new(&["vlan10", "vlan20"], vrrpd());
     let vips = [lab.vip(0), lab.vip(1)];
-    lab.start(0, Impl::Vrrpd, &pair_conf(&lab, 2, true, "1", 150, ""));
+    lab.start(
+        0,
+        Impl::Vrrpd,
+        &pair_conf(
+            &lab,
+            2,
+            true,
+            "1",
+            150,
+            "    garp_master_delay 1\n    garp_master_refresh 1\n",
+        ),
+    );
     lab.wait_holder(&vips, 0, S(6));
     let good = Repr {
         version: Version::V2,
@@ -533,6 +544,23 @@ fn bad_packets_are_counted_and_dropped() {
         "{}",
         lab.log(0)
     );
+    // GARP schedule: 5 per VIP at once, 5 more after garp_master_delay, then 1 per refresh.
+    lab.wait("GARP refresh keeps going", S(5), |l| {
+        l.status(0)["instances"][0]["counters"]["garp_sent"]
+            .as_u64()
+            .unwrap()
+            >= 2 * (5 + 5 + 2)
+    });
+    // The human status output.
+    let p = lab.procs[0].as_ref().unwrap();
+    let out = lab::sh(&[
+        env!("CARGO_BIN_EXE_vrrpd"),
+        "status",
+        "--socket",
+        p.socket.to_str().unwrap(),
+    ]);
+    assert!(out.contains("instance interne [Master] prio 150"), "{out}");
+    assert!(out.contains("CONFIG MISMATCH with 10.10.0.100"), "{out}");
 }
 
 /// unicast_src_ip / unicast_peer: no multicast at all, the TTL check is off, and for v3 the
