@@ -138,6 +138,8 @@ const READ_BUDGET: usize = 64;
 const RECV_BATCH: usize = 32;
 /// Frames per sendmmsg call.
 const SEND_BATCH: usize = 64;
+/// Recycled egress buffers kept (bounds the pool's memory to ~POOL_MAX * frame size).
+const POOL_MAX: usize = 512;
 /// How long an ingress port may be held back by a full egress queue before frames are
 /// dropped instead (a receiver that is really gone must not stall the switch).
 const MAX_PAUSE: Duration = Duration::from_millis(50);
@@ -337,6 +339,8 @@ pub struct Daemon {
     again: Vec<Token>,
     /// Endpoints with frames queued in the current batch.
     dirty: Vec<usize>,
+    /// Recycled egress buffers.
+    pool: Vec<Vec<u8>>,
     /// Ingress sockets not read while an egress queue they feed drains (back-pressure).
     paused: HashMap<Token, Instant>,
     /// Ingress source of the frame being switched (for back-pressure).
@@ -567,6 +571,7 @@ impl Daemon {
             stdin_on: false,
             again: Vec::new(),
             dirty: Vec::new(),
+            pool: Vec::new(),
             paused: HashMap::new(),
             cur_in: None,
             buf: vec![0u8; MAX_FRAME_LEN + 64],
@@ -1604,23 +1609,21 @@ impl Daemon {
         })) = self.eps.get(ep)
         {
             let (fd, port) = (sock.as_raw_fd(), *port);
-            let mut iov: Vec<libc::iovec> = bufs
-                .iter_mut()
-                .map(|b| libc::iovec {
+            // Stack arrays: no allocation on the hot path.
+            let mut iov = [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; RECV_BATCH];
+            // SAFETY: an all-zero mmsghdr is a valid empty header.
+            let mut msgs: [libc::mmsghdr; RECV_BATCH] = unsafe { std::mem::zeroed() };
+            for (i, b) in bufs.iter_mut().enumerate() {
+                iov[i] = libc::iovec {
                     iov_base: b.as_mut_ptr() as *mut libc::c_void,
                     iov_len: b.len(),
-                })
-                .collect();
-            // SAFETY: zeroed mmsghdr is valid; each points at one iovec that outlives the call.
-            let mut msgs: Vec<libc::mmsghdr> = iov
-                .iter_mut()
-                .map(|v| {
-                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                    m.msg_hdr.msg_iov = v as *mut libc::iovec;
-                    m.msg_hdr.msg_iovlen = 1;
-                    m
-                })
-                .collect();
+                };
+                msgs[i].msg_hdr.msg_iov = &mut iov[i];
+                msgs[i].msg_hdr.msg_iovlen = 1;
+            }
             // SAFETY: msgs/iov/bufs are valid for RECV_BATCH entries during the call.
             let n = unsafe {
                 libc::recvmmsg(
@@ -1795,7 +1798,11 @@ impl Daemon {
             return Some(DropReason::QueueFull);
         }
         e.queued_bytes += bytes.len();
-        e.queue.push_back(bytes.into_owned());
+        // Recycled buffers: no allocation per frame in steady state.
+        let mut v = self.pool.pop().unwrap_or_default();
+        v.clear();
+        v.extend_from_slice(&bytes);
+        e.queue.push_back(v);
         if !e.dirty {
             e.dirty = true;
             self.dirty.push(ep);
@@ -1830,31 +1837,28 @@ impl Daemon {
         let mut blocked = false;
         while !e.queue.is_empty() {
             if let Sink::Dgram(d) = &e.sink {
-                let mut iov: Vec<libc::iovec> = e
-                    .queue
-                    .iter()
-                    .take(SEND_BATCH)
-                    .map(|f| libc::iovec {
+                let mut iov = [libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                }; SEND_BATCH];
+                // SAFETY: an all-zero mmsghdr is a valid empty header.
+                let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
+                let mut cnt = 0;
+                for f in e.queue.iter().take(SEND_BATCH) {
+                    iov[cnt] = libc::iovec {
                         iov_base: f.as_ptr() as *mut libc::c_void,
                         iov_len: f.len(),
-                    })
-                    .collect();
-                let mut msgs: Vec<libc::mmsghdr> = iov
-                    .iter_mut()
-                    .map(|v| {
-                        // SAFETY: a zeroed mmsghdr is valid; it points at one live iovec.
-                        let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                        m.msg_hdr.msg_iov = v;
-                        m.msg_hdr.msg_iovlen = 1;
-                        m
-                    })
-                    .collect();
+                    };
+                    msgs[cnt].msg_hdr.msg_iov = &mut iov[cnt];
+                    msgs[cnt].msg_hdr.msg_iovlen = 1;
+                    cnt += 1;
+                }
                 // SAFETY: iov points into queue entries that stay alive and unmodified for the call.
                 let n = unsafe {
                     libc::sendmmsg(
                         d.as_raw_fd(),
                         msgs.as_mut_ptr(),
-                        msgs.len() as u32,
+                        cnt as u32,
                         libc::MSG_DONTWAIT,
                     )
                 };
@@ -1879,6 +1883,9 @@ impl Daemon {
                     for _ in 0..n {
                         let f = e.queue.pop_front().expect("sent entries exist");
                         e.queued_bytes -= f.len();
+                        if self.pool.len() < POOL_MAX && f.capacity() <= 16 * 1024 {
+                            self.pool.push(f);
+                        }
                     }
                 }
             } else {
