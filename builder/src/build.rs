@@ -755,6 +755,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn variable_precedence() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        std::fs::create_dir_all(r.join("profiles/common")).unwrap();
+        std::fs::create_dir_all(r.join("profiles/p")).unwrap();
+        std::fs::write(
+            r.join("profiles/common/profile.toml"),
+            "[vars]\na = \"common\"\nb = \"common\"\nc = \"common\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            r.join("profiles/p/profile.toml"),
+            "[vars]\nb = \"profile\"\n",
+        )
+        .unwrap();
+        let p = profile::load(r, "p").unwrap();
+        let mut site = BTreeMap::new();
+        site.insert("c".to_string(), toml::Value::String("site".into()));
+        let sets = vec![
+            ("d".to_string(), "set".to_string()),
+            ("c".to_string(), "set".to_string()),
+        ];
+        let ctx = context(&p, "MASTER", "h1", "6.1.0-x", 7, &site, &sets).unwrap();
+        let out = profile::render_one(
+            "t",
+            "{{a}} {{b}} {{c}} {{d}} {{site.c}} {{hostname}} {{role_lower}} {{is_master}}",
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(out, "common profile set set site h1 master true");
+    }
+
+    #[test]
     fn hostnames() {
         assert!(valid_hostname("router-backup"));
         assert!(!valid_hostname("-x"));

@@ -175,6 +175,18 @@ fn router_iso_is_reproducible_and_hybrid() {
     assert_eq!(get("init").2, b"/usr/sbin/ramux-init");
     assert_eq!(get("etc/ramux/role").2, b"BACKUP\n");
     assert_eq!(get("usr/sbin/ramux-init").1 & 0o777, 0o755);
+    // The router's default labwall site, compiled for this role and host name.
+    for f in [
+        "etc/ramux/network.ip",
+        "etc/ramux/sysctl.conf",
+        "etc/ramux/ruleset.nft",
+        "etc/keepalived/keepalived.conf",
+    ] {
+        assert!(!get(f).2.is_empty(), "{f} is empty");
+    }
+    let ka = String::from_utf8_lossy(&get("etc/keepalived/keepalived.conf").2).into_owned();
+    assert!(ka.contains("BACKUP"), "{ka}");
+    assert!(m["inputs"]["profiles/router/site.lw"].is_string());
 }
 
 /// The default build clock (no explicit epoch) is deterministic too: two CLI builds into two
@@ -367,6 +379,50 @@ fn cli_errors_are_clear_and_leave_nothing() {
             && err.contains("apt-get install mmdebstrap"),
         "{err}"
     );
+
+    // A broken labwall site: labwall's file:line:col diagnostics.
+    let bad_site = tmp.path().join("bad.lw");
+    std::fs::write(
+        &bad_site,
+        "EXTERNALDEV=eth1\nDEV INTER $EXTERNALDEV nonsense\n",
+    )
+    .unwrap();
+    let (ok, err) = vbuild(
+        &[
+            "iso",
+            "router",
+            "--role",
+            "MASTER",
+            "-o",
+            out_s,
+            "--bin-dir",
+            bin_s,
+            "--site",
+            bad_site.to_str().unwrap(),
+        ],
+        &repo,
+    );
+    assert!(!ok && err.contains("bad.lw:2:"), "{err}");
+
+    // A .toml site gives template variables; a bad one names file:line.
+    let toml_site = tmp.path().join("site.toml");
+    std::fs::write(&toml_site, "domain = \"example.org\"\nbroken = \n").unwrap();
+    let (ok, err) = vbuild(
+        &[
+            "iso",
+            "router",
+            "--role",
+            "MASTER",
+            "-o",
+            out_s,
+            "--bin-dir",
+            bin_s,
+            "--site",
+            toml_site.to_str().unwrap(),
+        ],
+        &repo,
+    );
+    assert!(!ok && err.contains("site.toml:2:"), "{err}");
 
     // Missing ramux-init.
     let (ok, err) = vbuild(
