@@ -18,13 +18,24 @@ fn secs(t: Instant) -> f64 {
 }
 
 fn main() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    let bin = PathBuf::from(std::env::var_os("RAMUX_BIN_DIR").expect("set RAMUX_BIN_DIR (scripts/build output)"));
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = PathBuf::from(
+        std::env::var_os("RAMUX_BIN_DIR").expect("set RAMUX_BIN_DIR (scripts/build output)"),
+    );
     let tmp = tempfile::tempdir().unwrap();
     let checkout = tmp.path().join("co");
     std::fs::create_dir_all(&checkout).unwrap();
     for d in ["profiles", "overlays"] {
-        assert!(Command::new("cp").arg("-a").arg(repo.join(d)).arg(&checkout).status().unwrap().success());
+        assert!(Command::new("cp")
+            .arg("-a")
+            .arg(repo.join(d))
+            .arg(&checkout)
+            .status()
+            .unwrap()
+            .success());
     }
     let shared = repo.join("images/cache");
     let cache = tmp.path().join("cache");
@@ -37,7 +48,13 @@ fn main() {
             let e = e.unwrap();
             let n = e.file_name().to_string_lossy().into_owned();
             if n.starts_with("base-") && !n.contains(".tmp-") {
-                assert!(Command::new("cp").arg("-a").arg(e.path()).arg(&cache).status().unwrap().success());
+                assert!(Command::new("cp")
+                    .arg("-a")
+                    .arg(e.path())
+                    .arg(&cache)
+                    .status()
+                    .unwrap()
+                    .success());
             }
         }
     }
@@ -59,11 +76,18 @@ fn main() {
     println!("## vbuild router BACKUP");
     println!(
         "cold build ({}):            {cold_s:6.2} s  (steps: {:?})",
-        if with_mmdebstrap { "incl. mmdebstrap" } else { "from cached mmdebstrap tarball" },
+        if with_mmdebstrap {
+            "incl. mmdebstrap"
+        } else {
+            "from cached mmdebstrap tarball"
+        },
         cold.timings
     );
     println!("rebuild, nothing changed:    {nochange_s:6.2} s");
-    println!("rebuild, one template edit:  {warm_s:6.2} s  (steps: {:?})", warm.timings);
+    println!(
+        "rebuild, one template edit:  {warm_s:6.2} s  (steps: {:?})",
+        warm.timings
+    );
     println!(
         "ISO {:.1} MiB; initrd {:.1} MiB compressed, {:.1} MiB in RAM; {} modules",
         cold.size as f64 / 1048576.0,
@@ -75,8 +99,12 @@ fn main() {
     // Packing step side by side on the same rootfs: unpack our base layer, then time
     // (a) GNU find|sort|cpio --reproducible|gzip -9n over the tree (classic single archive),
     // (b) vbuild's in-memory cpio + zstd, (c) vbuild's cpio + flate2 gzip.
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&cold.manifest).unwrap()).unwrap();
-    let layer_name = manifest["outputs"]["initrd-base"]["file"].as_str().unwrap().to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cold.manifest).unwrap()).unwrap();
+    let layer_name = manifest["outputs"]["initrd-base"]["file"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let layer = std::fs::read_dir(&cache)
         .unwrap()
         .map(|e| e.unwrap().path().join(&layer_name))
@@ -85,7 +113,12 @@ fn main() {
     let raw = zstd::stream::decode_all(&std::fs::read(&layer).unwrap()[..]).unwrap();
     let tree = tmp.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
-    let mut c = Command::new("cpio").args(["-idm", "--quiet", "--no-absolute-filenames"]).current_dir(&tree).stdin(Stdio::piped()).spawn().unwrap();
+    let mut c = Command::new("cpio")
+        .args(["-idm", "--quiet", "--no-absolute-filenames"])
+        .current_dir(&tree)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     c.stdin.take().unwrap().write_all(&raw).unwrap();
     assert!(c.wait().unwrap().success());
     let t = Instant::now();
@@ -103,8 +136,14 @@ fn main() {
     let t = Instant::now();
     let g = vbuild::base::compress(&raw, "gzip").unwrap();
     let gzip_s = secs(t);
-    println!("pack base tree ({:.1} MiB raw cpio):", raw.len() as f64 / 1048576.0);
-    println!("  GNU cpio --reproducible | gzip -9n: {gnu_s:6.2} s  {:6.1} MiB", gnu_size as f64 / 1048576.0);
+    println!(
+        "pack base tree ({:.1} MiB raw cpio):",
+        raw.len() as f64 / 1048576.0
+    );
+    println!(
+        "  GNU cpio --reproducible | gzip -9n: {gnu_s:6.2} s  {:6.1} MiB",
+        gnu_size as f64 / 1048576.0
+    );
     println!(
         "  vbuild zstd -{} (compress only):     {zstd_s:6.2} s  {:6.1} MiB  ratio GNU/vbuild = {:.1}x",
         vbuild::base::ZSTD_LEVEL,
