@@ -65,6 +65,13 @@ fn cycle(version: u8, pass: bool, adv: &str, imps: [Impl; 2]) {
     assert_eq!(lab.holders(vips[0]), vec![0]);
     assert!(lab.client_ping(vips[0]));
     assert_eq!(lab.client_neigh(vips[0]), Some(lab.mac(0, 0)));
+    if imps[1] == Impl::Vrrpd {
+        let st = lab.status(1);
+        let i = &st["instances"][0];
+        assert_eq!(i["state"], "BACKUP", "{st}");
+        assert_eq!(i["master"], "10.10.0.2", "{st}");
+        assert_eq!(i["master_priority"], 150, "{st}");
+    }
     // Crash of the master: r2 takes the VIPs and the client's ARP entry moves.
     lab.crash(0);
     lab.wait(&format!("r2 holds {vips:?}"), mdi + S(2), |l| {
