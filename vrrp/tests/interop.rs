@@ -622,3 +622,32 @@ fn unicast_v2_vrrpd_master_keepalived_backup() {
 fn unicast_v3_keepalived_master_vrrpd_backup() {
     unicast([Impl::Keepalived, Impl::Vrrpd], 3);
 }
+
+/// preempt_delay: r1 (150) returns while keepalived r2 (100) is master; r1 keeps accepting the
+/// lower-priority adverts for the delay window, then preempts one Master_Down_Interval later.
+#[test]
+fn preempt_delay_vrrpd_returns() {
+    let mut lab = Lab::new(&["vlan10", "vlan20"], vrrpd());
+    let vips = [lab.vip(0), lab.vip(1)];
+    lab.start(
+        1,
+        Impl::Keepalived,
+        &pair_conf(&lab, 3, false, "0.1", 100, ""),
+    );
+    lab.wait_holder(&vips, 1, S(5));
+    let t = std::time::Instant::now();
+    lab.start(
+        0,
+        Impl::Vrrpd,
+        &pair_conf(&lab, 3, false, "0.1", 150, "    preempt_delay 2\n"),
+    );
+    lab.wait_holder(&vips, 0, S(6));
+    let took = t.elapsed();
+    // window 2 s + MDI 0.3 s + skew 0.04 s
+    assert!(
+        took >= Duration::from_millis(2300),
+        "preempted after {took:?}"
+    );
+    assert!(took < S(4), "preempted after {took:?}");
+    assert_clean_logs(&lab);
+}
