@@ -17,6 +17,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::config::{self, Config, InstanceConfig, Script, V3Checksum};
 use crate::fsm::{Action, NotifyTarget, Router, State, Time};
+use crate::garp::GarpSchedule;
 use crate::netlink::{AddrSpec, Netlink, IFA_F_SECONDARY};
 use crate::status::{Counters, GroupStatus, InstanceStatus, Mismatch, Status, TransitionStatus};
 use crate::sys::{self, NdSocket, PacketSocket, VrrpSocket};
@@ -98,8 +99,7 @@ struct Inst {
     counters: Counters,
     mismatch: Option<(Time, Mismatch)>,
     logged: HashMap<(IpAddr, String), Time>,
-    /// Pending GARP rounds: (when, rounds, re-arm the refresh after this one).
-    garp: Vec<(Time, u32, bool)>,
+    garp: GarpSchedule,
 }
 
 struct Script_ {
@@ -138,23 +138,11 @@ impl Daemon {
                 Action::AddVips { inst } => self.vips(inst, true),
                 Action::RemoveVips { inst } => self.vips(inst, false),
                 Action::StartGarp { inst } => {
-                    let g = self.insts[inst].cfg.garp;
-                    self.insts[inst].garp.clear();
-                    self.schedule_burst(inst, now, g.master_repeat, false);
-                    if !g.master_delay.is_zero() && g.master_repeat > 0 {
-                        self.schedule_burst(inst, now + g.master_delay, g.master_repeat, false);
-                    }
-                    if !g.master_refresh.is_zero() {
-                        self.schedule_burst(
-                            inst,
-                            now + g.master_refresh,
-                            g.master_refresh_repeat,
-                            true,
-                        );
-                    }
+                    let i = &mut self.insts[inst];
+                    i.garp.start(now, &i.cfg.garp);
                     self.run_garps(now);
                 }
-                Action::StopGarp { inst } => self.insts[inst].garp.clear(),
+                Action::StopGarp { inst } => self.insts[inst].garp.stop(),
                 Action::Notify {
                     target,
                     state,
@@ -256,37 +244,12 @@ impl Daemon {
         }
     }
 
-    /// Queue a burst of `count` GARP/NA rounds at `at`, spaced by `vrrp_garp_interval` (as
-    /// separate timer entries: the loop never sleeps). The last round of a refresh burst
-    /// re-arms the next refresh.
-    fn schedule_burst(&mut self, inst: usize, at: Time, count: u32, refresh: bool) {
-        let i = &mut self.insts[inst];
-        let gap = i.cfg.garp.interval;
-        for n in 0..count {
-            i.garp.push((at + gap * n, 1, refresh && n + 1 == count));
-        }
-    }
-
     fn run_garps(&mut self, now: Time) {
         for idx in 0..self.insts.len() {
-            let due: Vec<(u32, bool)> = self.insts[idx]
-                .garp
-                .iter()
-                .filter(|g| g.0 <= now)
-                .map(|g| (g.1, g.2))
-                .collect();
-            if due.is_empty() {
-                continue;
-            }
-            self.insts[idx].garp.retain(|g| g.0 > now);
-            for (count, rearm) in due {
-                for _ in 0..count {
-                    self.send_garp_once(idx);
-                }
-                if rearm {
-                    let g = self.insts[idx].cfg.garp;
-                    self.schedule_burst(idx, now + g.master_refresh, g.master_refresh_repeat, true);
-                }
+            let i = &mut self.insts[idx];
+            let rounds = i.garp.due(now, &i.cfg.garp);
+            for _ in 0..rounds {
+                self.send_garp_once(idx);
             }
         }
     }
@@ -773,7 +736,7 @@ pub fn run(opts: &Options) -> Result<()> {
             counters: Counters::default(),
             mismatch: None,
             logged: HashMap::new(),
-            garp: Vec::new(),
+            garp: GarpSchedule::default(),
         });
     }
     for g in &cfg.sync_groups {
@@ -843,8 +806,8 @@ pub fn run(opts: &Options) -> Result<()> {
         let now = d.now();
         let mut next = d.router.next_deadline();
         for i in &d.insts {
-            for g in &i.garp {
-                next = Some(next.map_or(g.0, |n| n.min(g.0)));
+            if let Some(g) = i.garp.next() {
+                next = Some(next.map_or(g, |n| n.min(g)));
             }
         }
         let timeout = match next {

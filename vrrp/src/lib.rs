@@ -3,11 +3,12 @@
 //! The pure cores are separate from I/O so they can be tested without root or sleeping:
 //! [`wire`] (packet views and builders), [`config`] (the keepalived.conf subset), [`validate`]
 //! (receive checks in keepalived's order) and [`fsm`] (the RFC state machine with sync groups,
-//! driven by an explicit `now`). [`daemon`] wires them to raw sockets, [`netlink`] and notify
+//! driven by an explicit `now`) with [`garp`] (when to re-announce the VIPs). [`daemon`] wires them to raw sockets, [`netlink`] and notify
 //! scripts; [`status`] is the document `vrrpd status` prints.
 pub mod config;
 pub mod daemon;
 pub mod fsm;
+pub mod garp;
 pub mod netlink;
 pub mod status;
 pub mod sys;
