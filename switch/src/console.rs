@@ -39,6 +39,11 @@ pub enum Action {
         path: Option<String>,
     },
     /// Impairment config of port changed: rebuild its queues.
+    /// `debug/add` (on = true) or `debug/del` for these categories, this session only.
+    Debug {
+        on: bool,
+        cats: Vec<&'static str>,
+    },
     Impair {
         port: PortId,
     },
@@ -57,6 +62,33 @@ pub struct Ctx<'a> {
     pub read_file: &'a dyn Fn(&str) -> std::io::Result<String>,
     /// Port -> capture file currently active.
     pub captures: Vec<(PortId, String)>,
+    /// Debug categories this session is subscribed to (`debug/add`).
+    pub debug_on: Vec<&'static str>,
+}
+
+/// vde_switch's debug categories: (name, octal tag, help). Events are written to subscribed
+/// sessions as `3TTT <category> <text>`.
+pub const DEBUG_CATEGORIES: &[(&str, u32, &str)] = &[
+    ("hash/+", 0o11, "hash: new element"),
+    ("hash/-", 0o12, "hash: discarded element"),
+    ("fstp/status", 0o44, "fstp: status change"),
+    ("fstp/root", 0o45, "fstp: rootswitch/port change"),
+    ("fstp/+", 0o41, "fstp: port becomes active"),
+    ("fstp/-", 0o42, "fstp: port becomes inactive"),
+    ("port/+", 0o21, "new port"),
+    ("port/-", 0o22, "closed port"),
+    ("port/descr", 0o23, "set port description"),
+    ("port/ep/+", 0o31, "new endpoint"),
+    ("port/ep/-", 0o32, "closed endpoint"),
+];
+
+/// Format one asynchronous debug line (without the trailing newline).
+pub fn debug_line(cat: &str, text: &str) -> String {
+    let tag = DEBUG_CATEGORIES
+        .iter()
+        .find(|c| c.0 == cat)
+        .map_or(0, |c| c.1);
+    format!("3{tag:03o} {cat} {text}")
 }
 
 /// Result of one command.
@@ -483,11 +515,44 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
             }
         }
         "json" => json_cmd(sw, ctx, arg),
-        "debug/list" => Reply::data(vec![format!(
-            "{:<18} {:<4} {:<7} HELP",
-            "CATEGORY", "TAG", "STATUS"
-        )]),
-        "debug/add" | "debug/del" => Reply::err(libc::EINVAL),
+        "debug/list" => {
+            let mut d = vec![
+                format!("{:<22} TAG STATUS HELP", "CATEGORY"),
+                format!("{:<22} --- ------ ----", "------------"),
+            ];
+            let matching: Vec<_> = DEBUG_CATEGORIES
+                .iter()
+                .filter(|c| c.0.starts_with(arg))
+                .collect();
+            for (name, tag, help) in &matching {
+                let on = if ctx.debug_on.contains(name) {
+                    "ON "
+                } else {
+                    "OFF"
+                };
+                d.push(format!("{name:<22} {tag:03o} {on}    {help}"));
+            }
+            if matching.is_empty() {
+                Reply::data_err(d, libc::ENOENT)
+            } else {
+                Reply::data(d)
+            }
+        }
+        "debug/add" | "debug/del" => {
+            let on = cmd == "debug/add";
+            let cats: Vec<&'static str> = DEBUG_CATEGORIES
+                .iter()
+                .map(|c| c.0)
+                .filter(|c| !arg.is_empty() && c.starts_with(arg))
+                .collect();
+            if cats.is_empty() {
+                return Reply::err(libc::EINVAL);
+            }
+            if on && cats.iter().all(|c| ctx.debug_on.contains(c)) {
+                return Reply::err(libc::EEXIST);
+            }
+            Reply::action(Action::Debug { on, cats })
+        }
         "plugin/list" => Reply::data(vec![]),
         "plugin/add" | "plugin/del" => Reply::err(libc::ENOSYS),
         "hash/showinfo" => Reply::data(vec![
@@ -992,6 +1057,7 @@ pub fn fuzz_console(data: &[u8]) {
         sock_mode: 0o600,
         read_file: &no,
         captures: vec![],
+        debug_on: vec![],
     };
     for line in String::from_utf8_lossy(&data[..split]).lines().take(64) {
         let r = execute(&mut sw, &ctx, line);
@@ -1034,6 +1100,7 @@ mod tests {
             sock_mode: 0o600,
             read_file: read,
             captures: vec![],
+            debug_on: vec![],
         }
     }
 

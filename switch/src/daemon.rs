@@ -255,6 +255,8 @@ enum Conn {
         inbuf: Vec<u8>,
         out: Vec<u8>,
         closing: bool,
+        /// Subscribed debug categories.
+        debug: Vec<&'static str>,
     },
 }
 
@@ -341,6 +343,8 @@ pub struct Daemon {
     dirty: Vec<usize>,
     /// Recycled egress buffers.
     pool: Vec<Vec<u8>>,
+    /// Some session subscribed to debug events.
+    debug_any: bool,
     /// Ingress sockets not read while an egress queue they feed drains (back-pressure).
     paused: HashMap<Token, Instant>,
     /// Ingress source of the frame being switched (for back-pressure).
@@ -572,6 +576,7 @@ impl Daemon {
             again: Vec::new(),
             dirty: Vec::new(),
             pool: Vec::new(),
+            debug_any: false,
             paused: HashMap::new(),
             cur_in: None,
             buf: vec![0u8; MAX_FRAME_LEN + 64],
@@ -807,6 +812,7 @@ impl Daemon {
                 sock_path: None,
             });
             self.conns[dtok.0 - FIRST_CONN] = Some(Conn::Data { ep });
+            self.ep_added(p, id);
         }
     }
 
@@ -1359,6 +1365,7 @@ impl Daemon {
         });
         self.conns[i] = Some(Conn::Ctl { s, ep });
         self.conns[dtok.0 - FIRST_CONN] = Some(Conn::Data { ep });
+        self.ep_added(port, id);
         Ok(())
     }
 
@@ -1417,6 +1424,10 @@ impl Daemon {
             v.retain(|&x| x != ep);
         }
         self.sw.release(e.port, e.id);
+        self.debug_event("port/ep/-", &format!("Port {:02} FD {:2}", e.port, e.id));
+        if !self.sw.port(e.port).is_some_and(|p| p.active()) {
+            self.debug_event("port/-", &format!("{:02}", e.port));
+        }
     }
 
     fn read_data(&mut self, tok: Token, ep: usize) {
@@ -1709,6 +1720,10 @@ impl Daemon {
         let mut egress = std::mem::take(&mut self.egress);
         match self.sw.forward(port, frame, now, &mut egress) {
             Ok(learned) => {
+                if self.debug_any && learned == Some(crate::core::Learned::New) {
+                    let src = wire::EthernetFrame::new_unchecked(frame).src();
+                    self.debug_event("hash/+", &format!("{} Port {port:02}", wire::fmt_mac(&src)));
+                }
                 if let Some(crate::core::Learned::Moved { from }) = learned {
                     let src = wire::EthernetFrame::new_unchecked(frame).src();
                     self.log.log(
@@ -1964,6 +1979,7 @@ impl Daemon {
                             inbuf: Vec::new(),
                             out,
                             closing: false,
+                            debug: Vec::new(),
                         });
                         self.mgmt_event(tok, false, true);
                     }
@@ -2020,7 +2036,7 @@ impl Daemon {
             }
         }
         for l in lines {
-            let r = self.console_line(&l);
+            let r = self.session_line(&l, Some(i));
             let mut text = String::new();
             let mut closing = false;
             if r.errno >= 0 {
@@ -2099,6 +2115,58 @@ impl Daemon {
 
     /// Run one console line and carry out its actions.
     pub fn console_line(&mut self, line: &str) -> Reply {
+        self.session_line(line, None)
+    }
+
+    /// Debug events for a new endpoint (vde_switch's port/+, port/ep/+, port/descr).
+    fn ep_added(&mut self, port: PortId, id: u32) {
+        if !self.debug_any {
+            return;
+        }
+        let (first, descr) = match self.sw.port(port) {
+            Some(p) => (
+                p.endpoints.len() == 1,
+                p.endpoints
+                    .iter()
+                    .find(|e| e.id == id)
+                    .map(|e| e.descr.clone()),
+            ),
+            None => return,
+        };
+        if first {
+            self.debug_event("port/+", &format!("{port:02}"));
+        }
+        self.debug_event("port/ep/+", &format!("Port {port:02} FD {id:2}"));
+        if let Some(d) = descr {
+            self.debug_event(
+                "port/descr",
+                &format!("Port {port:02} FD {id:2} -> \"{d}\""),
+            );
+        }
+    }
+
+    /// Write asynchronous `3TTT` debug lines to the sessions subscribed to `cat`.
+    fn debug_event(&mut self, cat: &'static str, text: &str) {
+        if !self.debug_any {
+            return;
+        }
+        let line = format!("{}\n", console::debug_line(cat, text));
+        let mut toks = Vec::new();
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            if let Some(Conn::Mgmt { out, debug, .. }) = c {
+                if debug.contains(&cat) {
+                    out.extend_from_slice(line.as_bytes());
+                    toks.push(Token(FIRST_CONN + i));
+                }
+            }
+        }
+        for t in toks {
+            self.mgmt_event(t, false, true);
+        }
+    }
+
+    /// Run one console line for management session `session` (None = rc file / stdin).
+    fn session_line(&mut self, line: &str, session: Option<usize>) -> Reply {
         let read = |p: &str| std::fs::read_to_string(p);
         let ctx = Ctx {
             pid: std::process::id(),
@@ -2109,6 +2177,10 @@ impl Daemon {
             ctl_dir: self.cfg.sock_dir.display().to_string(),
             sock_mode: self.cfg.mode,
             read_file: &read,
+            debug_on: match session.and_then(|i| self.conns.get(i)) {
+                Some(Some(Conn::Mgmt { debug, .. })) => debug.clone(),
+                _ => Vec::new(),
+            },
             captures: self
                 .captures
                 .iter()
@@ -2123,6 +2195,20 @@ impl Daemon {
         for a in r.actions.clone() {
             match a {
                 Action::None | Action::Logout => {}
+                Action::Debug { on, cats } => {
+                    if let Some(Some(Conn::Mgmt { debug, .. })) =
+                        session.and_then(|i| self.conns.get_mut(i))
+                    {
+                        debug.retain(|c| !cats.contains(c));
+                        if on {
+                            debug.extend(cats);
+                        }
+                    }
+                    self.debug_any = self
+                        .conns
+                        .iter()
+                        .any(|c| matches!(c, Some(Conn::Mgmt { debug, .. }) if !debug.is_empty()));
+                }
                 Action::Shutdown => self.shutdown = true,
                 Action::EpClose { port, id } => {
                     if let Some(ep) = self

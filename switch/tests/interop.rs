@@ -738,3 +738,42 @@ fn group_option_sets_socket_group() {
         .expect("data socket");
     assert_eq!(data.metadata().unwrap().gid(), gid);
 }
+
+#[test]
+fn debug_events_like_vde_switch() {
+    let sw = Sw::start(&[]);
+    let mut s = UnixStream::connect(&sw.mgmt).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let read_until = |s: &mut UnixStream, want: &str| {
+        let mut acc = String::new();
+        let mut b = [0u8; 4096];
+        let t = Instant::now();
+        while !acc.contains(want) {
+            assert!(
+                t.elapsed() < Duration::from_secs(3),
+                "no {want:?} in {acc:?}"
+            );
+            let n = s.read(&mut b).unwrap();
+            acc.push_str(&String::from_utf8_lossy(&b[..n]));
+        }
+        acc
+    };
+    read_until(&mut s, "vde$ ");
+    s.write_all(b"debug/add port\n").unwrap();
+    assert!(read_until(&mut s, "vde$ ").starts_with("1000 Success"));
+    s.write_all(b"debug/add port\n").unwrap();
+    assert!(read_until(&mut s, "vde$ ").starts_with("1017 File exists"));
+    s.write_all(b"debug/list port/ep\n").unwrap();
+    let l = read_until(&mut s, "vde$ ");
+    assert!(
+        l.contains("port/ep/+              031 ON     new endpoint\n"),
+        "{l:?}"
+    );
+    let p = sw.port(3);
+    let ev = read_until(&mut s, "port/descr");
+    assert!(ev.contains("3021 port/+ 03\n"), "{ev:?}");
+    assert!(ev.contains("3031 port/ep/+ Port 03 FD "), "{ev:?}");
+    drop(p);
+    let ev = read_until(&mut s, "3022 port/- 03\n");
+    assert!(ev.contains("3032 port/ep/- Port 03 FD "), "{ev:?}");
+}
