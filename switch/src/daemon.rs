@@ -1043,7 +1043,7 @@ impl Daemon {
                     .is_ok()
             {
                 self.stdin_on = true;
-                print!("{}{}", console::banner(), console::PROMPT);
+                let _ = write!(io::stdout(), "{}{}", console::banner(), console::PROMPT);
                 let _ = io::stdout().flush();
             }
         }
@@ -2109,7 +2109,7 @@ impl Daemon {
             }
             out.push_str(console::PROMPT);
         }
-        print!("{out}");
+        let _ = io::stdout().write_all(out.as_bytes());
         let _ = io::stdout().flush();
     }
 
