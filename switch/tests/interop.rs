@@ -777,3 +777,59 @@ fn debug_events_like_vde_switch() {
     let ev = read_until(&mut s, "3022 port/- 03\n");
     assert!(ev.contains("3032 port/ep/- Port 03 FD "), "{ev:?}");
 }
+
+#[test]
+fn stdin_console_and_ctl_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("sw");
+    let mgmt = dir.path().join("mgmt");
+    let mut child = Proc(
+        Command::new(bin())
+            .arg("-s")
+            .arg(&sock)
+            .arg("-M")
+            .arg(&mgmt)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = child.0.stdout.take().unwrap();
+    let mut acc = String::new();
+    let mut b = [0u8; 4096];
+    while !acc.ends_with("vde$ ") {
+        let n = out.read(&mut b).unwrap();
+        assert!(n > 0, "stdin console banner: {acc:?}");
+        acc.push_str(&String::from_utf8_lossy(&b[..n]));
+    }
+    assert!(acc.starts_with("VDE switch V.2.3.2\n"));
+    child
+        .0
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"vlan/create 33\n")
+        .unwrap();
+    acc.clear();
+    while !acc.ends_with("vde$ ") {
+        let n = out.read(&mut b).unwrap();
+        acc.push_str(&String::from_utf8_lossy(&b[..n]));
+    }
+    assert_eq!(acc, "1000 Success\n\nvde$ ");
+    // The VLAN created on stdin is visible through `vswitch ctl --json`.
+    let o = Command::new(bin())
+        .args(["ctl", "-M"])
+        .arg(&mgmt)
+        .args(["--json", "vlan/print"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let vlans: Vec<u64> = doc["vlans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["vlan"].as_u64().unwrap())
+        .collect();
+    assert_eq!(vlans, vec![0, 33]);
+}
