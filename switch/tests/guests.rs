@@ -41,11 +41,20 @@ fn kernel_tree() -> PathBuf {
         "guests: downloading linux-image-{KVER} (once, cached in {})",
         cache.display()
     );
-    let st = Command::new("apt-get")
-        .args(["download", &format!("linux-image-{KVER}")])
-        .current_dir(&dl)
-        .status()
-        .unwrap();
+    let download = || {
+        Command::new("apt-get")
+            .args(["download", &format!("linux-image-{KVER}")])
+            .current_dir(&dl)
+            .status()
+            .unwrap()
+    };
+    let mut st = download();
+    if !st.success() {
+        // A fresh machine may have no package lists yet.
+        eprintln!("guests: apt-get download failed; running apt-get update and retrying");
+        let _ = Command::new("apt-get").arg("update").status();
+        st = download();
+    }
     assert!(
         st.success(),
         "apt-get download linux-image-{KVER} failed (run apt-get update?)"
