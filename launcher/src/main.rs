@@ -178,10 +178,14 @@ fn print_stop(name: &str, out: &StopOutcome, json: bool) {
         println!("{v}");
         return;
     }
+    println!("{}", stop_line(name, out));
+}
+
+fn stop_line(name: &str, out: &StopOutcome) -> String {
     match out {
-        StopOutcome::NotRunning => println!("{name}: not running"),
-        StopOutcome::PoweredOff { seconds } => println!("{name}: powered off after {seconds:.1} s"),
-        StopOutcome::Killed { reason } => println!("{name}: killed ({reason})"),
+        StopOutcome::NotRunning => format!("{name}: not running"),
+        StopOutcome::PoweredOff { seconds } => format!("{name}: powered off after {seconds:.1} s"),
+        StopOutcome::Killed { reason } => format!("{name}: killed ({reason})"),
     }
 }
 
@@ -407,21 +411,25 @@ fn foreground(mut vm: Vm, name: &str) -> Result<i32> {
         unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
     }
     let log = vm.paths().serial_log.clone();
-    let mut off = 0u64;
+    let mut file: Option<std::fs::File> = None;
+    let mut buf = Vec::new();
     let mut out = std::io::stdout();
     loop {
-        if let Ok(b) = std::fs::read(&log) {
-            if (b.len() as u64) > off {
-                out.write_all(&b[off as usize..])
-                    .context("writing stdout")?;
+        if file.is_none() {
+            file = std::fs::File::open(&log).ok();
+        }
+        if let Some(f) = file.as_mut() {
+            buf.clear();
+            if std::io::Read::read_to_end(f, &mut buf).is_ok() && !buf.is_empty() {
+                out.write_all(&buf).context("writing stdout")?;
                 out.flush()?;
-                off = b.len() as u64;
             }
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
             eprintln!("vlaunch: interrupted, powering {name} off");
             let st = vm.stop(Duration::from_secs(30))?;
-            print_stop(name, &st, false);
+            // stdout carries the console stream: status goes to stderr.
+            eprintln!("vlaunch: {}", stop_line(name, &st));
             return Ok(130);
         }
         if let Some(st) = vm.exit_status() {

@@ -1,6 +1,7 @@
-//! The vpn and dns profiles build and boot to their ready line (BIOS CD). The dns boot goes
-//! through the `vlaunch` command line from $RAMUX_BIN_DIR, as a user runs it: `--wait-ready
-//! --json`, `ps --json`, `console` with piped input, `stop --json`.
+//! The vpn and dns profiles build and boot to their ready line (BIOS CD), both through the
+//! `vlaunch` command line from $RAMUX_BIN_DIR, as a user runs it. vpn: the foreground mode (the
+//! console streamed on stdout, SIGTERM powers the VM off). dns: `--wait-ready --json`,
+//! `ps --json`, `console` with piped input, `stop --json`.
 
 mod common;
 
@@ -8,17 +9,6 @@ use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-#[test]
-fn vpn_boots_bios_cd() {
-    let img = image("vpn");
-    let _slot = qemu_slots(1);
-    let root = state_root();
-    let opts = options(&img, "vpn", root.path());
-    let (_g, ready) = boot(opts, root);
-    assert_eq!(ready.info.profile, "vpn");
-    assert_eq!(ready.info.role, "BACKUP");
-}
 
 /// Stops the CLI-started VM even when an assertion fails.
 struct CliVm {
@@ -94,4 +84,65 @@ fn dns_boots_bios_cd_through_the_cli() {
     assert_eq!(s["outcome"], "powered_off", "{s}");
     let ps = cli(&["ps", "--json"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "[]");
+}
+
+#[test]
+fn vpn_boots_bios_cd_in_the_foreground() {
+    let img = image("vpn");
+    let vlaunch_bin = ramux_bin("vlaunch");
+    let _slot = qemu_slots(1);
+    let vm = CliVm {
+        root: state_root(),
+        name: vm_name("vpn"),
+    };
+    let mut child = Command::new(&vlaunch_bin)
+        .args([
+            img.iso.to_str().unwrap(),
+            "--name",
+            &vm.name,
+            "--mem",
+            &img.mem_mib().to_string(),
+        ])
+        .env("VLAUNCH_STATE_DIR", vm.root.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut b = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout, &mut b) {
+            if n == 0 || tx.send(b[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let t0 = std::time::Instant::now();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("ramux: ready profile=vpn role=BACKUP") {
+        if t0.elapsed() > BOOT_TIMEOUT {
+            let _ = child.kill();
+            panic!(
+                "no vpn ready line on vlaunch's stdout:\n{}",
+                String::from_utf8_lossy(&seen)
+            );
+        }
+        if let Ok(chunk) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.extend_from_slice(&chunk);
+        }
+    }
+    eprintln!(
+        "e2e: vpn ready after {:.1} s (foreground)",
+        t0.elapsed().as_secs_f64()
+    );
+    // SAFETY: kill(2) of our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("powered off after"), "{err}");
+    let log = std::fs::read_to_string(vm.root.path().join(&vm.name).join("serial.log")).unwrap();
+    assert!(log.contains("ramux: powering off"), "{log}");
 }
