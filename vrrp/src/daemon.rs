@@ -154,8 +154,10 @@ impl Daemon {
                     to,
                     reason,
                 } => log(&format!(
-                    "instance {}: {:?} -> {:?} ({reason})",
-                    self.insts[inst].cfg.name, from, to
+                    "instance {}: {} -> {} ({reason})",
+                    self.insts[inst].cfg.name,
+                    from.name(),
+                    to.name()
                 )),
             }
         }
@@ -828,7 +830,13 @@ pub fn run(opts: &Options) -> Result<()> {
                         let now = d.now();
                         let acts = d.router.shutdown(now);
                         d.apply(acts);
+                        // Give notify_stop scripts a moment: they get SIGTERM when we exit.
+                        let t = Instant::now();
                         d.reap();
+                        while !d.children.is_empty() && t.elapsed() < Duration::from_secs(2) {
+                            std::thread::sleep(Duration::from_millis(20));
+                            d.reap();
+                        }
                         let _ = std::fs::remove_file(&opts.socket);
                         if let Some(p) = &opts.pid_file {
                             let _ = std::fs::remove_file(p);

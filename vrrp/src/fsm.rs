@@ -27,6 +27,16 @@ pub enum State {
 }
 
 impl State {
+    /// Upper-case name for logs and status.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Init => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        }
+    }
+
     /// The word keepalived passes to notify scripts.
     pub fn keyword(self) -> &'static str {
         match self {

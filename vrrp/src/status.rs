@@ -99,9 +99,9 @@ impl Status {
         for i in &self.instances {
             let c = &i.counters;
             s.push_str(&format!(
-                "instance {} [{:?}] prio {} (base {}) vrid {} v{} on {} from {} interval {}ms\n",
+                "instance {} [{}] prio {} (base {}) vrid {} v{} on {} from {} interval {}ms\n",
                 i.name,
-                i.state,
+                i.state.name(),
                 i.priority,
                 i.base_priority,
                 i.vrid,
@@ -125,8 +125,11 @@ impl Status {
             ));
             if let Some(t) = &i.last_transition {
                 s.push_str(&format!(
-                    "  last transition {:.1}s ago: {:?} -> {:?} ({})\n",
-                    t.ago_s, t.from, t.to, t.reason
+                    "  last transition {:.1}s ago: {} -> {} ({})\n",
+                    t.ago_s,
+                    t.from.name(),
+                    t.to.name(),
+                    t.reason
                 ));
             }
             if let Some(m) = &i.last_mismatch {
@@ -138,9 +141,9 @@ impl Status {
         }
         for g in &self.groups {
             s.push_str(&format!(
-                "sync group {} [{:?}]: {}\n",
+                "sync group {} [{}]: {}\n",
                 g.name,
-                g.state,
+                g.state.name(),
                 g.members.join(" ")
             ));
         }

@@ -566,7 +566,7 @@ fn bad_packets_are_counted_and_dropped() {
         "--socket",
         p.socket.to_str().unwrap(),
     ]);
-    assert!(out.contains("instance interne [Master] prio 150"), "{out}");
+    assert!(out.contains("instance interne [MASTER] prio 150"), "{out}");
     assert!(out.contains("CONFIG MISMATCH with 10.10.0.100"), "{out}");
 }
 
