@@ -92,6 +92,8 @@ pub struct Config {
     pub streams: Vec<(PathBuf, Option<u16>)>,
     /// `--dgram PATH[:PORT]` sockets for QEMU `-netdev dgram` (raw frames).
     pub dgrams: Vec<(PathBuf, Option<u16>)>,
+    /// `--stream-connect PATH[:PORT]`: QEMU `-netdev stream,server=on` sockets to connect to.
+    pub stream_connects: Vec<(PathBuf, Option<u16>)>,
     /// Console commands run after the rc file (e.g. from `--impair`).
     pub commands: Vec<String>,
     /// Per-endpoint egress queue bound, bytes.
@@ -120,6 +122,7 @@ impl Default for Config {
             vxlans: vec![],
             streams: vec![],
             dgrams: vec![],
+            stream_connects: vec![],
             commands: vec![],
             egress_queue_bytes: 1 << 20,
             stdin_console: false,
@@ -300,6 +303,15 @@ fn emit(syslog: bool, msg: &str) {
     }
 }
 
+/// A QEMU `-netdev stream,server=on` socket the switch connects to, and reconnects to after
+/// a disconnect (the QEMU side survives switch restarts this way).
+struct Connector {
+    path: PathBuf,
+    port: Option<u16>,
+    ep: Option<usize>,
+    last_try: Option<Instant>,
+}
+
 struct Capture {
     w: BufWriter<File>,
     path: String,
@@ -343,6 +355,8 @@ pub struct Daemon {
     dirty: Vec<usize>,
     /// Recycled egress buffers.
     pool: Vec<Vec<u8>>,
+    /// `--stream-connect` targets.
+    connectors: Vec<Connector>,
     /// Some session subscribed to debug events.
     debug_any: bool,
     /// Ingress sockets not read while an egress queue they feed drains (back-pressure).
@@ -576,6 +590,7 @@ impl Daemon {
             again: Vec::new(),
             dirty: Vec::new(),
             pool: Vec::new(),
+            connectors: Vec::new(),
             debug_any: false,
             paused: HashMap::new(),
             cur_in: None,
@@ -629,6 +644,14 @@ impl Daemon {
                 d.cleanup();
                 return Err(e);
             }
+        }
+        for (path, port) in d.cfg.stream_connects.clone() {
+            d.connectors.push(Connector {
+                path,
+                port,
+                ep: None,
+                last_try: None,
+            });
         }
         for (p, port) in d.cfg.dgrams.clone() {
             if let Err(e) = d.add_dgram(&p, port) {
@@ -763,56 +786,82 @@ impl Daemon {
                     return;
                 }
             };
-            if s.set_nonblocking(true).is_err() {
-                continue;
+            self.add_stream_peer(s, port, format!("stream peer on {}", path.display()));
+        }
+    }
+
+    /// Make a connected stream socket (accepted, or connected to a `server=on` QEMU) an
+    /// endpoint. Returns the endpoint index.
+    fn add_stream_peer(
+        &mut self,
+        s: std::os::unix::net::UnixStream,
+        port: Option<u16>,
+        descr: String,
+    ) -> Option<usize> {
+        s.set_nonblocking(true).ok()?;
+        let id = s.as_raw_fd() as u32;
+        let info = EndpointInfo {
+            id,
+            module: "stream".into(),
+            descr: descr.clone(),
+        };
+        let req = port
+            .map(|p| PortRequest::Port(p as u32))
+            .unwrap_or(PortRequest::Any);
+        let p = match self.sw.alloc(req, Some(0), &[], info) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.refused_requests += 1;
+                self.log.log("stream", &format!("refused {descr}: {e}"));
+                return None; // dropping s closes it: QEMU sees the disconnect
             }
-            let id = s.as_raw_fd() as u32;
-            let info = EndpointInfo {
-                id,
-                module: "stream".into(),
-                descr: format!("stream peer on {}", path.display()),
-            };
-            let req = port
-                .map(|p| PortRequest::Port(p as u32))
-                .unwrap_or(PortRequest::Any);
-            let p = match self.sw.alloc(req, Some(0), &[], info) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.stats.refused_requests += 1;
-                    self.log.log(
-                        "stream",
-                        &format!("refused peer on {}: {e}", path.display()),
-                    );
-                    continue; // dropping s closes it: QEMU sees the disconnect
-                }
-            };
-            let fd = s.as_raw_fd();
-            let dtok = self.new_slot(Conn::Data { ep: usize::MAX });
-            if self
-                .poll
-                .registry()
-                .register(&mut SourceFd(&fd), dtok, Interest::READABLE)
-                .is_err()
+        };
+        let fd = s.as_raw_fd();
+        let dtok = self.new_slot(Conn::Data { ep: usize::MAX });
+        if self
+            .poll
+            .registry()
+            .register(&mut SourceFd(&fd), dtok, Interest::READABLE)
+            .is_err()
+        {
+            self.conns[dtok.0 - FIRST_CONN] = None;
+            self.sw.release(p, id);
+            return None;
+        }
+        let ep = self.new_ep(Endpoint {
+            id,
+            port: p,
+            sink: Sink::Stream { s, dec: Vec::new() },
+            data_tok: dtok,
+            ctl_tok: None,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            writable_armed: false,
+            dirty: false,
+            paused_ingress: Vec::new(),
+            sock_path: None,
+        });
+        self.conns[dtok.0 - FIRST_CONN] = Some(Conn::Data { ep });
+        self.ep_added(p, id);
+        Some(ep)
+    }
+
+    /// `--stream-connect`: (re)connect to QEMU `server=on` stream sockets that are down.
+    fn reconnect_streams(&mut self) {
+        for k in 0..self.connectors.len() {
+            let c = &self.connectors[k];
+            if c.ep.is_some()
+                || c.last_try
+                    .is_some_and(|t| t.elapsed() < Duration::from_millis(500))
             {
-                self.conns[dtok.0 - FIRST_CONN] = None;
-                self.sw.release(p, id);
                 continue;
             }
-            let ep = self.new_ep(Endpoint {
-                id,
-                port: p,
-                sink: Sink::Stream { s, dec: Vec::new() },
-                data_tok: dtok,
-                ctl_tok: None,
-                queue: VecDeque::new(),
-                queued_bytes: 0,
-                writable_armed: false,
-                dirty: false,
-                paused_ingress: Vec::new(),
-                sock_path: None,
-            });
-            self.conns[dtok.0 - FIRST_CONN] = Some(Conn::Data { ep });
-            self.ep_added(p, id);
+            let (path, port) = (c.path.clone(), c.port);
+            self.connectors[k].last_try = Some(Instant::now());
+            if let Ok(s) = std::os::unix::net::UnixStream::connect(&path) {
+                let ep = self.add_stream_peer(s, port, format!("stream server {}", path.display()));
+                self.connectors[k].ep = ep;
+            }
         }
     }
 
@@ -1047,6 +1096,7 @@ impl Daemon {
                 let _ = io::stdout().flush();
             }
         }
+        self.reconnect_streams();
         let mut events = Events::with_capacity(256);
         while !self.shutdown {
             let timeout = self.next_timeout();
@@ -1086,6 +1136,9 @@ impl Daemon {
         } else {
             5_000
         };
+        if self.connectors.iter().any(|c| c.ep.is_none()) {
+            t = t.min(500_000);
+        }
         for q in self.impair_in.values().chain(self.impair_out.values()) {
             if let Some(d) = q.next_due() {
                 t = t.min(d.saturating_sub(now));
@@ -1097,6 +1150,9 @@ impl Daemon {
     fn run_timers(&mut self) {
         let now_ms = self.now_ms();
         self.sw.table.gc(now_ms);
+        if !self.connectors.is_empty() {
+            self.reconnect_streams();
+        }
         if !self.paused.is_empty() {
             let expired: Vec<Token> = self
                 .paused
@@ -1424,6 +1480,11 @@ impl Daemon {
             v.retain(|&x| x != ep);
         }
         self.sw.release(e.port, e.id);
+        for c in self.connectors.iter_mut() {
+            if c.ep == Some(ep) {
+                c.ep = None;
+            }
+        }
         self.debug_event("port/ep/-", &format!("Port {:02} FD {:2}", e.port, e.id));
         if !self.sw.port(e.port).is_some_and(|p| p.active()) {
             self.debug_event("port/-", &format!("{:02}", e.port));

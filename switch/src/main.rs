@@ -80,6 +80,10 @@ struct Cli {
     /// back to the address the peer sends from (repeatable).
     #[arg(long = "dgram", value_name = "PATH[:PORT]", value_parser = path_port)]
     dgram: Vec<(PathBuf, Option<u16>)>,
+    /// Connect to a QEMU `-netdev stream,server=on,addr.type=unix,addr.path=PATH` socket
+    /// (on PORT or the first free port) and reconnect whenever it drops (repeatable).
+    #[arg(long = "stream-connect", value_name = "PATH[:PORT]", value_parser = path_port)]
+    stream_connect: Vec<(PathBuf, Option<u16>)>,
     /// Impairment at start, console syntax "PORT in|out|both KEY VALUE" (repeatable).
     #[arg(long = "impair", value_name = "SPEC")]
     impair: Vec<String>,
@@ -255,6 +259,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 vxlans: cli.vxlan,
                 streams: cli.stream,
                 dgrams: cli.dgram,
+                stream_connects: cli.stream_connect,
                 commands: cli
                     .impair
                     .iter()

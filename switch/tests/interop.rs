@@ -855,3 +855,30 @@ fn stdin_console_and_ctl_json() {
         .collect();
     assert_eq!(vlans, vec![0, 33]);
 }
+
+#[test]
+fn stream_connect_reconnects_to_a_server_on_peer() {
+    // Plays QEMU `-netdev stream,server=on`: listens, accepts one peer at a time.
+    let side = tempfile::tempdir().unwrap();
+    let path = side.path().join("qemu.sock");
+    let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let sw = Sw::start(&["--stream-connect", &format!("{}:4", path.display())]);
+    let p1 = sw.port(1);
+    for round in 0..2 {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let f = frame(BC, mac(40 + round), None, 46);
+        let mut enc = (f.len() as u32).to_be_bytes().to_vec();
+        enc.extend_from_slice(&f);
+        s.write_all(&enc).unwrap();
+        assert_eq!(p1.recv(), f, "round {round}");
+        // QEMU side goes away: the switch must connect again.
+        drop(s);
+    }
+    // And once more (connect lands in the listener's backlog even before accept).
+    wait_for("third connection", Duration::from_secs(3), || {
+        sw.mgmt().cmd("port/print 4").unwrap().code == 1000
+    });
+    let r = sw.mgmt().cmd("port/print 4").unwrap();
+    assert!(r.data.iter().any(|l| l.contains("stream server")), "{r:?}");
+}
