@@ -144,7 +144,7 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
                 std::fs::create_dir_all(cache)
                     .with_context(|| format!("cannot create cache dir {}", cache.display()))?;
                 let tmp = tempfile::Builder::new()
-                    .prefix(&format!("base-{}.tmp-", &key[..16]))
+                    .prefix(&crate::tmp_prefix(&format!("base-{}.tmp-", &key[..16])))
                     .tempdir_in(cache)?
                     .keep();
                 let _guard = crate::RemoveOnDrop(tmp.clone());
@@ -159,7 +159,9 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
                     "for f in \"$1\"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat='${{Package}} ${{Version}}\\n' \"$f\"; done | LC_ALL=C sort > '{}'",
                     list.display()
                 );
-                let out = Command::new("mmdebstrap")
+                let mut cmd = Command::new("mmdebstrap");
+                die_with_parent(&mut cmd);
+                let out = cmd
                     .env("SOURCE_DATE_EPOCH", MMDEBSTRAP_EPOCH)
                     .env("LC_ALL", "C.UTF-8")
                     .arg("--variant=extract")
@@ -293,7 +295,7 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
     std::fs::create_dir_all(cache)
         .with_context(|| format!("cannot create cache dir {}", cache.display()))?;
     let tmp = tempfile::Builder::new()
-        .prefix(&format!("layer-{}.tmp-", &key[..16]))
+        .prefix(&crate::tmp_prefix(&format!("layer-{}.tmp-", &key[..16])))
         .tempdir_in(cache)?
         .keep();
     let _guard = crate::RemoveOnDrop(tmp.clone());
@@ -408,19 +410,35 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
     })
 }
 
+/// Makes a long-running child (mmdebstrap) receive SIGTERM when vbuild dies, so a killed build
+/// leaves no download running behind it. Its own process group: on SIGTERM mmdebstrap signals
+/// its whole process group, which must not include vbuild's caller (seen here: it killed the
+/// calling shell).
+fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
 /// A private staging directory: under /dev/shm when it is a writable tmpfs, else in the cache.
 fn stage_dir(cache: &Path) -> Result<PathBuf> {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         if let Ok(d) = tempfile::Builder::new()
-            .prefix("vbuild-stage-")
+            .prefix(&crate::tmp_prefix("vbuild-stage-"))
             .tempdir_in(shm)
         {
             return Ok(d.keep());
         }
     }
     Ok(tempfile::Builder::new()
-        .prefix("stage.tmp-")
+        .prefix(&crate::tmp_prefix("stage.tmp-"))
         .tempdir_in(cache)?
         .keep())
 }

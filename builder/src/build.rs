@@ -369,6 +369,11 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         .cache_dir
         .clone()
         .unwrap_or_else(|| root.join("images/cache"));
+    // Leftovers of killed builds (a 400 MB module stage on tmpfs among them).
+    crate::sweep_stale(&cache, ".tmp-");
+    crate::sweep_stale(Path::new("/dev/shm"), "vbuild-stage-");
+    crate::sweep_stale(&out_dir, ".work-");
+    crate::sweep_stale(&out_dir, ".vbuild-");
 
     // Build clock.
     let mut clock_paths: Vec<String> = prof.chain.iter().map(|c| format!("profiles/{c}")).collect();
@@ -514,7 +519,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     );
 
     let work = tempfile::Builder::new()
-        .prefix(&format!(".{out_name}.work-"))
+        .prefix(&crate::tmp_prefix(&format!(".{out_name}.work-")))
         .tempdir_in(&out_dir)
         .with_context(|| format!("output directory {} is not writable", out_dir.display()))?;
     let _work_guard = RemoveOnDrop(work.path().to_path_buf());

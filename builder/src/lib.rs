@@ -52,7 +52,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut t = tempfile::Builder::new()
-        .prefix(".vbuild-")
+        .prefix(&tmp_prefix(".vbuild-"))
         .tempfile_in(dir)
         .with_context(|| {
             format!(
@@ -74,6 +74,35 @@ pub(crate) fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))?;
     Ok(())
+}
+
+/// Prefix for temp files and directories: `<base><pid>-`, so [`sweep_stale`] can tell which
+/// ones belong to a build that was killed (Drop guards do not run on SIGINT/SIGKILL).
+pub(crate) fn tmp_prefix(base: &str) -> String {
+    format!("{base}{}-", std::process::id())
+}
+
+/// Removes entries of `dir` named `...<marker><pid>-...` whose process no longer exists.
+pub(crate) fn sweep_stale(dir: &Path, marker: &str) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(i) = name.find(marker) else { continue };
+        let rest = &name[i + marker.len()..];
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
 }
 
 /// Removes a temp directory when dropped (also on error paths).
@@ -162,5 +191,41 @@ impl Progress {
 impl Drop for Progress {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_removes_only_dead_owners() {
+        let d = tempfile::tempdir().unwrap();
+        let dead = d.path().join("layer-x.tmp-999999999-abc");
+        let alive = d
+            .path()
+            .join(format!("layer-x.tmp-{}-abc", std::process::id()));
+        let other = d.path().join("layer-x");
+        let dead_file = d.path().join(".vbuild-999999998-f");
+        for p in [&dead, &alive, &other] {
+            std::fs::create_dir_all(p.join("sub")).unwrap();
+        }
+        std::fs::write(&dead_file, b"x").unwrap();
+        sweep_stale(d.path(), ".tmp-");
+        sweep_stale(d.path(), ".vbuild-");
+        assert!(!dead.exists() && !dead_file.exists());
+        assert!(alive.exists() && other.exists());
+        assert!(tmp_prefix("a-").starts_with(&format!("a-{}-", std::process::id())));
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        assert!(write_atomic(Path::new("/proc/nope/f"), b"x").is_err());
     }
 }
