@@ -882,3 +882,95 @@ fn stream_connect_reconnects_to_a_server_on_peer() {
     let r = sw.mgmt().cmd("port/print 4").unwrap();
     assert!(r.data.iter().any(|l| l.contains("stream server")), "{r:?}");
 }
+
+#[test]
+fn real_qemu_ipxe_over_stream_server_on_and_dgram() {
+    require("qemu-system-x86_64", "qemu-system-x86");
+    // QEMU's iPXE (-boot n) sends DHCP discovers without any disk or kernel: enough to see
+    // that QEMU's own stream (server=on) and dgram backends reach vswitch ports.
+    let side = tempfile::tempdir().unwrap();
+    let qsock = side.path().join("q.sock");
+    let swdg = side.path().join("sw.dgram");
+    let qdg = side.path().join("q.dgram");
+    let qemu = |netdev: String, mac: &str| {
+        Proc(
+            Command::new("qemu-system-x86_64")
+                .args([
+                    "-accel",
+                    "tcg",
+                    "-M",
+                    "pc",
+                    "-m",
+                    "64",
+                    "-display",
+                    "none",
+                    "-nodefaults",
+                    "-serial",
+                    "none",
+                ])
+                .args([
+                    "-boot",
+                    "n",
+                    "-netdev",
+                    &netdev,
+                    "-device",
+                    &format!("e1000,netdev=n0,mac={mac}"),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("qemu-system-x86_64"),
+        )
+    };
+    let _q1 = qemu(
+        format!(
+            "stream,id=n0,server=on,addr.type=unix,addr.path={}",
+            qsock.display()
+        ),
+        "52:54:00:00:aa:01",
+    );
+    wait_for("QEMU stream server socket", Duration::from_secs(20), || {
+        qsock.exists()
+    });
+    let sw = Sw::start(&[
+        "--stream-connect",
+        &format!("{}:4", qsock.display()),
+        "--dgram",
+        &format!("{}:5", swdg.display()),
+    ]);
+    let _q2 = qemu(
+        format!(
+            "dgram,id=n0,local.type=unix,local.path={},remote.type=unix,remote.path={}",
+            qdg.display(),
+            swdg.display()
+        ),
+        "52:54:00:00:aa:02",
+    );
+    let p = sw.port(1);
+    let mut seen = std::collections::HashSet::new();
+    let t = Instant::now();
+    while seen.len() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "DHCP from both QEMUs; seen {seen:?}"
+        );
+        if let Some(f) = p.recv_within(1000) {
+            // IPv4 UDP 68 -> 67 broadcast: a DHCP discover.
+            if f.len() > 42
+                && f[0..6] == BC
+                && f[12..14] == [8, 0]
+                && f[23] == 17
+                && f[36..38] == [0, 67]
+            {
+                seen.insert(f[6..12].to_vec());
+            }
+        }
+    }
+    let r = sw.mgmt().cmd("port/print").unwrap();
+    assert!(
+        r.data.iter().any(|l| l.contains("module stream"))
+            && r.data.iter().any(|l| l.contains("module dgram")),
+        "{r:?}"
+    );
+}
