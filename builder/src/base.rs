@@ -463,7 +463,9 @@ fn walk_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn depmod(base: &Path, release: &str) -> Result<()> {
-    let out = Command::new("depmod")
+    // /sbin is not on every user's PATH: use the path tool::require found.
+    let exe = tool::find("depmod").unwrap_or_else(|| PathBuf::from("depmod"));
+    let out = Command::new(exe)
         .arg("-b")
         .arg(base)
         .arg(release)
