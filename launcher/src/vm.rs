@@ -374,10 +374,7 @@ impl std::fmt::Display for NotReady {
             }
         }
         if self.last_lines.is_empty() {
-            return writeln!(
-                f,
-                "the console printed nothing (firmware found nothing to boot?)"
-            );
+            return writeln!(f, "the console printed nothing");
         }
         writeln!(f, "last console lines:")?;
         for l in &self.last_lines {
@@ -506,8 +503,17 @@ impl Vm {
             if !q.is_empty() {
                 e.reason.push_str(&format!("\nQEMU said: {q}"));
             }
+            if self.exit_status().is_none() && !self.qmp_answers() {
+                e.reason.push_str(&qemu_blocked_hint(&self.record.spec));
+            }
             e
         })
+    }
+
+    /// True when QEMU's main loop runs: QMP sends its greeting. Before the main loop (e.g.
+    /// while a netdev blocks in its setup) the socket accepts but stays silent.
+    fn qmp_answers(&self) -> bool {
+        Qmp::connect(&self.record.spec.paths.qmp_sock, Duration::from_secs(3)).is_ok()
     }
 
     /// ACPI power-down through QMP, then kill after `timeout` (see [`stop_paths`]).
@@ -548,6 +554,23 @@ impl Vm {
     pub fn remove_state(&self) -> Result<()> {
         remove_state_dir(&self.record.spec.paths)
     }
+}
+
+/// Explains a QEMU that never reached its main loop.
+fn qemu_blocked_hint(spec: &LaunchSpec) -> String {
+    let mut h = String::from(
+        "\nQEMU never started the guest (its QMP socket stays silent): it is blocked during startup.",
+    );
+    if let Some(n) = spec.nics.first() {
+        h.push_str(&format!(
+            " Likely the switch at {}: Debian's vde_switch 2.3.2 never answers a request for a port \
+             at or above its -n count (default 32: ports 1-31) or a port owned by another user, \
+             and QEMU waits forever. Check the --port numbers ({}).",
+            n.switch_dir.display(),
+            spec.nics.iter().map(|n| n.port.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    h
 }
 
 /// How a VM ended.

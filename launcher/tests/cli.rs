@@ -197,3 +197,62 @@ fn wait_ready_fails_on_unbootable_image() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!r.path().join("blank").exists());
 }
+
+/// QEMU blocked before its main loop (Debian's vde_switch never answers a request for a port
+/// beyond its count, spec vde-and-qemu-netdev.md 1.7): `--wait-ready` says so instead of only
+/// "no ready line", and the VM is killed.
+#[test]
+fn wait_ready_explains_qemu_blocked_on_the_switch() {
+    assert!(
+        Command::new("sh")
+            .args(["-c", "command -v vde_switch"])
+            .status()
+            .unwrap()
+            .success(),
+        "vde_switch not found: apt-get install vde2"
+    );
+    let r = root();
+    let sw = r.path().join("sw");
+    let pidfile = r.path().join("sw.pid");
+    let st = Command::new("vde_switch")
+        .arg("-s")
+        .arg(&sw)
+        .arg("-p")
+        .arg(&pidfile)
+        .arg("-d")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Kill(std::path::PathBuf);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Ok(p) = std::fs::read_to_string(&self.0) {
+                let _ = Command::new("kill").arg(p.trim()).status();
+            }
+        }
+    }
+    let _k = Kill(pidfile);
+    let iso = r.path().join("blank.iso");
+    std::fs::write(&iso, vec![0u8; 1 << 20]).unwrap();
+    let o = vlaunch(
+        r.path(),
+        &[
+            iso.to_str().unwrap(),
+            "--accel",
+            "tcg",
+            "--mem",
+            "256",
+            "--switch",
+            sw.to_str().unwrap(),
+            "--port",
+            "40",
+            "--wait-ready=4",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("blocked during startup"), "{e}");
+    assert!(e.contains("--port numbers (40)"), "{e}");
+    let ps = vlaunch(r.path(), &["ps", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "[]");
+}
