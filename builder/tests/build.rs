@@ -514,3 +514,41 @@ fn user_tarball_base() {
     assert!(m["inputs"]["base/profiles/custom/rootfs.tar.gz"].is_string());
     assert!(r.modules > 10, "module closure from the tarball's kernel");
 }
+
+/// SOURCE_DATE_EPOCH is honoured and recorded.
+#[test]
+fn source_date_epoch_is_honoured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("r.iso");
+    let o = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .env("SOURCE_DATE_EPOCH", "1600000000")
+        .arg("--root")
+        .arg(repo_root())
+        .args(["iso", "router", "--role", "BACKUP", "--json", "-o"])
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["epoch"], 1_600_000_000);
+    assert_eq!(r["clock_source"], "source-date-epoch");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("r.iso.manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(m["build_clock"]["utc"], "2020-09-13T12:26:40Z");
+    let bad = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .arg("--root")
+        .arg(repo_root())
+        .args(["iso", "router", "--role", "BACKUP", "-o"])
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(bin_dir())
+        .output()
+        .unwrap();
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("SOURCE_DATE_EPOCH")
+    );
+}
