@@ -64,6 +64,8 @@ pub struct Ctx<'a> {
     pub captures: Vec<(PortId, String)>,
     /// Debug categories this session is subscribed to (`debug/add`).
     pub debug_on: Vec<&'static str>,
+    /// Daemon robustness counters (bad handshakes, refusals, ...), shown by `showinfo`.
+    pub stats: Vec<(&'static str, u64)>,
 }
 
 /// vde_switch's debug categories: (name, octal tag, help). Events are written to subscribed
@@ -487,6 +489,10 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
             ));
             if let Some(m) = &ctx.mgmt {
                 d.push(format!("mgmt {} perm {:04o}", m, ctx.mgmt_mode));
+            }
+            if !ctx.stats.is_empty() {
+                let c: Vec<String> = ctx.stats.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                d.push(format!("counters {}", c.join(" ")));
             }
             Reply::data(d)
         }
@@ -1023,6 +1029,7 @@ fn json_cmd(sw: &mut Switch, ctx: &Ctx<'_>, arg: &str) -> Reply {
             "hash": {"size": sw.table.hashsize, "entries": sw.table.len(), "gc_interval_s": sw.table.gcint_s,
                      "expire_s": sw.table.expire_ms / 1000, "min_persistence_s": sw.table.minper_ms / 1000},
             "captures": ctx.captures.iter().map(|(p, f)| json!({"port": p, "file": f})).collect::<Vec<_>>(),
+            "counters": ctx.stats.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
             "unattributed_drops": DropReason::ALL.iter().map(|r| (r.name().to_string(), json!(sw.global_drops[*r as usize]))).collect::<serde_json::Map<_, _>>(),
         }),
         _ => return Reply::data_err(vec![], libc::ENOSYS),
@@ -1058,6 +1065,7 @@ pub fn fuzz_console(data: &[u8]) {
         read_file: &no,
         captures: vec![],
         debug_on: vec![],
+        stats: vec![],
     };
     for line in String::from_utf8_lossy(&data[..split]).lines().take(64) {
         let r = execute(&mut sw, &ctx, line);
@@ -1101,6 +1109,7 @@ mod tests {
             read_file: read,
             captures: vec![],
             debug_on: vec![],
+            stats: vec![],
         }
     }
 

@@ -2238,6 +2238,14 @@ impl Daemon {
             ctl_dir: self.cfg.sock_dir.display().to_string(),
             sock_mode: self.cfg.mode,
             read_file: &read,
+            stats: vec![
+                ("bad_handshakes", self.stats.bad_handshakes),
+                ("refused_requests", self.stats.refused_requests),
+                ("mgmt_sessions", self.stats.mgmt_sessions),
+                ("zero_length_datagrams", self.stats.zero_length_datagrams),
+                ("died_mid_frame", self.stats.died_mid_frame),
+                ("bad_stream_lengths", self.stats.bad_stream_lengths),
+            ],
             debug_on: match session.and_then(|i| self.conns.get(i)) {
                 Some(Some(Conn::Mgmt { debug, .. })) => debug.clone(),
                 _ => Vec::new(),

@@ -239,7 +239,7 @@ fn real_main(cli: Cli) -> Result<i32> {
             if cli.fstp {
                 bail!("-F/--fstp: fast spanning tree is not implemented by vswitch");
             }
-            let root = unsafe_geteuid() == 0;
+            let root = euid() == 0;
             let mut cfg = Config {
                 sock_dir: cli.sock.unwrap_or_else(|| {
                     PathBuf::from(if root {
@@ -298,7 +298,7 @@ fn real_main(cli: Cli) -> Result<i32> {
     }
 }
 
-fn unsafe_geteuid() -> u32 {
+fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
 }

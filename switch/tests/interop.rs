@@ -175,6 +175,14 @@ fn refusals_close_cleanly_and_garbage_is_survived() {
     });
     let c = sw.port(2);
     assert_eq!(c.c.port, Some(2));
+    // Robustness counters: 3 bad requests, and 4 refusals (range, full, busy, missing path).
+    let r = sw.mgmt().cmd("json showinfo").unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&r.data[0]).unwrap();
+    assert_eq!(doc["counters"]["bad_handshakes"], 3, "{doc}");
+    assert!(
+        doc["counters"]["refused_requests"].as_u64().unwrap() >= 3,
+        "{doc}"
+    );
 }
 
 #[test]
