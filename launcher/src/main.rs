@@ -184,7 +184,13 @@ fn print_stop(name: &str, out: &StopOutcome, json: bool) {
 fn stop_line(name: &str, out: &StopOutcome) -> String {
     match out {
         StopOutcome::NotRunning => format!("{name}: not running"),
-        StopOutcome::PoweredOff { seconds } => format!("{name}: powered off after {seconds:.1} s"),
+        StopOutcome::PoweredOff {
+            seconds,
+            shutdown_reason,
+        } => format!(
+            "{name}: powered off after {seconds:.1} s ({})",
+            shutdown_reason.as_deref().unwrap_or("QEMU exited")
+        ),
         StopOutcome::Killed { reason } => format!("{name}: killed ({reason})"),
     }
 }

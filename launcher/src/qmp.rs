@@ -137,6 +137,14 @@ impl Qmp {
         }
     }
 
+    /// Changes the timeout of every later read and write (e.g. to wait long for an event).
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<()> {
+        let t = Some(timeout.max(Duration::from_millis(1)));
+        self.writer.set_read_timeout(t)?;
+        self.writer.set_write_timeout(t)?;
+        Ok(())
+    }
+
     /// Events received so far and not yet consumed, oldest first.
     pub fn take_events(&mut self) -> Vec<(String, Value)> {
         self.events.drain(..).collect()

@@ -190,8 +190,13 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
         fs::remove_dir_all(&dir)
             .with_context(|| format!("clearing old state {}", dir.display()))?;
     }
-    fs::create_dir_all(&dir)
-        .with_context(|| format!("creating state directory {}", dir.display()))?;
+    fs::create_dir_all(&dir).with_context(|| {
+        format!(
+            "creating state directory {} (run as root, or set VLAUNCH_STATE_DIR to a writable \
+                 directory)",
+            dir.display()
+        )
+    })?;
 
     let firmware = if opts.uefi {
         for (f, what) in [(OVMF_CODE, "code"), (OVMF_VARS, "variable template")] {
@@ -580,7 +585,11 @@ pub enum StopOutcome {
     /// It was not running.
     NotRunning,
     /// The guest powered off after the ACPI power button.
-    PoweredOff { seconds: f64 },
+    PoweredOff {
+        seconds: f64,
+        /// The `reason` of QEMU's SHUTDOWN event (`guest-shutdown` when the guest powered off).
+        shutdown_reason: Option<String>,
+    },
     /// It did not power off in time (or QMP failed) and was killed.
     Killed { reason: String },
 }
@@ -645,22 +654,39 @@ fn stop_pid(
         return Ok(StopOutcome::NotRunning);
     }
     let t0 = Instant::now();
-    let qmp_result = Qmp::connect(&paths.qmp_sock, Duration::from_secs(5))
-        .and_then(|mut q| q.execute("system_powerdown", None).map(|_| ()));
+    let qmp = Qmp::connect(&paths.qmp_sock, Duration::from_secs(5)).and_then(|mut q| {
+        q.execute("system_powerdown", None)?;
+        Ok(q)
+    });
     let mut outcome = None;
-    if let Err(e) = &qmp_result {
-        outcome = Some(StopOutcome::Killed {
-            reason: format!("QMP system_powerdown failed: {e:#}"),
-        });
-    } else {
-        while t0.elapsed() < timeout {
-            if gone(&mut reaped) {
-                outcome = Some(StopOutcome::PoweredOff {
-                    seconds: t0.elapsed().as_secs_f64(),
-                });
-                break;
+    match qmp {
+        Err(e) => {
+            outcome = Some(StopOutcome::Killed {
+                reason: format!("QMP system_powerdown failed: {e:#}"),
+            });
+        }
+        Ok(mut q) => {
+            // QEMU announces the guest's own power-off with a SHUTDOWN event (reason
+            // "guest-shutdown") just before it exits; the process exit is what counts.
+            let mut shutdown_reason: Option<String> = None;
+            if q.set_timeout(timeout).is_ok() {
+                if let Ok(data) = q.wait_event("SHUTDOWN") {
+                    shutdown_reason = data
+                        .get("reason")
+                        .and_then(|r| r.as_str())
+                        .map(String::from);
+                }
             }
-            std::thread::sleep(Duration::from_millis(50));
+            while t0.elapsed() < timeout {
+                if gone(&mut reaped) {
+                    outcome = Some(StopOutcome::PoweredOff {
+                        seconds: t0.elapsed().as_secs_f64(),
+                        shutdown_reason,
+                    });
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
     let outcome = match outcome {

@@ -66,7 +66,14 @@ fn router_boots_bios_cd_then_console_and_acpi_poweroff() {
     assert!(out.contains("console-42 router-backup"), "{out}");
 
     match g.vm.stop(Duration::from_secs(60)).unwrap() {
-        StopOutcome::PoweredOff { seconds } => eprintln!("e2e: powered off in {seconds:.1} s"),
+        StopOutcome::PoweredOff {
+            seconds,
+            shutdown_reason,
+        } => {
+            eprintln!("e2e: powered off in {seconds:.1} s");
+            // QMP's SHUTDOWN event says the guest itself powered off.
+            assert_eq!(shutdown_reason.as_deref(), Some("guest-shutdown"));
+        }
         other => panic!("expected an ACPI power-off, got {other:?}"),
     }
     let log = std::fs::read_to_string(&g.vm.paths().serial_log).unwrap();

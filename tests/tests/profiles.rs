@@ -82,6 +82,7 @@ fn dns_boots_bios_cd_through_the_cli() {
         .unwrap();
     let s: serde_json::Value = serde_json::from_slice(&stop.stdout).unwrap();
     assert_eq!(s["outcome"], "powered_off", "{s}");
+    assert_eq!(s["shutdown_reason"], "guest-shutdown", "{s}");
     let ps = cli(&["ps", "--json"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "[]");
 }
@@ -143,6 +144,7 @@ fn vpn_boots_bios_cd_in_the_foreground() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(err.contains("powered off after"), "{err}");
+    assert!(err.contains("(guest-shutdown)"), "{err}");
     let log = std::fs::read_to_string(vm.root.path().join(&vm.name).join("serial.log")).unwrap();
     assert!(log.contains("ramux: powering off"), "{log}");
 }
