@@ -466,12 +466,17 @@ impl Drop for Lab {
         for ns in self.r.iter().chain([&self.cl]) {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
-        if std::thread::panicking() || std::env::var_os("VRRP_LAB_KEEP").is_some() {
-            eprintln!("lab {} logs kept in {}", self.id, self.dir.display());
+        if std::thread::panicking() {
+            eprintln!("lab {} logs:\n{}", self.id, self.all_logs());
+        }
+        // Keep the files only when asked (the logs were printed above on failure).
+        if std::env::var_os("VRRP_LAB_KEEP").is_some() {
+            eprintln!("lab {} files kept in {}", self.id, self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
 }
 
 pub fn read_pid(p: &Path) -> Option<i32> {
