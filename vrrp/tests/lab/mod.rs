@@ -477,7 +477,6 @@ impl Drop for Lab {
         }
     }
 }
-}
 
 pub fn read_pid(p: &Path) -> Option<i32> {
     std::fs::read_to_string(p).ok()?.trim().parse().ok()
