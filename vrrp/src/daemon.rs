@@ -453,6 +453,10 @@ impl Daemon {
                     ));
                 }
                 if due {
+                    if i.logged.len() > 1024 {
+                        // Spoofed sources must not grow this without bound.
+                        i.logged.clear();
+                    }
                     i.logged.insert(key, now);
                     if d.is_config_mismatch() {
                         log(&format!(
