@@ -92,6 +92,9 @@ pub struct Config {
     pub streams: Vec<(PathBuf, Option<u16>)>,
     /// `--dgram PATH[:PORT]` sockets for QEMU `-netdev dgram` (raw frames).
     pub dgrams: Vec<(PathBuf, Option<u16>)>,
+    /// `--stream-tcp IP:TCPPORT[@PORT]`: TCP listeners, same framing (QEMU
+    /// `-netdev stream,addr.type=inet` and legacy `-netdev socket,connect=`).
+    pub stream_tcps: Vec<(SocketAddr, Option<u16>)>,
     /// `--stream-connect PATH[:PORT]`: QEMU `-netdev stream,server=on` sockets to connect to.
     pub stream_connects: Vec<(PathBuf, Option<u16>)>,
     /// Console commands run after the rc file (e.g. from `--impair`).
@@ -123,6 +126,7 @@ impl Default for Config {
             streams: vec![],
             dgrams: vec![],
             stream_connects: vec![],
+            stream_tcps: vec![],
             commands: vec![],
             egress_queue_bytes: 1 << 20,
             stdin_console: false,
@@ -158,7 +162,7 @@ enum Sink {
     },
     /// QEMU `-netdev stream` peer: 4-byte big-endian length + frame.
     Stream {
-        s: std::os::unix::net::UnixStream,
+        s: File,
         dec: Vec<u8>,
     },
     /// QEMU `-netdev dgram` peer: raw frames, peer address learned from recvfrom.
@@ -249,8 +253,9 @@ enum Conn {
     },
     /// `--stream PATH[:PORT]`: each accepted QEMU `-netdev stream` peer becomes an endpoint.
     StreamListener {
-        l: std::os::unix::net::UnixListener,
+        l: Listener,
         port: Option<u16>,
+        /// Unix socket path (unlinked at exit) or the TCP address, for messages.
         path: PathBuf,
     },
     Mgmt {
@@ -300,6 +305,34 @@ fn emit(syslog: bool, msg: &str) {
         }
     } else {
         eprintln!("vswitch: {msg}");
+    }
+}
+
+/// Stream listener: unix (`--stream`) or TCP (`--stream-tcp`, also QEMU `-netdev socket,connect=`).
+enum Listener {
+    Unix(std::os::unix::net::UnixListener),
+    Tcp(std::net::TcpListener),
+}
+
+impl Listener {
+    fn fd(&self) -> RawFd {
+        match self {
+            Listener::Unix(l) => l.as_raw_fd(),
+            Listener::Tcp(l) => l.as_raw_fd(),
+        }
+    }
+
+    /// Accept one peer as a plain fd-backed stream.
+    fn accept(&self) -> io::Result<File> {
+        Ok(match self {
+            Listener::Unix(l) => File::from(OwnedFd::from(l.accept()?.0)),
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept()?;
+                // QEMU disables Nagle on its side too: frames are latency-sensitive.
+                let _ = s.set_nodelay(true);
+                File::from(OwnedFd::from(s))
+            }
+        })
     }
 }
 
@@ -645,6 +678,12 @@ impl Daemon {
                 return Err(e);
             }
         }
+        for (addr, port) in d.cfg.stream_tcps.clone() {
+            if let Err(e) = d.add_tcp_stream_listener(addr, port) {
+                d.cleanup();
+                return Err(e);
+            }
+        }
         for (path, port) in d.cfg.stream_connects.clone() {
             d.connectors.push(Connector {
                 path,
@@ -760,9 +799,25 @@ impl Daemon {
         chown_group(path, None, self.cfg.group)?;
         let fd = l.as_raw_fd();
         let tok = self.new_slot(Conn::StreamListener {
-            l,
+            l: Listener::Unix(l),
             port,
             path: path.to_path_buf(),
+        });
+        self.poll
+            .registry()
+            .register(&mut SourceFd(&fd), tok, Interest::READABLE)?;
+        Ok(())
+    }
+
+    fn add_tcp_stream_listener(&mut self, addr: SocketAddr, port: Option<u16>) -> Result<()> {
+        let l = std::net::TcpListener::bind(addr)
+            .with_context(|| format!("bind --stream-tcp {addr}"))?;
+        l.set_nonblocking(true)?;
+        let fd = l.as_raw_fd();
+        let tok = self.new_slot(Conn::StreamListener {
+            l: Listener::Tcp(l),
+            port,
+            path: PathBuf::from(addr.to_string()),
         });
         self.poll
             .registry()
@@ -779,7 +834,7 @@ impl Daemon {
             };
             let (port, path) = (*port, path.clone());
             let s = match l.accept() {
-                Ok((s, _)) => s,
+                Ok(s) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     self.log.log("accept", &e.to_string());
@@ -792,13 +847,8 @@ impl Daemon {
 
     /// Make a connected stream socket (accepted, or connected to a `server=on` QEMU) an
     /// endpoint. Returns the endpoint index.
-    fn add_stream_peer(
-        &mut self,
-        s: std::os::unix::net::UnixStream,
-        port: Option<u16>,
-        descr: String,
-    ) -> Option<usize> {
-        s.set_nonblocking(true).ok()?;
+    fn add_stream_peer(&mut self, s: File, port: Option<u16>, descr: String) -> Option<usize> {
+        set_nonblocking(s.as_raw_fd()).ok()?;
         let id = s.as_raw_fd() as u32;
         let info = EndpointInfo {
             id,
@@ -859,6 +909,7 @@ impl Daemon {
             let (path, port) = (c.path.clone(), c.port);
             self.connectors[k].last_try = Some(Instant::now());
             if let Ok(s) = std::os::unix::net::UnixStream::connect(&path) {
+                let s = File::from(OwnedFd::from(s));
                 let ep = self.add_stream_peer(s, port, format!("stream server {}", path.display()));
                 self.connectors[k].ep = ep;
             }
@@ -1062,7 +1113,7 @@ impl Daemon {
                 .collect();
             for (i, c) in self.conns.iter().enumerate() {
                 if let Some(Conn::StreamListener { l, .. }) = c {
-                    fds.push((l.as_raw_fd(), Token(FIRST_CONN + i)));
+                    fds.push((l.fd(), Token(FIRST_CONN + i)));
                 }
             }
             for (fd, t) in fds {
@@ -1268,11 +1319,10 @@ impl Daemon {
                     }
                     Conn::Data { .. } => {}
                     Conn::StreamListener { l, path, .. } => {
-                        let _ = self
-                            .poll
-                            .registry()
-                            .deregister(&mut SourceFd(&l.as_raw_fd()));
-                        let _ = std::fs::remove_file(path);
+                        let _ = self.poll.registry().deregister(&mut SourceFd(&l.fd()));
+                        if matches!(l, Listener::Unix(_)) {
+                            let _ = std::fs::remove_file(path);
+                        }
                     }
                 }
             }

@@ -80,6 +80,10 @@ struct Cli {
     /// back to the address the peer sends from (repeatable).
     #[arg(long = "dgram", value_name = "PATH[:PORT]", value_parser = path_port)]
     dgram: Vec<(PathBuf, Option<u16>)>,
+    /// TCP listener for QEMU `-netdev stream,server=off,addr.type=inet,addr.host=IP,addr.port=TCPPORT`
+    /// or legacy `-netdev socket,connect=IP:TCPPORT`; `@PORT` pins the switch port (repeatable).
+    #[arg(long = "stream-tcp", value_name = "IP:TCPPORT[@PORT]", value_parser = addr_port)]
+    stream_tcp: Vec<(std::net::SocketAddr, Option<u16>)>,
     /// Connect to a QEMU `-netdev stream,server=on,addr.type=unix,addr.path=PATH` socket
     /// (on PORT or the first free port) and reconnect whenever it drops (repeatable).
     #[arg(long = "stream-connect", value_name = "PATH[:PORT]", value_parser = path_port)]
@@ -134,6 +138,21 @@ fn path_port(s: &str) -> Result<(PathBuf, Option<u16>), String> {
         )),
         _ => Ok((s.into(), None)),
     }
+}
+
+fn addr_port(s: &str) -> Result<(std::net::SocketAddr, Option<u16>), String> {
+    let (a, p) = match s.split_once('@') {
+        Some((a, p)) => (
+            a,
+            Some(p.parse().map_err(|e| format!("switch port {p:?}: {e}"))?),
+        ),
+        None => (s, None),
+    };
+    Ok((
+        a.parse()
+            .map_err(|e| format!("{a:?} is not IP:PORT: {e}"))?,
+        p,
+    ))
 }
 
 fn octal(s: &str) -> Result<u32, String> {
@@ -260,6 +279,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 streams: cli.stream,
                 dgrams: cli.dgram,
                 stream_connects: cli.stream_connect,
+                stream_tcps: cli.stream_tcp,
                 commands: cli
                     .impair
                     .iter()

@@ -892,7 +892,7 @@ fn stream_connect_reconnects_to_a_server_on_peer() {
 }
 
 #[test]
-fn real_qemu_ipxe_over_stream_server_on_and_dgram() {
+fn real_qemu_ipxe_over_stream_server_on_dgram_and_tcp_socket() {
     require("qemu-system-x86_64", "qemu-system-x86");
     // QEMU's iPXE (-boot n) sends DHCP discovers without any disk or kernel: enough to see
     // that QEMU's own stream (server=on) and dgram backends reach vswitch ports.
@@ -941,11 +941,18 @@ fn real_qemu_ipxe_over_stream_server_on_and_dgram() {
     wait_for("QEMU stream server socket", Duration::from_secs(20), || {
         qsock.exists()
     });
+    let tcp_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let sw = Sw::start(&[
         "--stream-connect",
         &format!("{}:4", qsock.display()),
         "--dgram",
         &format!("{}:5", swdg.display()),
+        "--stream-tcp",
+        &format!("127.0.0.1:{tcp_port}@6"),
     ]);
     let _q2 = qemu(
         format!(
@@ -955,13 +962,18 @@ fn real_qemu_ipxe_over_stream_server_on_and_dgram() {
         ),
         "52:54:00:00:aa:02",
     );
+    // Legacy -netdev socket,connect= uses the same 4-byte framing over TCP.
+    let _q3 = qemu(
+        format!("socket,id=n0,connect=127.0.0.1:{tcp_port}"),
+        "52:54:00:00:aa:03",
+    );
     let p = sw.port(1);
     let mut seen = std::collections::HashSet::new();
     let t = Instant::now();
-    while seen.len() < 2 {
+    while seen.len() < 3 {
         assert!(
             t.elapsed() < Duration::from_secs(90),
-            "DHCP from both QEMUs; seen {seen:?}"
+            "DHCP from all three QEMUs; seen {seen:?}"
         );
         if let Some(f) = p.recv_within(1000) {
             // IPv4 UDP 68 -> 67 broadcast: a DHCP discover.
