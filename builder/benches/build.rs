@@ -65,13 +65,22 @@ fn main() {
     let t = Instant::now();
     let nochange = build_iso(&req(&checkout, &out, &cache, &bin)).unwrap();
     let nochange_s = secs(t);
+    // Five rebuilds, each after appending a line to a template: median and min.
     let tpl = checkout.join("profiles/common/templates/etc/motd.tera");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&tpl).unwrap();
-    writeln!(f, "changed by the benchmark").unwrap();
-    let t = Instant::now();
-    let warm = build_iso(&req(&checkout, &out, &cache, &bin)).unwrap();
-    let warm_s = secs(t);
-    assert!(warm.base_layer_cached && warm.sha256 != nochange.sha256);
+    let mut warm_runs = Vec::new();
+    let mut warm = nochange.clone();
+    for i in 0..5 {
+        let mut f = std::fs::OpenOptions::new().append(true).open(&tpl).unwrap();
+        writeln!(f, "changed by the benchmark ({i})").unwrap();
+        let t = Instant::now();
+        let r = build_iso(&req(&checkout, &out, &cache, &bin)).unwrap();
+        warm_runs.push(secs(t));
+        assert!(r.base_layer_cached && r.sha256 != warm.sha256);
+        warm = r;
+    }
+    let mut sorted = warm_runs.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let warm_s = sorted[2];
 
     println!("## vbuild router BACKUP");
     println!(
@@ -85,8 +94,8 @@ fn main() {
     );
     println!("rebuild, nothing changed:    {nochange_s:6.2} s");
     println!(
-        "rebuild, one template edit:  {warm_s:6.2} s  (steps: {:?})",
-        warm.timings
+        "rebuild, one template edit:  {warm_s:6.2} s median of 5 (min {:.2} s; last steps: {:?})",
+        sorted[0], warm.timings
     );
     println!(
         "ISO {:.1} MiB; initrd {:.1} MiB compressed, {:.1} MiB in RAM; {} modules",
