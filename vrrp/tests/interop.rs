@@ -750,3 +750,36 @@ fn tcpdump_accepts_vrrpd_adverts() {
         }
     }
 }
+
+/// A different VIP set (same count) on the peer: keepalived would drop silently; vrrpd names the
+/// difference in its log and status.
+#[test]
+fn vip_set_mismatch_is_reported() {
+    let mut lab = Lab::new(&["vlan10", "vlan20"], vrrpd());
+    lab.start(0, Impl::Keepalived, &pair_conf(&lab, 2, true, "1", 150, ""));
+    let other = pair_conf(&lab, 2, true, "1", 100, "").replace("10.11.0.1/24", "10.11.0.9/24");
+    lab.start(1, Impl::Vrrpd, &other);
+    lab.wait("vrrpd counts the VIP mismatch", S(10), |l| {
+        l.try_status(1).is_some_and(|s| {
+            s["instances"][0]["counters"]["vip_mismatch"]
+                .as_u64()
+                .unwrap()
+                >= 2
+        })
+    });
+    let st = lab.status(1);
+    let m = st["instances"][0]["last_mismatch"]["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        m.contains("received [10.10.0.1 10.11.0.1], configured [10.10.0.1 10.11.0.9]"),
+        "{st}"
+    );
+    assert!(
+        lab.log(1)
+            .contains("CONFIGURATION MISMATCH with peer 10.10.0.2: virtual address set differs"),
+        "{}",
+        lab.log(1)
+    );
+}
