@@ -35,19 +35,7 @@ fn boot_on_switch(sw: &SwitchGuard, tag: &str, ports: [u16; 2]) -> VmGuard {
         &format!("mac-2 {} {}", nics[0].mac, nics[1].mac),
         Duration::from_secs(60),
     );
-    let out = console_run(
-        &sock,
-        "ip -4 -o addr show dev eth1",
-        " inet ",
-        Duration::from_secs(30),
-    );
-    let ip: [u8; 4] = out
-        .split(" inet ")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
-        .unwrap_or_else(|| panic!("no IPv4 address on eth1:\n{out}"))
-        .octets();
+    let ip = eth1_ipv4(&sock);
 
     let mut plug = Plug::new(&sw.dir, 9);
     let me: Mac = "02:e2:e0:00:00:09".parse().unwrap();
@@ -83,6 +71,22 @@ fn boot_on_switch(sw: &SwitchGuard, tag: &str, ports: [u16; 2]) -> VmGuard {
     g
 }
 
+/// The first IPv4 address of the guest's eth1 (the uplink in the example site), via the console.
+fn eth1_ipv4(sock: &std::path::Path) -> [u8; 4] {
+    let out = console_run(
+        sock,
+        "ip -4 -o addr show dev eth1",
+        " inet ",
+        Duration::from_secs(30),
+    );
+    out.split(" inet ")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok())
+        .unwrap_or_else(|| panic!("no IPv4 address on eth1:\n{out}"))
+        .octets()
+}
+
 #[test]
 fn router_on_vswitch_started_by_vlaunch() {
     let _bin = ramux_bin("vswitch");
@@ -116,4 +120,55 @@ fn router_on_debian_vde_switch() {
             "{p} has no QEMU endpoint:\n{ports}"
         );
     }
+}
+
+/// A two-appliance lab: the router's MASTER and BACKUP images, each with a trunk and an uplink
+/// NIC on one vswitch, both booting at once; the BACKUP pings the MASTER's uplink address.
+#[test]
+fn master_and_backup_routers_ping_each_other_on_vswitch() {
+    let _bin = ramux_bin("vswitch");
+    let (master, backup) = (image_role("router", "MASTER"), image("router"));
+    let _slots = qemu_slots(2);
+    let sw = SwitchGuard::new();
+    let mut guards = Vec::new();
+    for (img, tag, ports) in [(&master, "m", [11, 12]), (&backup, "b", [13, 14])] {
+        let root = state_root();
+        let mut opts = options(img, tag, root.path());
+        opts.switch_dir = Some(sw.dir.clone());
+        opts.ports = ports.to_vec();
+        let vm = vlaunch::launch(&opts, &mut |m| eprintln!("e2e: {tag}: {m}"))
+            .unwrap_or_else(|e| panic!("launch {tag}: {e:#}"));
+        guards.push(VmGuard {
+            vm,
+            state_root: root,
+        });
+    }
+    for g in guards.iter_mut() {
+        let name = g.vm.name().to_string();
+        let r =
+            g.vm.wait_ready(BOOT_TIMEOUT, &mut |_, _| {})
+                .unwrap_or_else(|e| panic!("{name} did not boot: {e}"));
+        eprintln!(
+            "e2e: {name} ready after {:.1} s: {}",
+            r.info.line, r.seconds
+        );
+    }
+    let master_ip = eth1_ipv4(&guards[0].vm.paths().serial_sock);
+    let backup_ip = eth1_ipv4(&guards[1].vm.paths().serial_sock);
+    assert_ne!(master_ip, backup_ip);
+    let target = std::net::Ipv4Addr::from(master_ip);
+    let out = console_run(
+        &guards[1].vm.paths().serial_sock,
+        &format!("ping -c 3 -W 2 {target}"),
+        "packets received",
+        Duration::from_secs(60),
+    );
+    let received: u32 = out
+        .split("packets transmitted, ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no ping summary:\n{out}"));
+    assert!(received > 0, "BACKUP cannot ping MASTER {target}:\n{out}");
+    eprintln!("e2e: BACKUP -> MASTER {target}: {received}/3 ping replies");
 }

@@ -71,10 +71,16 @@ impl Image {
 /// Builds `<profile>` (role BACKUP) with the vbuild library, once per process while some test
 /// holds it; builds are serialised (they share images/cache).
 pub fn image(profile: &str) -> Arc<Image> {
+    image_role(profile, "BACKUP")
+}
+
+/// [`image`] for another role.
+pub fn image_role(profile: &str, role: &str) -> Arc<Image> {
     static IMAGES: OnceLock<Mutex<HashMap<String, Weak<Image>>>> = OnceLock::new();
     let images = IMAGES.get_or_init(Default::default);
     let mut map = images.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(img) = map.get(profile).and_then(Weak::upgrade) {
+    let key = format!("{profile}-{}", role.to_ascii_lowercase());
+    if let Some(img) = map.get(&key).and_then(Weak::upgrade) {
         return img;
     }
     for (tool, pkg) in [
@@ -88,20 +94,20 @@ pub fn image(profile: &str) -> Arc<Image> {
         .prefix("ramux-e2e-img-")
         .tempdir()
         .expect("temp dir");
-    let iso = dir.path().join(format!("{profile}-backup.iso"));
+    let iso = dir.path().join(format!("{key}.iso"));
     let t0 = Instant::now();
     let report = vbuild::build_iso(&vbuild::BuildRequest {
         root: repo_root(),
         profile: profile.into(),
-        role: "BACKUP".into(),
+        role: role.into(),
         out: Some(iso.clone()),
         bin_dir: Some(bin_dir()),
         quiet: true,
         ..Default::default()
     })
-    .unwrap_or_else(|e| panic!("vbuild iso {profile} failed: {e:#}"));
+    .unwrap_or_else(|e| panic!("vbuild iso {profile} --role {role} failed: {e:#}"));
     eprintln!(
-        "e2e: built {profile} in {:.1} s ({} bytes)",
+        "e2e: built {key} in {:.1} s ({} bytes)",
         t0.elapsed().as_secs_f64(),
         report.size
     );
@@ -110,7 +116,7 @@ pub fn image(profile: &str) -> Arc<Image> {
         report,
         _dir: dir,
     });
-    map.insert(profile.to_string(), Arc::downgrade(&img));
+    map.insert(key, Arc::downgrade(&img));
     img
 }
 
