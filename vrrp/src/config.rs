@@ -870,6 +870,14 @@ fn parse_instance(ctx: &mut Ctx, s: &Stmt, g: &Globals) -> Option<InstanceConfig
     if vips.iter().any(|v| Family::of(&v.addr) != family) {
         ctx.err(s.line, format!("vrrp_instance {name}: all virtual_ipaddress entries must be one address family (move the others to virtual_ipaddress_excluded)"));
     }
+    if let Some(IpAddr::V6(a)) = vips.first().map(|v| v.addr) {
+        if a.segments()[0] & 0xffc0 != 0xfe80 {
+            ctx.warn(
+                s.line,
+                format!("vrrp_instance {name}: the first IPv6 virtual_ipaddress should be link-local (RFC 5798 7.2), got {a}"),
+            );
+        }
+    }
     if vips.len() > 255 {
         ctx.err(
             s.line,
