@@ -1962,7 +1962,8 @@ impl Daemon {
         let mut errors = 0u64;
         let mut blocked = false;
         while !e.queue.is_empty() {
-            if let Sink::Dgram(d) = &e.sink {
+            let batched = matches!(e.sink, Sink::Dgram(_)) && e.queue.len() > 1;
+            if let (true, Sink::Dgram(d)) = (batched, &e.sink) {
                 let mut iov = [libc::iovec {
                     iov_base: std::ptr::null_mut(),
                     iov_len: 0,
@@ -2038,6 +2039,9 @@ impl Daemon {
                 }
                 let f = e.queue.pop_front().expect("non-empty");
                 e.queued_bytes -= f.len();
+                if self.pool.len() < POOL_MAX && f.capacity() <= 16 * 1024 {
+                    self.pool.push(f);
+                }
             }
         }
         if !e.paused_ingress.is_empty() && e.queued_bytes <= self.cfg.egress_queue_bytes / 4 {
