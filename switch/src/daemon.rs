@@ -660,6 +660,18 @@ impl Daemon {
             }
         }
         for c in d.cfg.commands.clone() {
+            // `--impair N ...` on a port nobody has connected to yet: create it (allocatable),
+            // so the impairment is in place for the first client.
+            if let Some(n) = c
+                .strip_prefix("port/impair ")
+                .and_then(|r| r.split_whitespace().next())
+            {
+                if let Ok(n) = n.parse::<PortId>() {
+                    if n <= d.sw.numports && d.sw.port(n).is_none() {
+                        d.sw.create_port(n, true);
+                    }
+                }
+            }
             let r = d.console_line(&c);
             if r.errno > 0 {
                 d.cleanup();

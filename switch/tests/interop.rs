@@ -994,3 +994,59 @@ fn real_qemu_ipxe_over_stream_server_on_dgram_and_tcp_socket() {
         "{r:?}"
     );
 }
+
+#[test]
+fn impairments_and_bad_options_at_start() {
+    let sw = Sw::start(&["--impair", "2 out loss 100", "--impair", "2 in mtu 100"]);
+    let (a, b) = (sw.port(1), sw.port(2));
+    a.send(&frame(BC, mac(1), None, 46));
+    assert!(b.recv_within(300).is_none(), "--impair loss 100 at start");
+    b.send(&frame(BC, mac(2), None, 200));
+    assert!(a.recv_within(300).is_none(), "--impair mtu 100 on ingress");
+    b.send(&frame(BC, mac(2), None, 46));
+    assert_eq!(a.recv().len(), 60);
+    // Bad start options fail with a message naming the problem, and leave nothing behind.
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("sw");
+    let o = Command::new(bin())
+        .arg("-s")
+        .arg(&sock)
+        .args(["--impair", "2 out speed 1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("port/impair 2 out speed 1"),
+        "{o:?}"
+    );
+    assert!(!sock.exists(), "no half-created switch directory");
+    let o = Command::new(bin())
+        .arg("-s")
+        .arg(&sock)
+        .args(["--vxlan", "vni=1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("missing local="),
+        "{o:?}"
+    );
+    let rc = dir.path().join("bad.rc");
+    std::fs::write(&rc, "vlan/create 10\nvlan/create 99999\n").unwrap();
+    let o = Command::new(bin())
+        .arg("-s")
+        .arg(&sock)
+        .arg("-f")
+        .arg(&rc)
+        .args(["--nostdin", "-x"])
+        .arg("-p")
+        .arg(dir.path().join("pid"))
+        .stdin(Stdio::null())
+        .spawn();
+    // rc-file errors are reported with file:line but do not stop the switch (as in 2.3.2).
+    let mut child = Proc(o.unwrap());
+    wait_for("switch up despite rc error", Duration::from_secs(5), || {
+        sock.join("ctl").exists()
+    });
+    let _ = child.0.kill();
+}
