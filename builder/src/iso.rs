@@ -103,7 +103,7 @@ impl IsoWriter for Xorriso {
         let tree = staging.path();
         stage_tree(input, tree)?;
         let date16 = date16(input.epoch);
-        let mut cmd = Command::new("xorriso");
+        let mut cmd = Command::new(tool("xorriso"));
         cmd.arg("-no_rc")
             .args(["-as", "mkisofs", "-o"])
             .arg(out)
@@ -256,9 +256,17 @@ fn check_host_tools() -> Result<()> {
     Ok(())
 }
 
+/// The path to run a host tool by (check_host_tools ran first, so it exists).
+fn tool(name: &str) -> PathBuf {
+    which(name).unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Finds a host tool in PATH, then in the sbin directories a non-root PATH often lacks
+/// (Debian puts mkfs.fat in /usr/sbin).
 fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|d| d.join(tool))
         .find(|p| p.is_file())
 }
@@ -285,7 +293,7 @@ fn stage_tree(input: &IsoInput, tree: &Path) -> Result<()> {
     fs::write(&early, grub_early_cfg(input.volume_id))?;
     let efi = tree.join("EFI/BOOT/BOOTX64.EFI");
     run(
-        Command::new("grub-mkimage")
+        Command::new(tool("grub-mkimage"))
             .args([
                 "-O",
                 "x86_64-efi",
@@ -318,7 +326,7 @@ fn make_efiboot(efi: &Path, img: &Path, epoch: i64) -> Result<()> {
     let mib = efi_len.div_ceil(1 << 20) + 1;
     let kib = (mib * 1024).max(2048);
     run(
-        Command::new("mkfs.fat")
+        Command::new(tool("mkfs.fat"))
             .args(["-C", "--invariant", "-i", "52414d58", "-n", "EFIBOOT"])
             .arg(img)
             .arg(kib.to_string())
@@ -327,7 +335,7 @@ fn make_efiboot(efi: &Path, img: &Path, epoch: i64) -> Result<()> {
     )?;
     let mtools = |args: &[&std::ffi::OsStr], what: &str| -> Result<()> {
         run(
-            Command::new(what)
+            Command::new(tool(what))
                 .arg("-i")
                 .arg(img)
                 .args(args)

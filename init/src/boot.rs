@@ -160,8 +160,15 @@ fn bring_up(con: &Console, a: &Appliance) -> String {
         ));
     }
     let t = Instant::now();
-    for (name, why) in sys::load_modules(&a.kernel_release, &a.modules) {
+    let (failures, no_device) = sys::load_modules(&a.kernel_release, &a.modules);
+    for (name, why) in failures {
         con.say(&format!("ramux: failed module {name}: {why}"));
+    }
+    if !no_device.is_empty() {
+        con.say(&format!(
+            "ramux: modules without their hardware here (skipped): {}",
+            no_device.join(" ")
+        ));
     }
     let modules = t.elapsed();
     if let Err(e) = sys::set_hostname(&a.hostname) {
@@ -222,8 +229,12 @@ fn ensure_power_button_modules(con: &Console) {
     ] {
         let path = base.join(rel);
         if !sys::module_present(name) && path.exists() {
-            if let Err(why) = sys::load_module(&path) {
-                con.say(&format!("ramux: failed module {name}: {why}"));
+            match sys::load_module(&path) {
+                Ok(sys::ModuleLoad::Loaded) => {}
+                Ok(sys::ModuleLoad::NoDevice) => con.say(&format!(
+                    "ramux: module {name}: no such device here (skipped)"
+                )),
+                Err(why) => con.say(&format!("ramux: failed module {name}: {why}")),
             }
         }
     }
