@@ -150,7 +150,7 @@ fn master_and_backup_routers_ping_each_other_on_vswitch() {
                 .unwrap_or_else(|e| panic!("{name} did not boot: {e}"));
         eprintln!(
             "e2e: {name} ready after {:.1} s: {}",
-            r.info.line, r.seconds
+            r.seconds, r.info.line
         );
     }
     let master_ip = eth1_ipv4(&guards[0].vm.paths().serial_sock);
