@@ -26,6 +26,7 @@ Examples:
   vlaunch RT1.iso
   vlaunch ps                 # running VMs (--all: also stopped ones; --json for scripts)
   vlaunch console RT1        # attach to RT1's serial console; Ctrl-] detaches
+  vlaunch wait RT1           # after --detach: block until RT1 printed its ready line
   vlaunch stop RT1           # ACPI power button, kill after --timeout (default 30 s)
   VLAUNCH_ACCEL=tcg vlaunch RT1.iso --detach   # skip KVM detection
   vlaunch accel              # which accelerator would be used, and why
@@ -120,6 +121,15 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Wait for a running VM's ready line (e.g. after --detach); exit 1 with the last console
+    /// lines on timeout or if it stops.
+    Wait {
+        name: String,
+        #[arg(long, default_value_t = 300, value_name = "SECS")]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove the state directory (logs) of a stopped VM.
     Rm { name: String },
     /// Show which accelerator `--accel auto` picks on this host, and why.
@@ -162,6 +172,24 @@ fn run(cli: Cli) -> Result<i32> {
             print_stop(&name, &out, json);
             Ok(0)
         }
+        Some(Cmd::Wait {
+            name,
+            timeout,
+            json,
+        }) => match vm::wait_ready_by_name(&root, &name, Duration::from_secs(timeout)) {
+            Ok(r) => {
+                if json {
+                    println!("{}", json!({"name": name, "ready": r.info}));
+                } else {
+                    println!("{name}: {}", r.info.line);
+                }
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("vlaunch: {name} is not ready: {e}");
+                Ok(1)
+            }
+        },
         Some(Cmd::Rm { name }) => {
             vm::remove_by_name(&root, &name)?;
             Ok(0)

@@ -735,6 +735,45 @@ pub fn stop_by_name(root: &Path, name: &str, timeout: Duration) -> Result<StopOu
     }
 }
 
+/// `vlaunch wait NAME`: [`wait_ready_log`] for a VM started by another process (`--detach`).
+/// `seconds` in the result counts from the start of the wait.
+pub fn wait_ready_by_name(
+    root: &Path,
+    name: &str,
+    timeout: Duration,
+) -> std::result::Result<Ready, NotReady> {
+    let fail = |reason: String| NotReady {
+        reason,
+        last_lines: vec![],
+        failures: vec![],
+    };
+    validate_name(name).map_err(|e| fail(format!("{e:#}")))?;
+    let paths = StatePaths::in_dir(&root.join(name));
+    let Some(pid) = running_pid(&paths) else {
+        // A VM that already stopped may still have printed its ready line.
+        let mut sc = ConsoleScanner::new(20);
+        sc.feed(&fs::read(&paths.serial_log).unwrap_or_default());
+        return match sc.ready() {
+            Some(r) => Ok(Ready {
+                info: r.clone(),
+                seconds: 0.0,
+            }),
+            None => Err(NotReady {
+                reason: format!("VM {name} is not running (see `vlaunch ps --all`)"),
+                last_lines: sc.last_lines(),
+                failures: sc.failures().to_vec(),
+            }),
+        };
+    };
+    wait_ready_log(
+        &paths.serial_log,
+        Instant::now(),
+        timeout,
+        || (!pid_is_our_qemu(pid, &paths)).then(|| "QEMU exited".to_string()),
+        &mut |_, _| {},
+    )
+}
+
 /// `vlaunch rm NAME`: removes the state directory of a VM that is not running.
 pub fn remove_by_name(root: &Path, name: &str) -> Result<()> {
     validate_name(name)?;

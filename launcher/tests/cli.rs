@@ -109,6 +109,9 @@ fn ps_stop_rm_on_empty_and_unknown() {
     let o = vlaunch(r.path(), &["console", "RT1"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+    let o = vlaunch(r.path(), &["wait", "RT1", "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
     let o = vlaunch(r.path(), &["accel", "--json"]);
     assert!(o.status.success());
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

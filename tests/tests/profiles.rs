@@ -58,6 +58,14 @@ fn dns_boots_bios_cd_through_the_cli() {
     assert_eq!(j["ready"]["profile"], "dns", "{j}");
     eprintln!("e2e: dns ready after {} s", j["ready_seconds"]);
 
+    // `wait` on the running VM returns its ready line.
+    let w = cli(&["wait", &vm.name, "--json", "--timeout", "30"])
+        .output()
+        .unwrap();
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    let w: serde_json::Value = serde_json::from_slice(&w.stdout).unwrap();
+    assert_eq!(w["ready"]["host"], "dns-backup", "{w}");
+
     let ps = cli(&["ps", "--json"]).output().unwrap();
     let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
     assert_eq!(ps[0]["name"], vm.name.as_str(), "{ps}");

@@ -1,0 +1,137 @@
+//! The router image applies its labwall site at boot (issue 4, "Into the router image"): the
+//! BACKUP router's eth0 sits on a vswitch trunk port carrying VLANs 10 and 20; the guest must have
+//! vlan10 and vlan20 with the BACKUP addresses of `profiles/router/site.lw`, the ruleset loaded,
+//! and answer ARP for its VLAN 10 address to a host on an access port of VLAN 10 (the frame
+//! crosses the switch tagged on the trunk and untagged on the access port).
+
+mod common;
+
+use common::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use vlaunch::Mac;
+
+#[test]
+fn router_backup_applies_site_vlans_and_ruleset_on_a_trunk_port() {
+    let vswitch = ramux_bin("vswitch");
+    let img = image("router");
+    let _slot = qemu_slots(1);
+
+    // A vswitch with a management socket: port 1 trunk (tagged 10 and 20), port 2 the uplink
+    // (untagged VLAN 0), port 9 an access port of VLAN 10 for the test's vde_plug.
+    let mut sw = SwitchGuard::new();
+    let mgmt = sw.dir.with_extension("mgmt");
+    let st = Command::new(&vswitch)
+        .arg("-s")
+        .arg(&sw.dir)
+        .arg("-M")
+        .arg(&mgmt)
+        .arg("-p")
+        .arg(&sw.pidfile)
+        .arg("-d")
+        .status()
+        .expect("start vswitch");
+    assert!(st.success(), "vswitch -d failed: {st}");
+    let t0 = Instant::now();
+    while !vlaunch::net::switch_answers(&sw.dir) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "vswitch does not answer"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sw.mgmt = Some(mgmt);
+    for cmd in [
+        "port/create 1",
+        "port/create 2",
+        "port/create 9",
+        "vlan/create 10",
+        "vlan/create 20",
+        "vlan/addport 10 1",
+        "vlan/addport 20 1",
+        "port/setvlan 9 10",
+    ] {
+        let out = sw.mgmt(cmd);
+        assert!(out.contains("1000 Success"), "{cmd}:\n{out}");
+    }
+
+    let root = state_root();
+    let mut opts = options(&img, "site", root.path());
+    opts.switch_dir = Some(sw.dir.clone());
+    opts.ports = vec![1, 2];
+    let (g, ready) = boot(opts, root);
+    assert!(
+        !ready.info.line.is_empty(),
+        "no ready line: {:?}",
+        ready.info
+    );
+    let log = std::fs::read_to_string(&g.vm.paths().serial_log).unwrap_or_default();
+    assert!(
+        !log.contains("ramux: failed labwall"),
+        "the guest kernel refused the site's configuration:\n{log}"
+    );
+    let sock = g.vm.paths().serial_sock.clone();
+
+    // The BACKUP addresses of site.lw (VLAN 10 172.16.10.200, VLAN 20 172.16.20.200).
+    let out = console_run(
+        &sock,
+        "echo addrs-$((6*7)) $(ip -4 -o addr show dev vlan10 | cut -d' ' -f7) $(ip -4 -o addr show dev vlan20 | cut -d' ' -f7) $(cat /proc/net/vlan/vlan10 | grep -o 'VID: [0-9]*')",
+        "addrs-42 ",
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.contains("addrs-42 172.16.10.200/24 172.16.20.200/24 VID: 10"),
+        "vlan10/vlan20 lack the BACKUP addresses:\n{out}"
+    );
+
+    // The ruleset is loaded: every rule carries its site.lw line as a comment.
+    let out = console_run(
+        &sock,
+        "echo rules-$((6*7)) $(nft list table inet ramux | grep -c 'comment \"site.lw:')",
+        "rules-42 ",
+        Duration::from_secs(60),
+    );
+    let rules: u32 = out
+        .split("rules-42 ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no rule count:\n{out}"));
+    assert!(
+        rules >= 20,
+        "only {rules} labwall rules loaded in the guest:\n{out}"
+    );
+
+    // A host on VLAN 10's access port asks for the router's VLAN 10 address: the request goes
+    // out tagged on the trunk to eth0.10, and the untagged reply comes from eth0's MAC.
+    let eth0_mac = g.vm.record.spec.nics[0].mac;
+    let mut plug = Plug::new(&sw.dir, 9);
+    let me: Mac = "02:e2:e0:00:10:09".parse().unwrap();
+    let target = [172, 16, 10, 200];
+    let req = arp_request(me.0, [172, 16, 10, 99], target);
+    let t0 = Instant::now();
+    let mut last_sent: Option<Instant> = None;
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no ARP reply for 172.16.10.200 on VLAN 10 through the trunk"
+        );
+        if last_sent
+            .map(|t| t.elapsed() > Duration::from_secs(1))
+            .unwrap_or(true)
+        {
+            plug.send(&req);
+            last_sent = Some(Instant::now());
+        }
+        if let Some(f) = plug.recv(Duration::from_millis(200)) {
+            if let Some((mac, spa)) = arp_reply(&f) {
+                if spa == target && f[..6] == me.0 {
+                    assert_eq!(Mac(mac), eth0_mac, "ARP reply from the wrong NIC");
+                    // Untagged on the access port: the ethertype right after the MACs is ARP.
+                    assert_eq!(f[12..14], [0x08, 0x06]);
+                    break;
+                }
+            }
+        }
+    }
+}
