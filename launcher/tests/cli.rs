@@ -141,6 +141,19 @@ fn console_pipes_input_and_output() {
         let n = s.read(&mut buf).unwrap();
         s.write_all(buf[..n].to_ascii_uppercase().as_slice())
             .unwrap();
+        // Second session: the user types "ab", then Ctrl-] (0x1d) and "cd": only "ab" may
+        // reach the VM, and the client must leave (EOF here) without waiting for more output.
+        let (mut s, _) = l.accept().unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 64];
+        loop {
+            let n = s.read(&mut b).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&b[..n]);
+        }
+        got
     });
     let mut c = Command::new(env!("CARGO_BIN_EXE_vlaunch"))
         .args(["console", "RT1", "--linger", "1"])
@@ -152,13 +165,37 @@ fn console_pipes_input_and_output() {
         .unwrap();
     c.stdin.take().unwrap().write_all(b"show ip\n").unwrap();
     let o = c.wait_with_output().unwrap();
-    let _ = holder.kill();
-    let _ = holder.wait();
-    peer.join().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.contains("welcome to RT1"), "{out}");
     assert!(out.contains("SHOW IP"), "{out}");
+
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vlaunch"))
+        .args(["console", "RT1", "--linger", "30"])
+        .env("VLAUNCH_STATE_DIR", r.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = c.stdin.take().unwrap();
+    stdin.write_all(b"ab\x1dcd").unwrap();
+    let t0 = std::time::Instant::now();
+    let o = c.wait_with_output().unwrap();
+    drop(stdin);
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "Ctrl-] did not detach at once"
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("detached; RT1 keeps running"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_eq!(peer.join().unwrap(), b"ab");
 }
 
 /// A real QEMU on a disk that does not boot: `--wait-ready` must give up with exit 1, say why,
