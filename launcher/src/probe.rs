@@ -176,25 +176,46 @@ pub fn cache_path() -> PathBuf {
 
 /// The KVM probe with its cache: returns the cached outcome for this boot and QEMU version, or
 /// runs [`run_probe`] on the kernel of `iso` (15 s timeout) and stores the outcome.
+/// `$VLAUNCH_PROBE_CACHE` and `$VLAUNCH_PROBE_KERNEL` override the cache file and the kernel.
 pub fn cached_probe(iso: &Path) -> Result<ProbeOutcome> {
+    let kernel = std::env::var_os("VLAUNCH_PROBE_KERNEL").map(PathBuf::from);
+    cached_probe_with(
+        iso,
+        &cache_path(),
+        kernel.as_deref(),
+        Accel::Kvm,
+        Duration::from_secs(15),
+    )
+    .map(|(o, _)| o)
+}
+
+/// [`cached_probe`] with everything explicit; also says whether the answer came from the cache.
+/// `accel` exists so tests can exercise the whole path under TCG.
+pub fn cached_probe_with(
+    iso: &Path,
+    cache: &Path,
+    kernel: Option<&Path>,
+    accel: Accel,
+    timeout: Duration,
+) -> Result<(ProbeOutcome, bool)> {
     let (boot_id, qemu_version) = cache_key()?;
-    let path = cache_path();
-    if let Ok(b) = std::fs::read(&path) {
+    let qemu_version = format!("{qemu_version} accel={accel}");
+    if let Ok(b) = std::fs::read(cache) {
         if let Ok(e) = serde_json::from_slice::<CacheEntry>(&b) {
             if e.boot_id == boot_id && e.qemu_version == qemu_version {
-                return Ok(e.outcome);
+                return Ok((e.outcome, true));
             }
         }
     }
     let tmp = tempfile::Builder::new()
         .prefix("vlaunch-probe-")
         .tempdir()?;
-    let kernel = match std::env::var_os("VLAUNCH_PROBE_KERNEL") {
-        Some(k) => PathBuf::from(k),
+    let kernel = match kernel {
+        Some(k) => k.to_path_buf(),
         None => extract_kernel(iso, tmp.path())?,
     };
-    let outcome = run_probe(&kernel, Accel::Kvm, Duration::from_secs(15))?;
-    if let Some(dir) = path.parent() {
+    let outcome = run_probe(&kernel, accel, timeout)?;
+    if let Some(dir) = cache.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     let entry = CacheEntry {
@@ -202,9 +223,10 @@ pub fn cached_probe(iso: &Path) -> Result<ProbeOutcome> {
         qemu_version,
         outcome: outcome.clone(),
     };
-    let t = path.with_extension("tmp");
+    // Temp file + rename: a concurrent vlaunch never reads half an entry.
+    let t = cache.with_extension(format!("tmp{}", std::process::id()));
     if std::fs::write(&t, serde_json::to_vec(&entry)?).is_ok() {
-        let _ = std::fs::rename(&t, &path);
+        let _ = std::fs::rename(&t, cache);
     }
-    Ok(outcome)
+    Ok((outcome, false))
 }

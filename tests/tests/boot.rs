@@ -143,9 +143,49 @@ fn kvm_probe_machinery_boots_the_kernel_under_tcg() {
     let _slot = qemu_slots(1);
     let tmp = tempfile::tempdir().unwrap();
     let kernel = vlaunch::probe::extract_kernel(&img.iso, tmp.path()).unwrap();
-    let out =
-        vlaunch::probe::run_probe(&kernel, vlaunch::Accel::Tcg, Duration::from_secs(120)).unwrap();
+    // The cached path end to end: extract the kernel from the ISO, boot it, store the outcome;
+    // the second call answers from the cache file.
+    let cache = tmp.path().join("probe.json");
+    let t0 = std::time::Instant::now();
+    let (out, cached) = vlaunch::probe::cached_probe_with(
+        &img.iso,
+        &cache,
+        None,
+        vlaunch::Accel::Tcg,
+        Duration::from_secs(120),
+    )
+    .unwrap();
     assert_eq!(out, vlaunch::accel::ProbeOutcome::Booted);
+    assert!(!cached);
+    eprintln!(
+        "e2e: probe kernel booted under TCG in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let (again, cached) = vlaunch::probe::cached_probe_with(
+        &img.iso,
+        &cache,
+        None,
+        vlaunch::Accel::Tcg,
+        Duration::from_secs(120),
+    )
+    .unwrap();
+    assert_eq!(
+        (again, cached),
+        (vlaunch::accel::ProbeOutcome::Booted, true)
+    );
+    // A kernel that cannot boot (not a kernel at all) must not count as booted.
+    let junk = tmp.path().join("junk");
+    std::fs::write(&junk, b"not a kernel").unwrap();
+    let bad =
+        vlaunch::probe::run_probe(&junk, vlaunch::Accel::Tcg, Duration::from_secs(30)).unwrap();
+    assert!(
+        matches!(bad, vlaunch::accel::ProbeOutcome::Failed(_)),
+        "{bad:?}"
+    );
+    assert!(
+        std::fs::metadata(&kernel).unwrap().len() > 1_000_000,
+        "extracted kernel too small"
+    );
     // And the host's own verdict, for the log (differs between hosts, so not asserted).
     let facts = vlaunch::accel::probe_facts();
     eprintln!(
