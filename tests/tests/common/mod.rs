@@ -270,6 +270,37 @@ impl SwitchGuard {
         }
     }
 
+    /// Starts ramux's vswitch daemonised with a management socket and the commands of `rc`
+    /// (vde_switch's rc-file syntax: one console command per line) applied at start.
+    pub fn start_vswitch(&mut self, rc: &str) {
+        let mgmt = self._tmp.path().join("mgmt");
+        let rcfile = self._tmp.path().join("switch.rc");
+        std::fs::write(&rcfile, rc).expect("write rc file");
+        let st = Command::new(ramux_bin("vswitch"))
+            .arg("-s")
+            .arg(&self.dir)
+            .arg("-M")
+            .arg(&mgmt)
+            .arg("-f")
+            .arg(&rcfile)
+            .arg("-p")
+            .arg(&self.pidfile)
+            .arg("-d")
+            .stdin(Stdio::null())
+            .status()
+            .expect("start vswitch");
+        assert!(st.success(), "vswitch failed: {st}");
+        let t0 = Instant::now();
+        while !vlaunch::net::switch_answers(&self.dir) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "vswitch does not answer"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.mgmt = Some(mgmt);
+    }
+
     /// Starts Debian's vde_switch daemonised with a management socket.
     pub fn start_vde_switch(&mut self) {
         require_tool("vde_switch", "vde2");
