@@ -85,14 +85,18 @@ pub struct Xorriso;
 impl IsoWriter for Xorriso {
     fn tool_versions(&self) -> Result<Vec<(String, String)>> {
         check_host_tools()?;
+        let version = |name: &str, args: &[&str]| {
+            crate::tool::version(name, args)
+                .with_context(|| format!("running `{name} {}`", args.join(" ")))
+        };
         Ok(vec![
-            ("xorriso".into(), first_line(&["xorriso", "-version"])?),
+            ("xorriso".into(), version("xorriso", &["-version"])?),
             (
                 "grub-mkimage".into(),
-                first_line(&["grub-mkimage", "--version"])?,
+                version("grub-mkimage", &["--version"])?,
             ),
-            ("mkfs.fat".into(), first_line(&["mkfs.fat", "--help"])?),
-            ("mtools".into(), first_line(&["mcopy", "--version"])?),
+            ("mkfs.fat".into(), version("mkfs.fat", &["--help"])?),
+            ("mtools".into(), version("mcopy", &["--version"])?),
         ])
     }
 
@@ -239,9 +243,7 @@ pub fn validate_volume_id(v: &str) -> Result<()> {
 
 fn check_host_tools() -> Result<()> {
     for (tool, pkg) in TOOLS {
-        if which(tool).is_none() {
-            bail!("host tool `{tool}` not found: install it with `apt-get install {pkg}`");
-        }
+        crate::tool::require(tool, pkg)?;
     }
     for (file, pkg) in [
         (ISOLINUX_BIN, "isolinux"),
@@ -256,19 +258,10 @@ fn check_host_tools() -> Result<()> {
     Ok(())
 }
 
-/// The path to run a host tool by (check_host_tools ran first, so it exists).
+/// The path to run a host tool by (check_host_tools ran first, so it exists; this also finds
+/// tools in /usr/sbin when PATH lacks it).
 fn tool(name: &str) -> PathBuf {
-    which(name).unwrap_or_else(|| PathBuf::from(name))
-}
-
-/// Finds a host tool in PATH, then in the sbin directories a non-root PATH often lacks
-/// (Debian puts mkfs.fat in /usr/sbin).
-fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
+    crate::tool::find(name).unwrap_or_else(|| PathBuf::from(name))
 }
 
 /// Lays out the ISO tree; every file's mtime is the build clock (FAT entries copy it).
@@ -410,24 +403,6 @@ fn run(cmd: &mut Command, what: &str) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn first_line(argv: &[&str]) -> Result<String> {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .output()
-        .with_context(|| format!("running {}", argv.join(" ")))?;
-    let text = if out.stdout.is_empty() {
-        out.stderr
-    } else {
-        out.stdout
-    };
-    Ok(String::from_utf8_lossy(&text)
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_string())
 }
 
 /// A staging directory beside the output (same filesystem, never inside the ISO's name space),
