@@ -1,116 +1,21 @@
 //! QEMU guests on vswitch ports: same-VLAN pings work, cross-VLAN pings fail, a trunk port
 //! carries both VLANs, and a TAP port in a namespace reaches a guest.
 //!
-//! Fixture (built here, cached under the repo's git-ignored images/cache/vswitch-guest/):
-//! Debian's kernel 6.1.0-56 (`apt-get download`), the host's static busybox, the
-//! virtio_net + 8021q module closure from modules.dep, a shell /init that configures
+//! Fixture (built here): Debian's kernel 6.1.0-56 from ramux-testkit (`apt-get download`, cached
+//! in the git-ignored images/cache/test-kernel/), the host's static busybox, the
+//! virtio_net + 8021q module closure (vbuild's resolver), a shell /init that configures
 //! addresses from the kernel command line and then runs commands read from the serial
 //! console, packed with `cpio -o -H newc`. Three guests boot in parallel under TCG.
 
 mod common;
 
 use common::*;
-use std::collections::HashMap;
+use ramux_testkit::{kernel_tree, module_closure, KREL};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const KVER: &str = "6.1.0-56-amd64";
-
-fn cache_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../images/cache/vswitch-guest")
-}
-
-/// Kernel tree extracted from Debian's package (downloaded once, then cached).
-fn kernel_tree() -> PathBuf {
-    let cache = cache_dir();
-    let tree = cache.join("kernel");
-    if tree
-        .join(format!("lib/modules/{KVER}/modules.dep"))
-        .exists()
-    {
-        return tree;
-    }
-    require("apt-get", "apt");
-    require("dpkg-deb", "dpkg");
-    let dl = cache.join(format!("dl.{}", std::process::id()));
-    std::fs::create_dir_all(&dl).unwrap();
-    eprintln!(
-        "guests: downloading linux-image-{KVER} (once, cached in {})",
-        cache.display()
-    );
-    let download = || {
-        Command::new("apt-get")
-            .args(["download", &format!("linux-image-{KVER}")])
-            .current_dir(&dl)
-            .status()
-            .unwrap()
-    };
-    let mut st = download();
-    if !st.success() {
-        // A fresh machine may have no package lists yet.
-        eprintln!("guests: apt-get download failed; running apt-get update and retrying");
-        let _ = Command::new("apt-get").arg("update").status();
-        st = download();
-    }
-    assert!(
-        st.success(),
-        "apt-get download linux-image-{KVER} failed (run apt-get update?)"
-    );
-    let deb = std::fs::read_dir(&dl)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "deb"))
-        .expect("downloaded .deb");
-    let tmp = cache.join(format!("kernel.tmp.{}", std::process::id()));
-    sh(&format!(
-        "dpkg-deb -x '{}' '{}'",
-        deb.display(),
-        tmp.display()
-    ));
-    // The package carries no modules.dep (postinst runs depmod): generate it.
-    require("depmod", "kmod");
-    sh(&format!("depmod -b '{}' {KVER}", tmp.display()));
-    let _ = std::fs::rename(&tmp, &tree);
-    let _ = std::fs::remove_dir_all(&tmp);
-    let _ = std::fs::remove_dir_all(&dl);
-    tree
-}
-
-/// Module closure of `wanted`, dependencies first (from modules.dep).
-fn module_closure(moddir: &Path, wanted: &[&str]) -> Vec<String> {
-    let dep = std::fs::read_to_string(moddir.join("modules.dep"))
-        .expect("modules.dep (depmod output) in the kernel package");
-    let mut deps: HashMap<String, Vec<String>> = HashMap::new();
-    for l in dep.lines() {
-        if let Some((m, d)) = l.split_once(':') {
-            deps.insert(
-                m.to_string(),
-                d.split_whitespace().map(String::from).collect(),
-            );
-        }
-    }
-    fn visit(m: &str, deps: &HashMap<String, Vec<String>>, out: &mut Vec<String>) {
-        if out.iter().any(|x| x == m) {
-            return;
-        }
-        for d in deps
-            .get(m)
-            .unwrap_or_else(|| panic!("{m} not in modules.dep"))
-        {
-            visit(d, deps, out);
-        }
-        out.push(m.to_string());
-    }
-    let mut out = Vec::new();
-    for w in wanted {
-        visit(w, &deps, &mut out);
-    }
-    out
-}
 
 const INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mkdir -p /proc /sys /dev /tmp
@@ -136,15 +41,8 @@ poweroff -f
 fn build_initrd(tree: &Path, out: &Path) {
     require("cpio", "cpio");
     let root = out.parent().unwrap().join("root");
-    let moddir = tree.join(format!("lib/modules/{KVER}"));
-    let mods = module_closure(
-        &moddir,
-        &[
-            "kernel/drivers/virtio/virtio_pci.ko",
-            "kernel/drivers/net/virtio_net.ko",
-            "kernel/net/8021q/8021q.ko",
-        ],
-    );
+    let moddir = tree.join(format!("lib/modules/{KREL}"));
+    let mods = module_closure(tree, &["virtio_pci", "virtio_net", "8021q"]);
     for m in &mods {
         let dst = root.join(format!("lib/modules/{m}"));
         std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
@@ -310,7 +208,7 @@ fn qemu_guests_vlans_trunk_and_tap() {
         .unwrap();
     let initrd = work.path().join("initrd.cpio");
     build_initrd(&tree, &initrd);
-    let kernel = tree.join(format!("boot/vmlinuz-{KVER}"));
+    let kernel = tree.join(format!("boot/vmlinuz-{KREL}"));
 
     // Switch in its own namespace with a tap there; QEMU reaches it through the filesystem.
     let ns = Netns::new("g");
