@@ -521,7 +521,7 @@ impl Vm {
         Qmp::connect(&self.record.spec.paths.qmp_sock, Duration::from_secs(3)).is_ok()
     }
 
-    /// ACPI power-down through QMP, then kill after `timeout` (see [`stop_paths`]).
+    /// ACPI power-down through QMP, then kill after `timeout` (`vlaunch stop` semantics: waits for the SHUTDOWN event and the exit, then SIGTERM, SIGKILL).
     pub fn stop(&mut self, timeout: Duration) -> Result<StopOutcome> {
         let out = stop_pid(self.pid, &self.record.spec.paths, timeout, || {
             self.child
