@@ -22,6 +22,8 @@ Examples:
   vlaunch RT1.iso --port 1 --port 5 --mac 00:16:3e:00:00:01 --wait-ready
   # Use Debian's vde_switch instead
   vde_switch -s /tmp/sw -d && vlaunch RT1.iso --switch /tmp/sw --port 3 --detach
+  # NICs on two switches: eth0 on port 1 of the default switch, eth1 on port 4 of /tmp/wan
+  vlaunch RT1.iso --port 1 --port /tmp/wan:4 --wait-ready
   # Foreground: the serial console in this terminal (Ctrl-] detaches, the VM keeps running)
   vlaunch RT1.iso
   vlaunch ps                 # running VMs (--all: also stopped ones; --json for scripts)
@@ -79,9 +81,10 @@ struct RunArgs {
     /// Return as soon as QEMU runs; the VM keeps running in the background.
     #[arg(long)]
     detach: bool,
-    /// Add a virtio NIC on this switch port (repeatable; NICs in the order given).
-    #[arg(long = "port", value_name = "N")]
-    ports: Vec<u16>,
+    /// Add a virtio NIC on this switch port (repeatable; NICs in the order given). `DIR:N`
+    /// puts that NIC on port N of the switch at DIR instead of --switch.
+    #[arg(long = "port", value_name = "[DIR:]N")]
+    ports: Vec<vlaunch::net::PortArg>,
     /// Switch directory (vswitch or Debian's vde_switch). Default: /run/ramux/switch.
     #[arg(long = "switch", value_name = "DIR")]
     switch_dir: Option<PathBuf>,
@@ -333,7 +336,8 @@ fn launch(a: RunArgs, root: PathBuf) -> Result<i32> {
         accel: a.accel,
         uefi: a.uefi,
         usb: a.usb,
-        ports: a.ports.clone(),
+        ports: a.ports.iter().map(|p| p.port).collect(),
+        port_switches: a.ports.iter().map(|p| p.switch_dir.clone()).collect(),
         switch_dir: a.switch_dir.clone(),
         macs: a.macs.clone(),
         state_root: root,

@@ -101,14 +101,36 @@ pub struct Nic {
     pub mac: Mac,
 }
 
-/// NICs for `--port` and `--mac` lists: NIC i gets `ports[i]` and `macs[i]` if given, else a
-/// derived MAC. More MACs than ports is an error (it would silently drop one).
-pub fn plan_nics(
-    vm_name: &str,
-    switch_dir: &Path,
-    ports: &[u16],
-    macs: &[Mac],
-) -> Result<Vec<Nic>> {
+/// One `--port` argument: `N` (a port of the `--switch` directory) or `DIR:N` (port N of the
+/// switch at DIR, for VMs whose NICs go to different switches).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortArg {
+    pub switch_dir: Option<PathBuf>,
+    pub port: u16,
+}
+
+impl FromStr for PortArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (dir, n) = match s.rsplit_once(':') {
+            Some((d, n)) if !d.is_empty() => (Some(PathBuf::from(d)), n),
+            Some(_) => return Err(format!("invalid --port {s:?}: DIR is empty in DIR:N")),
+            None => (None, s),
+        };
+        let port = n.parse::<u16>().map_err(|_| {
+            format!("invalid --port {s:?}: expected N or DIR:N with N a port number")
+        })?;
+        Ok(PortArg {
+            switch_dir: dir,
+            port,
+        })
+    }
+}
+
+/// NICs for `--port` and `--mac` lists: NIC i goes to `ports[i]` (switch directory, port) and
+/// gets `macs[i]` if given, else a derived MAC. More MACs than ports is an error (it would
+/// silently drop one).
+pub fn plan_nics(vm_name: &str, ports: &[(PathBuf, u16)], macs: &[Mac]) -> Result<Vec<Nic>> {
     if macs.len() > ports.len() {
         bail!(
             "{} --mac given for {} --port: each --mac applies to the --port at the same position",
@@ -116,20 +138,24 @@ pub fn plan_nics(
             ports.len()
         );
     }
-    let mut nics = Vec::new();
-    for (i, &port) in ports.iter().enumerate() {
+    let mut nics: Vec<Nic> = Vec::new();
+    for (i, (dir, port)) in ports.iter().enumerate() {
+        let port = *port;
         if port == 0 {
             bail!("--port 0 is the switch's management port: use a port number from 1");
         }
-        if ports[..i].contains(&port) {
-            bail!("--port {port} is given twice: each NIC needs its own port");
+        if nics.iter().any(|n| n.port == port && &n.switch_dir == dir) {
+            bail!(
+                "--port {port} of {} is given twice: each NIC needs its own port",
+                dir.display()
+            );
         }
         let mac = macs
             .get(i)
             .copied()
             .unwrap_or_else(|| derived_mac(vm_name, i));
         nics.push(Nic {
-            switch_dir: switch_dir.to_path_buf(),
+            switch_dir: dir.clone(),
             port,
             mac,
         });
@@ -295,17 +321,43 @@ mod tests {
 
     #[test]
     fn plan_nics_rules() {
-        let dir = Path::new("/run/ramux/switch");
+        let d = PathBuf::from("/run/ramux/switch");
+        let on = |ports: &[u16]| ports.iter().map(|&p| (d.clone(), p)).collect::<Vec<_>>();
         let mac: Mac = "02:00:00:00:00:01".parse().unwrap();
-        let n = plan_nics("RT1", dir, &[3, 4], &[mac]).unwrap();
+        let n = plan_nics("RT1", &on(&[3, 4]), &[mac]).unwrap();
         assert_eq!(n.len(), 2);
         assert_eq!((n[0].port, n[0].mac), (3, mac));
         assert_eq!((n[1].port, n[1].mac), (4, derived_mac("RT1", 1)));
-        assert!(plan_nics("RT1", dir, &[3], &[mac, mac]).is_err());
-        assert!(plan_nics("RT1", dir, &[3, 3], &[]).is_err());
-        assert!(plan_nics("RT1", dir, &[0], &[]).is_err());
-        assert!(plan_nics("RT1", dir, &[1, 2], &[mac, mac]).is_err());
-        assert!(plan_nics("RT1", dir, &[], &[]).unwrap().is_empty());
+        assert!(plan_nics("RT1", &on(&[3]), &[mac, mac]).is_err());
+        assert!(plan_nics("RT1", &on(&[3, 3]), &[]).is_err());
+        assert!(plan_nics("RT1", &on(&[0]), &[]).is_err());
+        assert!(plan_nics("RT1", &on(&[1, 2]), &[mac, mac]).is_err());
+        assert!(plan_nics("RT1", &[], &[]).unwrap().is_empty());
+        // The same port number on two different switches is two different ports.
+        let other = PathBuf::from("/tmp/sw2");
+        let n = plan_nics("RT1", &[(d.clone(), 3), (other.clone(), 3)], &[]).unwrap();
+        assert_eq!(n[1].switch_dir, other);
+    }
+
+    #[test]
+    fn port_args() {
+        assert_eq!(
+            "7".parse::<PortArg>().unwrap(),
+            PortArg {
+                switch_dir: None,
+                port: 7
+            }
+        );
+        assert_eq!(
+            "/tmp/sw:a:12".parse::<PortArg>().unwrap(),
+            PortArg {
+                switch_dir: Some("/tmp/sw:a".into()),
+                port: 12
+            }
+        );
+        for bad in ["", "x", ":3", "/tmp/sw:", "/tmp/sw:70000", "-1"] {
+            assert!(bad.parse::<PortArg>().is_err(), "{bad}");
+        }
     }
 
     #[test]

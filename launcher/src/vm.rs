@@ -76,6 +76,9 @@ pub struct LaunchOptions {
     pub usb: bool,
     pub ports: Vec<u16>,
     pub switch_dir: Option<PathBuf>,
+    /// Per `--port DIR:N`: the switch of the port at the same index of `ports` (None or
+    /// missing: `switch_dir`).
+    pub port_switches: Vec<Option<PathBuf>>,
     pub macs: Vec<Mac>,
     pub state_root: PathBuf,
 }
@@ -93,6 +96,7 @@ impl LaunchOptions {
             usb: false,
             ports: vec![],
             switch_dir: None,
+            port_switches: vec![],
             macs: vec![],
             state_root: state_root(),
         }
@@ -111,8 +115,9 @@ pub struct VmRecord {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub record: VmRecord,
-    /// Set when `--port` was used: whether a switch was already there or vlaunch started one.
-    pub switch: Option<SwitchStatus>,
+    /// For each switch directory the NICs use: whether a switch was already there or vlaunch
+    /// started one.
+    pub switches: Vec<(PathBuf, SwitchStatus)>,
 }
 
 /// Decides accel, firmware, media and NICs, creates the state directory, and makes sure the
@@ -178,11 +183,20 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
         }
         vec![]
     } else {
-        let switch_dir = opts
+        let default_dir = opts
             .switch_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(net::DEFAULT_SWITCH_DIR));
-        net::plan_nics(&name, &switch_dir, &opts.ports, &opts.macs)?
+        let ports: Vec<(PathBuf, u16)> = opts
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                let dir = opts.port_switches.get(i).cloned().flatten();
+                (dir.unwrap_or_else(|| default_dir.clone()), p)
+            })
+            .collect();
+        net::plan_nics(&name, &ports, &opts.macs)?
     };
 
     // A fresh state directory: logs of an earlier run of this name are replaced.
@@ -215,27 +229,38 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
         Firmware::Bios
     };
 
-    let switch = match nics.first() {
-        Some(n) => {
-            let st = net::ensure_switch(&n.switch_dir, Duration::from_secs(5))?;
-            match &st {
-                SwitchStatus::Running => {
-                    progress(&format!("switch: {} answers", n.switch_dir.display()))
-                }
-                SwitchStatus::Started(bin) => progress(&format!(
-                    "switch: nothing answered on {}, started {} -s {} -d",
-                    n.switch_dir.join("ctl").display(),
-                    bin.display(),
-                    n.switch_dir.display()
-                )),
-            }
-            for nic in &nics {
-                progress(&format!("nic: port {} mac {}", nic.port, nic.mac));
-            }
-            Some(st)
+    // Every switch the NICs use must answer (vswitch is started where none does).
+    let mut switches: Vec<(PathBuf, SwitchStatus)> = Vec::new();
+    for n in &nics {
+        if switches.iter().any(|(d, _)| d == &n.switch_dir) {
+            continue;
         }
-        None => None,
-    };
+        let st = net::ensure_switch(&n.switch_dir, Duration::from_secs(5))?;
+        match &st {
+            SwitchStatus::Running => {
+                progress(&format!("switch: {} answers", n.switch_dir.display()))
+            }
+            SwitchStatus::Started(bin) => progress(&format!(
+                "switch: nothing answered on {}, started {} -s {} -d",
+                n.switch_dir.join("ctl").display(),
+                bin.display(),
+                n.switch_dir.display()
+            )),
+        }
+        switches.push((n.switch_dir.clone(), st));
+    }
+    for nic in &nics {
+        if switches.len() > 1 {
+            progress(&format!(
+                "nic: {} port {} mac {}",
+                nic.switch_dir.display(),
+                nic.port,
+                nic.mac
+            ));
+        } else {
+            progress(&format!("nic: port {} mac {}", nic.port, nic.mac));
+        }
+    }
 
     let spec = LaunchSpec {
         name,
@@ -255,7 +280,7 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
             accel_reason,
             qemu_command,
         },
-        switch,
+        switches,
     })
 }
 

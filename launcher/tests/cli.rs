@@ -60,7 +60,7 @@ fn bad_input_fails_with_a_clear_message() {
         (&[iso, "--mac", "00:16:3e:00:00:01"], "--mac needs a --port"),
         (
             &[iso, "--port", "1", "--port", "1"],
-            "--port 1 is given twice",
+            "--port 1 of /run/ramux/switch is given twice",
         ),
         (&[iso, "--port", "0"], "management port"),
         (&[iso, "--mem", "16"], "too small"),
@@ -84,6 +84,9 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(stderr(&o).contains("multicast"), "{}", stderr(&o));
     let o = vlaunch(r.path(), &[iso, "--accel", "hvf"]);
     assert_eq!(o.status.code(), Some(2));
+    let o = vlaunch(r.path(), &[iso, "--port", "/tmp/sw:"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("DIR:N"), "{}", stderr(&o));
     // An unknown VLAUNCH_ACCEL is refused, not ignored.
     let o = Command::new(env!("CARGO_BIN_EXE_vlaunch"))
         .args([iso])
@@ -295,4 +298,114 @@ fn wait_ready_explains_qemu_blocked_on_the_switch() {
     assert!(e.contains("--port numbers (40)"), "{e}");
     let ps = vlaunch(r.path(), &["ps", "--json"]);
     assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "[]");
+}
+
+/// Starts Debian's vde_switch at `dir` with a management socket; killed on drop.
+struct VdeSwitch {
+    pidfile: std::path::PathBuf,
+    mgmt: std::path::PathBuf,
+}
+
+impl VdeSwitch {
+    fn start(base: &Path, name: &str) -> (Self, std::path::PathBuf) {
+        let dir = base.join(name);
+        let sw = VdeSwitch {
+            pidfile: base.join(format!("{name}.pid")),
+            mgmt: base.join(format!("{name}.mgmt")),
+        };
+        let st = Command::new("vde_switch")
+            .arg("-s")
+            .arg(&dir)
+            .arg("-M")
+            .arg(&sw.mgmt)
+            .arg("-p")
+            .arg(&sw.pidfile)
+            .arg("-d")
+            .status()
+            .expect("vde_switch not found: apt-get install vde2");
+        assert!(st.success());
+        (sw, dir)
+    }
+
+    fn port_print(&self) -> String {
+        let mut s = std::os::unix::net::UnixStream::connect(&self.mgmt).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let read_prompt = |s: &mut std::os::unix::net::UnixStream| {
+            let mut out = Vec::new();
+            let mut b = [0u8; 4096];
+            while !out.ends_with(b"vde$ ") {
+                let n = s.read(&mut b).unwrap();
+                assert!(n > 0);
+                out.extend_from_slice(&b[..n]);
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        read_prompt(&mut s);
+        s.write_all(b"port/print\n").unwrap();
+        read_prompt(&mut s)
+    }
+}
+
+impl Drop for VdeSwitch {
+    fn drop(&mut self) {
+        if let Ok(p) = std::fs::read_to_string(&self.pidfile) {
+            let _ = Command::new("kill").arg(p.trim()).status();
+        }
+    }
+}
+
+/// `--port DIR:N`: NICs of one VM on two different switches (real QEMU, real vde_switch; the
+/// guest need not boot: QEMU connects its NICs at startup).
+#[test]
+fn nics_on_two_switches() {
+    let r = root();
+    let (a, dir_a) = VdeSwitch::start(r.path(), "swa");
+    let (b, dir_b) = VdeSwitch::start(r.path(), "swb");
+    let iso = r.path().join("blank.iso");
+    std::fs::write(&iso, vec![0u8; 1 << 20]).unwrap();
+    let o = vlaunch(
+        r.path(),
+        &[
+            iso.to_str().unwrap(),
+            "--accel",
+            "tcg",
+            "--mem",
+            "256",
+            "--switch",
+            dir_a.to_str().unwrap(),
+            "--port",
+            "3",
+            "--port",
+            &format!("{}:5", dir_b.display()),
+            "--detach",
+            "--json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let pid = j["pid"].as_u64().unwrap();
+    // QEMU connects its NICs just after it writes the pid file (when --detach returns).
+    let t0 = std::time::Instant::now();
+    let endpoint = format!("QEMU user=root pid={pid}");
+    let (pa, pb) = loop {
+        let (pa, pb) = (a.port_print(), b.port_print());
+        if (pa.contains(&endpoint) && pb.contains(&endpoint))
+            || t0.elapsed() > Duration::from_secs(20)
+        {
+            break (pa, pb);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stop = vlaunch(r.path(), &["stop", "blank", "--timeout", "1"]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    assert!(
+        pa.contains("Port 0003") && pa.contains(&endpoint),
+        "switch a:\n{pa}"
+    );
+    assert!(!pa.contains("Port 0005"), "switch a:\n{pa}");
+    assert!(
+        pb.contains("Port 0005") && pb.contains(&endpoint),
+        "switch b:\n{pb}"
+    );
+    assert!(!pb.contains("Port 0003"), "switch b:\n{pb}");
 }
