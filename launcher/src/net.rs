@@ -230,6 +230,15 @@ pub fn switch_pidfile(dir: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The management socket of a switch vlaunch starts (`DIR.mgmt`, beside the directory like the
+/// pid file), so VLANs and ports can be set up with `vswitch ctl -M DIR.mgmt ...`, unixterm or
+/// vdeterm.
+pub fn switch_mgmt(dir: &Path) -> PathBuf {
+    let mut s = dir.as_os_str().to_owned();
+    s.push(".mgmt");
+    PathBuf::from(s)
+}
+
 /// Makes sure a VDE-compatible switch answers on `DIR/ctl`, starting a daemonised `vswitch`
 /// there when nothing does, and waiting (up to `timeout`) until it answers.
 pub fn ensure_switch(dir: &Path, timeout: Duration) -> Result<SwitchStatus> {
@@ -247,6 +256,8 @@ pub fn ensure_switch(dir: &Path, timeout: Duration) -> Result<SwitchStatus> {
         .arg("-d")
         .arg("-p")
         .arg(switch_pidfile(dir))
+        .arg("-M")
+        .arg(switch_mgmt(dir))
         .stdin(std::process::Stdio::null());
     let out = cmd
         .output()
@@ -373,6 +384,10 @@ mod tests {
         assert_eq!(
             switch_pidfile(Path::new("/run/ramux/switch")),
             PathBuf::from("/run/ramux/switch.pid")
+        );
+        assert_eq!(
+            switch_mgmt(Path::new("/run/ramux/switch")),
+            PathBuf::from("/run/ramux/switch.mgmt")
         );
     }
 }

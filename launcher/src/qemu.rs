@@ -163,6 +163,11 @@ pub fn qemu_args(spec: &LaunchSpec) -> Vec<OsString> {
         a.push(format!("virtio-net-pci,netdev=net{i},mac={}", nic.mac).into());
     }
 
+    // Host entropy: without it the guest kernel's random pool initialises about 1 s later under
+    // TCG (ramux-init's machine-id write waits for it; measured in docs/benchmarks.md).
+    a.push("-device".into());
+    a.push("virtio-rng-pci".into());
+
     // Serial console: one socket client at a time (`vlaunch console`), everything also logged.
     let p = &spec.paths;
     a.push("-chardev".into());
@@ -238,6 +243,7 @@ mod tests {
              -display none -machine q35 -accel tcg -m 1024 -smp 1 \
              -drive if=none,id=cd0,format=raw,media=cdrom,readonly=on,file=/srv/RT1.iso \
              -device ide-cd,drive=cd0,bootindex=0 \
+             -device virtio-rng-pci \
              -chardev socket,id=serial0,server=on,wait=off,path=/run/ramux/vms/RT1/serial.sock,logfile=/run/ramux/vms/RT1/serial.log,logappend=off \
              -serial chardev:serial0 \
              -chardev socket,id=qmp0,server=on,wait=off,path=/run/ramux/vms/RT1/qmp.sock \
