@@ -160,7 +160,8 @@ fn ping_from(sock: &std::path::Path, what: &str, target: std::net::Ipv4Addr) {
 /// file); each router's eth0 is a trunk port (VLANs 10 and 20 tagged, untagged traffic isolated
 /// in VLAN 99) and eth1 an access port of the uplink segment. The MASTER and BACKUP images boot
 /// at once; the BACKUP pings the MASTER on the uplink (untagged) and across the trunk on VLAN 10
-/// (tagged frames through the switch).
+/// (tagged frames through the switch). Then VRRP: the routers' vrrpd elect the MASTER, which alone
+/// holds the gateway VIPs, and the BACKUP reaches the uplink VIP.
 #[test]
 fn master_and_backup_routers_ping_each_other_on_vswitch() {
     let (master, backup) = (image_role("router", "MASTER"), image("router"));
@@ -217,4 +218,69 @@ fn master_and_backup_routers_ping_each_other_on_vswitch() {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no IPv4 address on vlan10:\n{out}"));
     ping_from(&bsock, "BACKUP -> MASTER vlan10", vlan10);
+
+    // VRRP between the two appliances: each runs vrrpd on the keepalived.conf labwall compiled
+    // for its role. The MASTER takes the sync group after Master_Down_Interval (advert_int 5:
+    // about 15.6 s after start), holds the gateway VIPs, and the BACKUP stays BACKUP, seeing the
+    // MASTER's adverts on VLAN 10; the BACKUP reaches the uplink VIP over the wire.
+    let msock = guards[0].vm.paths().serial_sock.clone();
+    let group = |sock: &std::path::Path| {
+        let out = console_run(
+            sock,
+            "echo vrrp-$((6*7)) $(vrrpd status | grep -o 'sync group eth1-vlan10 .[A-Z]*.')",
+            "vrrp-42 ",
+            Duration::from_secs(30),
+        );
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("vrrp-42 "))
+            .unwrap_or_default();
+        line.trim_start_matches("vrrp-42 ").trim().to_string()
+    };
+    let t0 = Instant::now();
+    loop {
+        let state = group(&msock);
+        if state == "sync group eth1-vlan10 [MASTER]" {
+            eprintln!(
+                "e2e: MASTER router is VRRP master after {:.1} s",
+                t0.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "the MASTER router's vrrpd never became master: {state:?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert_eq!(group(&bsock), "sync group eth1-vlan10 [BACKUP]");
+    let vips = |sock: &std::path::Path| {
+        let out = console_run(
+            sock,
+            "echo vips-$((6*7)) $(ip -4 -o addr show | grep -c ' 172.16.10.1/24\\| 172.16.20.1/24\\| 10.1.1.4/24')",
+            "vips-42 ",
+            Duration::from_secs(30),
+        );
+        out.lines()
+            .find_map(|l| l.strip_prefix("vips-42 "))
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or_else(|| panic!("no VIP count:\n{out}"))
+    };
+    assert_eq!(vips(&msock), 3, "the VRRP master must hold all three VIPs");
+    assert_eq!(vips(&bsock), 0, "the VRRP backup must hold no VIP");
+    let out = console_run(
+        &bsock,
+        "echo master-$((6*7)) $(vrrpd status | grep -o 'master 172.16.10.100')",
+        "master-42 ",
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.contains("master-42 master 172.16.10.100"),
+        "the BACKUP does not see the MASTER's adverts:\n{out}"
+    );
+    ping_from(
+        &bsock,
+        "BACKUP -> uplink VIP",
+        std::net::Ipv4Addr::new(10, 1, 1, 4),
+    );
 }
