@@ -7,53 +7,26 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use vlaunch::Mac;
 
 #[test]
 fn router_backup_applies_site_vlans_and_ruleset_on_a_trunk_port() {
-    let vswitch = ramux_bin("vswitch");
     let img = image("router");
     let _slot = qemu_slots(1);
 
     // A vswitch with a management socket: port 1 trunk (tagged 10 and 20), port 2 the uplink
     // (untagged VLAN 0), port 9 an access port of VLAN 10 for the test's vde_plug.
     let mut sw = SwitchGuard::new();
-    let mgmt = sw.dir.with_extension("mgmt");
-    let st = Command::new(&vswitch)
-        .arg("-s")
-        .arg(&sw.dir)
-        .arg("-M")
-        .arg(&mgmt)
-        .arg("-p")
-        .arg(&sw.pidfile)
-        .arg("-d")
-        .status()
-        .expect("start vswitch");
-    assert!(st.success(), "vswitch -d failed: {st}");
-    let t0 = Instant::now();
-    while !vlaunch::net::switch_answers(&sw.dir) {
-        assert!(
-            t0.elapsed() < Duration::from_secs(5),
-            "vswitch does not answer"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    sw.mgmt = Some(mgmt);
-    for cmd in [
-        "port/create 1",
-        "port/create 2",
-        "port/create 9",
-        "vlan/create 10",
-        "vlan/create 20",
-        "vlan/addport 10 1",
-        "vlan/addport 20 1",
-        "port/setvlan 9 10",
-    ] {
-        let out = sw.mgmt(cmd);
-        assert!(out.contains("1000 Success"), "{cmd}:\n{out}");
-    }
+    sw.start_vswitch(
+        "port/create 1\nport/create 2\nport/create 9\nvlan/create 10\nvlan/create 20\n\
+         vlan/addport 10 1\nvlan/addport 20 1\nport/setvlan 9 10\n",
+    );
+    let vlan10 = sw.mgmt("vlan/print 10");
+    assert!(
+        vlan10.contains("1000 Success"),
+        "VLAN 10 missing:\n{vlan10}"
+    );
 
     let root = state_root();
     let mut opts = options(&img, "site", root.path());
