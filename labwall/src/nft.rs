@@ -225,6 +225,23 @@ pub fn build(site: &Site) -> Ruleset {
     }
 }
 
+/// The first two rules of the input and output chains: accept loopback (`lo` matches `iif` or
+/// `oif` as the chain needs) and established/related connections.
+fn loopback_and_established(lo: M, line: u32) -> Vec<NRule> {
+    vec![
+        rule(lo, Act::Accept, line, "loopback"),
+        rule(
+            M {
+                ct_established: true,
+                ..M::default()
+            },
+            Act::Accept,
+            line,
+            "established/related connections",
+        ),
+    ]
+}
+
 fn rule(m: M, act: Act, line: u32, why: impl Into<String>) -> NRule {
     NRule {
         m,
@@ -510,35 +527,22 @@ impl<'a> Gen<'a> {
     fn input(&mut self) {
         let s = self.site;
         let l = s.netinit_line;
-        let mut r = vec![
-            rule(
-                M {
-                    iif: Some("lo".into()),
-                    ..M::default()
-                },
-                Act::Accept,
-                l,
-                "loopback",
-            ),
-            rule(
-                M {
-                    ct_established: true,
-                    ..M::default()
-                },
-                Act::Accept,
-                l,
-                "established/related connections",
-            ),
-            rule(
-                M {
-                    ct_invalid: true,
-                    ..M::default()
-                },
-                Act::Drop,
-                l,
-                "invalid conntrack state",
-            ),
-        ];
+        let mut r = loopback_and_established(
+            M {
+                iif: Some("lo".into()),
+                ..M::default()
+            },
+            l,
+        );
+        r.extend([rule(
+            M {
+                ct_invalid: true,
+                ..M::default()
+            },
+            Act::Drop,
+            l,
+            "invalid conntrack state",
+        )]);
         r.extend(self.vrrp_rules(false));
         r.push(rule(
             M {
@@ -624,26 +628,13 @@ impl<'a> Gen<'a> {
     fn output(&mut self) {
         let s = self.site;
         let l = s.netinit_line;
-        let mut r = vec![
-            rule(
-                M {
-                    oif: Some("lo".into()),
-                    ..M::default()
-                },
-                Act::Accept,
-                l,
-                "loopback",
-            ),
-            rule(
-                M {
-                    ct_established: true,
-                    ..M::default()
-                },
-                Act::Accept,
-                l,
-                "established/related connections",
-            ),
-        ];
+        let mut r = loopback_and_established(
+            M {
+                oif: Some("lo".into()),
+                ..M::default()
+            },
+            l,
+        );
         r.extend(self.vrrp_rules(true));
         r.push(rule(
             M {
