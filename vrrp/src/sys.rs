@@ -198,56 +198,29 @@ impl VrrpSocket {
     /// Receive one datagram, or None when the queue is empty.
     pub fn recv(&self) -> io::Result<Option<Rx>> {
         let mut buf = vec![0u8; 2048];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let mut cbuf = [0u64; 16];
         // SAFETY: sockaddr_storage is plain data.
         let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        // SAFETY: msghdr is plain data.
-        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-        mh.msg_name = &mut sa as *mut _ as *mut libc::c_void;
-        mh.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-        mh.msg_iov = &mut iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = cbuf.as_mut_ptr().cast();
-        mh.msg_controllen = std::mem::size_of_val(&cbuf);
-        // SAFETY: all pointers in mh are live.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut mh, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::WouldBlock {
-                return Ok(None);
+        // IPv6 has no header to read these from: they come as control messages.
+        let mut ttl = 0u8;
+        let mut dst = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        let on_cmsg = |level, ty, data: *const libc::c_uchar| {
+            if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_HOPLIMIT {
+                // SAFETY: an IPV6_HOPLIMIT payload is a c_int.
+                ttl = unsafe { std::ptr::read_unaligned(data as *const libc::c_int) } as u8;
+            } else if level == libc::IPPROTO_IPV6 && ty == libc::IPV6_PKTINFO {
+                // SAFETY: an IPV6_PKTINFO payload is an in6_pktinfo.
+                let pi = unsafe { std::ptr::read_unaligned(data as *const libc::in6_pktinfo) };
+                dst = IpAddr::V6(Ipv6Addr::from(pi.ipi6_addr.s6_addr));
             }
-            return Err(e);
-        }
-        buf.truncate(n as usize);
+        };
+        let Some(n) = recvmsg_with_cmsgs(self.fd.as_raw_fd(), &mut sa, &mut buf, on_cmsg)? else {
+            return Ok(None);
+        };
+        buf.truncate(n);
         if self.v6 {
             // SAFETY: the kernel filled a sockaddr_in6 for an AF_INET6 socket.
             let s6 = unsafe { &*(&sa as *const _ as *const libc::sockaddr_in6) };
             let src = IpAddr::V6(Ipv6Addr::from(s6.sin6_addr.s6_addr));
-            let mut ttl = 0u8;
-            let mut dst = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
-            // SAFETY: iterating cmsgs the kernel wrote into cbuf, within msg_controllen.
-            unsafe {
-                let mut c = libc::CMSG_FIRSTHDR(&mh);
-                while !c.is_null() {
-                    let h = &*c;
-                    if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_HOPLIMIT {
-                        ttl = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int)
-                            as u8;
-                    } else if h.cmsg_level == libc::IPPROTO_IPV6
-                        && h.cmsg_type == libc::IPV6_PKTINFO
-                    {
-                        let pi = std::ptr::read_unaligned(
-                            libc::CMSG_DATA(c) as *const libc::in6_pktinfo
-                        );
-                        dst = IpAddr::V6(Ipv6Addr::from(pi.ipi6_addr.s6_addr));
-                    }
-                    c = libc::CMSG_NXTHDR(&mh, c);
-                }
-            }
             Ok(Some(Rx {
                 src,
                 dst,
@@ -378,45 +351,18 @@ impl PacketSocket {
     pub fn recv_stamped(&self, buf: &mut [u8]) -> io::Result<Option<(usize, bool, Duration)>> {
         // SAFETY: plain data.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        let mut cbuf = [0u64; 16];
-        // SAFETY: plain data.
-        let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-        mh.msg_name = &mut sll as *mut _ as *mut libc::c_void;
-        mh.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-        mh.msg_iov = &mut iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = cbuf.as_mut_ptr().cast();
-        mh.msg_controllen = std::mem::size_of_val(&cbuf);
-        // SAFETY: all pointers in mh are live.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut mh, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::WouldBlock {
-                return Ok(None);
-            }
-            return Err(e);
-        }
         let mut ts = Duration::ZERO;
-        // SAFETY: iterating cmsgs the kernel wrote, within msg_controllen.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&mh);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                    let t = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
-                    ts = Duration::new(t.tv_sec as u64, t.tv_nsec as u32);
-                }
-                c = libc::CMSG_NXTHDR(&mh, c);
+        let on_cmsg = |level, ty, data: *const libc::c_uchar| {
+            if level == libc::SOL_SOCKET && ty == libc::SCM_TIMESTAMPNS {
+                // SAFETY: an SCM_TIMESTAMPNS payload is a timespec.
+                let t = unsafe { std::ptr::read_unaligned(data as *const libc::timespec) };
+                ts = Duration::new(t.tv_sec as u64, t.tv_nsec as u32);
             }
-        }
-        Ok(Some((
-            n as usize,
-            sll.sll_pkttype == libc::PACKET_OUTGOING,
-            ts,
-        )))
+        };
+        let Some(n) = recvmsg_with_cmsgs(self.fd.as_raw_fd(), &mut sll, buf, on_cmsg)? else {
+            return Ok(None);
+        };
+        Ok(Some((n, sll.sll_pkttype == libc::PACKET_OUTGOING, ts)))
     }
 
     /// Receive one frame (non-blocking): (frame, outgoing?).
@@ -555,4 +501,47 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<usize>> {
         .filter(|(_, x)| x.revents != 0)
         .map(|(i, _)| i)
         .collect())
+}
+
+/// One `recvmsg` with room for the sender's address (`name`: the sockaddr type the socket's
+/// family fills) and for control messages; `Ok(None)` when the queue is empty. Each control
+/// message the kernel wrote is handed to `on_cmsg(level, type, payload)`; the payload may be
+/// unaligned.
+fn recvmsg_with_cmsgs<A>(
+    fd: RawFd,
+    name: &mut A,
+    buf: &mut [u8],
+    mut on_cmsg: impl FnMut(libc::c_int, libc::c_int, *const libc::c_uchar),
+) -> io::Result<Option<usize>> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 16];
+    // SAFETY: msghdr is plain data.
+    let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+    mh.msg_name = (name as *mut A).cast();
+    mh.msg_namelen = std::mem::size_of::<A>() as u32;
+    mh.msg_iov = &mut iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = cbuf.as_mut_ptr().cast();
+    mh.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: all pointers in mh are live for the call.
+    let n = unsafe { libc::recvmsg(fd, &mut mh, 0) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::WouldBlock {
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    // SAFETY: iterating the cmsgs the kernel wrote into cbuf, within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&mh);
+        while !c.is_null() {
+            on_cmsg((*c).cmsg_level, (*c).cmsg_type, libc::CMSG_DATA(c));
+            c = libc::CMSG_NXTHDR(&mh, c);
+        }
+    }
+    Ok(Some(n as usize))
 }
