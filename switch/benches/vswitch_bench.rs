@@ -1,14 +1,24 @@
 //! vswitch vs Debian's vde_switch, side by side in one run, over the VDE data path.
 //!
-//! For each switch and frame size (64 B, 1500 B): a sender thread blasts unicast frames
+//! For each contestant and frame size (64 B, 1500 B): a sender thread blasts unicast frames
 //! port 1 -> port 2 for `--secs` seconds (blocking send, so the switch's ingress queue
 //! back-pressures the sender), a receiver thread counts them (sequence-checked); then a
 //! ping-pong latency run (one frame in flight). Switch CPU time comes from
-//! /proc/<pid>/stat (utime+stime). Finally RSS with 64 connected ports. Rounds alternate
-//! between the two switches and the median is reported with the ratio.
+//! /proc/<pid>/stat (utime+stime); idle is the share of both cores nobody used. Finally RSS
+//! with 64 connected ports. Rounds alternate between the contestants and the median is
+//! reported with the ratio.
 //!
-//! Run: `cargo bench -p vswitch --bench vswitch_bench -- [--secs 3] [--rounds 3] [--batch 32]`
-//! (`--batch 1` = one send()/recv() per frame, like the plain mode of vde_baseline.py).
+//! The third contestant, the "floor relay", is not a switch: a child process that moves
+//! datagrams from one unix socket to another with recvmmsg/sendmmsg and nothing else. The
+//! VDE data path costs every switch one datagram in and one out per frame, so its CPU per
+//! frame is the least any VDE switch can spend on this kernel, and its delivered rate the
+//! most this generator can push through any switch on these cores.
+//!
+//! Run: `cargo bench -p vswitch --bench vswitch_bench -- [--secs 3] [--rounds 3] [--batch 32]
+//! [--sizes 64,1500] [--pin]`
+//! (`--batch 1` = one send()/recv() per frame, like the plain mode of vde_baseline.py;
+//! `--pin` puts the switch on CPU 0 and the generator's two threads on CPU 1, so the
+//! generator cannot preempt the switch and the switch has a core of its own).
 
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
@@ -21,7 +31,6 @@ use vswitch::client::VdeClient;
 use vswitch::wire::{EthernetRepr, PortRequest};
 
 struct Sw {
-    name: &'static str,
     child: Child,
     dir: PathBuf,
 }
@@ -58,18 +67,12 @@ fn start(name: &'static str, program: &str, extra: &[&str], base: &Path) -> Sw {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_millis(50));
-    Sw { name, child, dir }
+    Sw { child, dir }
 }
 
 impl Sw {
     fn sock(&self) -> PathBuf {
         self.dir.join("sw")
-    }
-    fn cpu_ticks(&self) -> u64 {
-        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let rest = &s[s.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     }
     fn rss_kb(&self) -> u64 {
         let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
@@ -82,6 +85,29 @@ impl Sw {
             .parse()
             .unwrap()
     }
+}
+
+/// utime+stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let rest = &s[s.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// (idle, total) jiffies of all CPUs from /proc/stat: idle time shows whether the cores
+/// were saturated (CPU-bound) or waiting on each other's wake-ups (latency-bound).
+fn cpu_idle_total() -> (u64, u64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap();
+    let v: Vec<u64> = s
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(1)
+        .map(|x| x.parse().unwrap())
+        .collect();
+    (v[3] + v[4], v.iter().sum())
 }
 
 fn ticks_per_sec() -> f64 {
@@ -115,6 +141,128 @@ fn open_pair(sw: &Sw) -> (VdeClient, VdeClient) {
     (a, b)
 }
 
+/// What a measurement runs against: a switch, or the floor relay.
+enum Dut<'a> {
+    Switch(&'a Sw),
+    /// The kernel floor: a process that only moves datagrams from one unix socket to
+    /// another (recvmmsg -> sendmmsg, no switching). Every VDE switch pays at least this
+    /// per frame, since the protocol is one datagram in and one out per frame.
+    Relay,
+}
+
+/// The sender's and the receiver's data sockets, the pid whose CPU is measured, and
+/// whatever must stay alive meanwhile.
+struct Path2 {
+    a: UnixDatagram,
+    b: UnixDatagram,
+    pid: u32,
+    _keep: Box<dyn std::any::Any>,
+}
+
+struct RelayChild(Child);
+
+impl Drop for RelayChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dgram_pair() -> (UnixDatagram, UnixDatagram) {
+    UnixDatagram::pair().unwrap()
+}
+
+fn connect(dut: &Dut) -> Path2 {
+    match dut {
+        Dut::Switch(sw) => {
+            let (a, b) = open_pair(sw);
+            Path2 {
+                a: a.data.try_clone().unwrap(),
+                b: b.data.try_clone().unwrap(),
+                pid: sw.child.id(),
+                _keep: Box::new((a, b)),
+            }
+        }
+        Dut::Relay => {
+            let (a, relay_in) = dgram_pair();
+            let (relay_out, b) = dgram_pair();
+            let (fin, fout) = (relay_in.as_raw_fd(), relay_out.as_raw_fd());
+            let mut cmd = Command::new(std::env::current_exe().unwrap());
+            cmd.env("VSWITCH_BENCH_RELAY", "1");
+            // SAFETY: only async-signal-safe dup2 between fork and exec.
+            unsafe {
+                use std::os::unix::process::CommandExt;
+                cmd.pre_exec(move || {
+                    if libc::dup2(fin, 3) < 0 || libc::dup2(fout, 4) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            let child = cmd.spawn().unwrap();
+            drop((relay_in, relay_out));
+            Path2 {
+                a,
+                b,
+                pid: child.id(),
+                _keep: Box::new(RelayChild(child)),
+            }
+        }
+    }
+}
+
+/// The floor relay's main loop (fd 3 -> fd 4), in a child process of the benchmark.
+fn relay_main() -> ! {
+    // 256 per call: the batch size at which the relay's CPU per frame stopped falling here.
+    let mut bufs: Vec<Vec<u8>> = (0..256).map(|_| vec![0u8; 2048]).collect();
+    loop {
+        let mut iov: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr() as *mut libc::c_void,
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iov
+            .iter_mut()
+            .map(|v| {
+                // SAFETY: a zeroed mmsghdr is valid; it points at one live iovec.
+                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                m.msg_hdr.msg_iov = v;
+                m.msg_hdr.msg_iovlen = 1;
+                m
+            })
+            .collect();
+        // SAFETY: msgs/iov/bufs stay alive for the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                3,
+                msgs.as_mut_ptr(),
+                msgs.len() as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n <= 0 {
+            std::process::exit(0);
+        }
+        for (m, v) in msgs.iter_mut().zip(iov.iter_mut()).take(n as usize) {
+            v.iov_len = m.msg_len as usize;
+        }
+        let mut off = 0usize;
+        while off < n as usize {
+            // SAFETY: as above; the first n entries hold the received lengths.
+            let k = unsafe {
+                libc::sendmmsg(4, msgs[off..].as_mut_ptr(), (n as usize - off) as u32, 0)
+            };
+            if k <= 0 {
+                std::process::exit(0);
+            }
+            off += k as usize;
+        }
+    }
+}
+
 #[derive(Clone, Copy, Default)]
 struct Tput {
     tx_fps: f64,
@@ -122,6 +270,8 @@ struct Tput {
     loss_pct: f64,
     cpu_us_per_frame: f64,
     cpu_pct: f64,
+    /// Share of both cores left idle during the run.
+    idle_pct: f64,
 }
 
 /// sendmmsg/recvmmsg with `n` frames per call (blocking): keeps the generator's own
@@ -185,14 +335,47 @@ fn recv_batch(d: &UnixDatagram, bufs: &mut [Vec<u8>], lens: &mut Vec<usize>) -> 
     true
 }
 
-fn throughput(sw: &Sw, size: usize, secs: f64, batch: usize) -> Tput {
-    let (a, b) = open_pair(sw);
+/// Restrict a task (pid/tid, 0 = the calling thread) to one CPU, or allow all with `None`.
+fn pin(tid: i32, cpu: Option<usize>) {
+    // SAFETY: cpu_set_t is plain data; the CPU_* helpers only touch the set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for c in 0..n {
+            if cpu.unwrap_or(c) == c {
+                libc::CPU_SET(c, &mut set);
+            }
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// Every thread of a process (the switch daemons are single-threaded, but be exact).
+fn pin_process(pid: u32, cpu: Option<usize>) {
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            if let Some(tid) = t.file_name().to_str().and_then(|s| s.parse().ok()) {
+                pin(tid, cpu);
+            }
+        }
+    }
+}
+
+fn throughput(dut: &Dut, size: usize, secs: f64, batch: usize, pinned: bool) -> Tput {
+    let p = connect(dut);
+    if pinned {
+        pin_process(p.pid, Some(0));
+        pin(0, Some(1));
+    }
     let stop = Arc::new(AtomicBool::new(false));
-    let rx_data: UnixDatagram = b.data.try_clone().unwrap();
+    let rx_data: UnixDatagram = p.b.try_clone().unwrap();
     rx_data
         .set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
     let rx = std::thread::spawn(move || {
+        if pinned {
+            pin(0, Some(1));
+        }
         let mut bufs: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; 2000]).collect();
         let mut lens = Vec::new();
         let mut n = 0u64;
@@ -205,7 +388,8 @@ fn throughput(sw: &Sw, size: usize, secs: f64, batch: usize) -> Tput {
         }
         n
     });
-    let cpu0 = sw.cpu_ticks();
+    let cpu0 = cpu_ticks(p.pid);
+    let idle0 = cpu_idle_total();
     let t0 = Instant::now();
     let mut frames: Vec<Vec<u8>> = (0..batch).map(|_| frame(size, SRC, DST)).collect();
     let mut tx = 0u64;
@@ -215,7 +399,7 @@ fn throughput(sw: &Sw, size: usize, secs: f64, batch: usize) -> Tput {
         for (i, f) in frames.iter_mut().enumerate() {
             f[14..22].copy_from_slice(&(tx + i as u64).to_be_bytes());
         }
-        tx += send_batch(&a.data, &mut frames) as u64;
+        tx += send_batch(&p.a, &mut frames) as u64;
         if t0.elapsed() >= deadline {
             break;
         }
@@ -223,8 +407,12 @@ fn throughput(sw: &Sw, size: usize, secs: f64, batch: usize) -> Tput {
     let wall = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let rxn = rx.join().unwrap();
-    let cpu = (sw.cpu_ticks() - cpu0) as f64 / ticks_per_sec();
-    drop((a, b));
+    let cpu = (cpu_ticks(p.pid) - cpu0) as f64 / ticks_per_sec();
+    let idle1 = cpu_idle_total();
+    if pinned {
+        pin(0, None);
+    }
+    drop(p);
     std::thread::sleep(Duration::from_millis(100));
     Tput {
         tx_fps: tx as f64 / wall,
@@ -232,13 +420,14 @@ fn throughput(sw: &Sw, size: usize, secs: f64, batch: usize) -> Tput {
         loss_pct: 100.0 * (tx.saturating_sub(rxn)) as f64 / tx.max(1) as f64,
         cpu_us_per_frame: cpu * 1e6 / rxn.max(1) as f64,
         cpu_pct: 100.0 * cpu / wall,
+        idle_pct: 100.0 * (idle1.0 - idle0.0) as f64 / (idle1.1 - idle0.1).max(1) as f64,
     }
 }
 
-fn latency(sw: &Sw, size: usize, secs: f64) -> (f64, f64) {
-    let (a, b) = open_pair(sw);
-    b.data
-        .set_read_timeout(Some(Duration::from_millis(200)))
+fn latency(dut: &Dut, size: usize, secs: f64) -> (f64, f64) {
+    let p = connect(dut);
+    let (a, b) = (&p.a, &p.b);
+    b.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
     let f = frame(size, SRC, DST);
     let mut buf = vec![0u8; 2000];
@@ -246,8 +435,8 @@ fn latency(sw: &Sw, size: usize, secs: f64) -> (f64, f64) {
     let t0 = Instant::now();
     while t0.elapsed().as_secs_f64() < secs {
         let t = Instant::now();
-        a.data.send(&f).unwrap();
-        if b.data.recv(&mut buf).is_ok() {
+        a.send(&f).unwrap();
+        if b.recv(&mut buf).is_ok() {
             samples.push(t.elapsed().as_secs_f64() * 1e6);
         }
     }
@@ -274,6 +463,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    if std::env::var_os("VSWITCH_BENCH_RELAY").is_some() {
+        relay_main();
+    }
     let args: Vec<String> = std::env::args().collect();
     let get = |k: &str, d: f64| {
         args.iter()
@@ -285,6 +477,17 @@ fn main() {
     let secs = get("--secs", 3.0);
     let rounds = get("--rounds", 3.0) as usize;
     let batch = (get("--batch", 32.0) as usize).max(1);
+    let sizes: Vec<usize> = args
+        .iter()
+        .position(|a| a == "--sizes")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.split(',')
+                .map(|x| x.parse().expect("--sizes 64,1500"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![64, 1500]);
+    let pinned = args.iter().any(|a| a == "--pin");
     let vsw = env!("CARGO_BIN_EXE_vswitch");
     let base = std::env::temp_dir().join("vswitch-bench");
     std::fs::create_dir_all(&base).unwrap();
@@ -292,26 +495,25 @@ fn main() {
         "vswitch-bench: {rounds} rounds x {secs} s per measurement, {batch} frames per sendmmsg/recvmmsg, \
          2 cores shared by sender, switch, receiver"
     );
+    const NAMES: [&str; 3] = ["vde_switch", "vswitch", "floor relay"];
     let mut json = Vec::new();
-    for size in [64usize, 1500] {
-        let mut res: [Vec<Tput>; 2] = [vec![], vec![]];
-        let mut lat: [Vec<(f64, f64)>; 2] = [vec![], vec![]];
+    for size in sizes {
+        let mut res: [Vec<Tput>; 3] = [vec![], vec![], vec![]];
+        let mut lat: [Vec<(f64, f64)>; 3] = [vec![], vec![], vec![]];
         for _ in 0..rounds {
-            for (i, (name, prog, extra)) in [
-                ("vde_switch", "vde_switch", &["-n", "65"][..]),
-                ("vswitch", vsw, &["-n", "64", "--nostdin"][..]),
-            ]
-            .iter()
-            .enumerate()
-            {
-                let sw = start(name, prog, extra, &base);
-                res[i].push(throughput(&sw, size, secs, batch));
-                lat[i].push(latency(&sw, size, secs.min(2.0)));
+            for (i, res_i) in res.iter_mut().enumerate() {
+                let sw = match i {
+                    0 => Some(start("vde_switch", "vde_switch", &["-n", "65"], &base)),
+                    1 => Some(start("vswitch", vsw, &["-n", "64", "--nostdin"], &base)),
+                    _ => None,
+                };
+                let dut = sw.as_ref().map_or(Dut::Relay, Dut::Switch);
+                res_i.push(throughput(&dut, size, secs, batch, pinned));
+                lat[i].push(latency(&dut, size, secs.min(2.0)));
+                let t = res_i.last().unwrap();
                 eprintln!(
-                    "  {} {size} B: rx {:.0} fps, loss {:.2} %",
-                    sw.name,
-                    res[i].last().unwrap().rx_fps,
-                    res[i].last().unwrap().loss_pct
+                    "  {} {size} B: rx {:.0} fps, loss {:.2} %, {:.2} us/frame, idle {:.0} %",
+                    NAMES[i], t.rx_fps, t.loss_pct, t.cpu_us_per_frame, t.idle_pct
                 );
             }
         }
@@ -319,25 +521,27 @@ fn main() {
         let ml = |i: usize, f: &dyn Fn(&(f64, f64)) -> f64| median(lat[i].iter().map(f).collect());
         println!("\n{size}-byte frames (median of {rounds})");
         println!(
-            "{:<11} {:>12} {:>12} {:>8} {:>12} {:>8} {:>9} {:>9}",
+            "{:<11} {:>12} {:>12} {:>8} {:>12} {:>8} {:>8} {:>9} {:>9}",
             "switch",
             "offered/s",
             "delivered/s",
             "loss %",
             "CPU us/frame",
             "CPU %",
+            "idle %",
             "p50 us",
             "p99 us"
         );
-        for (i, name) in ["vde_switch", "vswitch"].iter().enumerate() {
+        for (i, name) in NAMES.iter().enumerate() {
             println!(
-                "{:<11} {:>12.0} {:>12.0} {:>8.2} {:>12.2} {:>8.1} {:>9.1} {:>9.1}",
+                "{:<11} {:>12.0} {:>12.0} {:>8.2} {:>12.2} {:>8.1} {:>8.1} {:>9.1} {:>9.1}",
                 name,
                 m(i, &|t| t.tx_fps),
                 m(i, &|t| t.rx_fps),
                 m(i, &|t| t.loss_pct),
                 m(i, &|t| t.cpu_us_per_frame),
                 m(i, &|t| t.cpu_pct),
+                m(i, &|t| t.idle_pct),
                 ml(i, &|l| l.0),
                 ml(i, &|l| l.1)
             );
@@ -345,11 +549,14 @@ fn main() {
         let ratio_fps = m(1, &|t| t.rx_fps) / m(0, &|t| t.rx_fps);
         let ratio_cpu = m(1, &|t| t.cpu_us_per_frame) / m(0, &|t| t.cpu_us_per_frame);
         let ratio_p99 = ml(1, &|l| l.1) / ml(0, &|l| l.1);
+        let floor_cpu = m(2, &|t| t.cpu_us_per_frame) / m(0, &|t| t.cpu_us_per_frame);
         println!("ratio vswitch/vde_switch: delivered {ratio_fps:.2}x, CPU per frame {ratio_cpu:.2}x, p99 {ratio_p99:.2}x");
+        println!("ratio floor relay/vde_switch: CPU per frame {floor_cpu:.2}x (no VDE switch can go below this)");
         json.push(format!(
-            "{{\"frame\":{size},\"vde_rx_fps\":{:.0},\"vsw_rx_fps\":{:.0},\"vde_loss\":{:.2},\"vsw_loss\":{:.2},\"vde_cpu_us\":{:.2},\"vsw_cpu_us\":{:.2},\"vde_p99\":{:.1},\"vsw_p99\":{:.1}}}",
+            "{{\"frame\":{size},\"vde_rx_fps\":{:.0},\"vsw_rx_fps\":{:.0},\"vde_loss\":{:.2},\"vsw_loss\":{:.2},\"vde_cpu_us\":{:.2},\"vsw_cpu_us\":{:.2},\"floor_cpu_us\":{:.2},\"vde_p99\":{:.1},\"vsw_p99\":{:.1}}}",
             m(0, &|t| t.rx_fps), m(1, &|t| t.rx_fps), m(0, &|t| t.loss_pct), m(1, &|t| t.loss_pct),
-            m(0, &|t| t.cpu_us_per_frame), m(1, &|t| t.cpu_us_per_frame), ml(0, &|l| l.1), ml(1, &|l| l.1)
+            m(0, &|t| t.cpu_us_per_frame), m(1, &|t| t.cpu_us_per_frame), m(2, &|t| t.cpu_us_per_frame),
+            ml(0, &|l| l.1), ml(1, &|l| l.1)
         ));
     }
     let vde = start("vde_switch", "vde_switch", &["-n", "65"], &base);
