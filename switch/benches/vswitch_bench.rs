@@ -388,6 +388,9 @@ fn throughput(dut: &Dut, size: usize, secs: f64, batch: usize, pinned: bool) -> 
         }
         n
     });
+    // A switch that stops reading must end the run, not hang it: the send then times out,
+    // counts nothing, and the run ends at its deadline with the loss showing.
+    p.a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
     let cpu0 = cpu_ticks(p.pid);
     let idle0 = cpu_idle_total();
     let t0 = Instant::now();
@@ -424,8 +427,12 @@ fn throughput(dut: &Dut, size: usize, secs: f64, batch: usize, pinned: bool) -> 
     }
 }
 
-fn latency(dut: &Dut, size: usize, secs: f64) -> (f64, f64) {
+fn latency(dut: &Dut, size: usize, secs: f64, pinned: bool) -> (f64, f64) {
     let p = connect(dut);
+    if pinned {
+        pin_process(p.pid, Some(0));
+        pin(0, Some(1));
+    }
     let (a, b) = (&p.a, &p.b);
     b.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -439,6 +446,9 @@ fn latency(dut: &Dut, size: usize, secs: f64) -> (f64, f64) {
         if b.recv(&mut buf).is_ok() {
             samples.push(t.elapsed().as_secs_f64() * 1e6);
         }
+    }
+    if pinned {
+        pin(0, None);
     }
     samples.sort_by(|x, y| x.partial_cmp(y).unwrap());
     let pct = |p: f64| samples[((samples.len() - 1) as f64 * p) as usize];
@@ -509,7 +519,7 @@ fn main() {
                 };
                 let dut = sw.as_ref().map_or(Dut::Relay, Dut::Switch);
                 res_i.push(throughput(&dut, size, secs, batch, pinned));
-                lat[i].push(latency(&dut, size, secs.min(2.0)));
+                lat[i].push(latency(&dut, size, secs.min(2.0), pinned));
                 let t = res_i.last().unwrap();
                 eprintln!(
                     "  {} {size} B: rx {:.0} fps, loss {:.2} %, {:.2} us/frame, idle {:.0} %",
