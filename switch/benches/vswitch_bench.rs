@@ -270,6 +270,8 @@ struct Tput {
     loss_pct: f64,
     cpu_us_per_frame: f64,
     cpu_pct: f64,
+    /// The generator's own CPU (sender + receiver threads) per delivered frame.
+    gen_cpu_us_per_frame: f64,
     /// Share of both cores left idle during the run.
     idle_pct: f64,
 }
@@ -392,6 +394,7 @@ fn throughput(dut: &Dut, size: usize, secs: f64, batch: usize, pinned: bool) -> 
     // counts nothing, and the run ends at its deadline with the loss showing.
     p.a.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
     let cpu0 = cpu_ticks(p.pid);
+    let gen0 = cpu_ticks(std::process::id());
     let idle0 = cpu_idle_total();
     let t0 = Instant::now();
     let mut frames: Vec<Vec<u8>> = (0..batch).map(|_| frame(size, SRC, DST)).collect();
@@ -411,6 +414,7 @@ fn throughput(dut: &Dut, size: usize, secs: f64, batch: usize, pinned: bool) -> 
     stop.store(true, Ordering::Relaxed);
     let rxn = rx.join().unwrap();
     let cpu = (cpu_ticks(p.pid) - cpu0) as f64 / ticks_per_sec();
+    let gen = (cpu_ticks(std::process::id()) - gen0) as f64 / ticks_per_sec();
     let idle1 = cpu_idle_total();
     if pinned {
         pin(0, None);
@@ -423,6 +427,7 @@ fn throughput(dut: &Dut, size: usize, secs: f64, batch: usize, pinned: bool) -> 
         loss_pct: 100.0 * (tx.saturating_sub(rxn)) as f64 / tx.max(1) as f64,
         cpu_us_per_frame: cpu * 1e6 / rxn.max(1) as f64,
         cpu_pct: 100.0 * cpu / wall,
+        gen_cpu_us_per_frame: gen * 1e6 / rxn.max(1) as f64,
         idle_pct: 100.0 * (idle1.0 - idle0.0) as f64 / (idle1.1 - idle0.1).max(1) as f64,
     }
 }
@@ -562,6 +567,17 @@ fn main() {
         let floor_cpu = m(2, &|t| t.cpu_us_per_frame) / m(0, &|t| t.cpu_us_per_frame);
         println!("ratio vswitch/vde_switch: delivered {ratio_fps:.2}x, CPU per frame {ratio_cpu:.2}x, p99 {ratio_p99:.2}x");
         println!("ratio floor relay/vde_switch: CPU per frame {floor_cpu:.2}x (no VDE switch can go below this)");
+        // Every delivered frame costs the generator a send and a receive and the switch at
+        // least the floor, all on the same cores: this bounds what any switch can deliver.
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let per_frame = m(2, &|t| t.cpu_us_per_frame) + m(2, &|t| t.gen_cpu_us_per_frame);
+        let ceiling = ncpu * 1e6 / per_frame;
+        println!(
+            "ceiling for any VDE switch on {ncpu} cores with this generator: {ncpu} cores / ({:.2} floor + {:.2} generator us/frame) = {ceiling:.0} frames/s = {:.2}x vde_switch",
+            m(2, &|t| t.cpu_us_per_frame),
+            m(2, &|t| t.gen_cpu_us_per_frame),
+            ceiling / m(0, &|t| t.rx_fps)
+        );
         json.push(format!(
             "{{\"frame\":{size},\"vde_rx_fps\":{:.0},\"vsw_rx_fps\":{:.0},\"vde_loss\":{:.2},\"vsw_loss\":{:.2},\"vde_cpu_us\":{:.2},\"vsw_cpu_us\":{:.2},\"floor_cpu_us\":{:.2},\"vde_p99\":{:.1},\"vsw_p99\":{:.1}}}",
             m(0, &|t| t.rx_fps), m(1, &|t| t.rx_fps), m(0, &|t| t.loss_pct), m(1, &|t| t.loss_pct),
