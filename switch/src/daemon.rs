@@ -148,6 +148,8 @@ const READ_BUDGET: usize = 64;
 const RECV_BATCH: usize = 32;
 /// Frames per sendmmsg call.
 const SEND_BATCH: usize = 64;
+/// Bytes per read() from a stream peer (QEMU `-netdev stream`): dozens of frames per call.
+const STREAM_READ: usize = 64 * 1024;
 /// Recycled egress buffers kept (bounds the pool's memory to ~POOL_MAX * frame size).
 const POOL_MAX: usize = 512;
 /// How long an ingress port may be held back by a full egress queue before frames are
@@ -186,22 +188,23 @@ impl Sink {
         }
     }
 
-    /// Bytes to write for one frame (stream framing, VXLAN header).
-    fn encode<'a>(&self, frame: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    /// Append the bytes to write for one frame (stream framing, VXLAN header) to `out`,
+    /// which is a recycled queue buffer: no allocation per frame.
+    fn encode_into(&self, frame: &[u8], out: &mut Vec<u8>) {
         match self {
-            Sink::Stream { .. } => {
-                let mut b = Vec::with_capacity(frame.len() + 4);
-                b.extend_from_slice(&(frame.len() as u32).to_be_bytes());
-                b.extend_from_slice(frame);
-                b.into()
-            }
-            Sink::Vxlan { vni, .. } => {
-                let mut b = Vec::with_capacity(frame.len() + 8);
-                b.extend_from_slice(&wire::vxlan_header(*vni));
-                b.extend_from_slice(frame);
-                b.into()
-            }
-            _ => frame.into(),
+            Sink::Stream { .. } => out.extend_from_slice(&(frame.len() as u32).to_be_bytes()),
+            Sink::Vxlan { vni, .. } => out.extend_from_slice(&wire::vxlan_header(*vni)),
+            _ => {}
+        }
+        out.extend_from_slice(frame);
+    }
+
+    /// Length of [`Self::encode_into`]'s output for a frame of `len` bytes.
+    fn encoded_len(&self, len: usize) -> usize {
+        match self {
+            Sink::Stream { .. } => len + 4,
+            Sink::Vxlan { .. } => len + 8,
+            _ => len,
         }
     }
 
@@ -633,7 +636,7 @@ impl Daemon {
             debug_any: false,
             paused: HashMap::new(),
             cur_in: None,
-            buf: vec![0u8; MAX_FRAME_LEN + 64],
+            buf: vec![0u8; STREAM_READ],
             mbufs: (0..RECV_BATCH)
                 .map(|_| vec![0u8; MAX_FRAME_LEN + 64])
                 .collect(),
@@ -1669,7 +1672,8 @@ impl Daemon {
         }
     }
 
-    /// QEMU stream peer: reassemble 4-byte length-prefixed frames across reads.
+    /// QEMU stream peer: reassemble 4-byte length-prefixed frames across reads. Frames are
+    /// switched straight out of the reassembly buffer (no copy or allocation per frame).
     fn read_stream(&mut self, tok: Token, ep: usize) {
         self.cur_in = Some(tok);
         let mut tmp = std::mem::take(&mut self.buf);
@@ -1683,7 +1687,10 @@ impl Daemon {
         })) = self.eps.get_mut(ep)
         {
             let port = *port;
-            match (&*s).read(&mut tmp) {
+            // What one read brings is switched as a whole: keep it within a quarter of an
+            // egress queue so back-pressure still holds with a small --egress-queue-kb.
+            let cap = (self.cfg.egress_queue_bytes / 4).clamp(MAX_FRAME_LEN + 64, tmp.len());
+            match (&*s).read(&mut tmp[..cap]) {
                 Ok(0) => {
                     close = true;
                     break;
@@ -1696,27 +1703,26 @@ impl Daemon {
                     break;
                 }
             }
-            let mut frames = Vec::new();
+            let mut d = std::mem::take(dec);
             let mut off = 0;
-            while dec.len() - off >= 4 {
-                let n = u32::from_be_bytes([dec[off], dec[off + 1], dec[off + 2], dec[off + 3]])
-                    as usize;
+            while d.len() - off >= 4 {
+                let n = u32::from_be_bytes([d[off], d[off + 1], d[off + 2], d[off + 3]]) as usize;
                 if n > MAX_FRAME_LEN {
                     poisoned = true;
                     break;
                 }
-                if dec.len() - off < 4 + n {
+                if d.len() - off < 4 + n {
                     break;
                 }
                 if n > 0 {
-                    frames.push(dec[off + 4..off + 4 + n].to_vec());
+                    self.ingress(port, &d[off + 4..off + 4 + n]);
                 }
                 off += 4 + n;
             }
-            dec.drain(..off);
+            d.drain(..off);
             if poisoned {
                 // A bad length poisons the rest of the stream: drop the peer.
-                dec.clear();
+                d.clear();
                 self.stats.bad_stream_lengths += 1;
                 self.log.log(
                     "stream",
@@ -1724,8 +1730,12 @@ impl Daemon {
                 );
                 close = true;
             }
-            for f in frames {
-                self.ingress(port, &f);
+            if let Some(Some(Endpoint {
+                sink: Sink::Stream { dec, .. },
+                ..
+            })) = self.eps.get_mut(ep)
+            {
+                *dec = d;
             }
             budget += 1;
             if close || self.paused.contains_key(&tok) {
@@ -1944,15 +1954,15 @@ impl Daemon {
     fn send_ep(&mut self, ep: usize, frame: &[u8]) -> Option<DropReason> {
         let limit = self.cfg.egress_queue_bytes;
         let e = self.eps.get_mut(ep)?.as_mut()?;
-        let bytes = e.sink.encode(frame);
-        if e.queued_bytes + bytes.len() > limit {
+        let len = e.sink.encoded_len(frame.len());
+        if e.queued_bytes + len > limit {
             return Some(DropReason::QueueFull);
         }
-        e.queued_bytes += bytes.len();
+        e.queued_bytes += len;
         // Recycled buffers: no allocation per frame in steady state.
         let mut v = self.pool.pop().unwrap_or_default();
         v.clear();
-        v.extend_from_slice(&bytes);
+        e.sink.encode_into(frame, &mut v);
         e.queue.push_back(v);
         if !e.dirty {
             e.dirty = true;
@@ -2034,6 +2044,57 @@ impl Daemon {
                 } else {
                     for _ in 0..n {
                         let f = e.queue.pop_front().expect("sent entries exist");
+                        e.queued_bytes -= f.len();
+                        if self.pool.len() < POOL_MAX && f.capacity() <= 16 * 1024 {
+                            self.pool.push(f);
+                        }
+                    }
+                }
+            } else if let (true, Sink::Stream { s, .. }) = (e.queue.len() > 1, &e.sink) {
+                // Stream peer: many frames per writev; a partial write keeps the rest.
+                let mut iov = [libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0,
+                }; SEND_BATCH];
+                let mut cnt = 0;
+                for f in e.queue.iter().take(SEND_BATCH) {
+                    iov[cnt] = libc::iovec {
+                        iov_base: f.as_ptr() as *mut libc::c_void,
+                        iov_len: f.len(),
+                    };
+                    cnt += 1;
+                }
+                // SAFETY: iov points into queue entries that stay alive and unmodified for the call.
+                let n = unsafe { libc::writev(s.as_raw_fd(), iov.as_ptr(), cnt as i32) };
+                if n < 0 {
+                    let err = io::Error::last_os_error();
+                    match err.kind() {
+                        io::ErrorKind::WouldBlock => {
+                            blocked = true;
+                            break;
+                        }
+                        io::ErrorKind::Interrupted => continue,
+                        _ => {
+                            // The peer is gone; its read side reports EOF and closes it.
+                            errors += 1;
+                            if errors <= 1 {
+                                self.log.log("send", &format!("port {}: {err}", e.port));
+                            }
+                            let f = e.queue.pop_front().expect("non-empty");
+                            e.queued_bytes -= f.len();
+                        }
+                    }
+                } else {
+                    let mut left = n as usize;
+                    while left > 0 {
+                        let f = e.queue.front_mut().expect("written entries exist");
+                        if f.len() > left {
+                            f.drain(..left);
+                            e.queued_bytes -= left;
+                            break;
+                        }
+                        left -= f.len();
+                        let f = e.queue.pop_front().expect("non-empty");
                         e.queued_bytes -= f.len();
                         if self.pool.len() < POOL_MAX && f.capacity() <= 16 * 1024 {
                             self.pool.push(f);
