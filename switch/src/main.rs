@@ -16,6 +16,8 @@ Examples:
   vswitch -s /tmp/sw --stream /tmp/sw.stream:5 --dgram /tmp/sw.dgram:6
     qemu ... -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/sw.stream
     qemu ... -netdev dgram,id=n0,local.type=unix,local.path=/tmp/q.dgram,remote.type=unix,remote.path=/tmp/sw.dgram
+  vswitch -s /tmp/sw --port-streams        (port 4 also at /tmp/sw.streams/4)
+    qemu ... -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/sw.streams/4
   vswitch -s /tmp/sw --vxlan vni=42,local=192.0.2.1:4789,remote=192.0.2.2:4789
 
 rc file / console commands (vde_switch syntax): vlan/create 10, port/create 4,
@@ -80,6 +82,11 @@ struct Cli {
     /// back to the address the peer sends from (repeatable).
     #[arg(long = "dgram", value_name = "PATH[:PORT]", value_parser = path_port)]
     dgram: Vec<(PathBuf, Option<u16>)>,
+    /// Also listen for QEMU `-netdev stream` peers on DIR.streams/N for every port N
+    /// (vlaunch attaches its guests there when present: many frames per syscall, a small
+    /// fraction of the CPU of the VDE datagram path).
+    #[arg(long = "port-streams")]
+    port_streams: bool,
     /// TCP listener for QEMU `-netdev stream,server=off,addr.type=inet,addr.host=IP,addr.port=TCPPORT`
     /// or legacy `-netdev socket,connect=IP:TCPPORT`; `@PORT` pins the switch port (repeatable).
     #[arg(long = "stream-tcp", value_name = "IP:TCPPORT[@PORT]", value_parser = addr_port)]
@@ -277,6 +284,7 @@ fn real_main(cli: Cli) -> Result<i32> {
                 taps: cli.tap,
                 vxlans: cli.vxlan,
                 streams: cli.stream,
+                port_streams: cli.port_streams,
                 dgrams: cli.dgram,
                 stream_connects: cli.stream_connect,
                 stream_tcps: cli.stream_tcp,

@@ -422,6 +422,50 @@ fn stream_peers_batch_both_ways_and_survive_a_slow_reader() {
 }
 
 #[test]
+fn port_streams_give_every_port_a_stream_listener() {
+    // What vlaunch uses: DIR.streams/N is port N for QEMU `-netdev stream`, next to the VDE
+    // clients of the same port numbers; removed again when the switch exits.
+    let sw = Sw::start(&["-n", "8", "--port-streams"]);
+    let streams = sw.dir.path().join("sw.streams");
+    for p in 1..=8 {
+        assert!(
+            streams.join(p.to_string()).exists(),
+            "listener for port {p}"
+        );
+    }
+    assert!(!streams.join("9").exists());
+    let a = sw.port(1);
+    let mut b = UnixStream::connect(streams.join("2")).unwrap();
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    wait_for("stream peer on port 2", Duration::from_secs(5), || {
+        sw.mgmt().cmd("port/print 2").unwrap().code == 1000
+    });
+    let f = frame(BC, mac(2), None, 46);
+    let mut enc = (f.len() as u32).to_be_bytes().to_vec();
+    enc.extend_from_slice(&f);
+    b.write_all(&enc).unwrap();
+    assert_eq!(a.recv(), f);
+    let g = frame(mac(2), mac(1), None, 100);
+    a.send(&g);
+    let mut len = [0u8; 4];
+    b.read_exact(&mut len).unwrap();
+    let mut got = vec![0u8; u32::from_be_bytes(len) as usize];
+    b.read_exact(&mut got).unwrap();
+    assert_eq!(got, g);
+    let r = sw.mgmt().cmd("port/print 2").unwrap();
+    assert!(r.data.iter().any(|l| l.contains("module stream")), "{r:?}");
+    drop(b);
+    // vde_switch answers shutdown with 9999 (its "bye"), and so does vswitch.
+    let r = sw.mgmt().cmd("shutdown").unwrap();
+    assert_eq!(r.code, 9999, "{r:?}");
+    wait_for(
+        "DIR.streams removed on exit",
+        Duration::from_secs(5),
+        || !streams.exists(),
+    );
+}
+
+#[test]
 fn impairments_live_from_the_console_and_pcap_capture() {
     require("tshark", "tshark");
     let sw = Sw::start(&[]);
