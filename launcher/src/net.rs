@@ -99,6 +99,29 @@ pub struct Nic {
     pub switch_dir: PathBuf,
     pub port: u16,
     pub mac: Mac,
+    /// The port's `-netdev stream` socket when the switch offers one (see
+    /// [`port_stream_socket`]); `None` attaches with `-netdev vde`.
+    #[serde(default)]
+    pub stream: Option<PathBuf>,
+}
+
+/// `DIR.streams/N`: where `vswitch --port-streams` listens for QEMU `-netdev stream` peers
+/// of port N (the same layout as vswitch's `port_streams_dir`).
+pub fn port_stream_path(dir: &Path, port: u16) -> PathBuf {
+    let mut s = dir.as_os_str().to_owned();
+    s.push(".streams");
+    PathBuf::from(s).join(port.to_string())
+}
+
+/// The port's stream socket if the switch at `dir` listens there. A stream carries many
+/// frames per syscall, so the switch spends a fraction of the CPU per frame of the VDE
+/// datagram path (docs/benchmarks.md); Debian's vde_switch has none, and then the NIC
+/// stays on `-netdev vde`.
+pub fn port_stream_socket(dir: &Path, port: u16) -> Option<PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    let p = port_stream_path(dir, port);
+    let is_socket = std::fs::metadata(&p).is_ok_and(|m| m.file_type().is_socket());
+    is_socket.then_some(p)
 }
 
 /// One `--port` argument: `N` (a port of the `--switch` directory) or `DIR:N` (port N of the
@@ -158,6 +181,7 @@ pub fn plan_nics(vm_name: &str, ports: &[(PathBuf, u16)], macs: &[Mac]) -> Resul
             switch_dir: dir.clone(),
             port,
             mac,
+            stream: None,
         });
     }
     for (i, n) in nics.iter().enumerate() {
@@ -218,7 +242,7 @@ pub fn find_vswitch() -> Result<PathBuf> {
 pub enum SwitchStatus {
     /// A switch was already answering on DIR/ctl.
     Running,
-    /// vlaunch started `vswitch -s DIR -d -p PIDFILE` (the binary path is given).
+    /// vlaunch started `vswitch -s DIR --port-streams -d -p PIDFILE` (the binary path is given).
     Started(PathBuf),
 }
 
@@ -253,6 +277,7 @@ pub fn ensure_switch(dir: &Path, timeout: Duration) -> Result<SwitchStatus> {
     let mut cmd = Command::new(&bin);
     cmd.arg("-s")
         .arg(dir)
+        .arg("--port-streams")
         .arg("-d")
         .arg("-p")
         .arg(switch_pidfile(dir))

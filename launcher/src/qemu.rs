@@ -155,9 +155,22 @@ pub fn qemu_args(spec: &LaunchSpec) -> Vec<OsString> {
 
     for (i, nic) in spec.nics.iter().enumerate() {
         a.push("-netdev".into());
-        let mut nd = OsString::from(format!("vde,id=net{i},sock="));
-        nd.push(escape_commas(&nic.switch_dir));
-        nd.push(format!(",port={}", nic.port));
+        let nd = match &nic.stream {
+            // vswitch's per-port stream listener: many frames per syscall (net::port_stream_socket).
+            Some(path) => {
+                let mut nd = OsString::from(format!(
+                    "stream,id=net{i},server=off,addr.type=unix,addr.path="
+                ));
+                nd.push(escape_commas(path));
+                nd
+            }
+            None => {
+                let mut nd = OsString::from(format!("vde,id=net{i},sock="));
+                nd.push(escape_commas(&nic.switch_dir));
+                nd.push(format!(",port={}", nic.port));
+                nd
+            }
+        };
         a.push(nd);
         a.push("-device".into());
         a.push(format!("virtio-net-pci,netdev=net{i},mac={}", nic.mac).into());
@@ -265,11 +278,19 @@ mod tests {
                 switch_dir: "/run/ramux/switch".into(),
                 port: 4,
                 mac: "00:16:3e:00:00:01".parse::<Mac>().unwrap(),
+                stream: None,
             },
             Nic {
                 switch_dir: "/tmp/sw,2".into(),
                 port: 7,
                 mac: "00:16:3e:00:00:02".parse::<Mac>().unwrap(),
+                stream: None,
+            },
+            Nic {
+                switch_dir: "/run/ramux/switch".into(),
+                port: 5,
+                mac: "00:16:3e:00:00:03".parse::<Mac>().unwrap(),
+                stream: Some("/run/ramux/switch.streams/5".into()),
             },
         ];
         let l = line(&s);
@@ -285,7 +306,9 @@ mod tests {
         // NICs in --port order, commas in paths doubled.
         assert!(l.contains(
             " -netdev vde,id=net0,sock=/run/ramux/switch,port=4 -device virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:01 \
-             -netdev vde,id=net1,sock=/tmp/sw,,2,port=7 -device virtio-net-pci,netdev=net1,mac=00:16:3e:00:00:02 "
+             -netdev vde,id=net1,sock=/tmp/sw,,2,port=7 -device virtio-net-pci,netdev=net1,mac=00:16:3e:00:00:02 \
+             -netdev stream,id=net2,server=off,addr.type=unix,addr.path=/run/ramux/switch.streams/5 \
+             -device virtio-net-pci,netdev=net2,mac=00:16:3e:00:00:03 "
         ), "{l}");
         assert!(!l.contains("ide-cd"), "{l}");
     }

@@ -177,7 +177,7 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
     };
     progress(&format!("accel: {accel} ({accel_reason})"));
 
-    let nics: Vec<Nic> = if opts.ports.is_empty() {
+    let mut nics: Vec<Nic> = if opts.ports.is_empty() {
         if !opts.macs.is_empty() {
             bail!("--mac needs a --port: a MAC belongs to the NIC on that port");
         }
@@ -249,16 +249,23 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
         }
         switches.push((n.switch_dir.clone(), st));
     }
+    for nic in &mut nics {
+        nic.stream = net::port_stream_socket(&nic.switch_dir, nic.port);
+    }
     for nic in &nics {
+        let via = match &nic.stream {
+            Some(p) => format!("-netdev stream {}", p.display()),
+            None => "-netdev vde".to_string(),
+        };
         if switches.len() > 1 {
             progress(&format!(
-                "nic: {} port {} mac {}",
+                "nic: {} port {} mac {} ({via})",
                 nic.switch_dir.display(),
                 nic.port,
                 nic.mac
             ));
         } else {
-            progress(&format!("nic: port {} mac {}", nic.port, nic.mac));
+            progress(&format!("nic: port {} mac {} ({via})", nic.port, nic.mac));
         }
     }
 
