@@ -93,9 +93,18 @@ fn router_on_vswitch_started_by_vlaunch() {
     let _slot = qemu_slots(1);
     let sw = SwitchGuard::new();
     assert!(!vlaunch::net::switch_answers(&sw.dir));
-    let _g = boot_on_switch(&sw, "vsw", [1, 2]);
-    // vlaunch started `vswitch -s DIR -d -p DIR.pid`, and it answers.
+    let g = boot_on_switch(&sw, "vsw", [1, 2]);
+    // vlaunch started `vswitch -s DIR --port-streams -d -p DIR.pid`, and it answers; the
+    // guest's NICs are on the ports' stream sockets (the ARP exchange above crossed them).
     assert!(vlaunch::net::switch_answers(&sw.dir));
+    for n in &g.vm.record.spec.nics {
+        assert_eq!(
+            n.stream.as_deref(),
+            Some(vlaunch::net::port_stream_path(&sw.dir, n.port).as_path()),
+            "NIC on port {} attached with -netdev stream",
+            n.port
+        );
+    }
     let pid = std::fs::read_to_string(&sw.pidfile).expect("vswitch pid file");
     let exe = std::fs::read_link(format!("/proc/{}/exe", pid.trim())).unwrap();
     assert!(exe.ends_with("vswitch"), "{}", exe.display());
@@ -107,6 +116,8 @@ fn router_on_debian_vde_switch() {
     let mut sw = SwitchGuard::new();
     sw.start_vde_switch();
     let g = boot_on_switch(&sw, "vde", [3, 4]);
+    // vde_switch has no DIR.streams: the NICs stay on -netdev vde.
+    assert!(g.vm.record.spec.nics.iter().all(|n| n.stream.is_none()));
     let ports = sw.mgmt("port/print");
     for p in ["Port 0003", "Port 0004"] {
         let block = ports
