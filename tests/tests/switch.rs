@@ -195,6 +195,12 @@ fn master_and_backup_routers_ping_each_other_on_vswitch() {
         opts.ports = ports.to_vec();
         let vm = vlaunch::launch(&opts, &mut |m| eprintln!("e2e: {tag}: {m}"))
             .unwrap_or_else(|e| panic!("launch {tag}: {e:#}"));
+        // The switch runs with --port-streams: trunk and access NICs go over -netdev stream.
+        assert!(
+            vm.record.spec.nics.iter().all(|n| n.stream.is_some()),
+            "{:?}",
+            vm.record.spec.nics
+        );
         guards.push(VmGuard {
             vm,
             state_root: root,

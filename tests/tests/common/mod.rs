@@ -276,9 +276,11 @@ impl SwitchGuard {
         let mgmt = self._tmp.path().join("mgmt");
         let rcfile = self._tmp.path().join("switch.rc");
         std::fs::write(&rcfile, rc).expect("write rc file");
+        // --port-streams as vlaunch starts it: the guests then attach with -netdev stream.
         let st = Command::new(ramux_bin("vswitch"))
             .arg("-s")
             .arg(&self.dir)
+            .arg("--port-streams")
             .arg("-M")
             .arg(&mgmt)
             .arg("-f")
