@@ -172,7 +172,8 @@ fn ping_from(sock: &std::path::Path, what: &str, target: std::net::Ipv4Addr) {
 /// in VLAN 99) and eth1 an access port of the uplink segment. The MASTER and BACKUP images boot
 /// at once; the BACKUP pings the MASTER on the uplink (untagged) and across the trunk on VLAN 10
 /// (tagged frames through the switch). Then VRRP: the routers' vrrpd elect the MASTER, which alone
-/// holds the gateway VIPs, and the BACKUP reaches the uplink VIP.
+/// holds the gateway VIPs, and the BACKUP reaches the uplink VIP. Finally the MASTER VM is
+/// killed and the BACKUP takes over all three VIPs.
 #[test]
 fn master_and_backup_routers_ping_each_other_on_vswitch() {
     let (master, backup) = (image_role("router", "MASTER"), image("router"));
@@ -299,5 +300,36 @@ fn master_and_backup_routers_ping_each_other_on_vswitch() {
         &bsock,
         "BACKUP -> uplink VIP",
         std::net::Ipv4Addr::new(10, 1, 1, 4),
+    );
+
+    // Failover: the MASTER appliance loses power (its QEMU is killed). The BACKUP stops
+    // hearing adverts and takes the sync group after Master_Down_Interval, counted from the
+    // last advert it heard (VRRPv2: 3 x 5 s + (256 - 50)/256 s = 15.8 s, so 10.8-15.8 s
+    // after the kill), then holds all three VIPs.
+    guards[0].vm.kill();
+    let t0 = Instant::now();
+    loop {
+        let state = group(&bsock);
+        if state == "sync group eth1-vlan10 [MASTER]" {
+            eprintln!(
+                "e2e: BACKUP router took over {:.1} s after the MASTER was killed",
+                t0.elapsed().as_secs_f64()
+            );
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "the BACKUP router never took over: {state:?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(
+        t0.elapsed() >= Duration::from_secs(10),
+        "took over before Master_Down_Interval could have passed (10.8 s at the earliest)"
+    );
+    assert_eq!(
+        vips(&bsock),
+        3,
+        "the new VRRP master must hold all three VIPs"
     );
 }
