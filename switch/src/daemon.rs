@@ -1743,21 +1743,12 @@ impl Daemon {
                 }
             }
             let mut d = std::mem::take(dec);
-            let mut off = 0;
-            while d.len() - off >= 4 {
-                let n = u32::from_be_bytes([d[off], d[off + 1], d[off + 2], d[off + 3]]) as usize;
-                if n > MAX_FRAME_LEN {
-                    poisoned = true;
-                    break;
-                }
-                if d.len() - off < 4 + n {
-                    break;
-                }
-                if n > 0 {
-                    self.ingress(port, &d[off + 4..off + 4 + n]);
-                }
-                off += 4 + n;
+            let mut frames = wire::QemuFrames::new(&d);
+            for f in frames.by_ref() {
+                self.ingress(port, f);
             }
+            let (off, bad) = (frames.consumed(), frames.poisoned());
+            poisoned |= bad;
             d.drain(..off);
             if poisoned {
                 // A bad length poisons the rest of the stream: drop the peer.

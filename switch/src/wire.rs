@@ -189,7 +189,9 @@ impl RequestRepr {
         };
         b[8..12].copy_from_slice(&t.to_ne_bytes());
         b[12..14].copy_from_slice(&(libc::AF_UNIX as u16).to_ne_bytes());
-        let n = self.path.len().min(SUN_PATH_LEN - 1);
+        // A full 108-byte field without a NUL is a valid Linux path and what `parse` reads
+        // back (the fuzz target's round trip found the old 107-byte cut).
+        let n = self.path.len().min(SUN_PATH_LEN);
         b[14..14 + n].copy_from_slice(&self.path[..n]);
         b[REQUEST_HEADER_LEN..].copy_from_slice(&self.description);
         b
@@ -422,6 +424,61 @@ pub fn stream_encode(frame: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(frame);
 }
 
+/// Splits QEMU `-netdev stream` framing (4-byte big-endian length + frame) off the front of
+/// a reassembly buffer, borrowing the frames in place. Zero-length records are skipped (QEMU
+/// never sends them); a length over [`MAX_FRAME_LEN`] poisons the stream, since nothing after
+/// it can be trusted to be a boundary.
+pub struct QemuFrames<'a> {
+    buf: &'a [u8],
+    off: usize,
+    poisoned: bool,
+}
+
+impl<'a> QemuFrames<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        QemuFrames {
+            buf,
+            off: 0,
+            poisoned: false,
+        }
+    }
+
+    /// Bytes of whole records consumed so far: drain these, keep the rest for the next read.
+    pub fn consumed(&self) -> usize {
+        self.off
+    }
+
+    /// An impossible length was met: the peer must be dropped.
+    pub fn poisoned(&self) -> bool {
+        self.poisoned
+    }
+}
+
+impl<'a> Iterator for QemuFrames<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let rest = &self.buf[self.off..];
+            if self.poisoned || rest.len() < 4 {
+                return None;
+            }
+            let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            if n > MAX_FRAME_LEN {
+                self.poisoned = true;
+                return None;
+            }
+            if rest.len() < 4 + n {
+                return None;
+            }
+            self.off += 4 + n;
+            if n > 0 {
+                return Some(&rest[4..4 + n]);
+            }
+        }
+    }
+}
+
 /// VXLAN header (RFC 7348): flags 0x08 (I bit), 24-bit VNI.
 pub const VXLAN_HEADER_LEN: usize = 8;
 
@@ -472,6 +529,13 @@ pub fn fuzz_parsers(data: &[u8]) {
     while let Some(f) = d.next_frame() {
         assert!(!f.is_empty() && f.len() <= MAX_FRAME_LEN);
     }
+    let mut q = QemuFrames::new(data);
+    let mut seen = 0;
+    for f in q.by_ref() {
+        assert!(!f.is_empty() && f.len() <= MAX_FRAME_LEN);
+        seen += 4 + f.len();
+    }
+    assert!(q.consumed() >= seen && q.consumed() <= data.len());
     let _ = vxlan_parse(data);
     let _ = crate::console::parse_command_line(&String::from_utf8_lossy(data));
 }
@@ -597,6 +661,39 @@ mod tests {
         assert_eq!(parse_mac("00:16:3e:01:02"), None);
         assert_eq!(parse_mac("zz:16:3e:01:02:0a"), None);
         assert_eq!(fmt_mac(&[0, 0x16, 0x3e, 1, 2, 10]), "00:16:3e:01:02:0a");
+    }
+
+    #[test]
+    fn request_with_a_full_unterminated_path_round_trips() {
+        // Found by the fuzz target: 108 path bytes and no NUL.
+        let r = RequestRepr {
+            port: PortRequest::Port(3),
+            path: vec![b'p'; SUN_PATH_LEN],
+            description: b"x".to_vec(),
+        };
+        let b = r.emit();
+        let back = RequestRepr::parse(&Request::new_checked(&b[..]).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn qemu_stream_framing() {
+        let mut b = Vec::new();
+        for f in [&[1u8; 60][..], &[], &[2u8; 1500]] {
+            b.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            b.extend_from_slice(f);
+        }
+        b.extend_from_slice(&[0, 0, 0, 60, 9, 9]); // half a record
+        let mut q = QemuFrames::new(&b);
+        let got: Vec<usize> = q.by_ref().map(|f| f.len()).collect();
+        assert_eq!(got, vec![60, 1500], "the empty record is skipped");
+        assert_eq!(q.consumed(), 4 + 60 + 4 + 4 + 1500);
+        assert!(!q.poisoned());
+        let bad = [0xff, 0xff, 0xff, 0xff, 1, 2];
+        let mut q = QemuFrames::new(&bad);
+        assert_eq!(q.next(), None);
+        assert!(q.poisoned());
+        assert_eq!(q.consumed(), 0);
     }
 
     #[test]
