@@ -212,6 +212,50 @@ impl Sink {
         }
     }
 
+    /// Write the head of `queue` with one syscall: `sendmmsg` for datagram peers, `writev` for
+    /// streams, one frame for the others. Returns the bytes taken (a stream may stop inside a
+    /// frame; datagrams are taken whole).
+    fn write_batch(&self, queue: &VecDeque<Vec<u8>>) -> io::Result<usize> {
+        let fd = match self {
+            Sink::Dgram(d) => d.as_raw_fd(),
+            Sink::Stream { s, .. } => s.as_raw_fd(),
+            _ => return self.write(queue.front().map_or(&[][..], |f| &f[..])),
+        };
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; SEND_BATCH];
+        let mut cnt = 0;
+        for (v, f) in iov.iter_mut().zip(queue) {
+            *v = libc::iovec {
+                iov_base: f.as_ptr() as *mut libc::c_void,
+                iov_len: f.len(),
+            };
+            cnt += 1;
+        }
+        if let Sink::Stream { .. } = self {
+            // SAFETY: iov points into queue entries that stay alive and unmodified for the call.
+            let n = unsafe { libc::writev(fd, iov.as_ptr(), cnt as i32) };
+            return if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            };
+        }
+        // SAFETY: an all-zero mmsghdr is a valid empty header.
+        let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
+        for (m, v) in msgs.iter_mut().zip(iov.iter_mut()).take(cnt) {
+            m.msg_hdr.msg_iov = v;
+            m.msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: msgs point at iov, iov into queue entries, all alive for the call.
+        let n = unsafe { libc::sendmmsg(fd, msgs.as_mut_ptr(), cnt as u32, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(queue.iter().take(n as usize).map(Vec::len).sum())
+    }
+
     /// Write encoded bytes; returns how many were taken (streams may take part).
     fn write(&self, b: &[u8]) -> io::Result<usize> {
         match self {
@@ -2026,137 +2070,27 @@ impl Daemon {
         };
         let mut errors = 0u64;
         let mut blocked = false;
-        while !e.queue.is_empty() {
-            let batched = matches!(e.sink, Sink::Dgram(_)) && e.queue.len() > 1;
-            if let (true, Sink::Dgram(d)) = (batched, &e.sink) {
-                let mut iov = [libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                }; SEND_BATCH];
-                // SAFETY: an all-zero mmsghdr is a valid empty header.
-                let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
-                let mut cnt = 0;
-                for f in e.queue.iter().take(SEND_BATCH) {
-                    iov[cnt] = libc::iovec {
-                        iov_base: f.as_ptr() as *mut libc::c_void,
-                        iov_len: f.len(),
-                    };
-                    msgs[cnt].msg_hdr.msg_iov = &mut iov[cnt];
-                    msgs[cnt].msg_hdr.msg_iovlen = 1;
-                    cnt += 1;
-                }
-                // SAFETY: iov points into queue entries that stay alive and unmodified for the call.
-                let n = unsafe {
-                    libc::sendmmsg(
-                        d.as_raw_fd(),
-                        msgs.as_mut_ptr(),
-                        cnt as u32,
-                        libc::MSG_DONTWAIT,
-                    )
-                };
-                if n < 0 {
-                    let err = io::Error::last_os_error();
-                    match err.kind() {
-                        io::ErrorKind::WouldBlock => {
-                            blocked = true;
-                            break;
-                        }
-                        io::ErrorKind::Interrupted => continue,
-                        _ => {
-                            errors += 1;
-                            if errors <= 1 {
-                                self.log.log("send", &format!("port {}: {err}", e.port));
-                            }
-                            let f = e.queue.pop_front().expect("non-empty");
-                            e.queued_bytes -= f.len();
-                        }
-                    }
-                } else {
-                    for _ in 0..n {
-                        let f = e.queue.pop_front().expect("sent entries exist");
-                        e.queued_bytes -= f.len();
-                        if self.pool.len() < POOL_MAX && f.capacity() <= 16 * 1024 {
-                            self.pool.push(f);
-                        }
-                    }
-                }
-            } else if let (true, Sink::Stream { s, .. }) = (e.queue.len() > 1, &e.sink) {
-                // Stream peer: many frames per writev; a partial write keeps the rest.
-                let mut iov = [libc::iovec {
-                    iov_base: std::ptr::null_mut(),
-                    iov_len: 0,
-                }; SEND_BATCH];
-                let mut cnt = 0;
-                for f in e.queue.iter().take(SEND_BATCH) {
-                    iov[cnt] = libc::iovec {
-                        iov_base: f.as_ptr() as *mut libc::c_void,
-                        iov_len: f.len(),
-                    };
-                    cnt += 1;
-                }
-                // SAFETY: iov points into queue entries that stay alive and unmodified for the call.
-                let n = unsafe { libc::writev(s.as_raw_fd(), iov.as_ptr(), cnt as i32) };
-                if n < 0 {
-                    let err = io::Error::last_os_error();
-                    match err.kind() {
-                        io::ErrorKind::WouldBlock => {
-                            blocked = true;
-                            break;
-                        }
-                        io::ErrorKind::Interrupted => continue,
-                        _ => {
-                            // The peer is gone; its read side reports EOF and closes it.
-                            errors += 1;
-                            if errors <= 1 {
-                                self.log.log("send", &format!("port {}: {err}", e.port));
-                            }
-                            let f = e.queue.pop_front().expect("non-empty");
-                            e.queued_bytes -= f.len();
-                        }
-                    }
-                } else {
-                    let mut left = n as usize;
-                    while left > 0 {
-                        let f = e.queue.front_mut().expect("written entries exist");
-                        if f.len() > left {
-                            f.drain(..left);
-                            e.queued_bytes -= left;
-                            break;
-                        }
-                        left -= f.len();
-                        let f = e.queue.pop_front().expect("non-empty");
-                        e.queued_bytes -= f.len();
-                        if self.pool.len() < POOL_MAX && f.capacity() <= 16 * 1024 {
-                            self.pool.push(f);
-                        }
-                    }
-                }
+        while let Some(head) = e.queue.front() {
+            let res = if e.queue.len() > 1 {
+                e.sink.write_batch(&e.queue)
             } else {
-                let f = e.queue.front_mut().expect("non-empty");
-                match e.sink.write(f) {
-                    Ok(n) if n < f.len() => {
-                        // Partial stream write: keep the rest at the head.
-                        f.drain(..n);
-                        e.queued_bytes -= n;
-                        continue;
-                    }
-                    Ok(_) => {}
-                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                        blocked = true;
-                        break;
-                    }
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(err) => {
-                        errors += 1;
-                        if errors <= 1 {
-                            self.log.log("send", &format!("port {}: {err}", e.port));
-                        }
-                    }
+                e.sink.write(head)
+            };
+            match res {
+                Ok(n) => take_written(&mut e.queue, &mut e.queued_bytes, &mut self.pool, n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    blocked = true;
+                    break;
                 }
-                let f = e.queue.pop_front().expect("non-empty");
-                e.queued_bytes -= f.len();
-                if self.pool.len() < POOL_MAX && f.capacity() <= 16 * 1024 {
-                    self.pool.push(f);
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    // The peer is gone (its ctl or read side closes it): drop the head frame.
+                    errors += 1;
+                    if errors <= 1 {
+                        self.log.log("send", &format!("port {}: {err}", e.port));
+                    }
+                    let len = e.queue.front().map_or(0, Vec::len);
+                    take_written(&mut e.queue, &mut e.queued_bytes, &mut self.pool, len);
                 }
             }
         }
@@ -2538,6 +2472,32 @@ impl Daemon {
     /// Robustness counters (bad handshakes, refusals, ...).
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+}
+
+/// Drop the first `n` written bytes from an egress queue: whole frames go back to the buffer
+/// pool, a frame a stream took only part of keeps its rest at the head.
+fn take_written(
+    queue: &mut VecDeque<Vec<u8>>,
+    queued: &mut usize,
+    pool: &mut Vec<Vec<u8>>,
+    mut n: usize,
+) {
+    while let Some(f) = queue.front_mut() {
+        if f.len() > n {
+            f.drain(..n);
+            *queued -= n;
+            return;
+        }
+        n -= f.len();
+        *queued -= f.len();
+        let f = queue.pop_front().expect("non-empty");
+        if pool.len() < POOL_MAX && f.capacity() <= 16 * 1024 {
+            pool.push(f);
+        }
+        if n == 0 {
+            return;
+        }
     }
 }
 
