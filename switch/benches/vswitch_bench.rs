@@ -323,56 +323,26 @@ fn connect(dut: &Dut) -> Path2 {
     }
 }
 
-/// The floor relay's main loop (fd 3 -> fd 4), in a child process of the benchmark.
+/// The floor relay's main loop (fd 3 -> fd 4), in a child process of the benchmark: the
+/// generator's own recvmmsg/sendmmsg, and nothing else.
 fn relay_main() -> ! {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the parent placed the two socketpair ends at fds 3 and 4 for this process alone.
+    let (rx, tx) = unsafe { (UnixDatagram::from_raw_fd(3), UnixDatagram::from_raw_fd(4)) };
     // 256 per call: the batch size at which the relay's CPU per frame stopped falling here.
     let mut bufs: Vec<Vec<u8>> = (0..256).map(|_| vec![0u8; 2048]).collect();
-    loop {
-        let mut iov: Vec<libc::iovec> = bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr() as *mut libc::c_void,
-                iov_len: b.len(),
-            })
-            .collect();
-        let mut msgs: Vec<libc::mmsghdr> = iov
-            .iter_mut()
-            .map(|v| {
-                // SAFETY: a zeroed mmsghdr is valid; it points at one live iovec.
-                let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                m.msg_hdr.msg_iov = v;
-                m.msg_hdr.msg_iovlen = 1;
-                m
-            })
-            .collect();
-        // SAFETY: msgs/iov/bufs stay alive for the call.
-        let n = unsafe {
-            libc::recvmmsg(
-                3,
-                msgs.as_mut_ptr(),
-                msgs.len() as u32,
-                libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
-            )
-        };
-        if n <= 0 {
-            std::process::exit(0);
-        }
-        for (m, v) in msgs.iter_mut().zip(iov.iter_mut()).take(n as usize) {
-            v.iov_len = m.msg_len as usize;
-        }
-        let mut off = 0usize;
-        while off < n as usize {
-            // SAFETY: as above; the first n entries hold the received lengths.
-            let k = unsafe {
-                libc::sendmmsg(4, msgs[off..].as_mut_ptr(), (n as usize - off) as u32, 0)
-            };
-            if k <= 0 {
-                std::process::exit(0);
+    let mut lens = Vec::new();
+    while recv_batch(&rx, &mut bufs, &mut lens) {
+        let frames: Vec<&[u8]> = bufs.iter().zip(&lens).map(|(b, &n)| &b[..n]).collect();
+        let mut off = 0;
+        while off < frames.len() {
+            match send_batch(&tx, &frames[off..]) {
+                0 => std::process::exit(0),
+                k => off += k,
             }
-            off += k as usize;
         }
     }
+    std::process::exit(0)
 }
 
 #[derive(Clone, Copy, Default)]
@@ -390,12 +360,12 @@ struct Tput {
 
 /// sendmmsg/recvmmsg with `n` frames per call (blocking): keeps the generator's own
 /// syscall cost low so the switch, not the harness, is what is measured.
-fn send_batch(d: &UnixDatagram, frames: &mut [Vec<u8>]) -> usize {
+fn send_batch<F: AsRef<[u8]>>(d: &UnixDatagram, frames: &[F]) -> usize {
     let mut iov: Vec<libc::iovec> = frames
-        .iter_mut()
+        .iter()
         .map(|f| libc::iovec {
-            iov_base: f.as_mut_ptr() as *mut libc::c_void,
-            iov_len: f.len(),
+            iov_base: f.as_ref().as_ptr() as *mut libc::c_void,
+            iov_len: f.as_ref().len(),
         })
         .collect();
     let mut msgs: Vec<libc::mmsghdr> = iov
