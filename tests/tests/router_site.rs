@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use vlaunch::Mac;
 
 #[test]
@@ -81,30 +81,14 @@ fn router_backup_applies_site_vlans_and_ruleset_on_a_trunk_port() {
     let mut plug = Plug::new(&sw.dir, 9);
     let me: Mac = "02:e2:e0:00:10:09".parse().unwrap();
     let target = [172, 16, 10, 200];
-    let req = arp_request(me.0, [172, 16, 10, 99], target);
-    let t0 = Instant::now();
-    let mut last_sent: Option<Instant> = None;
-    loop {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no ARP reply for 172.16.10.200 on VLAN 10 through the trunk"
-        );
-        if last_sent
-            .map(|t| t.elapsed() > Duration::from_secs(1))
-            .unwrap_or(true)
-        {
-            plug.send(&req);
-            last_sent = Some(Instant::now());
-        }
-        if let Some(f) = plug.recv(Duration::from_millis(200)) {
-            if let Some((mac, spa)) = arp_reply(&f) {
-                if spa == target && f[..6] == me.0 {
-                    assert_eq!(Mac(mac), eth0_mac, "ARP reply from the wrong NIC");
-                    // Untagged on the access port: the ethertype right after the MACs is ARP.
-                    assert_eq!(f[12..14], [0x08, 0x06]);
-                    break;
-                }
-            }
-        }
-    }
+    let (f, mac) = arp_resolve(
+        &mut plug,
+        me.0,
+        [172, 16, 10, 99],
+        target,
+        "172.16.10.200 on VLAN 10 through the trunk",
+    );
+    assert_eq!(Mac(mac), eth0_mac, "ARP reply from the wrong NIC");
+    // Untagged on the access port: the ethertype right after the MACs is ARP.
+    assert_eq!(f[12..14], [0x08, 0x06]);
 }

@@ -39,35 +39,19 @@ fn boot_on_switch(sw: &SwitchGuard, tag: &str, ports: [u16; 2]) -> VmGuard {
 
     let mut plug = Plug::new(&sw.dir, 9);
     let me: Mac = "02:e2:e0:00:00:09".parse().unwrap();
-    let req = arp_request(me.0, [ip[0], ip[1], ip[2], 250], ip);
-    let t0 = Instant::now();
-    let mut last_sent: Option<Instant> = None;
-    loop {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no ARP reply for {ip:?} from the VM through the switch"
-        );
-        if last_sent
-            .map(|t| t.elapsed() > Duration::from_secs(1))
-            .unwrap_or(true)
-        {
-            plug.send(&req);
-            last_sent = Some(Instant::now());
-        }
-        if let Some(f) = plug.recv(Duration::from_millis(200)) {
-            if let Some((mac, spa)) = arp_reply(&f) {
-                if spa == ip && f[..6] == me.0 {
-                    assert!(
-                        nics.iter().any(|n| n.mac.0 == mac),
-                        "ARP reply from unexpected MAC {}",
-                        Mac(mac)
-                    );
-                    eprintln!("e2e: {tag}: ARP reply for {ip:?} from {}", Mac(mac));
-                    break;
-                }
-            }
-        }
-    }
+    let (_, mac) = arp_resolve(
+        &mut plug,
+        me.0,
+        [ip[0], ip[1], ip[2], 250],
+        ip,
+        &format!("{ip:?} from the VM through the switch"),
+    );
+    assert!(
+        nics.iter().any(|n| n.mac.0 == mac),
+        "ARP reply from unexpected MAC {}",
+        Mac(mac)
+    );
+    eprintln!("e2e: {tag}: ARP reply for {ip:?} from {}", Mac(mac));
     g
 }
 

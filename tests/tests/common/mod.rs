@@ -431,6 +431,38 @@ pub fn arp_request(src: [u8; 6], sender_ip: [u8; 4], target: [u8; 4]) -> Vec<u8>
     f
 }
 
+/// Asks for `target` from `me` (as `sender_ip`) through `plug`, once a second, until the reply
+/// addressed to `me` arrives (60 s at most; `what` names the exchange in the failure).
+/// Returns the reply frame and its sender MAC.
+pub fn arp_resolve(
+    plug: &mut Plug,
+    me: [u8; 6],
+    sender_ip: [u8; 4],
+    target: [u8; 4],
+    what: &str,
+) -> (Vec<u8>, [u8; 6]) {
+    let req = arp_request(me, sender_ip, target);
+    let t0 = Instant::now();
+    let mut last_sent: Option<Instant> = None;
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no ARP reply: {what}"
+        );
+        if last_sent.map_or(true, |t| t.elapsed() > Duration::from_secs(1)) {
+            plug.send(&req);
+            last_sent = Some(Instant::now());
+        }
+        if let Some(f) = plug.recv(Duration::from_millis(200)) {
+            if let Some((mac, spa)) = arp_reply(&f) {
+                if spa == target && f[..6] == me {
+                    return (f, mac);
+                }
+            }
+        }
+    }
+}
+
 /// If `f` is an ARP reply, its (sender MAC, sender IP).
 pub fn arp_reply(f: &[u8]) -> Option<([u8; 6], [u8; 4])> {
     if f.len() < 42 || f[12..14] != [0x08, 0x06] || f[20..22] != [0, 2] {
