@@ -108,6 +108,15 @@ pub struct Config {
     pub stdin_console: bool,
 }
 
+impl Config {
+    /// Mode of the directories the switch creates: `--dirmode`, else vde_switch's rule (the
+    /// socket mode, setgid, and searchable wherever it is readable).
+    fn dir_mode(&self) -> u32 {
+        self.dirmode
+            .unwrap_or(0o2000 | self.mode | ((self.mode & 0o444) >> 2))
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -592,9 +601,7 @@ impl Daemon {
             }
         }
         let dir = &cfg.sock_dir;
-        let dirmode = cfg
-            .dirmode
-            .unwrap_or(0o2000 | cfg.mode | ((cfg.mode & 0o444) >> 2));
+        let dirmode = cfg.dir_mode();
         let mut created_dir = false;
         // vlaunch's default is /run/ramux/switch: create missing parents (vde_switch would fail).
         if let Some(parent) = dir.parent() {
@@ -885,13 +892,8 @@ impl Daemon {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e).with_context(|| format!("create {}", dir.display())),
         }
-        // The same mode as the switch directory (vde_switch's rule: searchable where readable).
-        let mode = self.cfg.mode;
-        let dirmode = self
-            .cfg
-            .dirmode
-            .unwrap_or(0o2000 | mode | ((mode & 0o444) >> 2));
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(dirmode))
+        // The same mode as the switch directory.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(self.cfg.dir_mode()))
             .with_context(|| format!("chmod {}", dir.display()))?;
         chown_group(&dir, None, self.cfg.group)?;
         for p in 1..=self.cfg.numports {
@@ -1761,7 +1763,6 @@ impl Daemon {
         self.cur_in = Some(tok);
         let mut tmp = std::mem::take(&mut self.buf);
         let mut close = false;
-        let mut poisoned = false;
         let mut budget = 0;
         while let Some(Some(Endpoint {
             sink: Sink::Stream { s, dec },
@@ -1791,8 +1792,7 @@ impl Daemon {
             for f in frames.by_ref() {
                 self.ingress(port, f);
             }
-            let (off, bad) = (frames.consumed(), frames.poisoned());
-            poisoned |= bad;
+            let (off, poisoned) = (frames.consumed(), frames.poisoned());
             d.drain(..off);
             if poisoned {
                 // A bad length poisons the rest of the stream: drop the peer.
