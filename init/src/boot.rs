@@ -130,6 +130,10 @@ pub fn run() -> ! {
     start_due(&con, &mut sup, &kinds, clock(), |k| {
         matches!(k, Kind::Service(_))
     });
+    // Subscribed before the ready line: whoever waits for that line may press the power button
+    // the moment it appears, and an ACPI event sent before the subscription is lost.
+    let mut power = PowerWatch::open(&con);
+    power.rescan(&con, clock());
     if let Some(a) = &appliance {
         con.say(&console::ready_line(a));
         if let Some(up) = sys::uptime() {
@@ -146,7 +150,7 @@ pub fn run() -> ! {
             fallback_loop(&con, &mut sup, &kinds, &clock)
         }
     };
-    event_loop(&con, &mut sup, &kinds, &sfd, &clock)
+    event_loop(&con, &mut sup, &kinds, &sfd, &mut power, &clock)
 }
 
 /// Modules, hostname, loopback, network configuration (everything before services).
@@ -286,53 +290,114 @@ fn reap(con: &Console, sup: &mut Supervisor, now: u64) -> usize {
     }
 }
 
+/// The power button's two sources: ACPI netlink events (needs only the `button` module) and
+/// evdev devices reporting KEY_POWER, rescanned every [`RESCAN`] for late ones.
+struct PowerWatch {
+    acpi: Option<(std::os::fd::OwnedFd, u16)>,
+    buttons: BTreeMap<String, File>,
+    last_scan: Option<u64>,
+}
+
+impl PowerWatch {
+    fn open(con: &Console) -> PowerWatch {
+        let acpi = match sys::acpi_event_socket() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                con.say(&format!(
+                    "ramux: warning: no ACPI netlink events ({e}); power button only via /dev/input"
+                ));
+                None
+            }
+        };
+        PowerWatch {
+            acpi,
+            buttons: BTreeMap::new(),
+            last_scan: None,
+        }
+    }
+
+    /// Opens power-button devices that appeared since the last scan, at most every [`RESCAN`].
+    fn rescan(&mut self, con: &Console, now: u64) {
+        if self
+            .last_scan
+            .is_some_and(|t| now.saturating_sub(t) < RESCAN.as_millis() as u64)
+        {
+            return;
+        }
+        self.last_scan = Some(now);
+        for (label, f) in sys::power_button_devices() {
+            if let std::collections::btree_map::Entry::Vacant(v) = self.buttons.entry(label) {
+                con.say(&format!("ramux: watching {} for KEY_POWER", v.key()));
+                v.insert(f);
+            }
+        }
+    }
+
+    /// The descriptors to poll, ACPI first, in the order [`PowerWatch::pressed`] expects.
+    fn poll_fds(&self) -> Vec<PollFd<'_>> {
+        let acpi = self.acpi.iter().map(|(fd, _)| fd.as_fd());
+        acpi.chain(self.buttons.values().map(|f| f.as_fd()))
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect()
+    }
+
+    /// Reads what `ready` (one flag per [`PowerWatch::poll_fds`] entry) says is readable and
+    /// returns true when the power button was pressed; drops devices that went away.
+    fn pressed(&mut self, con: &Console, ready: &[bool]) -> bool {
+        let mut pressed = false;
+        if let Some((fd, family)) = &self.acpi {
+            if let Some(e) = sys::read_acpi_power(fd, *family).first() {
+                con.say(&format!(
+                    "ramux: power button pressed (ACPI {} {})",
+                    e.device_class, e.bus_id
+                ));
+                pressed = true;
+            }
+        }
+        let first_button = usize::from(self.acpi.is_some());
+        let mut gone = Vec::new();
+        for ((label, mut f), is_ready) in self.buttons.iter().zip(ready.iter().skip(first_button)) {
+            if !is_ready {
+                continue;
+            }
+            let mut buf = [0u8; evdev::EVENT_SIZE * 16];
+            match f.read(&mut buf) {
+                Ok(n) if evdev::power_pressed(&buf[..n]) && !pressed => {
+                    con.say(&format!("ramux: power button pressed ({label})"));
+                    pressed = true;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => gone.push(label.clone()),
+            }
+        }
+        for g in gone {
+            self.buttons.remove(&g);
+        }
+        pressed
+    }
+}
+
 fn event_loop(
     con: &Console,
     sup: &mut Supervisor,
     kinds: &[Kind],
     sfd: &SignalFd,
+    power: &mut PowerWatch,
     clock: &dyn Fn() -> u64,
 ) -> ! {
-    let mut buttons: BTreeMap<String, File> = BTreeMap::new();
-    let mut last_scan: Option<u64> = None;
-    // ACPI netlink needs only the `button` module; evdev devices are watched as well when present.
-    let acpi = match sys::acpi_event_socket() {
-        Ok(a) => Some(a),
-        Err(e) => {
-            con.say(&format!(
-                "ramux: warning: no ACPI netlink events ({e}); power button only via /dev/input"
-            ));
-            None
-        }
-    };
     loop {
         let now = clock();
-        if last_scan.map_or(true, |t| now.saturating_sub(t) >= RESCAN.as_millis() as u64) {
-            last_scan = Some(now);
-            for (label, f) in sys::power_button_devices() {
-                if let std::collections::btree_map::Entry::Vacant(v) = buttons.entry(label) {
-                    con.say(&format!("ramux: watching {} for KEY_POWER", v.key()));
-                    v.insert(f);
-                }
-            }
-        }
+        power.rescan(con, now);
         start_due(con, sup, kinds, now, |_| true);
         let mut wait = RESCAN.as_millis() as u64;
         if let Some(d) = sup.next_deadline() {
             wait = wait.min(d.saturating_sub(now));
         }
         let timeout = PollTimeout::try_from(wait.min(60_000) as i32).unwrap_or(PollTimeout::NONE);
-        let mut action = None;
-        {
+        let ready: Vec<bool> = {
             let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-            if let Some((fd, _)) = &acpi {
-                fds.push(PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-            }
-            fds.extend(
-                buttons
-                    .values()
-                    .map(|f| PollFd::new(f.as_fd(), PollFlags::POLLIN)),
-            );
+            fds.extend(power.poll_fds());
             match poll(&mut fds, timeout) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(e) => {
@@ -340,40 +405,11 @@ fn event_loop(
                     std::thread::sleep(Duration::from_millis(500));
                 }
             }
-            let ready: Vec<bool> = fds
-                .iter()
+            fds.iter()
                 .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
-                .collect();
-            let mut gone = Vec::new();
-            if let Some((fd, family)) = &acpi {
-                if let Some(e) = sys::read_acpi_power(fd, *family).first() {
-                    con.say(&format!(
-                        "ramux: power button pressed (ACPI {} {})",
-                        e.device_class, e.bus_id
-                    ));
-                    action = Some(Action::PowerOff);
-                }
-            }
-            let first_button = 1 + usize::from(acpi.is_some());
-            for ((label, mut f), is_ready) in buttons.iter().zip(ready.iter().skip(first_button)) {
-                if !is_ready {
-                    continue;
-                }
-                let mut buf = [0u8; evdev::EVENT_SIZE * 16];
-                match f.read(&mut buf) {
-                    Ok(n) if evdev::power_pressed(&buf[..n]) && action.is_none() => {
-                        con.say(&format!("ramux: power button pressed ({label})"));
-                        action = Some(Action::PowerOff);
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => gone.push(label.clone()),
-                }
-            }
-            for g in gone {
-                buttons.remove(&g);
-            }
-        }
+                .collect()
+        };
+        let mut action = power.pressed(con, &ready[1..]).then_some(Action::PowerOff);
         loop {
             match sfd.read_signal() {
                 Ok(Some(info)) => {

@@ -193,6 +193,33 @@ fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
     );
 }
 
+/// A ready appliance powers off on the button, even when it is pressed the moment the ready
+/// line appears (init subscribes to ACPI events before it prints the line).
+#[test]
+fn powers_off_on_button_pressed_at_the_ready_line() {
+    let work = workdir("ready-button");
+    let tree = kernel_tree();
+    let modules = module_closure(&tree, MODULES);
+    let toml = format!(
+        "profile = \"inittest\"\nrole = \"BACKUP\"\nhostname = \"ramux-button\"\n\
+         kernel_release = \"6.1.0-56-amd64\"\nmodules = {modules:?}\n\
+         [[service]]\nname = \"ticker\"\nargv = [\"/bin/sleep\", \"3600\"]\n"
+    );
+    let (kernel, initrd) = build_image(&work.0, &toml, &[], MODULES);
+    let mut vm = Vm::boot(&work.0, &kernel, &initrd, true);
+    vm.press_power_at(
+        "ramux: ready profile=inittest role=BACKUP host=ramux-button\n",
+        Duration::from_secs(120),
+    );
+    vm.wait_exit(Duration::from_secs(30));
+    let text = vm.text();
+    assert!(
+        text.contains("ramux: power button pressed (ACPI button/power LNXPWRBN:00)"),
+        "{text}"
+    );
+    assert!(text.contains("reboot: Power down"), "{text}");
+}
+
 #[test]
 fn bad_config_gives_emergency_shell_and_busybox_poweroff_works() {
     let work = workdir("emergency");
