@@ -20,7 +20,7 @@ pub const KPKG: &str = "linux-image-6.1.0-56-amd64";
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("testkit/ has a parent")
+        .expect("ramux-testkit/ has a parent")
         .to_path_buf()
 }
 

@@ -18,7 +18,7 @@ pub const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests/ has a parent")
+        .expect("ramux-e2e/ has a parent")
         .to_path_buf()
 }
 
