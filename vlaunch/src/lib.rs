@@ -1,7 +1,7 @@
 //! vlaunch: boot a ramux ISO under QEMU and manage the running VM.
 //!
-//! The pieces, each usable on its own (the end-to-end tests in `tests/` drive them directly):
-//! - [`accel`]: KVM or TCG, by the detection rule of `live-iso.md` 5.6 (pure, over probed facts),
+//! The pieces, each usable on its own (the end-to-end tests in `ramux-e2e/` drive them directly):
+//! - [`accel`]: KVM or TCG, by the detection rule of docs/launcher.md, "KVM or TCG" (pure, over probed facts),
 //!   with the functional probe in [`probe`];
 //! - [`qemu`]: the QEMU command line as a pure function of a [`qemu::LaunchSpec`];
 //! - [`net`]: NICs on VDE switch ports (deterministic MACs, finding or starting `vswitch`);

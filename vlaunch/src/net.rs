@@ -1,97 +1,20 @@
 //! NICs on a VDE switch: deterministic MACs, and finding or starting the switch.
 //!
-//! QEMU attaches with `-netdev vde,sock=DIR,port=N` (spec `vde-and-qemu-netdev.md` 1.3), which
+//! QEMU attaches with `-netdev vde,sock=DIR,port=N` (docs/vde-protocol.md), which
 //! speaks the VDE2 control protocol on `DIR/ctl`; so does ramux's `vswitch` and Debian's
 //! `vde_switch`, and vlaunch only needs to know whether something answers there.
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-/// Default switch directory (CONTRACTS.md 3).
-pub const DEFAULT_SWITCH_DIR: &str = "/run/ramux/switch";
+pub use ramux_contract::switch_dir::{SwitchDir, DEFAULT_SWITCH_DIR};
 
-/// An Ethernet address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(into = "String", try_from = "String")]
-pub struct Mac(pub [u8; 6]);
-
-impl fmt::Display for Mac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
-}
-
-impl FromStr for Mac {
-    type Err = String;
-    /// Accepts `aa:bb:cc:dd:ee:ff` or `aa-bb-...`; refuses multicast addresses (a NIC cannot use one).
-    fn from_str(s: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = s.split([':', '-']).collect();
-        if parts.len() != 6 {
-            return Err(format!(
-                "invalid MAC address {s:?}: expected six hex bytes like 00:16:3e:12:34:56"
-            ));
-        }
-        let mut b = [0u8; 6];
-        for (i, p) in parts.iter().enumerate() {
-            if p.len() != 2 {
-                return Err(format!(
-                    "invalid MAC address {s:?}: byte {:?} is not two hex digits",
-                    p
-                ));
-            }
-            b[i] = u8::from_str_radix(p, 16)
-                .map_err(|_| format!("invalid MAC address {s:?}: {p:?} is not hex"))?;
-        }
-        if b[0] & 1 == 1 {
-            return Err(format!(
-                "invalid MAC address {s:?}: it is a multicast address (lowest bit of the first byte set)"
-            ));
-        }
-        Ok(Mac(b))
-    }
-}
-
-impl From<Mac> for String {
-    fn from(m: Mac) -> String {
-        m.to_string()
-    }
-}
-
-impl TryFrom<String> for Mac {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        s.parse()
-    }
-}
-
-/// `00:16:3e` (the OUI the 2009 lab used) + 3 bytes of FNV-1a over the VM name and NIC index:
-/// stable across runs and hosts, different per VM and NIC, no registry of leases needed.
-pub fn derived_mac(vm_name: &str, nic_index: usize) -> Mac {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |b: u8| {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    };
-    vm_name.bytes().for_each(&mut eat);
-    eat(0); // separator so ("a1", 0) and ("a", 10) differ
-    (nic_index as u64)
-        .to_le_bytes()
-        .into_iter()
-        .for_each(&mut eat);
-    let x = h ^ (h >> 24) ^ (h >> 48);
-    Mac([0x00, 0x16, 0x3e, (x >> 16) as u8, (x >> 8) as u8, x as u8])
-}
+pub use ramux_contract::mac::{derived as derived_mac, Mac};
 
 /// One NIC of a VM: a virtio-net device on port `port` of the switch in `switch_dir`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,11 +29,9 @@ pub struct Nic {
 }
 
 /// `DIR.streams/N`: where `vswitch --port-streams` listens for QEMU `-netdev stream` peers
-/// of port N (the same layout as vswitch's `port_streams_dir`).
+/// of port N ([`SwitchDir::stream`]).
 pub fn port_stream_path(dir: &Path, port: u16) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(".streams");
-    PathBuf::from(s).join(port.to_string())
+    SwitchDir::new(dir).stream(port)
 }
 
 /// The port's stream socket if the switch at `dir` listens there. A stream carries many
@@ -195,7 +116,7 @@ pub fn plan_nics(vm_name: &str, ports: &[(PathBuf, u16)], macs: &[Mac]) -> Resul
 /// True when a switch accepts connections on `DIR/ctl` (connecting without sending a request
 /// is harmless: vde_switch and vswitch read EOF and drop the connection).
 pub fn switch_answers(dir: &Path) -> bool {
-    UnixStream::connect(dir.join("ctl")).is_ok()
+    UnixStream::connect(SwitchDir::new(dir).ctl()).is_ok()
 }
 
 /// Where `vswitch` is: `$RAMUX_BIN_DIR`, else beside the running executable, else `PATH`.
@@ -249,18 +170,14 @@ pub enum SwitchStatus {
 /// The pid file vlaunch asks a switch it starts to write: beside the directory, never inside it
 /// (VDE clients treat names inside DIR as ports or port groups).
 pub fn switch_pidfile(dir: &Path) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(".pid");
-    PathBuf::from(s)
+    SwitchDir::new(dir).pid()
 }
 
 /// The management socket of a switch vlaunch starts (`DIR.mgmt`, beside the directory like the
 /// pid file), so VLANs and ports can be set up with `vswitch ctl -M DIR.mgmt ...`, unixterm or
 /// vdeterm.
 pub fn switch_mgmt(dir: &Path) -> PathBuf {
-    let mut s = dir.as_os_str().to_owned();
-    s.push(".mgmt");
-    PathBuf::from(s)
+    SwitchDir::new(dir).mgmt()
 }
 
 /// Makes sure a VDE-compatible switch answers on `DIR/ctl`, starting a daemonised `vswitch`
@@ -312,7 +229,7 @@ pub fn ensure_switch(dir: &Path, timeout: Duration) -> Result<SwitchStatus> {
         "started {} -s {} -d but nothing answers on {} after {:?}",
         bin.display(),
         dir.display(),
-        dir.join("ctl").display(),
+        SwitchDir::new(dir).ctl().display(),
         timeout
     )
 }
@@ -320,40 +237,6 @@ pub fn ensure_switch(dir: &Path, timeout: Duration) -> Result<SwitchStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mac_roundtrip_and_errors() {
-        let m: Mac = "00:16:3E:0a:0B:ff".parse().unwrap();
-        assert_eq!(m.to_string(), "00:16:3e:0a:0b:ff");
-        assert_eq!("00-16-3e-0a-0b-ff".parse::<Mac>().unwrap(), m);
-        for bad in [
-            "",
-            "00:16:3e:0a:0b",
-            "00:16:3e:0a:0b:fff",
-            "01:00:5e:00:00:01",
-            "zz:16:3e:0a:0b:ff",
-        ] {
-            assert!(bad.parse::<Mac>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn derived_macs_are_stable_and_distinct() {
-        let a0 = derived_mac("RT1", 0);
-        assert_eq!(a0, derived_mac("RT1", 0));
-        assert_eq!(&a0.0[..3], &[0x00, 0x16, 0x3e]);
-        let mut seen = std::collections::HashSet::new();
-        for name in ["RT1", "RT2", "VPN1", "a", "a1"] {
-            for i in 0..16 {
-                assert!(seen.insert(derived_mac(name, i)), "collision {name} {i}");
-            }
-        }
-        // Pinned values (seen in real launches): changing the derivation would renumber
-        // every lab's MACs.
-        assert_eq!(derived_mac("rt1", 0).to_string(), "00:16:3e:1a:31:60");
-        assert_eq!(derived_mac("devn", 0).to_string(), "00:16:3e:25:e0:7c");
-        assert_eq!(derived_mac("devn", 1).to_string(), "00:16:3e:1f:04:05");
-    }
 
     #[test]
     fn plan_nics_rules() {

@@ -1,4 +1,4 @@
-//! The functional KVM probe (spec `live-iso.md` 5.6 step 3): boot a real kernel under the
+//! The functional KVM probe (docs/launcher.md, "KVM or TCG"): boot a real kernel under the
 //! accelerator and see whether it gets to the end of its boot.
 //!
 //! Opening `/dev/kvm`, creating a VM, even running a boot sector all succeed on a host whose KVM

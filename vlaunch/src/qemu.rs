@@ -50,16 +50,17 @@ pub struct StatePaths {
 }
 
 impl StatePaths {
-    /// The fixed layout of CONTRACTS.md 3 under `dir`.
+    /// The layout of [`ramux_contract::vm_state`] under `dir`.
     pub fn in_dir(dir: &Path) -> Self {
+        let v = ramux_contract::VmDir::at(dir);
         StatePaths {
             dir: dir.to_path_buf(),
-            serial_sock: dir.join("serial.sock"),
-            serial_log: dir.join("serial.log"),
-            qmp_sock: dir.join("qmp.sock"),
-            pidfile: dir.join("pid"),
-            qemu_log: dir.join("qemu.log"),
-            vm_json: dir.join("vm.json"),
+            serial_sock: v.serial_sock(),
+            serial_log: v.serial_log(),
+            qmp_sock: v.qmp_sock(),
+            pidfile: v.pidfile(),
+            qemu_log: v.qemu_log(),
+            vm_json: v.vm_json(),
         }
     }
 }

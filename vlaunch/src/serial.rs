@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
-/// The boot contract's ready marker (ARCHITECTURE.md): `ramux: ready profile=P role=R host=H`.
-pub const READY_MARKER: &str = "ramux: ready profile=";
+/// The ready line's marker ([`ramux_contract::console`]): `ramux: ready profile=P role=R host=H`.
+pub use ramux_contract::console::READY_MARKER;
 
 /// Longest line kept; the rest of a longer line is dropped (its start is still scanned).
 pub const MAX_LINE: usize = 4096;
@@ -25,23 +25,13 @@ pub struct ReadyInfo {
 
 /// Parses one console line; `None` unless it carries the ready marker with a profile.
 pub fn parse_ready(line: &str) -> Option<ReadyInfo> {
-    let at = line.find(READY_MARKER)?;
-    let rest = &line[at + "ramux: ready ".len()..];
-    let mut info = ReadyInfo {
-        profile: String::new(),
-        role: String::new(),
-        host: String::new(),
+    let (at, r) = ramux_contract::console::parse_ready(line)?;
+    Some(ReadyInfo {
+        profile: r.profile,
+        role: r.role,
+        host: r.host,
         line: line[at..].trim_end().to_string(),
-    };
-    for word in rest.split_whitespace() {
-        match word.split_once('=') {
-            Some(("profile", v)) => info.profile = v.to_string(),
-            Some(("role", v)) => info.role = v.to_string(),
-            Some(("host", v)) => info.host = v.to_string(),
-            _ => {}
-        }
-    }
-    (!info.profile.is_empty()).then_some(info)
+    })
 }
 
 /// Removes ANSI escape sequences (GRUB and OVMF paint the screen with them) and other control
@@ -112,7 +102,7 @@ impl ConsoleScanner {
         if self.ready.is_none() {
             self.ready = parse_ready(&line);
         }
-        if let Some(at) = line.find("ramux: failed ") {
+        if let Some(at) = ramux_contract::console::find_failed(&line) {
             if self.failures.len() < 64 {
                 self.failures.push(line[at..].to_string());
             }

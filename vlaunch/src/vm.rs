@@ -1,6 +1,7 @@
 //! Starting, watching and stopping VMs; their state directories.
 //!
-//! Each VM owns `<state root>/<NAME>/` (default root `/run/ramux/vms`, CONTRACTS.md 3) with
+//! Each VM owns `<state root>/<NAME>/` (default root `/run/ramux/vms`; the layout is
+//! [`ramux_contract::vm_state`]) with
 //! serial.sock, serial.log, qmp.sock, pid, qemu.log, vm.json and, for UEFI, its own copy of the
 //! OVMF variable store. QEMU runs in its own process group so a detached VM survives the shell
 //! that started it; any later `vlaunch` finds it again through the state directory.
@@ -20,13 +21,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Default root of the VM state directories.
-pub const DEFAULT_STATE_ROOT: &str = "/run/ramux/vms";
+pub use ramux_contract::vm_state::DEFAULT_STATE_ROOT;
 
-/// OVMF without Secure Boot (Debian package `ovmf`, spec live-iso.md 5.6).
+/// OVMF without Secure Boot (Debian package `ovmf`; docs/launcher.md).
 pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /// The variable-store template, copied fresh for every boot: a store reused after a CD boot
-/// made the next disk boot stop in the EFI shell (CONTRACTS.md 4).
+/// made the next disk boot stop in the EFI shell.
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// `$VLAUNCH_STATE_DIR`, else [`DEFAULT_STATE_ROOT`].
@@ -218,7 +218,7 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
                 bail!("OVMF {what} {f} not found: install it with `apt-get install ovmf`");
             }
         }
-        let vars = dir.join("OVMF_VARS.fd");
+        let vars = ramux_contract::VmDir::at(&dir).ovmf_vars();
         fs::copy(OVMF_VARS, &vars)
             .with_context(|| format!("copying {OVMF_VARS} to {}", vars.display()))?;
         Firmware::Uefi {
@@ -242,7 +242,7 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
             }
             SwitchStatus::Started(bin) => progress(&format!(
                 "switch: nothing answered on {}, started {} -s {} -d",
-                n.switch_dir.join("ctl").display(),
+                net::SwitchDir::new(&n.switch_dir).ctl().display(),
                 bin.display(),
                 n.switch_dir.display()
             )),
