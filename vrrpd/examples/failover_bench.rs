@@ -1,4 +1,4 @@
-//! Failover benchmark (issue 5): keepalived pair, vrrpd pair and both mixed pairs, side by side
+//! Failover benchmark: keepalived pair, vrrpd pair and both mixed pairs, side by side
 //! in one run, at VRRPv2 advert_int 1 s and VRRPv3 100 ms.
 //!
 //! For each failover it measures, from a capture socket in the client namespace, the time from

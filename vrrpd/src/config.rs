@@ -1,4 +1,5 @@
-//! The keepalived.conf subset that VRRP sites use (issue 5; spec 3.2-3.9).
+//! The keepalived.conf subset that VRRP sites use (docs/vrrp.md, Configuration: supported
+//! keywords).
 //!
 //! Parsed in two steps: a tokenizer that knows keepalived's lexical rules (`#`/`!` comments,
 //! double-quoted strings, braces) and keeps line numbers, then a block tree walked per keyword.
@@ -82,7 +83,7 @@ pub struct TrackIf {
     pub weight: i32,
 }
 
-/// GARP / unsolicited NA timing (keepalived names and defaults, spec 3.7).
+/// GARP / unsolicited NA timing (keepalived names and defaults, docs/vrrp.md, GARP timing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Garp {
     pub master_delay: Duration,
@@ -1098,7 +1099,8 @@ pub fn tests_seed() -> &'static str {
 mod tests {
     use super::*;
 
-    /// The 2009 pair's configuration as reproduced in the lab (spec 3.1), r1 side.
+    /// The 2009 pair's configuration as reproduced in the lab (docs/vrrp.md, The 2009 pair and the
+    /// interop lab), r1 side.
     pub const SEED_R1: &str = include_str!("../tests/data/seed-r1.conf");
 
     fn p(s: &str) -> Result<Config, ConfigError> {

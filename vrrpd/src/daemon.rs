@@ -756,7 +756,7 @@ pub fn run(opts: &Options) -> Result<()> {
             local_addrs.insert(a.addr);
         }
     }
-    // Crash cleanup (spec 4): VIPs left behind by a killed daemon still answer ARP.
+    // docs/vrrp.md, Crash cleanup: VIPs left behind by a killed daemon still answer ARP.
     for i in &insts {
         for v in &i.vips {
             if let Ok(true) = nl.del_addr(&v.spec) {

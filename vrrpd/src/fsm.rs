@@ -189,7 +189,7 @@ impl Instance {
         p.clamp(1, 254) as u8
     }
 
-    /// Skew_Time (spec 2.1): v2 does not scale with the interval, v3 does.
+    /// Skew_Time (docs/vrrp.md, Timers): v2 does not scale with the interval, v3 does.
     pub fn skew(&self) -> Duration {
         let k = 256 - u32::from(self.priority());
         match self.version {
@@ -308,7 +308,7 @@ impl Router {
         None
     }
 
-    /// Change state with every side effect of spec 2.7, in keepalived's order.
+    /// Change state with every side effect of docs/vrrp.md, State changes, in keepalived's order.
     fn goto(&mut self, now: Time, i: usize, to: State, reason: String) {
         let from = self.instances[i].state;
         if from == to {
@@ -412,7 +412,7 @@ impl Router {
         }
     }
 
-    /// Startup (spec 2.2): owners become master at once, everyone else waits a
+    /// Startup (docs/vrrp.md, Startup): owners become master at once, everyone else waits a
     /// Master_Down_Interval in BACKUP (keepalived does so even with `state MASTER`).
     pub fn start(&mut self, now: Time) -> Vec<Action> {
         for i in 0..self.instances.len() {
@@ -693,7 +693,7 @@ mod tests {
 
     #[test]
     fn timer_formulas() {
-        // spec 6.1: priority 100 @ 1 s -> 3.609 s; v3 priority 150 @ 500 cs -> 1707 cs.
+        // docs/vrrp.md, Timers: priority 100 @ 1 s -> 3.609 s; v3 priority 150 @ 500 cs -> 1707 cs.
         let r = one("priority 100\n advert_int 1", 2);
         assert_eq!(
             r.instances[0].master_down_interval(),
@@ -730,7 +730,7 @@ mod tests {
         let a = r.tick(ms(3610));
         assert_eq!(r.instances[0].state, State::Master);
         let pos = |x: &Action| a.iter().position(|y| y == x).unwrap();
-        // advert first, then VIPs, then GARP, then notify (spec 2.7)
+        // advert first, then VIPs, then GARP, then notify (docs/vrrp.md, State changes)
         assert!(
             pos(&Action::SendAdvert {
                 inst: 0,
@@ -985,7 +985,8 @@ mod tests {
         r.start(ms(0));
         r.tick(ms(16_000));
         assert_eq!(r.groups[0].state, State::Master);
-        // vlan20 is only a VIP device of interne; it faults the whole group (spec 2.8).
+        // vlan20 is only a VIP device of interne; it faults the whole group
+        // (docs/vrrp.md, FAULT and sync groups).
         let a = r.link(ms(17_000), "vlan20", false);
         assert_eq!(r.instances[0].state, State::Fault);
         assert_eq!(r.instances[1].state, State::Fault);

@@ -1,5 +1,5 @@
 //! When to send gratuitous ARPs / unsolicited NAs after becoming master (keepalived semantics,
-//! spec 2.7 and 3.7): `garp_master_repeat` rounds at once, the same again after
+//! docs/vrrp.md, GARP timing): `garp_master_repeat` rounds at once, the same again after
 //! `garp_master_delay` (0 = no second burst), then `garp_master_refresh_repeat` rounds every
 //! `garp_master_refresh` (0 = off); rounds of one burst spaced by `vrrp_garp_interval`.
 //! Pure: the daemon asks what is due at `now` and sends that many rounds.

@@ -1,6 +1,6 @@
 //! Thin, checked wrappers over the socket calls vrrpd needs (raw IP protocol 112 sockets for
 //! IPv4 and IPv6, AF_PACKET for gratuitous ARP, raw ICMPv6 for neighbour advertisements).
-//! Socket options follow keepalived (spec 1.1).
+//! Socket options follow keepalived (docs/vrrp.md, Sockets).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

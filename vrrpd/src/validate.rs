@@ -1,6 +1,7 @@
 //! Receive validation of an advertisement against the local instance, in keepalived's order
-//! (spec 1.7), as a pure function: every drop has its own reason so the daemon can count it and
-//! report configuration mismatches loudly instead of sliding into a silent split brain.
+//! (docs/vrrp.md, Receive checks), as a pure function: every drop has its own reason so the
+//! daemon can count it and report configuration mismatches loudly instead of sliding into a
+//! silent split brain.
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! owned form used to build packets. Also the few neighbouring formats the daemon emits or reads:
 //! a minimal IPv4 header view, gratuitous ARP and unsolicited neighbour advertisements.
 //!
-//! Checksums follow `shared/specs/vrrp.md` 1.4: v2 covers the message only; v3 over IPv6 uses the
+//! Checksums follow docs/vrrp.md, Checksums: v2 covers the message only; v3 over IPv6 uses the
 //! IPv6 pseudo-header; v3 over IPv4 comes in two forms (keepalived 2.2.7 includes an IPv4
 //! pseudo-header, RFC 9568 covers the message only), and a receiver must accept both.
 
@@ -442,8 +442,9 @@ impl Ipv4Header {
 /// EtherType ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 
-/// Gratuitous ARP as keepalived sends it (spec 1.8): an ARP *request* to broadcast, sender IP =
-/// target IP = the VIP, target MAC ff:ff:ff:ff:ff:ff. 42 bytes including the Ethernet header.
+/// Gratuitous ARP as keepalived sends it (docs/vrrp.md, Gratuitous ARP and unsolicited NA): an
+/// ARP *request* to broadcast, sender IP = target IP = the VIP, target MAC ff:ff:ff:ff:ff:ff.
+/// 42 bytes including the Ethernet header.
 pub fn garp_frame(mac: [u8; 6], vip: Ipv4Addr) -> [u8; 42] {
     let mut f = [0u8; 42];
     f[0..6].copy_from_slice(&[0xff; 6]);
@@ -525,10 +526,11 @@ mod tests {
             .collect()
     }
 
-    // spec 1.8, VRRPv2 + PASS from r1 (10.10.0.2, prio 150), tcpdump -X.
+    // docs/vrrp.md, Wire format (reference packets): VRRPv2 + PASS from r1 (10.10.0.2,
+    // prio 150), tcpdump -X.
     const V2_PASS: &str = "45c0 002c 000a 0000 ff70 d079 0a0a 0002
         e000 0012 2164 9602 0101 b8e6 0a0a 0001 0a14 0001 7333 6372 3374 7077";
-    // spec 1.8, VRRPv3 with its Ethernet header.
+    // docs/vrrp.md, Wire format (reference packets): VRRPv3 with its Ethernet header.
     const V3_ETH: &str = "0100 5e00 0012 5603 98dd 597c 0800 45c0
         0024 0005 0000 ff70 d086 0a0a 0002 e000 0012 3164 9602 0064 3976 0a0a 0001 0a14 0001";
     const GARP: &str = "ffff ffff ffff 5603 98dd 597c 0806 0001 0800 06 04 0001

@@ -1,4 +1,5 @@
-//! Interop with Debian's keepalived in network namespaces (issue 5, spec section 6).
+//! Interop with Debian's keepalived in network namespaces (docs/vrrp.md, The 2009 pair and the
+//! interop lab).
 //! Needs root; fails (never skips) when keepalived or iproute2 is missing.
 mod lab;
 
@@ -333,8 +334,9 @@ fn vrrpd_pair_v3_centiseconds() {
     cycle(3, false, "0.1", [Impl::Vrrpd, Impl::Vrrpd]);
 }
 
-/// The 2009 pair's configuration (spec 3.1) runs unchanged on vrrpd (r1) against keepalived
-/// (r2, the same file with priority 100 / state BACKUP).
+/// The 2009 pair's configuration (docs/vrrp.md, The 2009 pair and the interop lab) runs
+/// unchanged on vrrpd (r1) against keepalived (r2, the same file with priority 100 / state
+/// BACKUP).
 #[test]
 fn seed_config_runs_unchanged_against_keepalived() {
     let seed = include_str!("data/seed-r1.conf");
@@ -656,7 +658,7 @@ fn preempt_delay_vrrpd_returns() {
 }
 
 /// A third-party dissector agrees with our checksums: tcpdump checks v2 and v3 (IPv4 with the
-/// pseudo-header, IPv6) and prints "bad vrrp cksum" otherwise (spec 6.5).
+/// pseudo-header, IPv6) and prints "bad vrrp cksum" otherwise.
 #[test]
 fn tcpdump_accepts_vrrpd_adverts() {
     assert!(

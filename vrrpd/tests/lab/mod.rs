@@ -1,7 +1,7 @@
 //! Network-namespace lab shared by the interop tests and the failover benchmark:
 //! two routers (r1, r2) and a client namespace holding one bridge per segment, as in
-//! `shared/specs/vrrp.md` 5.1. Names are unique per process and lab; everything (processes,
-//! namespaces, temp files) is removed by `Drop`, also when a test panics.
+//! docs/vrrp.md, The 2009 pair and the interop lab. Names are unique per process and lab;
+//! everything (processes, namespaces, temp files) is removed by `Drop`, also when a test panics.
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
