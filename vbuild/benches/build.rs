@@ -169,7 +169,7 @@ fn main() {
         "warm rebuild vs re-packing everything with GNU cpio|gzip: {warm_s:.2} s vs {gnu_s:.2} s (+ ISO) = {:.1}x faster",
         gnu_s / warm_s
     );
-    println!("anchors (live-iso.md / issue 2, same package set, this machine): mkosi v26 33 s cold, 8-14 s after one change; live-build 358 s cold, 266 s warm");
+    println!("anchors (docs/benchmarks.md, vbuild; same package set, this machine): mkosi v26 33 s cold, 8-14 s after one change; live-build 358 s cold, 266 s warm");
 }
 
 fn req(root: &Path, out: &Path, cache: &Path, bin: &Path) -> BuildRequest {

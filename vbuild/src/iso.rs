@@ -6,10 +6,10 @@
 //! `EFI/BOOT/` (USB / disk path) and inside a FAT El Torito image (CD path), with an isohybrid GPT.
 //!
 //! Mastering goes through [`IsoWriter`] so a native writer (hadris-iso 3.x once it is final, see
-//! `../shared/specs/live-iso.md` section 4) can replace xorriso and be compared byte for byte.
-//! [`Xorriso`] uses the pinned flags of section 3.1 of that spec: every date comes from the build
-//! clock, the preparer id does not carry xorriso's version, the GPT GUID derives from the date, and
-//! `-no_rc` keeps startup files out.
+//! docs/live-iso.md, What is outside the recipe) can replace xorriso and be compared byte for
+//! byte. [`Xorriso`] uses the pinned flags of docs/live-iso.md, xorriso options: every date comes
+//! from the build clock, the preparer id does not carry xorriso's version, the GPT GUID derives
+//! from the date, and `-no_rc` keeps startup files out.
 
 use anyhow::{bail, Context, Result};
 use std::fs;
@@ -117,7 +117,8 @@ impl IsoWriter for Xorriso {
     }
 }
 
-/// The pinned `xorriso -as mkisofs` arguments (spec live-iso.md 3.1), without `-o` and the tree.
+/// The pinned `xorriso -as mkisofs` arguments (docs/live-iso.md, xorriso options), without `-o`
+/// and the tree.
 pub fn xorriso_mkisofs_args(volume_id: &str, date16: &str) -> Vec<String> {
     [
         "-iso-level",

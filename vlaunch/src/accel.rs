@@ -1,4 +1,4 @@
-//! Choosing between KVM and TCG (spec `live-iso.md` 5.6).
+//! Choosing between KVM and TCG (docs/launcher.md, KVM or TCG).
 //!
 //! Trusting `/dev/kvm` alone is wrong on the machines ramux is developed on: `/dev/kvm` opens and
 //! answers ioctls, but it is served by `kvm_pvm` (software nested virtualisation), the CPU has no
@@ -86,7 +86,7 @@ pub enum Verdict {
     NeedsProbe,
 }
 
-/// The detection rule of spec 5.6, as a pure function.
+/// The detection rule of docs/launcher.md, KVM or TCG, as a pure function.
 ///
 /// Order: an explicit `--accel kvm|tcg` wins, then `VLAUNCH_ACCEL` (`env`), then the checks.
 /// An unknown `VLAUNCH_ACCEL` value is an error rather than a silent fallback.
@@ -256,7 +256,7 @@ mod tests {
         }
     }
 
-    /// This machine, as measured in the spec: /dev/kvm works, no vmx/svm, kvm_pvm only.
+    /// The development machines: /dev/kvm works, no vmx/svm, kvm_pvm only.
     fn pvm_host() -> KvmFacts {
         KvmFacts {
             cpu_virt_flags: false,
