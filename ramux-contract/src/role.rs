@@ -16,7 +16,7 @@ impl Role {
     pub const ALL: [Role; 2] = [Role::Master, Role::Backup];
 
     /// `MASTER` or `BACKUP`: the spelling of `appliance.toml`, the ready line and `--role`.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Role::Master => "MASTER",
             Role::Backup => "BACKUP",
@@ -24,7 +24,7 @@ impl Role {
     }
 
     /// `master` or `backup`, as in image and host names (`router-backup`).
-    pub fn lower(self) -> &'static str {
+    pub const fn lower(self) -> &'static str {
         match self {
             Role::Master => "master",
             Role::Backup => "backup",

@@ -8,12 +8,13 @@ use crate::profile::{self, Profile};
 use crate::rootfs::{norm, Node, Tree};
 use crate::{hex, sha256_file, write_atomic, Progress, RemoveOnDrop};
 use anyhow::{anyhow, bail, Context, Result};
+use ramux_contract::{files, Appliance};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// ramux binaries copied into /usr/sbin when present in the bin dir (CONTRACTS.md 1).
+/// ramux binaries copied into /usr/sbin when present in the bin dir (docs/builder.md).
 pub const RAMUX_BINARIES: &[&str] = &["ramux-init", "vrrpd", "vswitch", "labwall"];
 
 /// What to build.
@@ -89,7 +90,8 @@ impl Timer {
     }
 }
 
-/// The bin dir rule of CONTRACTS.md 1.
+/// Where the ramux binaries for the image come from: `$RAMUX_BIN_DIR`, else the directory of the
+/// running vbuild (scripts/build puts them all in one place).
 pub fn default_bin_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("RAMUX_BIN_DIR").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(d));
@@ -205,17 +207,6 @@ fn add_overlay(
     Ok(())
 }
 
-/// `appliance.toml` of CONTRACTS.md 1.
-#[derive(Serialize)]
-struct Appliance<'a> {
-    profile: &'a str,
-    role: &'a str,
-    hostname: &'a str,
-    kernel_release: &'a str,
-    modules: &'a [String],
-    service: &'a [profile::Service],
-}
-
 /// Site file handling: labwall sources compile to network config; TOML gives template variables.
 struct Site {
     vars: BTreeMap<String, toml::Value>,
@@ -269,7 +260,7 @@ fn load_site(
     Ok(site)
 }
 
-/// Compiles a labwall site for this role (CONTRACTS.md 2). `HOSTNAME` is always defined as the
+/// Compiles a labwall site for this role into the [`ramux_contract::files`] set. `HOSTNAME` is always defined as the
 /// appliance's host name, so the output never depends on the build machine's name.
 fn labwall_compile(
     path: &Path,
@@ -283,11 +274,12 @@ fn labwall_compile(
             e.trim_end()
         )
     })?;
+    let at = |p: &str| files::in_image(p).to_string();
     Ok(vec![
-        ("etc/ramux/network.ip".into(), o.network_ip),
-        ("etc/ramux/sysctl.conf".into(), o.sysctl_conf),
-        ("etc/ramux/ruleset.nft".into(), o.ruleset_nft),
-        ("etc/keepalived/keepalived.conf".into(), o.keepalived_conf),
+        (at(files::NETWORK_IP), o.network_ip),
+        (at(files::SYSCTL_CONF), o.sysctl_conf),
+        (at(files::RULESET_NFT), o.ruleset_nft),
+        (at(files::KEEPALIVED_CONF), o.keepalived_conf),
     ])
 }
 
@@ -441,7 +433,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     };
     let mut wanted_modules = prof.modules.clone();
     if !wanted_modules.iter().any(|m| m == "button") {
-        wanted_modules.push("button".into()); // CONTRACTS.md 1: ACPI power button
+        wanted_modules.push("button".into()); // ACPI power button: a ready appliance powers off on it
     }
     let btar: BaseTar = base::base_tar(&src, &cache, &prog)?;
     timer.lap("base tarball");
@@ -501,19 +493,24 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     }
     top.insert("init", Node::symlink("/usr/sbin/ramux-init", ep), ep);
     let appliance = Appliance {
-        profile: &prof.name,
-        role: &role,
-        hostname: &hostname,
-        kernel_release: &krel,
-        modules: &layer.meta.modules,
-        service: &prof.services,
+        profile: prof.name.clone(),
+        role: role.clone(),
+        hostname: hostname.clone(),
+        kernel_release: krel.clone(),
+        modules: layer.meta.modules.clone(),
+        services: prof
+            .services
+            .iter()
+            .map(profile::Service::to_contract)
+            .collect(),
     };
     let appliance_toml: String = format!(
-        "# Written by vbuild: the appliance description read by ramux-init (CONTRACTS.md 1).\n{}",
+        "{}{}",
+        ramux_contract::appliance::HEADER,
         toml::to_string(&appliance)?
     );
     top.insert(
-        "etc/ramux/appliance.toml",
+        files::in_image(files::APPLIANCE_TOML),
         Node::file(0o644, ep, appliance_toml.clone().into_bytes()),
         ep,
     );
@@ -802,10 +799,31 @@ mod tests {
 
     #[test]
     fn elf_static_check() {
-        let exe = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        // test binaries are built without +crt-static unless RUSTFLAGS says so
-        assert!(elf_is_dynamic(&exe).is_some());
+        // A minimal ELF64 header with two program headers at offset 64: PT_LOAD (1) and, when
+        // asked, PT_INTERP (3), the segment only dynamically linked executables have.
+        let elf = |interp: bool| {
+            let mut d = vec![0u8; 64 + 2 * 56];
+            d[..6].copy_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1]);
+            d[32..40].copy_from_slice(&64u64.to_le_bytes());
+            d[54..56].copy_from_slice(&56u16.to_le_bytes());
+            d[56..58].copy_from_slice(&2u16.to_le_bytes());
+            d[64..68].copy_from_slice(&1u32.to_le_bytes());
+            d[120..124].copy_from_slice(&(if interp { 3u32 } else { 1 }).to_le_bytes());
+            d
+        };
+        assert_eq!(elf_is_dynamic(&elf(true)), Some(true));
+        assert_eq!(elf_is_dynamic(&elf(false)), Some(false));
         assert_eq!(elf_is_dynamic(b"#!/bin/sh\n"), None);
         assert_eq!(elf_is_dynamic(&[0x7f, b'E', b'L', b'F', 2, 1]), None);
+        // Real binaries: Debian's /bin/ls is dynamic; busybox-static's /bin/busybox is not.
+        let ls = std::fs::read("/bin/ls").expect("/bin/ls");
+        assert_eq!(
+            elf_is_dynamic(&ls),
+            Some(true),
+            "/bin/ls is dynamically linked"
+        );
+        if let Ok(bb) = std::fs::read("/bin/busybox") {
+            assert_eq!(elf_is_dynamic(&bb), Some(false), "/bin/busybox is static");
+        }
     }
 }

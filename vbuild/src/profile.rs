@@ -4,12 +4,13 @@
 //! replace by name, `[vars]` merge key by key, templates replace by destination path.
 
 use anyhow::{anyhow, bail, Context, Result};
+use ramux_contract::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Roles every profile accepts unless it narrows them.
-pub const ROLES: [&str; 2] = ["MASTER", "BACKUP"];
+pub const ROLES: [&str; 2] = [Role::Master.as_str(), Role::Backup.as_str()];
 
 /// Where the base system comes from.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -28,6 +29,20 @@ pub struct Service {
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_delay_ms: Option<u64>,
+}
+
+impl Service {
+    /// The entry vbuild writes into `appliance.toml` (the default delay is left out there).
+    pub fn to_contract(&self) -> ramux_contract::Service {
+        ramux_contract::Service {
+            name: self.name.clone(),
+            argv: self.argv.clone(),
+            env: self.env.clone(),
+            restart_delay_ms: self
+                .restart_delay_ms
+                .unwrap_or(ramux_contract::appliance::DEFAULT_RESTART_DELAY_MS),
+        }
+    }
 }
 
 /// One `profile.toml` as written (every field optional so children can leave things out).
