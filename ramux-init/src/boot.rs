@@ -1,4 +1,4 @@
-//! The PID 1 sequence (CONTRACTS.md section 1) and its event loop. Never returns: PID 1 exiting
+//! The PID 1 sequence (docs/init.md) and its event loop. Never returns: PID 1 exiting
 //! panics the kernel.
 
 use std::collections::BTreeMap;
@@ -24,9 +24,7 @@ use crate::supervise::{Cause, Exit, Spec, State, Supervisor};
 use crate::sys::{self, Console};
 
 /// Optional network configuration, applied in this order when present.
-pub const SYSCTL_CONF: &str = "/etc/ramux/sysctl.conf";
-pub const NETWORK_IP: &str = "/etc/ramux/network.ip";
-pub const RULESET_NFT: &str = "/etc/ramux/ruleset.nft";
+pub use ramux_contract::files::{NETWORK_IP, RULESET_NFT, SYSCTL_CONF};
 
 /// How long services get between SIGTERM and SIGKILL at shutdown.
 const STOP_GRACE: Duration = Duration::from_secs(3);

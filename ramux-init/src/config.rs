@@ -1,46 +1,15 @@
-//! `/etc/ramux/appliance.toml`: what this appliance is and what it runs (CONTRACTS.md section 1).
+//! `/etc/ramux/appliance.toml`: what this appliance is and what it runs (the format is
+//! [`ramux_contract::appliance`]; unknown keys are warnings, not errors, so an image built by a
+//! newer vbuild still boots).
 //!
 //! Parsing is pure (text in, [`Appliance`] or a located error out) so the builder can validate
 //! the file at build time with `ramux-init check FILE` and PID 1 never meets a surprise at boot.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Deserialize;
-
-/// Where vbuild writes the appliance description inside every image.
-pub const APPLIANCE_TOML: &str = "/etc/ramux/appliance.toml";
-
-/// Default pause before restarting a service that exited (contract: `restart_delay_ms`).
-pub const DEFAULT_RESTART_DELAY_MS: u64 = 1000;
-
-/// The whole appliance description.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Appliance {
-    pub profile: String,
-    pub role: String,
-    pub hostname: String,
-    pub kernel_release: String,
-    #[serde(default)]
-    pub modules: Vec<String>,
-    #[serde(default, rename = "service")]
-    pub services: Vec<Service>,
-}
-
-/// One supervised long-running process, started without a shell.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Service {
-    pub name: String,
-    pub argv: Vec<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default = "default_delay")]
-    pub restart_delay_ms: u64,
-}
-
-fn default_delay() -> u64 {
-    DEFAULT_RESTART_DELAY_MS
-}
+pub use ramux_contract::appliance::{
+    Appliance, Service, APPLIANCE_TOML, DEFAULT_RESTART_DELAY_MS, SERVICE_KEYS, TOP_KEYS,
+};
 
 /// A config error located in the file, rendered as `file:line:col: message` (col omitted when
 /// the error concerns a whole value without a precise position).
@@ -63,18 +32,6 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
-
-/// Keys this version understands; anything else is reported as a warning, not an error, so an
-/// image built by a newer vbuild still boots.
-const TOP_KEYS: &[&str] = &[
-    "profile",
-    "role",
-    "hostname",
-    "kernel_release",
-    "modules",
-    "service",
-];
-const SERVICE_KEYS: &[&str] = &["name", "argv", "env", "restart_delay_ms"];
 
 /// Parsed config plus non-fatal remarks (unknown keys).
 #[derive(Debug, Clone, PartialEq, Eq)]

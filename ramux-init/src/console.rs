@@ -1,20 +1,14 @@
-//! Console lines: the exact strings other tools match (CONTRACTS.md section 1), and where to
-//! write them.
+//! Console lines: the exact strings other tools match ([`ramux_contract::console`]), and where
+//! to write them.
 
 use crate::config::Appliance;
 use crate::supervise::{Cause, Exit, Failure};
 
+pub use ramux_contract::console::{failed_line, one_line};
+
 /// Printed exactly once per console device when the appliance is up.
 pub fn ready_line(a: &Appliance) -> String {
-    format!(
-        "ramux: ready profile={} role={} host={}",
-        a.profile, a.role, a.hostname
-    )
-}
-
-/// `ramux: failed <what>: <reason>`, on one line whatever the reason contains.
-pub fn failed_line(what: &str, reason: &str) -> String {
-    format!("ramux: failed {what}: {}", one_line(reason))
+    ramux_contract::console::ready_line(&a.profile, &a.role, &a.hostname)
 }
 
 /// The console line for a supervised entry's failure.
@@ -65,15 +59,6 @@ pub fn seconds(ms: u64) -> String {
     } else {
         format!("{}.{} s", tenths / 10, tenths % 10)
     }
-}
-
-/// Joins multi-line tool output so each console message stays one greppable line.
-pub fn one_line(s: &str) -> String {
-    s.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 /// Device files to write console messages to, from `/sys/class/tty/console/active` (e.g.
