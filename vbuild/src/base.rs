@@ -511,7 +511,7 @@ fn skeleton(tree: &mut Tree, epoch: u64) {
 }
 
 /// Busybox applet symlinks in /bin for every applet no package file provides (the extract
-/// variant runs no maintainer scripts, so `busybox --install` never ran; live-iso.md 5.7).
+/// variant runs no maintainer scripts, so `busybox --install` never ran; docs/builder.md).
 /// The applet list comes from the image's own busybox, so it matches the shipped binary.
 fn busybox_links(tree: &mut Tree, tmp: &Path, epoch: u64) -> Result<()> {
     let bb_path = ["bin/busybox", "usr/bin/busybox", "sbin/busybox"]

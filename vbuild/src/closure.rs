@@ -3,7 +3,7 @@
 //! Input is the text of `modules.dep`, `modules.softdep`, `modules.alias` and `modules.builtin`
 //! (as written by `depmod -b`); output is the list of module paths relative to
 //! `/lib/modules/<release>/`, dependencies and `pre:` soft dependencies first. Busybox `modprobe`
-//! ignores softdeps (live-iso.md 5.7: `nf_tables` then fails on `libcrc32c`), so ramux-init loads
+//! ignores softdeps (`nf_tables` then fails on `libcrc32c`; docs/builder.md), so ramux-init loads
 //! this explicit list instead. Pure: no file system access, so it is unit-tested on literal text.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -270,7 +270,7 @@ softdep libcrc32c pre: crc32c\nsoftdep cifs gcm\nsoftdep nf_conntrack post: none
         assert_eq!(module_name("nf_tables"), "nf_tables");
     }
 
-    /// Matches `modprobe -S 6.1.0-56-amd64 --show-depends nft_masq` (live-iso.md 5.2).
+    /// Matches `modprobe -S 6.1.0-56-amd64 --show-depends nft_masq`.
     #[test]
     fn nft_masq_closure_matches_modprobe() {
         let c = db().closure(&["nft_masq".into()]).unwrap();

@@ -66,7 +66,7 @@ pub struct Manifest {
     pub outputs: BTreeMap<String, FileSum>,
     pub initrd_uncompressed_size: u64,
     /// Compressed + uncompressed initrd + 128 MiB, rounded up to 64 MiB: both copies sit in RAM
-    /// while the kernel unpacks (live-iso.md 5.1).
+    /// while the kernel unpacks (docs/live-iso.md, Boot model).
     pub recommended_min_ram_mib: u64,
 }
 

@@ -190,7 +190,7 @@ pub fn glob_match(pat: &str, s: &str) -> bool {
     pi == p.len()
 }
 
-/// Rootfs non-determinism that the build always drops (live-iso.md 3.6): caches, ids, keys and
+/// Rootfs non-determinism that the build always drops (docs/live-iso.md, Rootfs): caches, ids, keys and
 /// logs that must be created on the running appliance, never baked into the image.
 pub const NONDETERMINISTIC: &[&str] = &[
     "var/cache/ldconfig/*",

@@ -242,7 +242,8 @@ fn wait_ready_fails_on_unbootable_image() {
 }
 
 /// QEMU blocked before its main loop (Debian's vde_switch never answers a request for a port
-/// beyond its count, spec vde-and-qemu-netdev.md 1.7): `--wait-ready` says so instead of only
+/// beyond its count; docs/vde-protocol.md, Port numbers and request kinds): `--wait-ready` says
+/// so instead of only
 /// "no ready line", and the VM is killed.
 #[test]
 fn wait_ready_explains_qemu_blocked_on_the_switch() {
