@@ -155,7 +155,7 @@ fn boots_to_ready_reports_failures_and_powers_off_on_acpi_button() {
         !text.contains("ramux: rebooting") && !text.contains("ramux: powering off"),
         "{text}"
     );
-    vm.qmp(r#"{"execute":"system_powerdown"}"#);
+    vm.qmp("system_powerdown", None);
     let t_off = vm.wait_exit(Duration::from_secs(60));
     let text = vm.text();
     assert!(

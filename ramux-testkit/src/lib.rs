@@ -4,19 +4,56 @@
 //! closure computed by vbuild's own resolver (so softdeps are followed exactly as in images).
 //!
 //! Tests fail, never skip, when a tool is missing: the message names the Debian package.
+//!
+//! The tests' QEMU command lines and QMP sessions are vlaunch's own ([`vlaunch::qemu`],
+//! [`vlaunch::qmp`], re-exported as [`vlaunch`] so a test crate needs no dependency of its
+//! own), and their network namespaces are all [`Netns`].
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use vbuild::closure::ModuleDb;
+
+pub use vlaunch;
+
+/// The one network-namespace guard of the tests: labwall's (its `check --backend` loads
+/// rulesets in one), re-exported so that every crate's tests make, use and remove namespaces
+/// the same way. `Netns::new(name)` replaces a stale namespace of that name, `exec(argv)`
+/// runs a command inside, and dropping it deletes the namespace, also when a test panics.
+pub use labwall::backend::Netns;
+
+/// A fresh namespace `name` with `lo` up; panics (naming iproute2) if it cannot be made.
+pub fn netns(name: &str) -> Netns {
+    let ns = Netns::new(name).unwrap_or_else(|e| panic!("netns {name} (iproute2, root): {e}"));
+    ns.exec(&["ip", "link", "set", "lo", "up"])
+        .unwrap_or_else(|e| panic!("lo up in netns {name}: {e}"));
+    ns
+}
+
+/// A negotiated QMP session with a QEMU started moments ago: QEMU creates its socket during
+/// start-up, so this retries until the socket accepts, for up to `within`. Every later read
+/// and write has a 10 s timeout.
+pub fn qmp_connect(socket: &Path, within: Duration) -> vlaunch::qmp::Qmp {
+    let deadline = Instant::now() + within;
+    loop {
+        match vlaunch::qmp::Qmp::connect(socket, Duration::from_secs(10)) {
+            Ok(q) => return q,
+            Err(e) if Instant::now() >= deadline => {
+                panic!("QMP {} within {within:?}: {e:#}", socket.display())
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
 
 /// The kernel release the fixtures boot (the one vbuild's images carry on bookworm-security).
 pub const KREL: &str = "6.1.0-56-amd64";
 /// Its Debian package.
 pub const KPKG: &str = "linux-image-6.1.0-56-amd64";
 
-/// The checkout root (this crate lives in `<root>/testkit`).
+/// The checkout root (this crate lives in `<root>/ramux-testkit`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

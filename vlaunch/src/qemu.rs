@@ -4,9 +4,13 @@
 //! (CD or USB stick), where the serial console goes (a socket for `vlaunch console` plus a log
 //! file that `--wait-ready` and `ps` read), the QMP socket for `stop`, and one virtio NIC per
 //! switch port. Keeping it pure lets the unit tests pin every argument.
+//!
+//! The line is rendered from a [`QemuCommand`], which the tests that boot their own tiny
+//! guests (a kernel and an initramfs, or iPXE alone) fill in too, so they run the same machine
+//! as vlaunch with the few things they need added (`-kernel`, `-serial stdio`, `-no-reboot`...).
 
 use crate::accel::Accel;
-use crate::net::Nic;
+use crate::net::{Mac, Nic};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -98,113 +102,372 @@ fn escape_commas(p: &Path) -> OsString {
     OsString::from_vec(out)
 }
 
-/// The full argv (without the program name `qemu-system-x86_64`).
-pub fn qemu_args(spec: &LaunchSpec) -> Vec<OsString> {
-    let mut a: Vec<OsString> = Vec::new();
-    let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
-    // No default devices (no VGA, no default NIC, no floppy): the guest sees exactly what is listed.
-    push(&[
-        "-name",
-        &format!("{},process=vlaunch-{}", spec.name, spec.name),
-    ]);
-    push(&["-nodefaults", "-no-user-config", "-display", "none"]);
-    push(&["-machine", "q35"]);
-    match spec.accel {
-        // `-cpu host` exposes the real CPU; with TCG the default model is the portable choice.
-        Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
-        Accel::Tcg => push(&["-accel", "tcg"]),
-    }
-    push(&[
-        "-m",
-        &spec.mem_mib.to_string(),
-        "-smp",
-        &spec.cpus.to_string(),
-    ]);
+/// How the guest boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Boot {
+    /// From the ISO attached as `media` (what vlaunch does).
+    Iso { iso: PathBuf, media: Media },
+    /// Direct kernel boot, `-kernel K -initrd I -append CMDLINE`: no disk at all (the tests'
+    /// tiny guests).
+    Kernel {
+        kernel: PathBuf,
+        initrd: PathBuf,
+        append: String,
+    },
+    /// From the NICs' option ROMs only (`-boot n`: iPXE's DHCP).
+    Network,
+}
 
-    if let Firmware::Uefi { code, vars } = &spec.firmware {
-        a.push("-drive".into());
-        a.push(opt_path(
-            "if=pflash,format=raw,unit=0,readonly=on,file=",
-            code,
-        ));
-        a.push("-drive".into());
-        a.push(opt_path("if=pflash,format=raw,unit=1,file=", vars));
-    }
+/// Where the guest's first serial port (ttyS0) goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serial {
+    /// Nowhere (`-nodefaults` leaves no serial port).
+    None,
+    /// QEMU's own stdin and stdout (`-serial stdio`).
+    Stdio,
+    /// A unix socket server, one client at a time, with everything also logged to `log`
+    /// (what vlaunch does: `vlaunch console` on the socket, `--wait-ready` on the log).
+    Socket { sock: PathBuf, log: PathBuf },
+}
 
-    match spec.media {
-        Media::Cd => {
-            a.push("-drive".into());
-            a.push(opt_path(
-                "if=none,id=cd0,format=raw,media=cdrom,readonly=on,file=",
-                &spec.iso,
-            ));
-            a.push("-device".into());
-            a.push("ide-cd,drive=cd0,bootindex=0".into());
+/// The host side of a NIC (`-netdev`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetBackend {
+    /// A port of a VDE switch: `vde,sock=DIR,port=N`.
+    Vde { switch_dir: PathBuf, port: u16 },
+    /// A client of a stream socket (vswitch's per-port listener): `stream,server=off,...`.
+    StreamConnect(PathBuf),
+    /// A stream socket QEMU listens on (`stream,server=on,...`), for a switch to connect to.
+    StreamListen(PathBuf),
+    /// Unix datagrams from `local` to `remote` (`dgram,...`).
+    Dgram { local: PathBuf, remote: PathBuf },
+    /// The legacy `socket,connect=HOST:PORT` (TCP, same 4-byte framing as stream).
+    SocketConnect(std::net::SocketAddr),
+    /// User-mode networking with no way out (`user,restrict=on`): a NIC for a guest that
+    /// needs one to exist but talks to nobody.
+    UserRestricted,
+}
+
+/// One NIC: the backend and the guest device (`-netdev` + `-device MODEL,netdev=...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetDevice {
+    pub backend: NetBackend,
+    /// QEMU device model, e.g. `virtio-net-pci`, `e1000`.
+    pub model: String,
+    /// `None` lets QEMU pick (52:54:00:12:34:56 for the first NIC).
+    pub mac: Option<Mac>,
+    /// `false` adds `romfile=`: no iPXE option ROM, for guests that never boot from the
+    /// network (direct kernel boots).
+    pub option_rom: bool,
+}
+
+impl NetDevice {
+    /// A virtio-net NIC with its option ROM (what vlaunch gives every port).
+    pub fn virtio(backend: NetBackend, mac: Option<Mac>) -> NetDevice {
+        NetDevice {
+            backend,
+            model: "virtio-net-pci".into(),
+            mac,
+            option_rom: true,
         }
-        Media::Usb => {
-            a.push("-device".into());
-            a.push("qemu-xhci,id=xhci".into());
-            a.push("-drive".into());
-            a.push(opt_path(
-                "if=none,id=stick0,format=raw,snapshot=on,file=",
-                &spec.iso,
-            ));
-            a.push("-device".into());
-            a.push("usb-storage,bus=xhci.0,drive=stick0,removable=on,bootindex=0".into());
-        }
     }
+}
 
-    for (i, nic) in spec.nics.iter().enumerate() {
-        a.push("-netdev".into());
-        let nd = match &nic.stream {
-            // vswitch's per-port stream listener: many frames per syscall (net::port_stream_socket).
-            Some(path) => {
-                let mut nd = OsString::from(format!(
-                    "stream,id=net{i},server=off,addr.type=unix,addr.path="
-                ));
-                nd.push(escape_commas(path));
-                nd
-            }
-            None => {
-                let mut nd = OsString::from(format!("vde,id=net{i},sock="));
-                nd.push(escape_commas(&nic.switch_dir));
-                nd.push(format!(",port={}", nic.port));
-                nd
-            }
+impl From<&Nic> for NetDevice {
+    /// A switch port: its stream socket when the switch offers one, else `-netdev vde`.
+    fn from(nic: &Nic) -> NetDevice {
+        let backend = match &nic.stream {
+            Some(path) => NetBackend::StreamConnect(path.clone()),
+            None => NetBackend::Vde {
+                switch_dir: nic.switch_dir.clone(),
+                port: nic.port,
+            },
         };
-        a.push(nd);
-        a.push("-device".into());
-        a.push(format!("virtio-net-pci,netdev=net{i},mac={}", nic.mac).into());
+        NetDevice::virtio(backend, Some(nic.mac))
+    }
+}
+
+/// A QEMU command line in parts, rendered by [`QemuCommand::args`] in a fixed order. vlaunch
+/// builds one from a [`LaunchSpec`] ([`qemu_args`]); tests that boot a kernel directly build
+/// one with [`QemuCommand::kernel_boot`] or [`QemuCommand::network_boot`] and set the fields
+/// they need, so every QEMU the project starts gets the same base: `-nodefaults
+/// -no-user-config -display none -machine q35`, the accelerator, memory and CPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuCommand {
+    /// `-name NAME,process=vlaunch-NAME` (the process shows as `vlaunch-NAME` in `ps`).
+    pub name: Option<String>,
+    pub accel: Accel,
+    pub mem_mib: u32,
+    pub cpus: u32,
+    pub firmware: Firmware,
+    pub boot: Boot,
+    /// In order: the first is `net0` (the guest's eth0).
+    pub nics: Vec<NetDevice>,
+    /// `-device virtio-rng-pci` (host entropy).
+    pub rng: bool,
+    /// A standard VGA card (`-vga std`), e.g. for a test that reads the text console (tty0);
+    /// `-nodefaults` has none.
+    pub vga: bool,
+    pub serial: Serial,
+    /// A QMP server socket (`-chardev socket,...,server=on,wait=off` + `-mon mode=control`).
+    pub qmp: Option<PathBuf>,
+    pub pidfile: Option<PathBuf>,
+    /// `-no-reboot`: a guest reboot (or a kernel panic with `panic=-1`) ends QEMU instead of
+    /// starting the guest again.
+    pub no_reboot: bool,
+}
+
+impl QemuCommand {
+    fn base(accel: Accel, mem_mib: u32, boot: Boot) -> QemuCommand {
+        QemuCommand {
+            name: None,
+            accel,
+            mem_mib,
+            cpus: 1,
+            firmware: Firmware::Bios,
+            boot,
+            nics: Vec::new(),
+            rng: false,
+            vga: false,
+            serial: Serial::None,
+            qmp: None,
+            pidfile: None,
+            no_reboot: false,
+        }
     }
 
-    // Host entropy: without it the guest kernel's random pool initialises about 1 s later under
-    // TCG (ramux-init's machine-id write waits for it; measured in docs/benchmarks.md).
-    a.push("-device".into());
-    a.push("virtio-rng-pci".into());
+    /// Boots `kernel` with `initrd` and the command line `append`: one CPU, SeaBIOS, no NIC,
+    /// no serial port, no VGA; set the fields for more.
+    pub fn kernel_boot(
+        accel: Accel,
+        mem_mib: u32,
+        kernel: &Path,
+        initrd: &Path,
+        append: &str,
+    ) -> QemuCommand {
+        let boot = Boot::Kernel {
+            kernel: kernel.to_path_buf(),
+            initrd: initrd.to_path_buf(),
+            append: append.to_string(),
+        };
+        QemuCommand::base(accel, mem_mib, boot)
+    }
 
-    // Serial console: one socket client at a time (`vlaunch console`), everything also logged.
-    let p = &spec.paths;
-    a.push("-chardev".into());
-    let mut ch = OsString::from("socket,id=serial0,server=on,wait=off,path=");
-    ch.push(escape_commas(&p.serial_sock));
-    ch.push(",logfile=");
-    ch.push(escape_commas(&p.serial_log));
-    ch.push(",logappend=off");
-    a.push(ch);
-    a.push("-serial".into());
-    a.push("chardev:serial0".into());
+    /// No disk and no kernel: SeaBIOS boots the NICs' option ROMs (iPXE sends DHCP requests).
+    pub fn network_boot(accel: Accel, mem_mib: u32) -> QemuCommand {
+        QemuCommand::base(accel, mem_mib, Boot::Network)
+    }
 
-    a.push("-chardev".into());
-    a.push(opt_path(
-        "socket,id=qmp0,server=on,wait=off,path=",
-        &p.qmp_sock,
-    ));
-    a.push("-mon".into());
-    a.push("chardev=qmp0,mode=control".into());
+    /// What vlaunch runs for `spec`.
+    pub fn for_spec(spec: &LaunchSpec) -> QemuCommand {
+        let p = &spec.paths;
+        QemuCommand {
+            name: Some(spec.name.clone()),
+            cpus: spec.cpus,
+            firmware: spec.firmware.clone(),
+            nics: spec.nics.iter().map(NetDevice::from).collect(),
+            // Host entropy: without it the guest kernel's random pool initialises about 1 s
+            // later under TCG (ramux-init's machine-id write waits for it; measured in
+            // docs/benchmarks.md).
+            rng: true,
+            serial: Serial::Socket {
+                sock: p.serial_sock.clone(),
+                log: p.serial_log.clone(),
+            },
+            qmp: Some(p.qmp_sock.clone()),
+            pidfile: Some(p.pidfile.clone()),
+            ..QemuCommand::base(
+                spec.accel,
+                spec.mem_mib,
+                Boot::Iso {
+                    iso: spec.iso.clone(),
+                    media: spec.media,
+                },
+            )
+        }
+    }
 
-    a.push("-pidfile".into());
-    a.push(p.pidfile.clone().into_os_string());
-    a
+    /// The full argv (without the program name `qemu-system-x86_64`).
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a: Vec<OsString> = Vec::new();
+        let mut push = |items: &[&str]| a.extend(items.iter().map(OsString::from));
+        if let Some(name) = &self.name {
+            push(&["-name", &format!("{name},process=vlaunch-{name}")]);
+        }
+        // No default devices (no VGA, no default NIC, no floppy): the guest sees exactly what
+        // is listed.
+        push(&["-nodefaults", "-no-user-config", "-display", "none"]);
+        push(&["-machine", "q35"]);
+        match self.accel {
+            // `-cpu host` exposes the real CPU; with TCG the default model is the portable choice.
+            Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
+            Accel::Tcg => push(&["-accel", "tcg"]),
+        }
+        push(&[
+            "-m",
+            &self.mem_mib.to_string(),
+            "-smp",
+            &self.cpus.to_string(),
+        ]);
+        if self.no_reboot {
+            push(&["-no-reboot"]);
+        }
+        if self.vga {
+            push(&["-vga", "std"]);
+        }
+
+        if let Firmware::Uefi { code, vars } = &self.firmware {
+            a.push("-drive".into());
+            a.push(opt_path(
+                "if=pflash,format=raw,unit=0,readonly=on,file=",
+                code,
+            ));
+            a.push("-drive".into());
+            a.push(opt_path("if=pflash,format=raw,unit=1,file=", vars));
+        }
+
+        match &self.boot {
+            Boot::Iso {
+                iso,
+                media: Media::Cd,
+            } => {
+                a.push("-drive".into());
+                a.push(opt_path(
+                    "if=none,id=cd0,format=raw,media=cdrom,readonly=on,file=",
+                    iso,
+                ));
+                a.push("-device".into());
+                a.push("ide-cd,drive=cd0,bootindex=0".into());
+            }
+            Boot::Iso {
+                iso,
+                media: Media::Usb,
+            } => {
+                a.push("-device".into());
+                a.push("qemu-xhci,id=xhci".into());
+                a.push("-drive".into());
+                a.push(opt_path(
+                    "if=none,id=stick0,format=raw,snapshot=on,file=",
+                    iso,
+                ));
+                a.push("-device".into());
+                a.push("usb-storage,bus=xhci.0,drive=stick0,removable=on,bootindex=0".into());
+            }
+            Boot::Kernel {
+                kernel,
+                initrd,
+                append,
+            } => {
+                // Plain paths, not option values: no comma escaping.
+                a.push("-kernel".into());
+                a.push(kernel.clone().into_os_string());
+                a.push("-initrd".into());
+                a.push(initrd.clone().into_os_string());
+                a.push("-append".into());
+                a.push(append.into());
+            }
+            Boot::Network => {
+                a.push("-boot".into());
+                a.push("n".into());
+            }
+        }
+
+        for (i, nic) in self.nics.iter().enumerate() {
+            a.push("-netdev".into());
+            a.push(netdev_arg(&nic.backend, &format!("net{i}")));
+            a.push("-device".into());
+            let mut dev = format!("{},netdev=net{i}", nic.model);
+            if let Some(mac) = nic.mac {
+                dev.push_str(&format!(",mac={mac}"));
+            }
+            if !nic.option_rom {
+                dev.push_str(",romfile=");
+            }
+            a.push(dev.into());
+        }
+
+        if self.rng {
+            a.push("-device".into());
+            a.push("virtio-rng-pci".into());
+        }
+
+        match &self.serial {
+            Serial::None => {}
+            Serial::Stdio => {
+                a.push("-serial".into());
+                a.push("stdio".into());
+            }
+            Serial::Socket { sock, log } => {
+                a.push("-chardev".into());
+                let mut ch = OsString::from("socket,id=serial0,server=on,wait=off,path=");
+                ch.push(escape_commas(sock));
+                ch.push(",logfile=");
+                ch.push(escape_commas(log));
+                ch.push(",logappend=off");
+                a.push(ch);
+                a.push("-serial".into());
+                a.push("chardev:serial0".into());
+            }
+        }
+
+        if let Some(qmp) = &self.qmp {
+            a.push("-chardev".into());
+            a.push(opt_path("socket,id=qmp0,server=on,wait=off,path=", qmp));
+            a.push("-mon".into());
+            a.push("chardev=qmp0,mode=control".into());
+        }
+
+        if let Some(pidfile) = &self.pidfile {
+            a.push("-pidfile".into());
+            a.push(pidfile.clone().into_os_string());
+        }
+        a
+    }
+
+    /// `qemu-system-x86_64` with [`QemuCommand::args`], ready to spawn.
+    pub fn command(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(QEMU);
+        c.args(self.args());
+        c
+    }
+}
+
+/// The `-netdev` value of `backend` with `id`, paths comma-escaped.
+fn netdev_arg(backend: &NetBackend, id: &str) -> OsString {
+    let with_path = |head: String, path: &Path| {
+        let mut nd = OsString::from(head);
+        nd.push(escape_commas(path));
+        nd
+    };
+    match backend {
+        // vswitch's per-port stream listener: many frames per syscall (net::port_stream_socket).
+        NetBackend::StreamConnect(path) => with_path(
+            format!("stream,id={id},server=off,addr.type=unix,addr.path="),
+            path,
+        ),
+        NetBackend::StreamListen(path) => with_path(
+            format!("stream,id={id},server=on,addr.type=unix,addr.path="),
+            path,
+        ),
+        NetBackend::Vde { switch_dir, port } => {
+            let mut nd = with_path(format!("vde,id={id},sock="), switch_dir);
+            nd.push(format!(",port={port}"));
+            nd
+        }
+        NetBackend::Dgram { local, remote } => {
+            let mut nd = with_path(format!("dgram,id={id},local.type=unix,local.path="), local);
+            nd.push(",remote.type=unix,remote.path=");
+            nd.push(escape_commas(remote));
+            nd
+        }
+        NetBackend::SocketConnect(addr) => format!("socket,id={id},connect={addr}").into(),
+        NetBackend::UserRestricted => format!("user,id={id},restrict=on").into(),
+    }
+}
+
+/// The full argv for `spec` (without the program name `qemu-system-x86_64`).
+pub fn qemu_args(spec: &LaunchSpec) -> Vec<OsString> {
+    QemuCommand::for_spec(spec).args()
 }
 
 /// The command line as one shell-quoted string, for logs and `--dry-run`.
@@ -322,6 +585,84 @@ mod tests {
         assert!(args
             .iter()
             .any(|a| a == "if=none,id=cd0,format=raw,media=cdrom,readonly=on,file=/srv/a,,b.iso"));
+    }
+
+    #[test]
+    fn kernel_boot_for_tests() {
+        let mut q = QemuCommand::kernel_boot(
+            Accel::Tcg,
+            384,
+            Path::new("/k/vmlinuz"),
+            Path::new("/w,1/initrd.cpio"),
+            "console=ttyS0 panic=-1",
+        );
+        assert_eq!(
+            shell_line(&q.args()),
+            "qemu-system-x86_64 -nodefaults -no-user-config -display none -machine q35 \
+             -accel tcg -m 384 -smp 1 \
+             -kernel /k/vmlinuz -initrd /w,1/initrd.cpio -append 'console=ttyS0 panic=-1'"
+        );
+        q.no_reboot = true;
+        q.vga = true;
+        q.rng = true;
+        q.serial = Serial::Stdio;
+        q.qmp = Some("/w/qmp.sock".into());
+        q.nics
+            .push(NetDevice::virtio(NetBackend::UserRestricted, None));
+        let mut vde = NetDevice::virtio(
+            NetBackend::Vde {
+                switch_dir: "/tmp/sw".into(),
+                port: 3,
+            },
+            Some("00:16:3e:00:00:03".parse().unwrap()),
+        );
+        vde.option_rom = false;
+        q.nics.push(vde);
+        assert_eq!(
+            shell_line(&q.args()),
+            "qemu-system-x86_64 -nodefaults -no-user-config -display none -machine q35 \
+             -accel tcg -m 384 -smp 1 -no-reboot -vga std \
+             -kernel /k/vmlinuz -initrd /w,1/initrd.cpio -append 'console=ttyS0 panic=-1' \
+             -netdev user,id=net0,restrict=on -device virtio-net-pci,netdev=net0 \
+             -netdev vde,id=net1,sock=/tmp/sw,port=3 \
+             -device virtio-net-pci,netdev=net1,mac=00:16:3e:00:00:03,romfile= \
+             -device virtio-rng-pci -serial stdio \
+             -chardev socket,id=qmp0,server=on,wait=off,path=/w/qmp.sock \
+             -mon chardev=qmp0,mode=control"
+        );
+    }
+
+    #[test]
+    fn network_boot_with_every_socket_backend() {
+        let mut q = QemuCommand::network_boot(Accel::Tcg, 64);
+        for b in [
+            NetBackend::StreamListen("/t/q,s.sock".into()),
+            NetBackend::StreamConnect("/t/sw.streams/2".into()),
+            NetBackend::Dgram {
+                local: "/t/q.dgram".into(),
+                remote: "/t/sw.dgram".into(),
+            },
+            NetBackend::SocketConnect("127.0.0.1:4711".parse().unwrap()),
+        ] {
+            q.nics.push(NetDevice {
+                backend: b,
+                model: "e1000".into(),
+                mac: None,
+                option_rom: true,
+            });
+        }
+        assert_eq!(
+            shell_line(&q.args()),
+            "qemu-system-x86_64 -nodefaults -no-user-config -display none -machine q35 \
+             -accel tcg -m 64 -smp 1 -boot n \
+             -netdev stream,id=net0,server=on,addr.type=unix,addr.path=/t/q,,s.sock \
+             -device e1000,netdev=net0 \
+             -netdev stream,id=net1,server=off,addr.type=unix,addr.path=/t/sw.streams/2 \
+             -device e1000,netdev=net1 \
+             -netdev dgram,id=net2,local.type=unix,local.path=/t/q.dgram,remote.type=unix,remote.path=/t/sw.dgram \
+             -device e1000,netdev=net2 \
+             -netdev socket,id=net3,connect=127.0.0.1:4711 -device e1000,netdev=net3"
+        );
     }
 
     #[test]
