@@ -49,7 +49,7 @@ pub fn parse_target(s: &str) -> Result<(PathBuf, PortRequest)> {
 impl VdeClient {
     /// Perform the handshake on `dir/ctl`.
     pub fn connect(dir: &Path, req: PortRequest, descr: &str) -> Result<VdeClient> {
-        let ctl_path = dir.join("ctl");
+        let ctl_path = crate::layout::SwitchDir::new(dir).ctl();
         let mut ctl = UnixStream::connect(&ctl_path)
             .with_context(|| format!("connect {} (is a switch running?)", ctl_path.display()))?;
         let pid = std::process::id();

@@ -1,6 +1,8 @@
 //! The management console: vde_switch's command set, output framing and return codes
 //! (`0000 DATA END WITH '.'`, `1000 Success`, `1EEE <strerror>`), executed against a
-//! [`Switch`]. Pure apart from `load`, which reads its script through [`Ctx::read_file`].
+//! [`Switch`]. Pure apart from `load`, which reads its script through [`Ctx::read_file`],
+//! and the user and group names (`port/setuser`, `port/setgroup`, `port/print`), looked up
+//! in /etc/passwd and /etc/group through [`crate::accounts`].
 //!
 //! vswitch extensions: `json <command>` (the data block is one JSON document),
 //! `port/impair N in|out|both KEY VALUE`, `port/capture N FILE|off`.
@@ -337,36 +339,6 @@ fn ints(arg: &str, n: usize) -> Option<Vec<i64>> {
     (v.len() == n).then_some(v)
 }
 
-/// Look up a user name in /etc/passwd-style text (static binaries avoid NSS).
-pub fn uid_name(uid: Option<u32>) -> String {
-    let Some(uid) = uid else { return "NONE".into() };
-    if let Ok(t) = std::fs::read_to_string("/etc/passwd") {
-        for l in t.lines() {
-            let f: Vec<&str> = l.split(':').collect();
-            if f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid) {
-                return f[0].to_string();
-            }
-        }
-    }
-    uid.to_string()
-}
-
-fn id_from_db(db: &str, s: &str) -> Option<Option<u32>> {
-    if s == "NONE" || s == "ANY" {
-        return Some(None);
-    }
-    if let Ok(n) = s.parse::<u32>() {
-        return Some(Some(n));
-    }
-    let t = std::fs::read_to_string(db).ok()?;
-    t.lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.len() > 2 && f[0] == s).then(|| f[2].parse().ok())
-        })?
-        .map(Some)
-}
-
 fn port_lines(sw: &Switch, p: PortId, out: &mut Vec<String>) {
     let Some(port) = sw.port(p) else { return };
     let acl_name = |v: Option<u32>| v.map(|x| x.to_string()).unwrap_or_else(|| "NONE".into());
@@ -379,7 +351,7 @@ fn port_lines(sw: &Switch, p: PortId, out: &mut Vec<String>) {
     ));
     out.push(format!(
         " Current User: {} Access Control: (User: {} - Group: {})",
-        uid_name(port.user),
+        crate::accounts::user_name(port.user),
         acl_name(port.acl.user),
         acl_name(port.acl.group)
     ));
@@ -458,8 +430,22 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
     let Some((cmd, arg)) = parse_command_line(line) else {
         return Reply::err(libc::ENOSYS);
     };
-    let np = sw.numports as i64;
-    let port_in_range = |p: i64| (0..=np).contains(&p);
+    match cmd.split_once('/').map_or("", |(group, _)| group) {
+        "hash" => hash_cmd(sw, ctx, cmd, arg),
+        "fstp" => fstp_cmd(sw, ctx, cmd, arg),
+        "port" => match cmd {
+            "port/print" | "port/allprint" | "port/impair" | "port/capture" => {
+                port_status_cmd(sw, cmd, arg)
+            }
+            _ => port_setup_cmd(sw, cmd, arg),
+        },
+        "vlan" => vlan_cmd(sw, cmd, arg),
+        _ => general_cmd(sw, ctx, cmd, arg, depth),
+    }
+}
+
+/// Session, help, info, `load`, `json`, `debug/*` and `plugin/*` commands.
+fn general_cmd(sw: &mut Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str, depth: u32) -> Reply {
     match cmd {
         "logout" => Reply::action(Action::Logout),
         "shutdown" => Reply::action(Action::Shutdown),
@@ -561,6 +547,13 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
         }
         "plugin/list" => Reply::data(vec![]),
         "plugin/add" | "plugin/del" => Reply::err(libc::ENOSYS),
+        _ => Reply::err(libc::ENOSYS),
+    }
+}
+
+/// `hash/*`: the MAC table.
+fn hash_cmd(sw: &mut Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str) -> Reply {
+    match cmd {
         "hash/showinfo" => Reply::data(vec![
             format!("Hash size {}", sw.table.hashsize),
             format!("GC interval {} secs", sw.table.gcint_s),
@@ -616,6 +609,13 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
                 None => Reply::data_err(vec![], libc::ENODEV),
             }
         }
+        _ => Reply::err(libc::ENOSYS),
+    }
+}
+
+/// `fstp/*`: not implemented, answered as disabled.
+fn fstp_cmd(sw: &Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str) -> Reply {
+    match cmd {
         "fstp/showinfo" => Reply::data(vec![
             format!("MAC {} Priority 32768 (0x8000)", fmt_mac(&ctx.mac)),
             "FSTP=false".into(),
@@ -632,6 +632,15 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
                 .map(|v| format!("FST DATA VLAN {v:04} ROOTSWITCH FSTP IS DISABLED"))
                 .collect(),
         ),
+        _ => Reply::err(libc::ENOSYS),
+    }
+}
+
+/// `port/*` commands that set ports up.
+fn port_setup_cmd(sw: &mut Switch, cmd: &str, arg: &str) -> Reply {
+    let np = sw.numports as i64;
+    let port_in_range = |p: i64| (0..=np).contains(&p);
+    match cmd {
         "port/showinfo" => Reply::data(vec![
             format!("Numports={}", sw.numports),
             format!("HUB={}", sw.hub),
@@ -730,12 +739,7 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
             if !port_in_range(p) {
                 return Reply::err(libc::EINVAL);
             }
-            let db = if cmd == "port/setuser" {
-                "/etc/passwd"
-            } else {
-                "/etc/group"
-            };
-            let Some(id) = id_from_db(db, name) else {
+            let Some(id) = crate::accounts::acl_id_from_files(cmd == "port/setuser", name) else {
                 return Reply::err(libc::EINVAL);
             };
             match sw.port_mut(p as PortId) {
@@ -784,6 +788,15 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
                 _ => Reply::err(libc::EINVAL),
             }
         }
+        _ => Reply::err(libc::ENOSYS),
+    }
+}
+
+/// `port/print`, `port/allprint`, `port/impair`, `port/capture`.
+fn port_status_cmd(sw: &mut Switch, cmd: &str, arg: &str) -> Reply {
+    let np = sw.numports as i64;
+    let port_in_range = |p: i64| (0..=np).contains(&p);
+    match cmd {
         "port/print" | "port/allprint" => {
             let all = cmd == "port/allprint";
             let mut d = Vec::new();
@@ -852,6 +865,15 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
                 path,
             })
         }
+        _ => Reply::err(libc::ENOSYS),
+    }
+}
+
+/// `vlan/*`.
+fn vlan_cmd(sw: &mut Switch, cmd: &str, arg: &str) -> Reply {
+    let np = sw.numports as i64;
+    let port_in_range = |p: i64| (0..=np).contains(&p);
+    match cmd {
         "vlan/create" => match ints(arg, 1) {
             // vde_switch rejects 4094 (off by one); vswitch accepts the whole 1..4094 range.
             Some(v) if (1..=4094).contains(&v[0]) => {
@@ -866,7 +888,7 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
             _ => Reply::err(libc::EINVAL),
         },
         "vlan/remove" => match ints(arg, 1) {
-            // VLAN 0 can never be removed (vde_switch issue #23: crash afterwards).
+            // VLAN 0 can never be removed (vde_switch 2.3.2 crashes afterwards; docs/switch.md).
             Some(v) if (1..=4094).contains(&v[0]) => {
                 let v = v[0] as u16;
                 if !sw.vlans.contains(v) {

@@ -433,8 +433,8 @@ impl Switch {
         }
     }
 
-    /// Choose a port for a request (vde_switch rules, section 1.3 of the spec) and attach
-    /// an endpoint to it.
+    /// Choose a port for a request (vde_switch rules, docs/vde-protocol.md "Port numbers and
+    /// request kinds") and attach an endpoint to it.
     pub fn alloc(
         &mut self,
         req: crate::wire::PortRequest,

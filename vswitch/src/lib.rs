@@ -6,13 +6,16 @@
 //! instead of a hang, full-size tagged frames are kept intact, egress is queued instead of
 //! dropped on the first full socket, VLAN 4094 works, and every drop is counted by reason.
 //!
-//! Layout: pure cores ([`wire`], [`core`], [`impair`], [`console`], [`pcap`]) and the I/O
+//! Layout: pure cores ([`wire`], [`core`], [`impair`], [`console`], [`pcap`]), the user and
+//! group database ([`accounts`]), the switch directory's paths ([`layout`]) and the I/O
 //! around them ([`daemon`], [`client`]).
 
+pub mod accounts;
 pub mod client;
 pub mod console;
 pub mod core;
 pub mod daemon;
 pub mod impair;
+pub mod layout;
 pub mod pcap;
 pub mod wire;

@@ -1,8 +1,9 @@
 //! `vswitch`: command line only; the switch is in the library.
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use vswitch::daemon::{Config, VxlanCfg};
+use vswitch::accounts::gid_of;
+use vswitch::daemon::{addr_port, octal, path_port, Config, VxlanCfg};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -137,50 +138,6 @@ enum Cmd {
     },
 }
 
-fn path_port(s: &str) -> Result<(PathBuf, Option<u16>), String> {
-    match s.rsplit_once(':') {
-        Some((p, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => Ok((
-            p.into(),
-            Some(n.parse().map_err(|e| format!("port {n:?}: {e}"))?),
-        )),
-        _ => Ok((s.into(), None)),
-    }
-}
-
-fn addr_port(s: &str) -> Result<(std::net::SocketAddr, Option<u16>), String> {
-    let (a, p) = match s.split_once('@') {
-        Some((a, p)) => (
-            a,
-            Some(p.parse().map_err(|e| format!("switch port {p:?}: {e}"))?),
-        ),
-        None => (s, None),
-    };
-    Ok((
-        a.parse()
-            .map_err(|e| format!("{a:?} is not IP:PORT: {e}"))?,
-        p,
-    ))
-}
-
-fn octal(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s.trim_start_matches("0o"), 8)
-        .map_err(|e| format!("{s:?} is not an octal mode: {e}"))
-}
-
-fn gid_of(name: &str) -> Result<u32> {
-    if let Ok(n) = name.parse() {
-        return Ok(n);
-    }
-    let t = std::fs::read_to_string("/etc/group").context("read /etc/group")?;
-    for l in t.lines() {
-        let f: Vec<&str> = l.split(':').collect();
-        if f.len() > 2 && f[0] == name {
-            return f[2].parse().context("bad gid in /etc/group");
-        }
-    }
-    bail!("unknown group {name:?}")
-}
-
 /// vde_switch uses getopt_long_only: accept `-sock DIR`, `-hub`, ... by rewriting to `--`.
 fn normalize_args() -> Vec<String> {
     const LONG: &[&str] = &[
@@ -297,20 +254,8 @@ fn real_main(cli: Cli) -> Result<i32> {
                 stdin_console: !cli.nostdin && !cli.daemon,
                 ..Config::default()
             };
-            if cli.numports == 0 {
-                bail!("-n/--numports must be at least 1");
-            }
-            match (cli.mode, cli.dirmode) {
-                (Some(m), d) => {
-                    cfg.mode = m;
-                    cfg.dirmode = d;
-                }
-                (None, Some(d)) => {
-                    cfg.mode = d & 0o666;
-                    cfg.dirmode = Some(d);
-                }
-                (None, None) => {}
-            }
+            cfg.validate()?;
+            cfg.set_modes(cli.mode, cli.dirmode);
             if let Some(g) = cli.group {
                 cfg.group = Some(gid_of(&g)?);
             }

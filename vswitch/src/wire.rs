@@ -545,7 +545,7 @@ mod tests {
     use super::*;
 
     fn qemu_request() -> Vec<u8> {
-        // Byte-exact copy of the QEMU 7.2 trace in the spec (section 1.9).
+        // Byte-exact copy of the QEMU 7.2 trace in docs/vde-protocol.md ("Byte-level trace").
         let mut b = vec![0xce, 0xfa, 0xed, 0xfe, 3, 0, 0, 0, 0, 4, 0, 0, 1, 0];
         let mut path = b"/tmp/vt/sw4/.13458-00000".to_vec();
         path.resize(108, 0);
