@@ -321,42 +321,8 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     let root = &req.root;
     let prof = profile::load(root, &req.profile)?;
     let role = profile::check_role(&prof, &req.role)?;
-    let mut sets = req.sets.clone();
-    for (k, _) in &sets {
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-            bail!("--set {k}=...: variable names are letters, digits and _");
-        }
-    }
-    let hostname = sets
-        .iter()
-        .rev()
-        .find(|(k, _)| k == "hostname")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| format!("{}-{}", prof.name, role.to_ascii_lowercase()));
-    if !valid_hostname(&hostname) {
-        bail!("hostname '{hostname}' is not a valid host name (letters, digits, '-', at most 63)");
-    }
-    sets.retain(|(k, _)| k != "hostname");
-
-    // Outputs: check writability before any slow work.
-    let out = req.out.clone().unwrap_or_else(|| {
-        root.join("images")
-            .join(format!("{}-{}.iso", prof.name, role.to_ascii_lowercase()))
-    });
-    let out_dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let out_name = out
-        .file_name()
-        .ok_or_else(|| anyhow!("output {} has no file name", out.display()))?
-        .to_string_lossy()
-        .into_owned();
-    std::fs::create_dir_all(&out_dir)
-        .and_then(|_| tempfile::tempfile_in(&out_dir).map(drop))
-        .with_context(|| format!("output {} is not writable", out.display()))?;
-    let manifest_path = out_dir.join(format!("{out_name}.manifest.json"));
+    let (hostname, sets) = host_and_sets(&prof, &role, &req.sets)?;
+    let dest = Destination::prepare(req, &prof, &role)?;
     let cache = req
         .cache_dir
         .clone()
@@ -364,8 +330,8 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     // Leftovers of killed builds (a 400 MB module stage on tmpfs among them).
     crate::sweep_stale(&cache, ".tmp-");
     crate::sweep_stale(Path::new("/dev/shm"), "vbuild-stage-");
-    crate::sweep_stale(&out_dir, ".work-");
-    crate::sweep_stale(&out_dir, ".vbuild-");
+    crate::sweep_stale(&dest.dir, ".work-");
+    crate::sweep_stale(&dest.dir, ".vbuild-");
 
     // Build clock.
     let mut clock_paths: Vec<String> = prof.chain.iter().map(|c| format!("profiles/{c}")).collect();
@@ -382,25 +348,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         .clone()
         .or_else(default_bin_dir)
         .ok_or_else(|| anyhow!("no bin dir: pass --bin-dir or set RAMUX_BIN_DIR"))?;
-    let mut binaries = Vec::new();
-    for b in RAMUX_BINARIES {
-        let p = bin_dir.join(b);
-        if p.is_file() {
-            let data = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
-            if elf_is_dynamic(&data) == Some(true) {
-                bail!(
-                    "{} is dynamically linked; the image needs static ramux binaries: build them with scripts/build (RUSTFLAGS=-C target-feature=+crt-static) and pass --bin-dir target/x86_64-unknown-linux-gnu/release",
-                    p.display()
-                );
-            }
-            binaries.push((b.to_string(), data));
-        } else if *b == "ramux-init" {
-            bail!(
-                "ramux-init not found in {} (the image's PID 1): run scripts/build and pass --bin-dir target/x86_64-unknown-linux-gnu/release or set RAMUX_BIN_DIR",
-                bin_dir.display()
-            );
-        }
-    }
+    let binaries = load_binaries(&bin_dir)?;
     let site_path = req.site.clone().or_else(|| prof.site.clone());
     let mut defines = vec![("HOSTNAME".to_string(), hostname.clone())];
     defines.extend(sets.iter().cloned());
@@ -422,19 +370,8 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     timer.lap("profile");
 
     // Base.
-    let src = match &prof.base_tarball {
-        Some(t) => BaseSource::Tarball(t.clone()),
-        None => BaseSource::Debian {
-            suite: prof.suite.clone(),
-            mirror: prof.mirror.clone(),
-            sources: prof.sources.clone(),
-            packages: prof.packages.clone(),
-        },
-    };
-    let mut wanted_modules = prof.modules.clone();
-    if !wanted_modules.iter().any(|m| m == "button") {
-        wanted_modules.push("button".into()); // ACPI power button: a ready appliance powers off on it
-    }
+    let src = base_source(&prof);
+    let wanted_modules = wanted_modules(&prof);
     let btar: BaseTar = base::base_tar(&src, &cache, &prog)?;
     timer.lap("base tarball");
     let layer: Layer = base::layer(
@@ -455,60 +392,13 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     let krel = layer.meta.kernel_release.clone();
     let ctx = context(&prof, &role, &hostname, &krel, epoch, &site.vars, &sets)?;
     let mut inputs: BTreeMap<String, String> = BTreeMap::new();
-    for f in &prof.input_files {
-        inputs.insert(rel_display(root, f), sha256_file(f)?);
-    }
     let mut top = Tree {
         dir_links: layer.meta.dir_links.clone(),
         ..Default::default()
     };
-    for o in &prof.overlays {
-        let d = root.join("overlays").join(o);
-        if !d.is_dir() {
-            bail!(
-                "profile '{}' names overlay '{o}', but overlays/{o}/ does not exist",
-                prof.name
-            );
-        }
-        add_overlay(&mut top, &d, &format!("overlays/{o}"), ep, &mut inputs)?;
-    }
-    for (t, text) in profile::render_all(&prof, &ctx)? {
-        let dest =
-            norm(&t.dest).ok_or_else(|| anyhow!("bad template destination {}", t.display))?;
-        top.insert(&dest, Node::file(t.mode, ep, text.into_bytes()), ep);
-    }
-    for (dest, text) in &site.files {
-        top.insert(dest, Node::file(0o644, ep, text.clone().into_bytes()), ep);
-    }
-    if let Some((k, v)) = &site.input {
-        inputs.insert(k.clone(), v.clone());
-    }
-    for (name, data) in &binaries {
-        inputs.insert(format!("bin/{name}"), hex(&Sha256::digest(data)));
-        top.insert(
-            &format!("usr/sbin/{name}"),
-            Node::file(0o755, ep, data.clone()),
-            ep,
-        );
-    }
-    top.insert("init", Node::symlink("/usr/sbin/ramux-init", ep), ep);
-    let appliance = Appliance {
-        profile: prof.name.clone(),
-        role: role.clone(),
-        hostname: hostname.clone(),
-        kernel_release: krel.clone(),
-        modules: layer.meta.modules.clone(),
-        services: prof
-            .services
-            .iter()
-            .map(profile::Service::to_contract)
-            .collect(),
-    };
-    let appliance_toml: String = format!(
-        "{}{}",
-        ramux_contract::appliance::HEADER,
-        toml::to_string(&appliance)?
-    );
+    add_profile_files(root, &prof, &ctx, ep, &mut top, &mut inputs)?;
+    add_site_and_binaries(&site, &binaries, ep, &mut top, &mut inputs);
+    let appliance_toml = appliance_toml(&prof, &role, &hostname, &layer.meta)?;
     top.insert(
         files::in_image(files::APPLIANCE_TOML),
         Node::file(0o644, ep, appliance_toml.clone().into_bytes()),
@@ -516,9 +406,9 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     );
 
     let work = tempfile::Builder::new()
-        .prefix(&crate::tmp_prefix(&format!(".{out_name}.work-")))
-        .tempdir_in(&out_dir)
-        .with_context(|| format!("output directory {} is not writable", out_dir.display()))?;
+        .prefix(&crate::tmp_prefix(&format!(".{}.work-", dest.name)))
+        .tempdir_in(&dest.dir)
+        .with_context(|| format!("output directory {} is not writable", dest.dir.display()))?;
     let _work_guard = RemoveOnDrop(work.path().to_path_buf());
     check_with_init(&bin_dir, work.path(), &appliance_toml, &site.files)?;
     let top_path = work
@@ -536,12 +426,6 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     tools.insert("depmod".into(), layer.meta.depmod_version.clone());
     tools.insert("vbuild".into(), env!("CARGO_PKG_VERSION").into());
     tools.insert("compression".into(), compression_label(&prof.compression));
-    let volume_id: String = format!("RAMUX_{}_{}", prof.name, role)
-        .to_ascii_uppercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .take(32)
-        .collect();
     let title = format!("ramux {} {} ({hostname})", prof.name, role);
     let parts = vec![layer.cpio.clone(), top_path.clone()];
     let tmp_iso = work.path().join("out.iso");
@@ -550,7 +434,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
             kernel: &layer.kernel,
             initrd_parts: &parts,
             cmdline: &prof.cmdline,
-            volume_id: &volume_id,
+            volume_id: &volume_id(&prof.name, &role),
             epoch,
             title: &title,
         },
@@ -562,82 +446,15 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     prog.step("manifest, SHA256SUMS");
     let iso_sha = sha256_file(&tmp_iso)?;
     let iso_size = std::fs::metadata(&tmp_iso)?.len();
-    let mut initrd_hash = Sha256::new();
-    for p in &parts {
-        initrd_hash.update(std::fs::read(p)?);
-    }
     let initrd_size = layer.meta.compressed_size + top_size;
     let initrd_raw = layer.meta.uncompressed_size + top_raw;
-    let mut outputs = BTreeMap::new();
-    outputs.insert(
-        "iso".into(),
-        FileSum {
-            file: out_name.clone(),
-            sha256: iso_sha.clone(),
-            size: iso_size,
-        },
-    );
-    outputs.insert(
-        "initrd".into(),
-        FileSum {
-            file: "images/pxeboot/initrd.img".into(),
-            sha256: hex(&initrd_hash.finalize()),
-            size: initrd_size,
-        },
-    );
-    outputs.insert(
-        "initrd-base".into(),
-        FileSum {
-            file: layer
-                .cpio
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned(),
-            sha256: layer.meta.sha256.clone(),
-            size: layer.meta.compressed_size,
-        },
-    );
-    outputs.insert(
-        "initrd-top".into(),
-        FileSum {
-            file: top_path.file_name().unwrap().to_string_lossy().into_owned(),
-            sha256: sha256_file(&top_path)?,
-            size: top_size,
-        },
-    );
-    outputs.insert(
-        "kernel".into(),
-        FileSum {
-            file: "images/pxeboot/vmlinuz".into(),
-            sha256: layer.meta.kernel_sha256.clone(),
-            size: std::fs::metadata(&layer.kernel)?.len(),
-        },
-    );
-    let mut base_desc: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    match &src {
-        BaseSource::Debian {
-            suite,
-            mirror,
-            sources,
-            packages,
-        } => {
-            base_desc.insert("kind".into(), "debian".into());
-            base_desc.insert("sources".into(), sources.clone().into());
-            base_desc.insert("suite".into(), suite.clone().into());
-            base_desc.insert("mirror".into(), mirror.clone().into());
-            base_desc.insert("requested_packages".into(), packages.clone().into());
-        }
-        BaseSource::Tarball(p) => {
-            base_desc.insert("kind".into(), "tarball".into());
-            base_desc.insert("file".into(), rel_display(root, p).into());
-            inputs.insert(
-                format!("base/{}", rel_display(root, p)),
-                btar.sha256.clone(),
-            );
-        }
-    }
-    base_desc.insert("tarball_sha256".into(), btar.sha256.clone().into());
+    let top_sum = FileSum {
+        file: top_path.file_name().unwrap().to_string_lossy().into_owned(),
+        sha256: sha256_file(&top_path)?,
+        size: top_size,
+    };
+    let outputs = output_sums(&dest.name, &iso_sha, iso_size, &parts, &layer, top_sum)?;
+    let base_desc = base_description(root, &src, &btar, &mut inputs);
     let kernel_pkg = btar
         .packages
         .iter()
@@ -681,25 +498,13 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         initrd_uncompressed_size: initrd_raw,
         recommended_min_ram_mib: ram,
     };
-    let mjson = m.to_json()?;
-    // Publish: ISO first, then its manifest, then the sums (each rename is atomic).
-    crate::set_mode(&tmp_iso, 0o644)?;
-    std::fs::rename(&tmp_iso, &out).with_context(|| format!("cannot write {}", out.display()))?;
-    write_atomic(&manifest_path, &mjson)?;
-    let mname = format!("{out_name}.manifest.json");
-    manifest::update_sums(
-        &out_dir,
-        &[
-            (out_name.clone(), iso_sha.clone()),
-            (mname, hex(&Sha256::digest(&mjson))),
-        ],
-    )?;
+    publish(&dest, &tmp_iso, &iso_sha, &m.to_json()?)?;
     timer.lap("manifest");
     prog.finish();
 
     Ok(BuildReport {
-        iso: out,
-        manifest: manifest_path,
+        iso: dest.iso,
+        manifest: dest.manifest,
         sha256: iso_sha,
         size: iso_size,
         profile: prof.name,
@@ -717,6 +522,303 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         total_ms: timer.start.elapsed().as_millis() as u64,
         timings: timer.steps,
     })
+}
+
+/// The host name (`--set hostname=` or `<profile>-<role>`) and the remaining `--set` variables,
+/// checked before any slow work.
+fn host_and_sets(
+    prof: &Profile,
+    role: &str,
+    sets: &[(String, String)],
+) -> Result<(String, Vec<(String, String)>)> {
+    let mut sets = sets.to_vec();
+    for (k, _) in &sets {
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            bail!("--set {k}=...: variable names are letters, digits and _");
+        }
+    }
+    let hostname = sets
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "hostname")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| format!("{}-{}", prof.name, role.to_ascii_lowercase()));
+    if !valid_hostname(&hostname) {
+        bail!("hostname '{hostname}' is not a valid host name (letters, digits, '-', at most 63)");
+    }
+    sets.retain(|(k, _)| k != "hostname");
+    Ok((hostname, sets))
+}
+
+/// Where the ISO and its manifest go; the directory is checked writable before any slow work.
+struct Destination {
+    iso: PathBuf,
+    dir: PathBuf,
+    /// The ISO's file name.
+    name: String,
+    manifest: PathBuf,
+}
+
+impl Destination {
+    fn prepare(req: &BuildRequest, prof: &Profile, role: &str) -> Result<Destination> {
+        let iso = req.out.clone().unwrap_or_else(|| {
+            req.root
+                .join("images")
+                .join(format!("{}-{}.iso", prof.name, role.to_ascii_lowercase()))
+        });
+        let dir = iso
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let name = iso
+            .file_name()
+            .ok_or_else(|| anyhow!("output {} has no file name", iso.display()))?
+            .to_string_lossy()
+            .into_owned();
+        std::fs::create_dir_all(&dir)
+            .and_then(|_| tempfile::tempfile_in(&dir).map(drop))
+            .with_context(|| format!("output {} is not writable", iso.display()))?;
+        let manifest = dir.join(format!("{name}.manifest.json"));
+        Ok(Destination {
+            iso,
+            dir,
+            name,
+            manifest,
+        })
+    }
+}
+
+/// The static ramux binaries of [`RAMUX_BINARIES`] found in `bin_dir` (ramux-init is required).
+fn load_binaries(bin_dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut binaries = Vec::new();
+    for b in RAMUX_BINARIES {
+        let p = bin_dir.join(b);
+        if p.is_file() {
+            let data = std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()))?;
+            if elf_is_dynamic(&data) == Some(true) {
+                bail!(
+                    "{} is dynamically linked; the image needs static ramux binaries: build them with scripts/build (RUSTFLAGS=-C target-feature=+crt-static) and pass --bin-dir target/x86_64-unknown-linux-gnu/release",
+                    p.display()
+                );
+            }
+            binaries.push((b.to_string(), data));
+        } else if *b == "ramux-init" {
+            bail!(
+                "ramux-init not found in {} (the image's PID 1): run scripts/build and pass --bin-dir target/x86_64-unknown-linux-gnu/release or set RAMUX_BIN_DIR",
+                bin_dir.display()
+            );
+        }
+    }
+    Ok(binaries)
+}
+
+fn base_source(prof: &Profile) -> BaseSource {
+    match &prof.base_tarball {
+        Some(t) => BaseSource::Tarball(t.clone()),
+        None => BaseSource::Debian {
+            suite: prof.suite.clone(),
+            mirror: prof.mirror.clone(),
+            sources: prof.sources.clone(),
+            packages: prof.packages.clone(),
+        },
+    }
+}
+
+/// The profile's modules, plus `button`: a ready appliance powers off on the ACPI power button.
+fn wanted_modules(prof: &Profile) -> Vec<String> {
+    let mut wanted = prof.modules.clone();
+    if !wanted.iter().any(|m| m == "button") {
+        wanted.push("button".into());
+    }
+    wanted
+}
+
+/// Overlays and rendered templates into the top layer, their sources into `inputs`.
+fn add_profile_files(
+    root: &Path,
+    prof: &Profile,
+    ctx: &tera::Context,
+    ep: u64,
+    top: &mut Tree,
+    inputs: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    for f in &prof.input_files {
+        inputs.insert(rel_display(root, f), sha256_file(f)?);
+    }
+    for o in &prof.overlays {
+        let d = root.join("overlays").join(o);
+        if !d.is_dir() {
+            bail!(
+                "profile '{}' names overlay '{o}', but overlays/{o}/ does not exist",
+                prof.name
+            );
+        }
+        add_overlay(top, &d, &format!("overlays/{o}"), ep, inputs)?;
+    }
+    for (t, text) in profile::render_all(prof, ctx)? {
+        let dest =
+            norm(&t.dest).ok_or_else(|| anyhow!("bad template destination {}", t.display))?;
+        top.insert(&dest, Node::file(t.mode, ep, text.into_bytes()), ep);
+    }
+    Ok(())
+}
+
+/// The compiled site files, the ramux binaries in /usr/sbin and the /init link.
+fn add_site_and_binaries(
+    site: &Site,
+    binaries: &[(String, Vec<u8>)],
+    ep: u64,
+    top: &mut Tree,
+    inputs: &mut BTreeMap<String, String>,
+) {
+    for (dest, text) in &site.files {
+        top.insert(dest, Node::file(0o644, ep, text.clone().into_bytes()), ep);
+    }
+    if let Some((k, v)) = &site.input {
+        inputs.insert(k.clone(), v.clone());
+    }
+    for (name, data) in binaries {
+        inputs.insert(format!("bin/{name}"), hex(&Sha256::digest(data)));
+        top.insert(
+            &format!("usr/sbin/{name}"),
+            Node::file(0o755, ep, data.clone()),
+            ep,
+        );
+    }
+    top.insert("init", Node::symlink("/usr/sbin/ramux-init", ep), ep);
+}
+
+/// The [`ramux_contract::appliance`] file ramux-init reads at boot.
+fn appliance_toml(
+    prof: &Profile,
+    role: &str,
+    hostname: &str,
+    meta: &base::LayerMeta,
+) -> Result<String> {
+    let appliance = Appliance {
+        profile: prof.name.clone(),
+        role: role.to_string(),
+        hostname: hostname.to_string(),
+        kernel_release: meta.kernel_release.clone(),
+        modules: meta.modules.clone(),
+        services: prof
+            .services
+            .iter()
+            .map(profile::Service::to_contract)
+            .collect(),
+    };
+    Ok(format!(
+        "{}{}",
+        ramux_contract::appliance::HEADER,
+        toml::to_string(&appliance)?
+    ))
+}
+
+/// `RAMUX_<PROFILE>_<ROLE>`, upper-case, at most 32 characters of [A-Z0-9_] (ISO 9660 rules).
+fn volume_id(profile: &str, role: &str) -> String {
+    format!("RAMUX_{profile}_{role}")
+        .to_ascii_uppercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .take(32)
+        .collect()
+}
+
+/// The manifest's `outputs`: the ISO, the whole initrd, its two layers and the kernel.
+fn output_sums(
+    iso_name: &str,
+    iso_sha: &str,
+    iso_size: u64,
+    parts: &[PathBuf],
+    layer: &Layer,
+    top: FileSum,
+) -> Result<BTreeMap<String, FileSum>> {
+    let mut initrd_hash = Sha256::new();
+    for p in parts {
+        initrd_hash.update(std::fs::read(p)?);
+    }
+    let sum = |file: &str, sha256: &str, size: u64| FileSum {
+        file: file.to_string(),
+        sha256: sha256.to_string(),
+        size,
+    };
+    let base_name = layer.cpio.file_name().unwrap().to_string_lossy();
+    let mut outputs = BTreeMap::new();
+    outputs.insert("iso".into(), sum(iso_name, iso_sha, iso_size));
+    outputs.insert(
+        "initrd".into(),
+        sum(
+            "images/pxeboot/initrd.img",
+            &hex(&initrd_hash.finalize()),
+            layer.meta.compressed_size + top.size,
+        ),
+    );
+    outputs.insert(
+        "initrd-base".into(),
+        sum(&base_name, &layer.meta.sha256, layer.meta.compressed_size),
+    );
+    outputs.insert("initrd-top".into(), top);
+    outputs.insert(
+        "kernel".into(),
+        sum(
+            "images/pxeboot/vmlinuz",
+            &layer.meta.kernel_sha256,
+            std::fs::metadata(&layer.kernel)?.len(),
+        ),
+    );
+    Ok(outputs)
+}
+
+/// The manifest's `base`: where the Debian system came from (a tarball is also an input).
+fn base_description(
+    root: &Path,
+    src: &BaseSource,
+    btar: &BaseTar,
+    inputs: &mut BTreeMap<String, String>,
+) -> BTreeMap<String, serde_json::Value> {
+    let mut base_desc: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    match src {
+        BaseSource::Debian {
+            suite,
+            mirror,
+            sources,
+            packages,
+        } => {
+            base_desc.insert("kind".into(), "debian".into());
+            base_desc.insert("sources".into(), sources.clone().into());
+            base_desc.insert("suite".into(), suite.clone().into());
+            base_desc.insert("mirror".into(), mirror.clone().into());
+            base_desc.insert("requested_packages".into(), packages.clone().into());
+        }
+        BaseSource::Tarball(p) => {
+            base_desc.insert("kind".into(), "tarball".into());
+            base_desc.insert("file".into(), rel_display(root, p).into());
+            inputs.insert(
+                format!("base/{}", rel_display(root, p)),
+                btar.sha256.clone(),
+            );
+        }
+    }
+    base_desc.insert("tarball_sha256".into(), btar.sha256.clone().into());
+    base_desc
+}
+
+/// Publishes the ISO first, then its manifest, then the sums (each rename is atomic), so a
+/// killed build never leaves a manifest for an ISO that is not there.
+fn publish(dest: &Destination, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> Result<()> {
+    crate::set_mode(tmp_iso, 0o644)?;
+    std::fs::rename(tmp_iso, &dest.iso)
+        .with_context(|| format!("cannot write {}", dest.iso.display()))?;
+    write_atomic(&dest.manifest, mjson)?;
+    let mname = format!("{}.manifest.json", dest.name);
+    manifest::update_sums(
+        &dest.dir,
+        &[
+            (dest.name.clone(), iso_sha.to_string()),
+            (mname, hex(&Sha256::digest(mjson))),
+        ],
+    )
 }
 
 /// Builds every profile for every role it allows into `out_dir` (default `<root>/images`), e.g.
