@@ -9,10 +9,12 @@ pub mod backend;
 pub mod diag;
 pub mod emit;
 pub mod explain;
+pub mod line;
 pub mod model;
 pub mod net;
 pub mod nft;
 pub mod parse;
+pub mod preprocess;
 
 use diag::Diagnostic;
 use parse::{FsLoader, Loader, PreOptions};
