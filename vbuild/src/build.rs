@@ -333,13 +333,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     crate::sweep_stale(&dest.dir, ".work-");
     crate::sweep_stale(&dest.dir, ".vbuild-");
 
-    // Build clock.
-    let mut clock_paths: Vec<String> = prof.chain.iter().map(|c| format!("profiles/{c}")).collect();
-    clock_paths.extend(prof.overlays.iter().map(|o| format!("overlays/{o}")));
-    let env_sde = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let (epoch, clock_source) = clock::resolve(req.epoch, env_sde.as_deref(), || {
-        clock::git_commit_time(root, &clock_paths)
-    })?;
+    let (epoch, clock_source) = build_clock(req, &prof)?;
     let ep = epoch as u64;
 
     // Binaries (checked early: a missing ramux-init is a setup error, not a late failure).
@@ -419,13 +413,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
 
     // ISO.
     prog.step("mastering ISO (xorriso)");
-    let mut tools: BTreeMap<String, String> = iso_tools.into_iter().collect();
-    if let Some(v) = &btar.mmdebstrap_version {
-        tools.insert("mmdebstrap".into(), v.clone());
-    }
-    tools.insert("depmod".into(), layer.meta.depmod_version.clone());
-    tools.insert("vbuild".into(), env!("CARGO_PKG_VERSION").into());
-    tools.insert("compression".into(), compression_label(&prof.compression));
+    let tools = tool_versions(iso_tools, &btar, &layer.meta, &prof.compression);
     let title = format!("ramux {} {} ({hostname})", prof.name, role);
     let parts = vec![layer.cpio.clone(), top_path.clone()];
     let tmp_iso = work.path().join("out.iso");
@@ -458,7 +446,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     let kernel_pkg = btar
         .packages
         .iter()
-        .chain(layer.meta.status_packages.iter())
+        .chain(&layer.meta.status_packages)
         .find(|p| p.name == format!("linux-image-{krel}"))
         .map(|p| p.version.clone());
     let ram = manifest::recommended_ram_mib(initrd_size, initrd_raw);
@@ -522,6 +510,34 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         total_ms: timer.start.elapsed().as_millis() as u64,
         timings: timer.steps,
     })
+}
+
+/// The build clock: `--epoch`, else `$SOURCE_DATE_EPOCH`, else the last commit time of the
+/// profile chain and its overlays (docs/live-iso.md, The build clock).
+fn build_clock(req: &BuildRequest, prof: &Profile) -> Result<(i64, ClockSource)> {
+    let mut paths: Vec<String> = prof.chain.iter().map(|c| format!("profiles/{c}")).collect();
+    paths.extend(prof.overlays.iter().map(|o| format!("overlays/{o}")));
+    let env_sde = std::env::var("SOURCE_DATE_EPOCH").ok();
+    clock::resolve(req.epoch, env_sde.as_deref(), || {
+        clock::git_commit_time(&req.root, &paths)
+    })
+}
+
+/// The manifest's `tool_versions`: every tool whose output is in the image.
+fn tool_versions(
+    iso_tools: Vec<(String, String)>,
+    btar: &BaseTar,
+    meta: &base::LayerMeta,
+    compression: &str,
+) -> BTreeMap<String, String> {
+    let mut tools: BTreeMap<String, String> = iso_tools.into_iter().collect();
+    if let Some(v) = &btar.mmdebstrap_version {
+        tools.insert("mmdebstrap".into(), v.clone());
+    }
+    tools.insert("depmod".into(), meta.depmod_version.clone());
+    tools.insert("vbuild".into(), env!("CARGO_PKG_VERSION").into());
+    tools.insert("compression".into(), compression_label(compression));
+    tools
 }
 
 /// The host name (`--set hostname=` or `<profile>-<role>`) and the remaining `--set` variables,
