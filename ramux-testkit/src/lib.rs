@@ -7,7 +7,7 @@
 //!
 //! The tests' QEMU command lines and QMP sessions are vlaunch's own ([`vlaunch::qemu`],
 //! [`vlaunch::qmp`], re-exported as [`vlaunch`] so a test crate needs no dependency of its
-//! own), and their network namespaces are all [`Netns`].
+//! own), and the network namespaces they make are all [`Netns`].
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,18 +18,28 @@ use vbuild::closure::ModuleDb;
 
 pub use vlaunch;
 
-/// The one network-namespace guard of the tests: labwall's (its `check --backend` loads
-/// rulesets in one), re-exported so that every crate's tests make, use and remove namespaces
-/// the same way. `Netns::new(name)` replaces a stale namespace of that name, `exec(argv)`
-/// runs a command inside, and dropping it deletes the namespace, also when a test panics.
+/// The one network-namespace guard of the tests: labwall's own (`labwall check --backend`
+/// loads rulesets in one, and its `add_standins`/`apply_sysctl`, which labwall's tests drive,
+/// take it), re-exported so every crate's tests make, use and remove namespaces the same way.
+/// `Netns::new(name)` deletes a stale namespace of that name first, `exec(argv)` runs a
+/// command inside, and dropping it deletes the namespace, also when a test panics.
 pub use labwall::backend::Netns;
 
-/// A fresh namespace `name` with `lo` up; panics (naming iproute2) if it cannot be made.
+/// A fresh [`Netns`] `name` with `lo` up; panics (naming iproute2) if it cannot be made.
 pub fn netns(name: &str) -> Netns {
-    let ns = Netns::new(name).unwrap_or_else(|e| panic!("netns {name} (iproute2, root): {e}"));
+    let ns =
+        Netns::new(name).unwrap_or_else(|e| panic!("netns {name} (needs root and iproute2): {e}"));
     ns.exec(&["ip", "link", "set", "lo", "up"])
         .unwrap_or_else(|e| panic!("lo up in netns {name}: {e}"));
     ns
+}
+
+/// Runs the shell command `cmd` inside `ns` and returns its output, whatever the exit status.
+pub fn netns_sh(ns: &Netns, cmd: &str) -> std::process::Output {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, "sh", "-c", cmd])
+        .output()
+        .unwrap_or_else(|e| panic!("ip netns exec {} sh -c {cmd:?}: {e}", ns.name))
 }
 
 /// A negotiated QMP session with a QEMU started moments ago: QEMU creates its socket during

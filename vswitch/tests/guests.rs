@@ -5,15 +5,18 @@
 //! in the git-ignored images/cache/test-kernel/), the host's static busybox, the
 //! virtio_net + 8021q module closure (vbuild's resolver), a shell /init that configures
 //! addresses from the kernel command line and then runs commands read from the serial
-//! console, packed with `cpio -o -H newc`. Three guests boot in parallel under TCG.
+//! console, packed with `cpio -o -H newc`. Three guests boot in parallel under TCG, on QEMU
+//! command lines from vlaunch's builder ([`QemuCommand`]).
 
 mod common;
 
 use common::*;
+use ramux_testkit::vlaunch::qemu::{NetBackend, NetDevice, QemuCommand, Serial};
+use ramux_testkit::vlaunch::Accel;
 use ramux_testkit::{kernel_tree, module_closure, KREL};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,33 +80,25 @@ impl Guest {
         name: &str,
         kernel: &Path,
         initrd: &Path,
-        netdev: &str,
+        backend: NetBackend,
         mac: &str,
         params: &str,
     ) -> Guest {
-        let mut child = Command::new("qemu-system-x86_64")
-            .args([
-                "-accel",
-                "tcg",
-                "-m",
-                "256",
-                "-nographic",
-                "-no-reboot",
-                "-nodefaults",
-                "-serial",
-                "stdio",
-            ])
-            .arg("-kernel")
-            .arg(kernel)
-            .arg("-initrd")
-            .arg(initrd)
-            .arg("-append")
-            .arg(format!("console=ttyS0 quiet loglevel=1 panic=-1 {params}"))
-            .arg("-netdev")
-            .arg(format!("{netdev},id=n0"))
-            .arg("-device")
-            // romfile= : no iPXE option ROM, the guests boot straight into -kernel.
-            .arg(format!("virtio-net-pci,netdev=n0,mac={mac},romfile="))
+        let mut q = QemuCommand::kernel_boot(
+            Accel::Tcg,
+            256,
+            kernel,
+            initrd,
+            &format!("console=ttyS0 quiet loglevel=1 panic=-1 {params}"),
+        );
+        q.no_reboot = true;
+        q.serial = Serial::Stdio;
+        let mut nic = NetDevice::virtio(backend, Some(mac.parse().expect("MAC")));
+        // No iPXE option ROM: the guests boot straight into -kernel.
+        nic.option_rom = false;
+        q.nics = vec![nic];
+        let mut child = q
+            .command()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -211,9 +206,9 @@ fn qemu_guests_vlans_trunk_and_tap() {
     let kernel = tree.join(format!("boot/vmlinuz-{KREL}"));
 
     // Switch in its own namespace with a tap there; QEMU reaches it through the filesystem.
-    let ns = Netns::new("g");
+    let ns = netns("g");
     let tap = uniq("gt");
-    sh(&format!("ip -n {} tuntap add dev {tap} mode tap", ns.0));
+    sh(&format!("ip -n {} tuntap add dev {tap} mode tap", ns.name));
     let rc = work.path().join("lab.rc");
     std::fs::write(
         &rc,
@@ -236,23 +231,23 @@ fn qemu_guests_vlans_trunk_and_tap() {
             "--stream",
             &stream_arg,
         ],
-        &["ip", "netns", "exec", &ns.0],
+        &["ip", "netns", "exec", &ns.name],
     );
-    let vde = |port: u32| format!("vde,sock={},port={port}", sw.sock.display());
-    let b_netdev = format!(
-        "stream,server=off,addr.type=unix,addr.path={}",
-        stream.display()
-    );
+    let vde = |port: u16| NetBackend::Vde {
+        switch_dir: sw.sock.clone(),
+        port,
+    };
+    let b_netdev = NetBackend::StreamConnect(stream.clone());
     sh(&format!(
         "ip -n {n} addr add 10.10.0.9/24 dev {tap} && ip -n {n} link set {tap} up",
-        n = ns.0
+        n = ns.name
     ));
 
     let mut a = Guest::boot(
         "A",
         &kernel,
         &initrd,
-        &vde(1),
+        vde(1),
         "00:16:3e:00:00:01",
         "vsw.addr=eth0@10.10.0.1/24,eth0@10.99.0.1/24",
     );
@@ -260,7 +255,7 @@ fn qemu_guests_vlans_trunk_and_tap() {
         "B",
         &kernel,
         &initrd,
-        &b_netdev,
+        b_netdev,
         "00:16:3e:00:00:02",
         "vsw.addr=eth0@10.20.0.2/24,eth0@10.99.0.2/24",
     );
@@ -268,7 +263,7 @@ fn qemu_guests_vlans_trunk_and_tap() {
         "C",
         &kernel,
         &initrd,
-        &vde(3),
+        vde(3),
         "00:16:3e:00:00:03",
         "vsw.vlans=10,20 vsw.addr=eth0.10@10.10.0.3/24,eth0.20@10.20.0.3/24",
     );
@@ -329,7 +324,7 @@ fn qemu_guests_vlans_trunk_and_tap() {
     assert!(!a.ping("10.99.0.2", 4), "A must not reach B across VLANs");
     assert!(!b.ping("10.99.0.1", 3), "B must not reach A across VLANs");
     // Tap in the namespace (VLAN 10 access) reaches guest A.
-    let o = ns.exec("ping -c 2 -W 3 10.10.0.1");
+    let o = netns_sh(&ns, "ping -c 2 -W 3 10.10.0.1");
     assert!(
         o.status.success(),
         "tap -> guest A: {}",

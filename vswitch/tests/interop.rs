@@ -4,6 +4,8 @@
 mod common;
 
 use common::*;
+use ramux_testkit::vlaunch::qemu::{NetBackend, NetDevice, QemuCommand};
+use ramux_testkit::vlaunch::Accel;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
@@ -605,18 +607,18 @@ fn tap_ports_bridge_two_namespaces() {
     assert!(is_root(), "tap test needs root (CI runs as root)");
     require("ip", "iproute2");
     require("ping", "iputils-ping");
-    let ns_a = Netns::new("a");
-    let ns_b = Netns::new("b");
+    let ns_a = netns("a");
+    let ns_b = netns("b");
     let (ta, tb) = (uniq("ta"), uniq("tb"));
     sh(&format!(
         "ip -n {} tuntap add dev {ta} mode tap && ip -n {} tuntap add dev {tb} mode tap",
-        ns_a.0, ns_a.0
+        ns_a.name, ns_a.name
     ));
     // vswitch runs inside ns_a (taps are opened there); its unix sockets are in the filesystem.
     let sw = Sw::start_with(
         bin(),
         &["-t", &ta, "-t", &tb],
-        &["ip", "netns", "exec", &ns_a.0],
+        &["ip", "netns", "exec", &ns_a.name],
     );
     let r = sw.mgmt().cmd("port/print").unwrap();
     assert!(
@@ -628,18 +630,18 @@ fn tap_ports_bridge_two_namespaces() {
     // Move the second tap to ns_b: its fd stays attached to the switch.
     sh(&format!(
         "ip -n {a} link set {tb} netns {b}",
-        a = ns_a.0,
-        b = ns_b.0
+        a = ns_a.name,
+        b = ns_b.name
     ));
     sh(&format!(
         "ip -n {} addr add 198.51.100.1/24 dev {ta} && ip -n {} link set {ta} up",
-        ns_a.0, ns_a.0
+        ns_a.name, ns_a.name
     ));
     sh(&format!(
         "ip -n {} addr add 198.51.100.2/24 dev {tb} && ip -n {} link set {tb} up",
-        ns_b.0, ns_b.0
+        ns_b.name, ns_b.name
     ));
-    let o = ns_a.exec("ping -c 3 -i 0.2 -W 2 198.51.100.2");
+    let o = netns_sh(&ns_a, "ping -c 3 -i 0.2 -W 2 198.51.100.2");
     assert!(
         o.status.success(),
         "ping across vswitch taps: {}",
@@ -647,7 +649,7 @@ fn tap_ports_bridge_two_namespaces() {
     );
     // A VDE client on the same switch sees the ARP/ICMP traffic too (broadcast ARP).
     let p = sw.port(9);
-    let _ = ns_b.exec("ip neigh flush all; ping -c 1 -W 1 198.51.100.1");
+    let _ = netns_sh(&ns_b, "ip neigh flush all; ping -c 1 -W 1 198.51.100.1");
     let f = p.recv();
     assert_eq!(&f[0..6], &BC, "ARP broadcast reaches the VDE port");
 }
@@ -657,8 +659,8 @@ fn vxlan_port_talks_to_a_kernel_vxlan_device() {
     assert!(is_root(), "vxlan test needs root (CI runs as root)");
     require("ip", "iproute2");
     require("ping", "iputils-ping");
-    let ns_sw = Netns::new("s");
-    let ns_k = Netns::new("k");
+    let ns_sw = netns("s");
+    let ns_k = netns("k");
     let (va, vb, vx) = (uniq("va"), uniq("vb"), uniq("vx"));
     // Underlay: a veth pair between the switch's namespace and the kernel VTEP's namespace.
     sh(&format!(
@@ -667,8 +669,8 @@ fn vxlan_port_talks_to_a_kernel_vxlan_device() {
          ip -n {k} addr add 192.0.2.2/24 dev {vb} && ip -n {k} link set {vb} up && \
          ip -n {k} link add {vx} type vxlan id 4242 remote 192.0.2.1 local 192.0.2.2 dstport 4789 && \
          ip -n {k} addr add 203.0.113.2/24 dev {vx} && ip -n {k} link set {vx} up",
-        s = ns_sw.0,
-        k = ns_k.0
+        s = ns_sw.name,
+        k = ns_k.name
     ));
     let sw = Sw::start_with(
         bin(),
@@ -676,12 +678,12 @@ fn vxlan_port_talks_to_a_kernel_vxlan_device() {
             "--vxlan",
             "vni=4242,local=192.0.2.1:4789,remote=192.0.2.2:4789,port=3",
         ],
-        &["ip", "netns", "exec", &ns_sw.0],
+        &["ip", "netns", "exec", &ns_sw.name],
     );
     // A VDE port plays the host 203.0.113.1: answer ARP and ICMP echo by hand.
     let p = sw.port(1);
     let pinger = std::thread::spawn({
-        let ns = ns_k.0.clone();
+        let ns = ns_k.name.clone();
         move || {
             Command::new("ip")
                 .args([
@@ -1014,30 +1016,16 @@ fn real_qemu_ipxe_over_stream_server_on_dgram_and_tcp_socket() {
     let qsock = side.path().join("q.sock");
     let swdg = side.path().join("sw.dgram");
     let qdg = side.path().join("q.dgram");
-    let qemu = |netdev: String, mac: &str| {
+    let qemu = |backend: NetBackend, mac: &str| {
+        let mut q = QemuCommand::network_boot(Accel::Tcg, 64);
+        q.nics = vec![NetDevice {
+            backend,
+            model: "e1000".into(),
+            mac: Some(mac.parse().expect("MAC")),
+            option_rom: true,
+        }];
         Proc(
-            Command::new("qemu-system-x86_64")
-                .args([
-                    "-accel",
-                    "tcg",
-                    "-M",
-                    "pc",
-                    "-m",
-                    "64",
-                    "-display",
-                    "none",
-                    "-nodefaults",
-                    "-serial",
-                    "none",
-                ])
-                .args([
-                    "-boot",
-                    "n",
-                    "-netdev",
-                    &netdev,
-                    "-device",
-                    &format!("e1000,netdev=n0,mac={mac}"),
-                ])
+            q.command()
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -1045,13 +1033,7 @@ fn real_qemu_ipxe_over_stream_server_on_dgram_and_tcp_socket() {
                 .expect("qemu-system-x86_64"),
         )
     };
-    let _q1 = qemu(
-        format!(
-            "stream,id=n0,server=on,addr.type=unix,addr.path={}",
-            qsock.display()
-        ),
-        "52:54:00:00:aa:01",
-    );
+    let _q1 = qemu(NetBackend::StreamListen(qsock.clone()), "52:54:00:00:aa:01");
     wait_for("QEMU stream server socket", Duration::from_secs(20), || {
         qsock.exists()
     });
@@ -1069,16 +1051,15 @@ fn real_qemu_ipxe_over_stream_server_on_dgram_and_tcp_socket() {
         &format!("127.0.0.1:{tcp_port}@6"),
     ]);
     let _q2 = qemu(
-        format!(
-            "dgram,id=n0,local.type=unix,local.path={},remote.type=unix,remote.path={}",
-            qdg.display(),
-            swdg.display()
-        ),
+        NetBackend::Dgram {
+            local: qdg.clone(),
+            remote: swdg.clone(),
+        },
         "52:54:00:00:aa:02",
     );
     // Legacy -netdev socket,connect= uses the same 4-byte framing over TCP.
     let _q3 = qemu(
-        format!("socket,id=n0,connect=127.0.0.1:{tcp_port}"),
+        NetBackend::SocketConnect(([127, 0, 0, 1], tcp_port).into()),
         "52:54:00:00:aa:03",
     );
     let p = sw.port(1);

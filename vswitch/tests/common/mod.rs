@@ -186,32 +186,11 @@ pub fn frame(dst: Mac, src: Mac, vid: Option<u16>, payload_len: usize) -> Vec<u8
     .emit(&payload)
 }
 
-/// A network namespace deleted on drop.
-pub struct Netns(pub String);
+pub use ramux_testkit::{netns_sh, Netns};
 
-impl Netns {
-    pub fn new(tag: &str) -> Netns {
-        let name = uniq(tag);
-        let _ = Command::new("ip")
-            .args(["netns", "del", &name])
-            .stderr(Stdio::null())
-            .status();
-        sh(&format!("ip netns add {name}"));
-        sh(&format!("ip -n {name} link set lo up"));
-        Netns(name)
-    }
-    pub fn exec(&self, cmd: &str) -> std::process::Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.0, "sh", "-c", cmd])
-            .output()
-            .expect("ip netns exec")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+/// A fresh network namespace for this process and `tag` ([`uniq`]), `lo` up, deleted on drop.
+pub fn netns(tag: &str) -> Netns {
+    ramux_testkit::netns(&uniq(tag))
 }
 
 /// Run a shell command, panic with its stderr on failure.
