@@ -18,7 +18,7 @@ use anyhow::{bail, Context, Result};
 use crate::config::{self, Config, InstanceConfig, Script, V3Checksum};
 use crate::fsm::{Action, NotifyTarget, Router, State, Time};
 use crate::garp::GarpSchedule;
-use crate::netlink::{AddrSpec, Netlink, IFA_F_SECONDARY};
+use crate::netlink::{AddrSpec, Link, Netlink, IFA_F_SECONDARY};
 use crate::status::{Counters, GroupStatus, InstanceStatus, Mismatch, Status, TransitionStatus};
 use crate::sys::{self, NdSocket, PacketSocket, VrrpSocket};
 use crate::validate::{self, CsumForm, Drop, RxMeta};
@@ -128,6 +128,117 @@ struct Daemon {
 impl Daemon {
     fn now(&self) -> Time {
         self.start.elapsed()
+    }
+
+    /// The daemon around a resolved configuration, its clock starting now.
+    fn new(cfg: Config, nl: Netlink, s: Setup, local_addrs: HashSet<IpAddr>) -> Result<Daemon> {
+        let router = Router::new(&cfg, &s.primaries);
+        let nd = if cfg.instances.iter().any(|c| c.family == Family::V6) {
+            Some(NdSocket::open()?)
+        } else {
+            None
+        };
+        Ok(Daemon {
+            start: Instant::now(),
+            nl,
+            socks: s.socks,
+            insts: s.insts,
+            router,
+            cfg,
+            pkt: PacketSocket::sender()?,
+            nd,
+            local_addrs,
+            links: s.watched,
+            children: Vec::new(),
+            unknown_vrid: 0,
+            malformed: 0,
+        })
+    }
+
+    /// Tell the router which watched links are down at startup, then start it.
+    fn start_router(&mut self) {
+        let now = self.now();
+        let down: Vec<String> = self
+            .links
+            .iter()
+            .filter(|(_, up)| !**up)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in down {
+            let acts = self.router.link(now, &name, false);
+            self.apply(acts);
+        }
+        let acts = self.router.start(now);
+        self.apply(acts);
+    }
+
+    /// When the loop must wake next: a router timer or a GARP burst, whichever comes first.
+    fn next_deadline(&self) -> Option<Time> {
+        self.insts.iter().fold(self.router.next_deadline(), |n, i| {
+            earliest(n, i.garp.next())
+        })
+    }
+
+    /// Read pending signals; true means shut down (SIGHUP is only logged).
+    fn on_signals(&mut self, fd: i32) -> bool {
+        while let Some(sig) = sys::read_signal(fd) {
+            if sig == libc::SIGHUP as u32 {
+                log("SIGHUP: reload is not supported, restart vrrpd to apply a new configuration");
+                continue;
+            }
+            log(&format!("signal {sig}: shutting down"));
+            return true;
+        }
+        false
+    }
+
+    /// Leave every instance, give notify_stop scripts a moment, remove the socket and pid file.
+    fn shut_down(&mut self, opts: &Options) {
+        let now = self.now();
+        let acts = self.router.shutdown(now);
+        self.apply(acts);
+        // Give notify_stop scripts a moment: they get SIGTERM when we exit.
+        let t = Instant::now();
+        self.reap();
+        while !self.children.is_empty() && t.elapsed() < Duration::from_secs(2) {
+            std::thread::sleep(Duration::from_millis(20));
+            self.reap();
+        }
+        let _ = std::fs::remove_file(&opts.socket);
+        if let Some(p) = &opts.pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// Answer every waiting control-socket client.
+    fn on_clients(&mut self, listener: &UnixListener) {
+        while let Ok((s, _)) = listener.accept() {
+            let _ = s.set_nonblocking(false);
+            self.serve(s);
+        }
+    }
+
+    /// Handle up to 64 datagrams from one VRRP socket, so one busy socket cannot starve the rest.
+    fn on_socket(&mut self, s: usize) {
+        for _ in 0..64 {
+            match self.socks[s].recv() {
+                Ok(Some(rx)) => self.on_packet(s, rx),
+                Ok(None) => break,
+                Err(e) => {
+                    log(&format!("receive error: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// After each wakeup: router timers, due GARPs, finished scripts.
+    fn housekeeping(&mut self) {
+        let now = self.now();
+        let acts = self.router.tick(now);
+        self.apply(acts);
+        self.run_garps(now);
+        self.reap();
     }
 
     fn apply(&mut self, actions: Vec<Action>) {
@@ -474,7 +585,7 @@ impl Daemon {
         }
     }
 
-    fn on_links(&mut self, links: Vec<crate::netlink::Link>) {
+    fn on_links(&mut self, links: Vec<Link>) {
         let now = self.now();
         for l in links {
             let Some(old) = self.links.get(&l.name).copied() else {
@@ -637,127 +748,231 @@ fn primary_addr(nl: &mut Netlink, c: &InstanceConfig, ifindex: u32) -> Result<Ip
 
 /// Run the daemon until SIGTERM/SIGINT.
 pub fn run(opts: &Options) -> Result<()> {
-    let cfg = config::load(&opts.config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    for w in &cfg.warnings {
-        eprintln!("vrrpd: {}:{}: warning: {}", w.file.display(), w.line, w.msg);
-    }
+    let cfg = load_config(&opts.config)?;
     if !opts.foreground {
-        // SAFETY: daemon(3) before any thread or socket exists.
-        if unsafe { libc::daemon(0, i32::from(opts.console_log)) } < 0 {
-            bail!("daemon(): {}", std::io::Error::last_os_error());
-        }
-        if !opts.console_log {
-            SYSLOG.store(true, Ordering::Relaxed);
-            // SAFETY: static C string identifier.
-            unsafe { libc::openlog(c"vrrpd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
-        }
+        daemonize(opts.console_log)?;
     }
     if let Some(p) = &opts.pid_file {
-        let tmp = p.with_extension("tmp");
-        std::fs::write(&tmp, format!("{}\n", std::process::id()))
-            .and_then(|_| std::fs::rename(&tmp, p))
-            .with_context(|| format!("writing pid file {}", p.display()))?;
+        write_pid_file(p)?;
     }
     let signals = sys::signalfd().context("signalfd")?;
     let mut nl = Netlink::open().context("netlink socket")?;
     let monitor = Netlink::monitor().context("netlink link monitor")?;
     let links = nl.links().context("listing interfaces")?;
-    let link_by_name = |n: &str| links.iter().find(|l| l.name == n);
-    let mut socks: Vec<VrrpSocket> = Vec::new();
-    let mut sock_keys: Vec<(String, bool)> = Vec::new();
-    let mut insts = Vec::new();
-    let mut primaries = Vec::new();
-    let mut watched: BTreeMap<String, bool> = BTreeMap::new();
-    for c in &cfg.instances {
-        let Some(l) = link_by_name(&c.interface) else {
-            bail!(
-                "{}:{}: instance {}: interface '{}' does not exist",
-                opts.config.display(),
-                c.line,
-                c.name,
-                c.interface
-            );
-        };
-        let v6 = c.family == Family::V6;
-        let key = (c.interface.clone(), v6);
-        let sock = match sock_keys.iter().position(|k| *k == key) {
-            Some(s) => s,
-            None => {
-                socks.push(
-                    VrrpSocket::open(&c.interface, l.index, v6).with_context(|| {
-                        format!("instance {}: socket on {}", c.name, c.interface)
-                    })?,
-                );
-                sock_keys.push(key);
-                socks.len() - 1
+    let setup = Setup::new(&opts.config, &cfg, &mut nl, &links)?;
+    let mut local_addrs = local_addresses(&mut nl)?;
+    remove_stale_vips(&mut nl, &setup.insts, &mut local_addrs);
+    let listener = bind_control(&opts.socket)?;
+    let mut d = Daemon::new(cfg, nl, setup, local_addrs)?;
+    log(&format!(
+        "started (pid {}), {} instance(s), control socket {}",
+        std::process::id(),
+        d.insts.len(),
+        opts.socket.display()
+    ));
+    d.start_router();
+    let mut fds: Vec<i32> = vec![signals.as_raw_fd(), monitor.raw_fd(), listener.as_raw_fd()];
+    fds.extend(d.socks.iter().map(|s| s.fd.as_raw_fd()));
+    loop {
+        let timeout = poll_timeout_ms(d.now(), d.next_deadline());
+        for r in sys::poll_readable(&fds, timeout)? {
+            match r {
+                0 => {
+                    if d.on_signals(signals.as_raw_fd()) {
+                        d.shut_down(opts);
+                        return Ok(());
+                    }
+                }
+                1 => {
+                    let ev = monitor.read_link_events();
+                    d.on_links(ev);
+                }
+                2 => d.on_clients(&listener),
+                n => d.on_socket(n - 3),
             }
+        }
+        d.housekeeping();
+    }
+}
+
+/// Read the configuration and print its warnings before daemonizing hides stderr.
+fn load_config(path: &Path) -> Result<Config> {
+    let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for w in &cfg.warnings {
+        eprintln!("vrrpd: {}:{}: warning: {}", w.file.display(), w.line, w.msg);
+    }
+    Ok(cfg)
+}
+
+/// Detach with daemon(3); logging goes to syslog unless `-l` keeps the console.
+fn daemonize(console_log: bool) -> Result<()> {
+    // SAFETY: daemon(3) before any thread or socket exists.
+    if unsafe { libc::daemon(0, i32::from(console_log)) } < 0 {
+        bail!("daemon(): {}", std::io::Error::last_os_error());
+    }
+    if !console_log {
+        SYSLOG.store(true, Ordering::Relaxed);
+        // SAFETY: static C string identifier.
+        unsafe { libc::openlog(c"vrrpd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+    }
+    Ok(())
+}
+
+/// Write our pid through a temporary file, so a reader never sees a partial one.
+fn write_pid_file(p: &Path) -> Result<()> {
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|_| std::fs::rename(&tmp, p))
+        .with_context(|| format!("writing pid file {}", p.display()))
+}
+
+/// What the configuration needs from the system: sockets, source addresses, watched links.
+struct Setup {
+    socks: Vec<VrrpSocket>,
+    /// (interface, IPv6) of each socket: instances on the same one share it.
+    sock_keys: Vec<(String, bool)>,
+    insts: Vec<Inst>,
+    primaries: Vec<IpAddr>,
+    /// Every interface whose state matters, with its state at startup.
+    watched: BTreeMap<String, bool>,
+}
+
+impl Setup {
+    /// Resolve every instance against the interfaces that exist, in configuration order.
+    fn new(file: &Path, cfg: &Config, nl: &mut Netlink, links: &[Link]) -> Result<Setup> {
+        let mut s = Setup {
+            socks: Vec::new(),
+            sock_keys: Vec::new(),
+            insts: Vec::new(),
+            primaries: Vec::new(),
+            watched: BTreeMap::new(),
         };
-        let src = primary_addr(&mut nl, c, l.index)?;
-        let mut vips = Vec::new();
-        for v in c.vips.iter().chain(&c.excluded) {
-            let dev = v.dev.clone().unwrap_or_else(|| c.interface.clone());
-            let Some(dl) = link_by_name(&dev) else {
+        for c in &cfg.instances {
+            let Some(l) = find_link(links, &c.interface) else {
                 bail!(
-                    "{}:{}: VIP {} on device '{dev}', which does not exist",
-                    opts.config.display(),
-                    v.line,
-                    v.addr
+                    "{}:{}: instance {}: interface '{}' does not exist",
+                    file.display(),
+                    c.line,
+                    c.name,
+                    c.interface
                 );
             };
-            vips.push(Vip {
-                spec: AddrSpec {
-                    index: dl.index,
-                    addr: v.addr,
-                    prefix: v.prefix,
-                    brd: v.brd,
-                    label: v.label.clone(),
-                    scope: v.scope,
-                },
-                dev,
-                mac: dl.mac,
+            let sock = s.socket_for(c, l)?;
+            let src = primary_addr(nl, c, l.index)?;
+            let vips = instance_vips(file, c, links)?;
+            watch_instance_links(c, links, &mut s.watched);
+            s.primaries.push(src);
+            s.insts.push(Inst {
+                cfg: c.clone(),
+                sock,
+                src,
+                vips,
+                counters: Counters::default(),
+                mismatch: None,
+                logged: HashMap::new(),
+                garp: GarpSchedule::default(),
             });
         }
-        let mut names: Vec<String> = c.vip_devices();
-        names.extend(c.track_interfaces.iter().map(|t| t.name.clone()));
-        for n in names {
-            match link_by_name(&n) {
-                Some(l) => {
-                    watched.insert(n, l.up);
-                }
-                None => {
-                    log(&format!(
-                        "instance {}: tracked interface {n} does not exist: treated as down",
-                        c.name
-                    ));
-                    watched.insert(n, false);
-                }
-            }
+        watch_group_links(cfg, links, &mut s.watched);
+        Ok(s)
+    }
+
+    /// The index of the socket for this instance's interface and family, opened on first use.
+    fn socket_for(&mut self, c: &InstanceConfig, l: &Link) -> Result<usize> {
+        let v6 = c.family == Family::V6;
+        let key = (c.interface.clone(), v6);
+        if let Some(s) = self.sock_keys.iter().position(|k| *k == key) {
+            return Ok(s);
         }
-        primaries.push(src);
-        insts.push(Inst {
-            cfg: c.clone(),
-            sock,
-            src,
-            vips,
-            counters: Counters::default(),
-            mismatch: None,
-            logged: HashMap::new(),
-            garp: GarpSchedule::default(),
+        self.socks.push(
+            VrrpSocket::open(&c.interface, l.index, v6)
+                .with_context(|| format!("instance {}: socket on {}", c.name, c.interface))?,
+        );
+        self.sock_keys.push(key);
+        Ok(self.socks.len() - 1)
+    }
+}
+
+/// The interface called `name`, if it exists.
+fn find_link<'l>(links: &'l [Link], name: &str) -> Option<&'l Link> {
+    links.iter().find(|l| l.name == name)
+}
+
+/// Every VIP of an instance (excluded ones too) as the netlink address to add, on its device.
+fn instance_vips(file: &Path, c: &InstanceConfig, links: &[Link]) -> Result<Vec<Vip>> {
+    let mut vips = Vec::new();
+    for v in c.vips.iter().chain(&c.excluded) {
+        let dev = v.dev.clone().unwrap_or_else(|| c.interface.clone());
+        let Some(dl) = find_link(links, &dev) else {
+            bail!(
+                "{}:{}: VIP {} on device '{dev}', which does not exist",
+                file.display(),
+                v.line,
+                v.addr
+            );
+        };
+        vips.push(Vip {
+            spec: AddrSpec {
+                index: dl.index,
+                addr: v.addr,
+                prefix: v.prefix,
+                brd: v.brd,
+                label: v.label.clone(),
+                scope: v.scope,
+            },
+            dev,
+            mac: dl.mac,
         });
     }
-    for g in &cfg.sync_groups {
-        for t in &g.track_interfaces {
-            watched.insert(t.name.clone(), link_by_name(&t.name).is_some_and(|l| l.up));
+    Ok(vips)
+}
+
+/// Watch an instance's VIP devices and tracked interfaces; a missing one counts as down.
+fn watch_instance_links(c: &InstanceConfig, links: &[Link], watched: &mut BTreeMap<String, bool>) {
+    let mut names: Vec<String> = c.vip_devices();
+    names.extend(c.track_interfaces.iter().map(|t| t.name.clone()));
+    for n in names {
+        match find_link(links, &n) {
+            Some(l) => {
+                watched.insert(n, l.up);
+            }
+            None => {
+                log(&format!(
+                    "instance {}: tracked interface {n} does not exist: treated as down",
+                    c.name
+                ));
+                watched.insert(n, false);
+            }
         }
     }
+}
+
+/// Watch the sync groups' tracked interfaces; a missing one counts as down.
+fn watch_group_links(cfg: &Config, links: &[Link], watched: &mut BTreeMap<String, bool>) {
+    for g in &cfg.sync_groups {
+        for t in &g.track_interfaces {
+            watched.insert(
+                t.name.clone(),
+                find_link(links, &t.name).is_some_and(|l| l.up),
+            );
+        }
+    }
+}
+
+/// Every address on the host now, to recognise our own adverts coming back.
+fn local_addresses(nl: &mut Netlink) -> Result<HashSet<IpAddr>> {
     let mut local_addrs: HashSet<IpAddr> = HashSet::new();
     for fam in [libc::AF_INET, libc::AF_INET6] {
         for a in nl.addrs(fam)? {
             local_addrs.insert(a.addr);
         }
     }
-    // docs/vrrp.md, Crash cleanup: VIPs left behind by a killed daemon still answer ARP.
-    for i in &insts {
+    Ok(local_addrs)
+}
+
+/// docs/vrrp.md, Crash cleanup: VIPs left behind by a killed daemon still answer ARP.
+fn remove_stale_vips(nl: &mut Netlink, insts: &[Inst], local_addrs: &mut HashSet<IpAddr>) {
+    for i in insts {
         for v in &i.vips {
             if let Ok(true) = nl.del_addr(&v.spec) {
                 log(&format!(
@@ -768,116 +983,22 @@ pub fn run(opts: &Options) -> Result<()> {
             local_addrs.remove(&v.spec.addr);
         }
     }
-    let listener = bind_control(&opts.socket)?;
-    let router = Router::new(&cfg, &primaries);
-    let nd = if cfg.instances.iter().any(|c| c.family == Family::V6) {
-        Some(NdSocket::open()?)
-    } else {
-        None
-    };
-    let mut d = Daemon {
-        start: Instant::now(),
-        nl,
-        socks,
-        insts,
-        router,
-        cfg,
-        pkt: PacketSocket::sender()?,
-        nd,
-        local_addrs,
-        links: watched.clone(),
-        children: Vec::new(),
-        unknown_vrid: 0,
-        malformed: 0,
-    };
-    log(&format!(
-        "started (pid {}), {} instance(s), control socket {}",
-        std::process::id(),
-        d.insts.len(),
-        opts.socket.display()
-    ));
-    let now = d.now();
-    for (name, up) in &watched {
-        if !up {
-            let acts = d.router.link(now, name, false);
-            d.apply(acts);
-        }
-    }
-    let acts = d.router.start(now);
-    d.apply(acts);
+}
 
-    let mut fds: Vec<i32> = vec![signals.as_raw_fd(), monitor.raw_fd(), listener.as_raw_fd()];
-    fds.extend(d.socks.iter().map(|s| s.fd.as_raw_fd()));
-    loop {
-        let now = d.now();
-        let mut next = d.router.next_deadline();
-        for i in &d.insts {
-            if let Some(g) = i.garp.next() {
-                next = Some(next.map_or(g, |n| n.min(g)));
-            }
-        }
-        let timeout = match next {
-            Some(t) if t <= now => 0,
-            Some(t) => ((t - now).as_micros().div_ceil(1000) as i32).min(1000),
-            None => 1000,
-        };
-        let ready = sys::poll_readable(&fds, timeout)?;
-        for r in ready {
-            match r {
-                0 => {
-                    while let Some(sig) = sys::read_signal(signals.as_raw_fd()) {
-                        if sig == libc::SIGHUP as u32 {
-                            log("SIGHUP: reload is not supported, restart vrrpd to apply a new configuration");
-                            continue;
-                        }
-                        log(&format!("signal {sig}: shutting down"));
-                        let now = d.now();
-                        let acts = d.router.shutdown(now);
-                        d.apply(acts);
-                        // Give notify_stop scripts a moment: they get SIGTERM when we exit.
-                        let t = Instant::now();
-                        d.reap();
-                        while !d.children.is_empty() && t.elapsed() < Duration::from_secs(2) {
-                            std::thread::sleep(Duration::from_millis(20));
-                            d.reap();
-                        }
-                        let _ = std::fs::remove_file(&opts.socket);
-                        if let Some(p) = &opts.pid_file {
-                            let _ = std::fs::remove_file(p);
-                        }
-                        return Ok(());
-                    }
-                }
-                1 => {
-                    let ev = monitor.read_link_events();
-                    d.on_links(ev);
-                }
-                2 => {
-                    while let Ok((s, _)) = listener.accept() {
-                        let _ = s.set_nonblocking(false);
-                        d.serve(s);
-                    }
-                }
-                n => {
-                    let s = n - 3;
-                    for _ in 0..64 {
-                        match d.socks[s].recv() {
-                            Ok(Some(rx)) => d.on_packet(s, rx),
-                            Ok(None) => break,
-                            Err(e) => {
-                                log(&format!("receive error: {e}"));
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let now = d.now();
-        let acts = d.router.tick(now);
-        d.apply(acts);
-        d.run_garps(now);
-        d.reap();
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// poll(2) timeout until `next`: 0 if due, whole milliseconds rounded up, at most one second.
+fn poll_timeout_ms(now: Time, next: Option<Time>) -> i32 {
+    match next {
+        Some(t) if t <= now => 0,
+        Some(t) => ((t - now).as_micros().div_ceil(1000) as i32).min(1000),
+        None => 1000,
     }
 }
 
@@ -911,4 +1032,124 @@ pub fn query_status(socket: &Path) -> Result<Status> {
     let mut buf = String::new();
     BufReader::new(&s).read_line(&mut buf)?;
     serde_json::from_str(&buf).with_context(|| format!("bad reply from vrrpd: {buf}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Time {
+        Duration::from_millis(n)
+    }
+
+    fn link(index: u32, name: &str, up: bool) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            mac: [2, 0, 0, 0, 0, index as u8],
+            up,
+        }
+    }
+
+    fn conf(text: &str) -> Config {
+        config::parse_str(text, Path::new("k.conf")).unwrap()
+    }
+
+    #[test]
+    fn poll_timeout_rounds_up_and_caps() {
+        assert_eq!(poll_timeout_ms(ms(500), None), 1000);
+        assert_eq!(poll_timeout_ms(ms(500), Some(ms(500))), 0);
+        assert_eq!(poll_timeout_ms(ms(500), Some(ms(100))), 0);
+        assert_eq!(poll_timeout_ms(ms(500), Some(ms(501))), 1);
+        let t = ms(500) + Duration::from_micros(1);
+        assert_eq!(poll_timeout_ms(ms(500), Some(t)), 1);
+        let t = ms(500) + Duration::from_micros(1001);
+        assert_eq!(poll_timeout_ms(ms(500), Some(t)), 2);
+        assert_eq!(poll_timeout_ms(ms(500), Some(ms(1499))), 999);
+        assert_eq!(poll_timeout_ms(ms(500), Some(ms(1600))), 1000);
+        assert_eq!(
+            poll_timeout_ms(ms(0), Some(Duration::from_secs(86400))),
+            1000
+        );
+    }
+
+    #[test]
+    fn earliest_deadline() {
+        assert_eq!(earliest(None, None), None);
+        assert_eq!(earliest(Some(ms(3)), None), Some(ms(3)));
+        assert_eq!(earliest(None, Some(ms(4))), Some(ms(4)));
+        assert_eq!(earliest(Some(ms(5)), Some(ms(4))), Some(ms(4)));
+        assert_eq!(earliest(Some(ms(4)), Some(ms(5))), Some(ms(4)));
+    }
+
+    #[test]
+    fn vips_resolve_to_their_devices() {
+        let c = conf("vrrp_instance a {\n interface e1\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1/24 brd + label e1:v\n 10.0.1.1/24 dev e2 scope link\n }\n virtual_ipaddress_excluded {\n 2001:db8::1/64 dev e2\n }\n}\n");
+        let links = [link(7, "e1", true), link(9, "e2", false)];
+        let v = instance_vips(Path::new("k.conf"), &c.instances[0], &links).unwrap();
+        let got: Vec<_> = v
+            .iter()
+            .map(|v| {
+                (
+                    v.dev.as_str(),
+                    v.spec.index,
+                    v.spec.addr.to_string(),
+                    v.spec.prefix,
+                    v.mac[5],
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("e1", 7, "10.0.0.1".to_string(), 24, 7),
+                ("e2", 9, "10.0.1.1".to_string(), 24, 9),
+                ("e2", 9, "2001:db8::1".to_string(), 64, 9),
+            ]
+        );
+        assert_eq!(v[0].spec.brd, Some("10.0.0.255".parse().unwrap()));
+        assert_eq!(v[0].spec.label.as_deref(), Some("e1:v"));
+        assert_eq!((v[0].spec.scope, v[1].spec.scope), (0, 253));
+        let e = instance_vips(Path::new("k.conf"), &c.instances[0], &links[..1])
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "k.conf:6: VIP 10.0.1.1 on device 'e2', which does not exist"
+        );
+    }
+
+    #[test]
+    fn watched_links_missing_count_as_down() {
+        let c = conf("vrrp_sync_group g {\n group {\n a\n }\n track_interface {\n t1\n t9\n }\n}\nvrrp_instance a {\n interface e1\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1 dev e2\n }\n track_interface {\n t2\n t8\n }\n}\n");
+        let links = [
+            link(1, "e1", true),
+            link(2, "e2", false),
+            link(3, "t1", true),
+            link(4, "t2", true),
+            link(5, "x", false),
+        ];
+        let mut w = BTreeMap::new();
+        watch_instance_links(&c.instances[0], &links, &mut w);
+        let got: Vec<_> = w.iter().map(|(n, u)| (n.as_str(), *u)).collect();
+        assert_eq!(
+            got,
+            [("e1", true), ("e2", false), ("t2", true), ("t8", false)]
+        );
+        watch_group_links(&c, &links, &mut w);
+        let got: Vec<_> = w.iter().map(|(n, u)| (n.as_str(), *u)).collect();
+        assert_eq!(
+            got,
+            [
+                ("e1", true),
+                ("e2", false),
+                ("t1", true),
+                ("t2", true),
+                ("t8", false),
+                ("t9", false)
+            ]
+        );
+        assert_eq!(find_link(&links, "t2").map(|l| l.index), Some(4));
+        assert!(find_link(&links, "t8").is_none());
+    }
 }
