@@ -4,6 +4,7 @@
 //! everything (processes, namespaces, temp files) is removed by `Drop`, also when a test panics.
 #![allow(dead_code)]
 
+use ramux_testkit::Netns;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -86,6 +87,8 @@ pub struct Lab {
     pub dir: PathBuf,
     pub procs: [Option<Proc>; 2],
     pub vrrpd: PathBuf,
+    /// The namespaces r[0], r[1] and cl.
+    ns: Vec<Netns>,
 }
 
 impl Lab {
@@ -107,7 +110,7 @@ impl Lab {
         let id = format!("vr{}x{n}", std::process::id());
         let dir = std::env::temp_dir().join(format!("vrrp-lab-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let lab = Lab {
+        let mut lab = Lab {
             r: [format!("{id}-r1"), format!("{id}-r2")],
             cl: format!("{id}-cl"),
             id,
@@ -116,10 +119,11 @@ impl Lab {
             dir,
             procs: [None, None],
             vrrpd: vrrpd.to_path_buf(),
+            ns: Vec::new(),
         };
-        for ns in lab.r.iter().chain([&lab.cl]) {
-            sh(&["ip", "netns", "add", ns]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        let names: Vec<String> = lab.r.iter().chain([&lab.cl]).cloned().collect();
+        for ns in &names {
+            lab.ns.push(ramux_testkit::netns(ns));
             sh(&[
                 "ip",
                 "netns",
@@ -463,9 +467,7 @@ impl Drop for Lab {
         for ri in 0..2 {
             self.crash(ri);
         }
-        for ns in self.r.iter().chain([&self.cl]) {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
+        self.ns.clear();
         if std::thread::panicking() {
             eprintln!("lab {} logs:\n{}", self.id, self.all_logs());
         }
