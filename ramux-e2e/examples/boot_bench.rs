@@ -1,6 +1,8 @@
 //! Boot time to the ready line per boot mode (BIOS/UEFI x CD/USB) under TCG: vlaunch side by
-//! side with the hand-written QEMU command lines it replaces (spec live-iso.md 5.6 and
-//! CONTRACTS.md 4), alternating runs, one QEMU at a time, on the router image built with vbuild.
+//! side with the hand-written QEMU command lines it replaces (the plain commands a user would
+//! type, listed in docs/benchmarks.md), alternating runs, one QEMU at a time, on the router image
+//! built with vbuild. The plain lines stay hand-written on purpose: they are the baseline
+//! vlaunch's own command line ([`vlaunch::qemu::QemuCommand`]) is measured against.
 //!
 //!   scripts/build && RAMUX_BIN_DIR=$PWD/target/x86_64-unknown-linux-gnu/release \
 //!     cargo run --release -p ramux-e2e --example boot_bench [-- RUNS]

@@ -1,4 +1,5 @@
-//! The router image applies its labwall site at boot (issue 4, "Into the router image"): the
+//! The router image applies its labwall site at boot (vbuild compiles it into the image, and
+//! ramux-init runs the `ip -batch`, sysctl and nftables outputs before the ready line): the
 //! BACKUP router's eth0 sits on a vswitch trunk port carrying VLANs 10 and 20; the guest must have
 //! vlan10 and vlan20 with the BACKUP addresses of `profiles/router/site.lw`, the ruleset loaded,
 //! and answer ARP for its VLAN 10 address to a host on an access port of VLAN 10 (the frame
