@@ -233,15 +233,29 @@ fn vbuild(args: &[&str], root: &Path) -> (bool, String) {
     )
 }
 
-/// Each error: non-zero exit, one clear message, no output file left behind.
-#[test]
-fn cli_errors_are_clear_and_leave_nothing() {
-    let repo = repo_root();
+/// Each error: non-zero exit, one clear message, no output file left behind. The fixture every
+/// error test starts from: the checkout, a temp dir with the output path, the bin dir.
+struct ErrCase {
+    repo: PathBuf,
+    tmp: tempfile::TempDir,
+    out: PathBuf,
+    bin: PathBuf,
+}
+
+fn err_case() -> ErrCase {
     let tmp = tempfile::tempdir().unwrap();
-    let out = tmp.path().join("o/x.iso");
-    let out_s = out.to_str().unwrap();
-    let bin = bin_dir();
-    let bin_s = bin.to_str().unwrap();
+    ErrCase {
+        repo: repo_root(),
+        out: tmp.path().join("o/x.iso"),
+        tmp,
+        bin: bin_dir(),
+    }
+}
+
+#[test]
+fn cli_argument_errors_are_clear() {
+    let ErrCase { repo, tmp, out, bin } = err_case();
+    let (out_s, bin_s) = (out.to_str().unwrap(), bin.to_str().unwrap());
 
     let (ok, err) = vbuild(&["iso", "nosuch", "--role", "MASTER", "-o", out_s], &repo);
     assert!(
@@ -275,6 +289,27 @@ fn cli_errors_are_clear_and_leave_nothing() {
         "{err}"
     );
 
+    // Missing ramux-init.
+    let (ok, err) = vbuild(
+        &[
+            "iso",
+            "router",
+            "--role",
+            "MASTER",
+            "-o",
+            out_s,
+            "--bin-dir",
+            tmp.path().to_str().unwrap(),
+        ],
+        &repo,
+    );
+    assert!(!ok && err.contains("ramux-init not found"), "{err}");
+}
+
+#[test]
+fn broken_template_names_its_line_and_keeps_the_previous_iso() {
+    let ErrCase { repo, tmp, out, bin } = err_case();
+    let (out_s, bin_s) = (out.to_str().unwrap(), bin.to_str().unwrap());
     // A broken template in a copy of the profiles: file:line in the message, and the previous
     // ISO at the output path stays intact.
     let checkout = tmp.path().join("co");
@@ -319,7 +354,12 @@ fn cli_errors_are_clear_and_leave_nothing() {
         vec![std::ffi::OsString::from("x.iso")],
         "temp files left behind"
     );
+}
 
+#[test]
+fn missing_host_tools_name_their_debian_package() {
+    let ErrCase { repo, tmp, out, bin } = err_case();
+    let (out_s, bin_s) = (out.to_str().unwrap(), bin.to_str().unwrap());
     // Missing host tools name their Debian package: xorriso (checked first, before slow work),
     // then mmdebstrap on a cold cache with every ISO tool present.
     let o = Command::new(env!("CARGO_BIN_EXE_vbuild"))
@@ -379,7 +419,12 @@ fn cli_errors_are_clear_and_leave_nothing() {
             && err.contains("apt-get install mmdebstrap"),
         "{err}"
     );
+}
 
+#[test]
+fn bad_site_files_name_their_line() {
+    let ErrCase { repo, tmp, out, bin } = err_case();
+    let (out_s, bin_s) = (out.to_str().unwrap(), bin.to_str().unwrap());
     // A broken labwall site: labwall's file:line:col diagnostics.
     let bad_site = tmp.path().join("bad.lw");
     std::fs::write(
@@ -423,22 +468,6 @@ fn cli_errors_are_clear_and_leave_nothing() {
         &repo,
     );
     assert!(!ok && err.contains("site.toml:2:"), "{err}");
-
-    // Missing ramux-init.
-    let (ok, err) = vbuild(
-        &[
-            "iso",
-            "router",
-            "--role",
-            "MASTER",
-            "-o",
-            out_s,
-            "--bin-dir",
-            tmp.path().to_str().unwrap(),
-        ],
-        &repo,
-    );
-    assert!(!ok && err.contains("ramux-init not found"), "{err}");
 }
 
 #[test]
