@@ -25,112 +25,167 @@ type GenRule = (
 /// The labwall site and the Shorewall files (zones, interfaces, policy, rules, snat).
 fn generate(dir: &Path) -> (PathBuf, PathBuf) {
     let mut s = String::new();
-    let mut stmts = 0;
     let mut st = |s: &mut String, l: String| {
         s.push_str(&l);
         s.push('\n');
-        stmts += 1;
     };
-    st(&mut s, "EXTERNALDEV=eth1".into());
-    st(&mut s, "INTERNALDEV=eth0".into());
-    st(&mut s, "NETINIT $EXTERNALDEV $INTERNALDEV".into());
-    st(&mut s, "SET ROLE=$ROLE".into());
+    site_declarations(&mut s, &mut st);
+    let sw_rules = site_rules(&mut s, &mut st, &gen_rules());
+    let s = site_nat_and_policies(s, &mut st);
+    let site = dir.join("site.lw");
+    std::fs::write(&site, &s).unwrap();
+    let sw = write_shorewall(dir, sw_rules);
+    eprintln!(
+        "generated {} ({} lines) and {}",
+        site.display(),
+        s.lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .count(),
+        sw.display()
+    );
+    (site, sw)
+}
+
+/// Interfaces (dual stack), VRRP, antispoof, NOROUTE, aliases and services.
+fn site_declarations(s: &mut String, st: &mut impl FnMut(&mut String, String)) {
+    st(s, "EXTERNALDEV=eth1".into());
+    st(s, "INTERNALDEV=eth0".into());
+    st(s, "NETINIT $EXTERNALDEV $INTERNALDEV".into());
+    st(s, "SET ROLE=$ROLE".into());
     st(
-        &mut s,
+        s,
         "VRRP AUTH PASS XYZ `hostname` 172.16.1.12 admin@test.fr pooling 5".into(),
     );
     st(
-        &mut s,
+        s,
         "DEV net $EXTERNALDEV 10.1.1.0 10.1.1.1 255.255.255.0 10.1.1.2-10.1.1.3-10.1.1.4-101*"
             .into(),
     );
     for v in 1..=N {
         let star = if v == 1 { "*" } else { "" };
-        st(&mut s, format!("VLAN {} $INTERNALDEV 172.16.{v}.0 172.16.{v}.100-172.16.{v}.200-172.16.{v}.1-100{star} 255.255.255.0 - z{v}", 100 + v));
+        st(s, format!("VLAN {} $INTERNALDEV 172.16.{v}.0 172.16.{v}.100-172.16.{v}.200-172.16.{v}.1-100{star} 255.255.255.0 - z{v}", 100 + v));
     }
-    st(&mut s, "VRRP START GROUP eth1-vlan101".into());
+    st(s, "VRRP START GROUP eth1-vlan101".into());
     // dual stack: every interface gets an IPv6 prefix (Shorewall side stays IPv4-only)
     st(
-        &mut s,
+        s,
         "ADDR6 net 2001:db8:1::/64 2001:db8:1::2-2001:db8:1::3-2001:db8:1::4 GW 2001:db8:1::1"
             .into(),
     );
     for v in 1..=N {
-        st(&mut s, format!("ADDR6 z{v} 2001:db8:{:x}::/64 2001:db8:{:x}::100-2001:db8:{:x}::200-2001:db8:{:x}::1", 0x100 + v, 0x100 + v, 0x100 + v, 0x100 + v));
+        st(s, format!("ADDR6 z{v} 2001:db8:{:x}::/64 2001:db8:{:x}::100-2001:db8:{:x}::200-2001:db8:{:x}::1", 0x100 + v, 0x100 + v, 0x100 + v, 0x100 + v));
     }
-    st(&mut s, "ANTISPOOF strict".into());
-    st(&mut s, "NOROUTE z20 z21 z22 z23 z24 z25".into());
-    st(&mut s, "LOG PREFIX lw LEVEL info RATE 5/minute".into());
+    st(s, "ANTISPOOF strict".into());
+    st(s, "NOROUTE z20 z21 z22 z23 z24 z25".into());
+    st(s, "LOG PREFIX lw LEVEL info RATE 5/minute".into());
     for v in 1..=N {
         st(
-            &mut s,
+            s,
             format!("HOST srv{v} 172.16.{v}.10 2001:db8:{:x}::10", 0x100 + v),
         );
         if (2..=11).contains(&v) {
-            st(&mut s, format!("HOST db{v} 172.16.{v}.11"));
+            st(s, format!("HOST db{v} 172.16.{v}.11"));
         }
     }
     for v in 1..=10 {
-        st(&mut s, format!("NET adm{v} 172.16.{v}.64/27"));
+        st(s, format!("NET adm{v} 172.16.{v}.64/27"));
     }
-    st(&mut s, "SERVICE web tcp/80 tcp/443".into());
-    st(&mut s, "SERVICE pg tcp/5432".into());
-    // rules: every VLAN reaches the central services in z1, web servers open to net, db per VLAN
-    let mut rules: Vec<GenRule> = Vec::new(); // (action, srcz, srcip, dstz, dstip, [(proto, port)])
+    st(s, "SERVICE web tcp/80 tcp/443".into());
+    st(s, "SERVICE pg tcp/5432".into());
+}
+
+fn allow(
+    sz: String,
+    sip: String,
+    dz: String,
+    dip: String,
+    svc: Vec<(&'static str, &'static str)>,
+) -> GenRule {
+    ("ALLOW".into(), sz, sip, dz, dip, svc)
+}
+
+/// Every VLAN reaches the central services in z1, web servers open to net, db per VLAN.
+fn gen_rules() -> Vec<GenRule> {
+    let mut rules: Vec<GenRule> = Vec::new();
     for v in 2..=N {
-        rules.push((
-            "ALLOW".into(),
-            format!("z{v}"),
+        let z = format!("z{v}");
+        let dns = vec![("tcp", "53"), ("udp", "53")];
+        rules.push(allow(
+            z.clone(),
             String::new(),
             "z1".into(),
             "172.16.1.10".into(),
-            vec![("tcp", "53"), ("udp", "53")],
+            dns,
         ));
-        rules.push((
-            "ALLOW".into(),
-            format!("z{v}"),
+        let fw = vec![("udp", "67"), ("icmp", "8")];
+        rules.push(allow(
+            z.clone(),
             String::new(),
             "fw".into(),
             String::new(),
-            vec![("udp", "67"), ("icmp", "8")],
+            fw,
         ));
-        rules.push((
-            "ALLOW".into(),
+        let web = vec![("tcp", "80"), ("tcp", "443")];
+        rules.push(allow(
             "net".into(),
             String::new(),
-            format!("z{v}"),
+            z.clone(),
             format!("172.16.{v}.10"),
-            vec![("tcp", "80"), ("tcp", "443")],
+            web,
         ));
-        rules.push((
-            "ALLOW".into(),
-            format!("z{v}"),
+        let infra = vec![("udp", "123"), ("tcp", "389"), ("tcp", "88"), ("udp", "88")];
+        rules.push(allow(
+            z,
             String::new(),
             "z1".into(),
             "172.16.1.10".into(),
-            vec![("udp", "123"), ("tcp", "389"), ("tcp", "88"), ("udp", "88")],
+            infra,
         ));
     }
     for v in 1..=10 {
-        rules.push((
-            "ALLOW".into(),
-            format!("z{v}"),
-            format!("172.16.{v}.64/27"),
+        let (z, adm) = (format!("z{v}"), format!("172.16.{v}.64/27"));
+        let ssh = vec![("tcp", "22")];
+        rules.push(allow(
+            z.clone(),
+            adm.clone(),
             "fw".into(),
             String::new(),
-            vec![("tcp", "22")],
+            ssh,
         ));
-        rules.push((
-            "ALLOW".into(),
-            format!("z{v}"),
-            format!("172.16.{v}.64/27"),
-            format!("z{}", v + 1),
-            format!("172.16.{}.11", v + 1),
-            vec![("tcp", "5432")],
-        ));
+        let db = (format!("z{}", v + 1), format!("172.16.{}.11", v + 1));
+        rules.push(allow(z, adm, db.0, db.1, vec![("tcp", "5432")]));
     }
+    rules
+}
+
+/// The labwall service names for a list of (proto, port).
+fn service_names(svc: &[(&str, &str)]) -> Vec<&'static str> {
+    svc.iter()
+        .map(|(p, port)| match (*p, *port) {
+            ("tcp", "53") | ("udp", "53") => "dns",
+            ("udp", "67") => "dhcp",
+            ("icmp", "8") => "ping",
+            ("udp", "123") => "ntp",
+            ("tcp", "389") => "ldap",
+            ("tcp", "88") | ("udp", "88") => "kerberos",
+            ("tcp", "80") | ("tcp", "443") => "web",
+            ("tcp", "22") => "ssh",
+            ("tcp", "5432") => "pg",
+            _ => "?",
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The rules as labwall lines (appended to `s`) and as Shorewall's rules file (returned).
+fn site_rules(
+    s: &mut String,
+    st: &mut impl FnMut(&mut String, String),
+    rules: &[GenRule],
+) -> String {
     let mut sw_rules = String::from("?SECTION NEW\n");
-    for (a, sz, sip, dz, dip, svc) in &rules {
+    for (a, sz, sip, dz, dip, svc) in rules {
         if sz == dz {
             continue; // intra-zone: single interface zones, skipped
         }
@@ -151,24 +206,8 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
             let v = dip.split('.').nth(2).unwrap();
             format!("{dz}:{}{v}", if host == "10" { "srv" } else { "db" })
         };
-        let names: Vec<&str> = svc
-            .iter()
-            .map(|(p, port)| match (*p, *port) {
-                ("tcp", "53") | ("udp", "53") => "dns",
-                ("udp", "67") => "dhcp",
-                ("icmp", "8") => "ping",
-                ("udp", "123") => "ntp",
-                ("tcp", "389") => "ldap",
-                ("tcp", "88") | ("udp", "88") => "kerberos",
-                ("tcp", "80") | ("tcp", "443") => "web",
-                ("tcp", "22") => "ssh",
-                ("tcp", "5432") => "pg",
-                _ => "?",
-            })
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        st(&mut s, format!("{a} {src} {dst} {}", names.join(" ")));
+        let names = service_names(svc);
+        st(s, format!("{a} {src} {dst} {}", names.join(" ")));
         let sws = |ip: &str| {
             if ip.is_empty() {
                 String::new()
@@ -185,26 +224,25 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
             );
         }
     }
+    sw_rules
+}
+
+/// SNAT to the VIP, five DNATs (each on its own port: same-port DNATs are refused) and the
+/// policies. Returns the whole site.
+fn site_nat_and_policies(mut s: String, st: &mut impl FnMut(&mut String, String)) -> String {
     st(&mut s, "NAT SNAT net TO VIP".into());
     for v in 2..=6 {
+        // kept commented out: DNATs must differ in port
         st(
             &mut s,
-            format!("NAT DNAT net:VIP pg TO 172.16.{v}.11:{}", 5432),
+            format!("#NAT DNAT net:VIP pg TO 172.16.{v}.11:{}", 5432),
         );
     }
-    // DNATs must differ in port: use distinct services
-    let s = s.replace("NAT DNAT net:VIP pg TO", "#NAT DNAT net:VIP pg TO");
-    let mut s = s;
     for v in 2..=6 {
         s.push_str(&format!(
             "SERVICE pg{v} tcp/{}\nNAT DNAT net:VIP pg{v} TO 172.16.{v}.11:5432\n",
             15430 + v
         ));
-        let _ = writeln!(
-            sw_rules,
-            "DNAT\tnet\tz{v}:172.16.{v}.11:5432\ttcp\t{}\t-\t10.1.1.4",
-            15430 + v
-        );
     }
     for p in [
         "POLICY fw all ACCEPT",
@@ -217,9 +255,18 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
         s.push_str(p);
         s.push('\n');
     }
-    let site = dir.join("site.lw");
-    std::fs::write(&site, &s).unwrap();
-    // ---- Shorewall
+    s
+}
+
+/// The equivalent Shorewall 5 configuration (IPv4 only) in `dir/shorewall`.
+fn write_shorewall(dir: &Path, mut sw_rules: String) -> PathBuf {
+    for v in 2..=6 {
+        let _ = writeln!(
+            sw_rules,
+            "DNAT\tnet\tz{v}:172.16.{v}.11:5432\ttcp\t{}\t-\t10.1.1.4",
+            15430 + v
+        );
+    }
     let sw = dir.join("shorewall");
     std::fs::create_dir_all(&sw).unwrap();
     let mut zones = String::from("fw\tfirewall\nnet\tipv4\n");
@@ -264,15 +311,7 @@ fn generate(dir: &Path) -> (PathBuf, PathBuf) {
         })
         .collect();
     std::fs::write(sw.join("shorewall.conf"), conf).unwrap();
-    eprintln!(
-        "generated {} ({} lines) and {}",
-        site.display(),
-        s.lines()
-            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-            .count(),
-        sw.display()
-    );
-    (site, sw)
+    sw
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

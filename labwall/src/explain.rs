@@ -4,7 +4,7 @@
 //! postrouting srcnat; packets from the router itself take output -> postrouting.
 
 use crate::model::{Site, L4};
-use crate::nft::{rule_txt, Act, Fam, Ruleset, M};
+use crate::nft::{rule_txt, Action, Family, Match, Ruleset};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -82,8 +82,9 @@ pub struct Explanation {
     pub notes: Vec<String>,
 }
 
-struct Pkt {
-    fam: Fam,
+/// The packet as it walks the hooks (NAT changes `dst`/`dport`, routing sets `oif`).
+struct InFlight {
+    fam: Family,
     src: IpAddr,
     dst: IpAddr,
     proto: Proto,
@@ -93,15 +94,15 @@ struct Pkt {
     dnat: bool,
 }
 
-fn fam(a: IpAddr) -> Fam {
+fn fam(a: IpAddr) -> Family {
     if a.is_ipv4() {
-        Fam::V4
+        Family::V4
     } else {
-        Fam::V6
+        Family::V6
     }
 }
 
-fn matches(m: &M, p: &Pkt, notes: &mut Vec<String>) -> bool {
+fn matches(m: &Match, p: &InFlight, notes: &mut Vec<String>) -> bool {
     if let Some(i) = &m.iif {
         if p.iif.as_deref() != Some(i.as_str()) {
             return false;
@@ -142,9 +143,9 @@ fn matches(m: &M, p: &Pkt, notes: &mut Vec<String>) -> bool {
             }
             (L4::Proto(n), Proto::Other(x)) => *n == x,
             (L4::Proto(6), Proto::Tcp) | (L4::Proto(17), Proto::Udp) => true,
-            (L4::Proto(1), Proto::Icmp) => p.fam == Fam::V4,
-            (L4::Proto(58), Proto::Icmp) => p.fam == Fam::V6,
-            (L4::Echo { v6 }, Proto::Icmp) => *v6 == (p.fam == Fam::V6),
+            (L4::Proto(1), Proto::Icmp) => p.fam == Family::V4,
+            (L4::Proto(58), Proto::Icmp) => p.fam == Family::V6,
+            (L4::Echo { v6 }, Proto::Icmp) => *v6 == (p.fam == Family::V6),
             _ => false,
         };
         if !ok {
@@ -177,7 +178,7 @@ fn run(
     rs: &Ruleset,
     site: &Site,
     base: &str,
-    p: &mut Pkt,
+    p: &mut InFlight,
     trace: &mut Vec<Step>,
     notes: &mut Vec<String>,
     nat: &mut Option<Step>,
@@ -205,29 +206,29 @@ fn run(
             rule: rule_txt(rs, r, &site.log.level, site.log.nflog),
             why: r.why.clone(),
         };
-        if !matches(&r.m, p, notes) {
+        if !matches(&r.matches, p, notes) {
             i += 1;
             continue;
         }
-        let target = match &r.act {
-            Act::VmapIif(v) => v
+        let target = match &r.action {
+            Action::VmapIif(v) => v
                 .iter()
                 .find(|x| Some(&x.0) == p.iif.as_ref())
                 .map(|x| x.1.clone()),
-            Act::VmapOif(v) => v
+            Action::VmapOif(v) => v
                 .iter()
                 .find(|x| Some(&x.0) == p.oif.as_ref())
                 .map(|x| x.1.clone()),
-            Act::VmapIifOif(v) => v
+            Action::VmapIifOif(v) => v
                 .iter()
                 .find(|x| Some(&x.0) == p.iif.as_ref() && Some(&x.1) == p.oif.as_ref())
                 .map(|x| x.2.clone()),
-            Act::Goto(c) => Some(c.clone()),
+            Action::Goto(c) => Some(c.clone()),
             _ => None,
         };
         let is_vmap = matches!(
-            r.act,
-            Act::VmapIif(_) | Act::VmapOif(_) | Act::VmapIifOif(_)
+            r.action,
+            Action::VmapIif(_) | Action::VmapOif(_) | Action::VmapIifOif(_)
         );
         if is_vmap && target.is_none() {
             i += 1; // no element: the rule's counter still counts, the packet goes on
@@ -246,12 +247,12 @@ fn run(
                 _ => return Outcome::Drop(Some(s)),
             }
         }
-        match &r.act {
-            Act::Accept => return Outcome::Accept(Some(s)),
-            Act::Drop => return Outcome::Drop(Some(s)),
-            Act::RejectTcp | Act::RejectIcmpx => return Outcome::Reject(Some(s)),
-            Act::Log(_) => {}
-            Act::Dnat(a, port) => {
+        match &r.action {
+            Action::Accept => return Outcome::Accept(Some(s)),
+            Action::Drop => return Outcome::Drop(Some(s)),
+            Action::RejectTcp | Action::RejectIcmpx => return Outcome::Reject(Some(s)),
+            Action::Log(_) => {}
+            Action::Dnat(a, port) => {
                 p.dst = IpAddr::V4(*a);
                 if port.is_some() {
                     p.dport = *port;
@@ -260,7 +261,7 @@ fn run(
                 *nat = Some(s);
                 return Outcome::Accept(None);
             }
-            Act::Snat(_) | Act::Masquerade => {
+            Action::Snat(_) | Action::Masquerade => {
                 *nat = Some(s);
                 return Outcome::Accept(None);
             }
@@ -335,7 +336,7 @@ pub fn explain(site: &Site, rs: &Ruleset, pk: &Packet) -> Result<Explanation, St
         };
     let mut notes =
         vec!["simulated as the first packet of a new connection (ct state new)".to_string()];
-    let mut p = Pkt {
+    let mut p = InFlight {
         fam: fam(pk.src),
         src: pk.src,
         dst: pk.dst,
@@ -351,7 +352,7 @@ pub fn explain(site: &Site, rs: &Ruleset, pk: &Packet) -> Result<Explanation, St
     let finish = |verdict: &str,
                   decision: Option<Step>,
                   path: &str,
-                  p: &Pkt,
+                  p: &InFlight,
                   trace: Vec<Step>,
                   dnat: Option<Step>,
                   snat: Option<Step>,

@@ -1,9 +1,10 @@
 //! labwall: one site file compiles into both routers' network setup (`ip -batch`, sysctl), an
 //! nftables ruleset (identical for both roles) and keepalived VRRP configuration.
 //!
-//! Pipeline: [`parse::preprocess`] (variables, backticks, IF, INCLUDE) -> [`parse::parse_lines`]
-//! -> [`model::analyse`] (all checks) -> [`nft::build`] / [`emit`]. [`explain`] walks the same
-//! nft IR offline.
+//! Pipeline: [`preprocess::preprocess`] (variables, backticks, IF, INCLUDE) ->
+//! [`parse::parse_lines`] (one statement per line) -> [`model::analyse`] (all checks, in passes)
+//! -> [`nft::build`] / [`emit`]. [`explain`] walks the same nft IR offline. The user guide and
+//! language reference is docs/labwall.md.
 
 pub mod backend;
 pub mod diag;
@@ -20,7 +21,8 @@ use diag::Diagnostic;
 use parse::{FsLoader, Loader, PreOptions};
 use std::path::Path;
 
-/// Files for one role (contract section 2 of CONTRACTS.md).
+/// Files for one role: the four outputs in the table at the top of docs/labwall.md (vbuild
+/// writes them into the router image under these names).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleOutputs {
     pub network_ip: String,
@@ -38,7 +40,8 @@ pub struct Options {
     pub defines: Vec<(String, String)>,
     pub allow_exec: bool,
     /// `--compat-vips=all`: every VRRP instance lists every IPv4 VIP (the literal reading of the
-    /// seed's "each instance listing all VIPs"); default groups VIPs by VRID.
+    /// seed site's "each instance listing all VIPs", labwall/tests/sites/seed); default groups
+    /// VIPs by VRID (docs/labwall.md, "Decisions where the spec is silent").
     pub compat_vips_all: bool,
     /// Host name used by `hostname` when neither -D HOSTNAME nor SET HOSTNAME is given.
     pub system_hostname: Option<String>,

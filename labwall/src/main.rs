@@ -90,7 +90,8 @@ enum Cmd {
     },
 }
 
-/// `--role R`, else `-D ROLE=R` (the spec's `labwall -D ROLE=MASTER site.lw` form).
+/// `--role R`, else `-D ROLE=R` (the `labwall -D ROLE=MASTER site.lw` form; docs/labwall.md,
+/// "Decisions where the spec is silent": where ROLE comes from).
 fn role_of(c: &Common, role: Option<String>) -> Option<String> {
     let r = role.or_else(|| {
         c.define

@@ -23,7 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `master-backup-vip-vrid[*]` (IPv4, VLAN/DEV lines) or `master-backup-vip` (ADDR6).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VSpec {
+pub struct VrrpSpec {
     pub master: IpAddr,
     pub backup: IpAddr,
     pub vip: IpAddr,
@@ -34,7 +34,7 @@ pub struct VSpec {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AddrSpec {
     Plain(IpAddr),
-    V(VSpec),
+    V(VrrpSpec),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -127,3 +127,71 @@ pub(super) fn l4_overlap(a: &[L4], b: &[L4]) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(tcp: bool, udp: bool, p: &[(u16, u16)]) -> L4 {
+        L4::Ports {
+            tcp,
+            udp,
+            ports: p.to_vec(),
+        }
+    }
+
+    #[test]
+    fn builtins() {
+        assert_eq!(builtin_service("vrrp"), Some(vec![SvcItem::Proto(112)]));
+        assert_eq!(
+            l4_of(&builtin_service("radius").unwrap()),
+            [ports(false, true, &[(1812, 1813)])]
+        );
+        assert!(builtin_service("telnet").is_none());
+    }
+
+    #[test]
+    fn tcp_and_udp_with_the_same_ports_share_one_match() {
+        assert_eq!(
+            l4_of(&builtin_service("dns").unwrap()),
+            [ports(true, true, &[(53, 53)])]
+        );
+        let items = [
+            SvcItem::Proto(47),
+            SvcItem::Ports {
+                proto: "udp".into(),
+                lo: 5,
+                hi: 5,
+            },
+            SvcItem::Ports {
+                proto: "tcp".into(),
+                lo: 9,
+                hi: 9,
+            },
+            SvcItem::Ports {
+                proto: "tcp".into(),
+                lo: 1,
+                hi: 2,
+            },
+            SvcItem::Proto(47),
+        ];
+        // ports first (sorted, tcp before udp), then the rest once each, in order
+        assert_eq!(
+            l4_of(&items),
+            [
+                ports(true, false, &[(1, 2), (9, 9)]),
+                ports(false, true, &[(5, 5)]),
+                L4::Proto(47)
+            ]
+        );
+    }
+
+    #[test]
+    fn overlap_needs_a_shared_protocol_and_port() {
+        let https = [ports(true, false, &[(443, 443)])];
+        assert!(l4_overlap(&https, &[ports(true, true, &[(400, 500)])]));
+        assert!(!l4_overlap(&https, &[ports(false, true, &[(443, 443)])]));
+        assert!(!l4_overlap(&https, &[ports(true, false, &[(444, 450)])]));
+        assert!(!l4_overlap(&[L4::Proto(6)], &https));
+    }
+}

@@ -1,7 +1,7 @@
 //! [`LineParser`]: one preprocessed line being parsed, with the helpers every statement uses to
 //! take its words and report what is missing or malformed at the right column.
 
-use super::{AddrSpec, Endpoint, Rate, VSpec};
+use super::{AddrSpec, Endpoint, Rate, VrrpSpec};
 use crate::diag::Diagnostic;
 use crate::line::{Line, Token};
 use crate::net::{parse_mask, Net};
@@ -150,7 +150,7 @@ impl LineParser<'_> {
             self.err(t, "`*` needs a VRID", form, "");
             return None;
         }
-        Some(AddrSpec::V(VSpec {
+        Some(AddrSpec::V(VrrpSpec {
             master: ips[0].unwrap(),
             backup: ips[1].unwrap(),
             vip: ips[2].unwrap(),

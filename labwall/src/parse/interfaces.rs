@@ -255,7 +255,7 @@ pub(super) fn sync(p: &mut LineParser) -> Option<Stmt> {
 
 #[cfg(test)]
 mod tests {
-    use crate::parse::{parse_text, AddrSpec, Stmt, VSpec};
+    use crate::parse::{parse_text, AddrSpec, Stmt, VrrpSpec};
 
     fn msgs(src: &str) -> Vec<(String, u32)> {
         parse_text(src)
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(net.to_string(), "172.16.10.0");
         assert_eq!(
             addr,
-            AddrSpec::V(VSpec {
+            AddrSpec::V(VrrpSpec {
                 master: "172.16.10.2".parse().unwrap(),
                 backup: "172.16.10.3".parse().unwrap(),
                 vip: "172.16.10.1".parse().unwrap(),
@@ -356,7 +356,7 @@ mod tests {
         assert_eq!(mask, 24);
         assert!(matches!(
             addr,
-            Some(AddrSpec::V(VSpec {
+            Some(AddrSpec::V(VrrpSpec {
                 vrid: Some(101),
                 star: true,
                 ..
@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(prefix.to_string(), "2001:db8:10::/64");
         assert!(matches!(
             addr,
-            AddrSpec::V(VSpec {
+            AddrSpec::V(VrrpSpec {
                 vrid: None,
                 star: false,
                 ..
