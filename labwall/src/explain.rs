@@ -308,19 +308,10 @@ fn route(site: &Site, dst: IpAddr) -> Option<String> {
         .map(|i| i.ifname.clone())
 }
 
+/// Which rule decides `pk`, walking the hooks in kernel order. Err: the packet does not fit
+/// the site (mixed IP versions, unknown input interface, no interface to come in on).
 pub fn explain(site: &Site, rs: &Ruleset, pk: &Packet) -> Result<Explanation, String> {
-    if pk.src.is_ipv4() != pk.dst.is_ipv4() {
-        return Err("source and destination must be the same IP version".into());
-    }
-    if let Some(i) = &pk.iif {
-        if i != "lo" && !site.ifaces.iter().any(|x| &x.ifname == i) {
-            let known: Vec<&str> = site.ifaces.iter().map(|x| x.ifname.as_str()).collect();
-            return Err(format!(
-                "unknown input interface {i}; the site has: {}",
-                known.join(", ")
-            ));
-        }
-    }
+    check_packet(site, pk)?;
     let locals = local_addrs(site);
     let from_router = pk.iif.is_none() && locals.contains(&pk.src);
     let iif =
@@ -334,125 +325,140 @@ pub fn explain(site: &Site, rs: &Ruleset, pk: &Packet) -> Result<Explanation, St
                 )?),
             }
         };
-    let mut notes =
-        vec!["simulated as the first packet of a new connection (ct state new)".to_string()];
-    let mut p = InFlight {
-        fam: fam(pk.src),
-        src: pk.src,
-        dst: pk.dst,
-        proto: pk.proto,
-        dport: pk.dport,
-        iif: iif.clone(),
-        oif: None,
-        dnat: false,
+    let mut w = Walk {
+        site,
+        rs,
+        pk,
+        p: InFlight {
+            fam: fam(pk.src),
+            src: pk.src,
+            dst: pk.dst,
+            proto: pk.proto,
+            dport: pk.dport,
+            iif,
+            oif: None,
+            dnat: false,
+        },
+        trace: Vec::new(),
+        notes: vec!["simulated as the first packet of a new connection (ct state new)".to_string()],
+        dnat: None,
+        snat: None,
     };
-    let mut trace = Vec::new();
-    let mut dnat = None;
-    let mut snat = None;
-    let finish = |verdict: &str,
-                  decision: Option<Step>,
-                  path: &str,
-                  p: &InFlight,
-                  trace: Vec<Step>,
-                  dnat: Option<Step>,
-                  snat: Option<Step>,
-                  notes: Vec<String>| Explanation {
-        packet: pk.clone(),
-        path: path.into(),
-        iif: p.iif.clone(),
-        oif: p.oif.clone(),
-        verdict: verdict.into(),
-        decision,
-        dnat,
-        snat,
-        dst_after_nat: p.dst,
-        trace,
-        notes,
-    };
-    let path;
-    if !from_router {
-        match run(
-            rs,
-            site,
-            "antispoof",
-            &mut p,
-            &mut trace,
-            &mut notes,
-            &mut None,
-        ) {
-            Outcome::Accept(_) => {}
-            Outcome::Drop(s) => {
-                return Ok(finish(
-                    "DROP",
-                    s,
-                    "prerouting",
-                    &p,
-                    trace,
-                    None,
-                    None,
-                    notes,
-                ))
-            }
-            Outcome::Reject(s) => {
-                return Ok(finish(
-                    "REJECT",
-                    s,
-                    "prerouting",
-                    &p,
-                    trace,
-                    None,
-                    None,
-                    notes,
-                ))
-            }
-        }
-        run(
-            rs,
-            site,
-            "nat_prerouting",
-            &mut p,
-            &mut trace,
-            &mut notes,
-            &mut dnat,
-        );
-        if locals.contains(&p.dst) {
-            path = "input";
-        } else {
-            p.oif = route(site, p.dst);
-            if p.oif.is_none() {
-                notes.push(
-                    "no route to the destination: the kernel would answer unreachable".into(),
-                );
-                return Ok(finish(
-                    "DROP", None, "routing", &p, trace, dnat, None, notes,
-                ));
-            }
-            path = "forward";
-        }
+    let path = if from_router {
+        w.p.oif = route(site, w.p.dst);
+        "output"
     } else {
-        p.oif = route(site, p.dst);
-        path = "output";
-    }
-    let out = run(rs, site, path, &mut p, &mut trace, &mut notes, &mut None);
-    let (verdict, decision) = match out {
+        match w.prerouting(&locals) {
+            Ok(path) => path,
+            Err((verdict, decision, path)) => return Ok(w.finish(verdict, decision, path)),
+        }
+    };
+    let (verdict, decision) = match w.hook(path, NatSlot::Discard) {
         Outcome::Accept(s) => ("ACCEPT", s),
         Outcome::Drop(s) => ("DROP", s),
         Outcome::Reject(s) => ("REJECT", s),
     };
     if verdict == "ACCEPT" && path != "input" {
-        run(
-            rs,
-            site,
-            "nat_postrouting",
-            &mut p,
-            &mut trace,
-            &mut notes,
-            &mut snat,
-        );
+        w.hook("nat_postrouting", NatSlot::Snat);
     }
-    Ok(finish(
-        verdict, decision, path, &p, trace, dnat, snat, notes,
-    ))
+    Ok(w.finish(verdict, decision, path))
+}
+
+/// The packet must fit the site: one IP version, a known input interface.
+fn check_packet(site: &Site, pk: &Packet) -> Result<(), String> {
+    if pk.src.is_ipv4() != pk.dst.is_ipv4() {
+        return Err("source and destination must be the same IP version".into());
+    }
+    if let Some(i) = &pk.iif {
+        if i != "lo" && !site.ifaces.iter().any(|x| &x.ifname == i) {
+            let known: Vec<&str> = site.ifaces.iter().map(|x| x.ifname.as_str()).collect();
+            return Err(format!(
+                "unknown input interface {i}; the site has: {}",
+                known.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Where a hook's NAT step is kept.
+enum NatSlot {
+    Discard,
+    Dnat,
+    Snat,
+}
+
+/// One packet's walk through the hooks: where it is and what it met so far.
+struct Walk<'a> {
+    site: &'a Site,
+    rs: &'a Ruleset,
+    pk: &'a Packet,
+    p: InFlight,
+    trace: Vec<Step>,
+    notes: Vec<String>,
+    dnat: Option<Step>,
+    snat: Option<Step>,
+}
+
+impl Walk<'_> {
+    /// Run one base chain.
+    fn hook(&mut self, base: &str, slot: NatSlot) -> Outcome {
+        let mut discard = None;
+        let nat = match slot {
+            NatSlot::Discard => &mut discard,
+            NatSlot::Dnat => &mut self.dnat,
+            NatSlot::Snat => &mut self.snat,
+        };
+        run(
+            self.rs,
+            self.site,
+            base,
+            &mut self.p,
+            &mut self.trace,
+            &mut self.notes,
+            nat,
+        )
+    }
+
+    /// A packet from outside: antispoof, DNAT, then routing decides input or forward.
+    /// Err: the packet ends here (verdict, deciding rule, path).
+    fn prerouting(
+        &mut self,
+        locals: &[IpAddr],
+    ) -> Result<&'static str, (&'static str, Option<Step>, &'static str)> {
+        match self.hook("antispoof", NatSlot::Discard) {
+            Outcome::Accept(_) => {}
+            Outcome::Drop(s) => return Err(("DROP", s, "prerouting")),
+            Outcome::Reject(s) => return Err(("REJECT", s, "prerouting")),
+        }
+        self.hook("nat_prerouting", NatSlot::Dnat);
+        if locals.contains(&self.p.dst) {
+            return Ok("input");
+        }
+        self.p.oif = route(self.site, self.p.dst);
+        if self.p.oif.is_none() {
+            self.notes
+                .push("no route to the destination: the kernel would answer unreachable".into());
+            return Err(("DROP", None, "routing"));
+        }
+        Ok("forward")
+    }
+
+    fn finish(self, verdict: &str, decision: Option<Step>, path: &str) -> Explanation {
+        Explanation {
+            packet: self.pk.clone(),
+            path: path.into(),
+            iif: self.p.iif.clone(),
+            oif: self.p.oif.clone(),
+            verdict: verdict.into(),
+            decision,
+            dnat: self.dnat,
+            snat: self.snat,
+            dst_after_nat: self.p.dst,
+            trace: self.trace,
+            notes: self.notes,
+        }
+    }
 }
 
 /// Human-readable explanation.

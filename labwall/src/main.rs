@@ -180,100 +180,8 @@ fn compile_quiet(c: &Common, role: &str) -> Result<labwall::Compiled, ExitCode> 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Compile { c, role, out } => {
-            let Some(role) = role_of(&c, role) else {
-                return ExitCode::from(2);
-            };
-            let comp = match compile(&c, &role) {
-                Ok(x) => x,
-                Err(e) => return e,
-            };
-            if let Err(e) = labwall::write_outputs(&out, &comp.outputs) {
-                eprintln!("labwall: cannot write {}: {e}", out.display());
-                return ExitCode::from(1);
-            }
-            if c.json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"site": comp.site, "ruleset": comp.ruleset})
-                    )
-                    .unwrap_or_default()
-                );
-            } else {
-                eprintln!(
-                    "labwall: {role}: wrote {} ({} nft rules, {} VRRP instances)",
-                    out.display(),
-                    comp.ruleset.rule_count(),
-                    comp.site.instances.len()
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Cmd::Check { c, backend } => {
-            let mut comps = Vec::new();
-            for (n, role) in ["MASTER", "BACKUP"].into_iter().enumerate() {
-                // warnings are the same for both roles: print them once
-                let quiet = Common {
-                    json: c.json,
-                    ..c.clone()
-                };
-                let r = if n == 0 {
-                    compile(&c, role)
-                } else {
-                    compile_quiet(&quiet, role)
-                };
-                match r {
-                    Ok(x) => comps.push(x),
-                    Err(e) => return e,
-                }
-            }
-            if comps[0].outputs.ruleset_nft != comps[1].outputs.ruleset_nft {
-                eprintln!("labwall: warning: ruleset.nft differs between MASTER and BACKUP (an IF on $ROLE around firewall statements?): a failover would then need a firewall reload");
-                if c.deny_warnings {
-                    return ExitCode::from(1);
-                }
-            }
-            if backend {
-                // SAFETY: geteuid has no preconditions.
-                if unsafe { libc::geteuid() } != 0 {
-                    eprintln!("labwall: --backend needs root (it creates a network namespace); run it with sudo");
-                    return ExitCode::from(2);
-                }
-                let tmp =
-                    std::env::temp_dir().join(format!("labwall-check-{}", std::process::id()));
-                let _ = std::fs::create_dir_all(&tmp);
-                for (comp, tag) in comps.iter().zip(["m", "b"]) {
-                    eprintln!("labwall: backend check {}: nft -c -f, keepalived -t (veth stand-ins for the interfaces)", comp.site.role);
-                    if let Err(e) =
-                        labwall::backend::check_role(&comp.site, &comp.outputs, &tmp, tag)
-                    {
-                        let _ = std::fs::remove_dir_all(&tmp);
-                        eprintln!("labwall: {e}");
-                        return ExitCode::from(1);
-                    }
-                }
-                let _ = std::fs::remove_dir_all(&tmp);
-            }
-            if c.json {
-                println!(
-                    "{}",
-                    serde_json::json!({"ok": true, "warnings": comps[0].warnings, "nft_rules": comps[0].ruleset.rule_count(), "backend": backend})
-                );
-            } else {
-                eprintln!(
-                    "labwall: {}: OK for MASTER and BACKUP ({} nft rules){}",
-                    c.site.display(),
-                    comps[0].ruleset.rule_count(),
-                    if backend {
-                        ", backend checks passed"
-                    } else {
-                        ""
-                    }
-                );
-            }
-            ExitCode::SUCCESS
-        }
+        Cmd::Compile { c, role, out } => cmd_compile(&c, role, &out),
+        Cmd::Check { c, backend } => cmd_check(&c, backend),
         Cmd::Explain {
             c,
             role,
@@ -283,38 +191,164 @@ fn main() -> ExitCode {
             dport,
             iif,
         } => {
-            let Some(role) = role_of(&c, role) else {
-                return ExitCode::from(2);
+            // a bad --proto is reported after the site compiled, like every other error
+            let pk = match labwall::explain::Proto::parse(&proto) {
+                Some(proto) => Ok(labwall::explain::Packet {
+                    src: from,
+                    dst: to,
+                    proto,
+                    dport,
+                    iif,
+                }),
+                None => Err(format!(
+                    "--proto {proto}: expected tcp, udp, icmp or a number"
+                )),
             };
-            let comp = match compile(&c, &role) {
-                Ok(x) => x,
-                Err(e) => return e,
-            };
-            let Some(proto) = labwall::explain::Proto::parse(&proto) else {
-                eprintln!("labwall: --proto {proto}: expected tcp, udp, icmp or a number");
-                return ExitCode::from(2);
-            };
-            let pk = labwall::explain::Packet {
-                src: from,
-                dst: to,
-                proto,
-                dport,
-                iif,
-            };
-            match labwall::explain::explain(&comp.site, &comp.ruleset, &pk) {
-                Ok(e) => {
-                    if c.json {
-                        println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
-                    } else {
-                        print!("{}", labwall::explain::render(&e));
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("labwall: {e}");
-                    ExitCode::from(2)
-                }
+            cmd_explain(&c, role, pk)
+        }
+    }
+}
+
+/// `labwall compile`: write the four files atomically; `--json` prints the model and the IR.
+fn cmd_compile(c: &Common, role: Option<String>, out: &std::path::Path) -> ExitCode {
+    let Some(role) = role_of(c, role) else {
+        return ExitCode::from(2);
+    };
+    let comp = match compile(c, &role) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    if let Err(e) = labwall::write_outputs(out, &comp.outputs) {
+        eprintln!("labwall: cannot write {}: {e}", out.display());
+        return ExitCode::from(1);
+    }
+    if c.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"site": comp.site, "ruleset": comp.ruleset})
+            )
+            .unwrap_or_default()
+        );
+    } else {
+        eprintln!(
+            "labwall: {role}: wrote {} ({} nft rules, {} VRRP instances)",
+            out.display(),
+            comp.ruleset.rule_count(),
+            comp.site.instances.len()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `labwall check`: both roles compile, their rulesets agree; `--backend` also loads them.
+fn cmd_check(c: &Common, backend: bool) -> ExitCode {
+    let mut comps = Vec::new();
+    for (n, role) in ["MASTER", "BACKUP"].into_iter().enumerate() {
+        // warnings are the same for both roles: print them once
+        let quiet = Common {
+            json: c.json,
+            ..c.clone()
+        };
+        let r = if n == 0 {
+            compile(c, role)
+        } else {
+            compile_quiet(&quiet, role)
+        };
+        match r {
+            Ok(x) => comps.push(x),
+            Err(e) => return e,
+        }
+    }
+    if comps[0].outputs.ruleset_nft != comps[1].outputs.ruleset_nft {
+        eprintln!("labwall: warning: ruleset.nft differs between MASTER and BACKUP (an IF on $ROLE around firewall statements?): a failover would then need a firewall reload");
+        if c.deny_warnings {
+            return ExitCode::from(1);
+        }
+    }
+    if backend {
+        if let Err(code) = backend_check(&comps) {
+            return code;
+        }
+    }
+    if c.json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": true, "warnings": comps[0].warnings, "nft_rules": comps[0].ruleset.rule_count(), "backend": backend})
+        );
+    } else {
+        eprintln!(
+            "labwall: {}: OK for MASTER and BACKUP ({} nft rules){}",
+            c.site.display(),
+            comps[0].ruleset.rule_count(),
+            if backend {
+                ", backend checks passed"
+            } else {
+                ""
             }
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// `check --backend`: nft -c and keepalived -t for each role in a throwaway netns (root).
+fn backend_check(comps: &[labwall::Compiled]) -> Result<(), ExitCode> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "labwall: --backend needs root (it creates a network namespace); run it with sudo"
+        );
+        return Err(ExitCode::from(2));
+    }
+    let tmp = std::env::temp_dir().join(format!("labwall-check-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&tmp);
+    for (comp, tag) in comps.iter().zip(["m", "b"]) {
+        eprintln!(
+            "labwall: backend check {}: nft -c -f, keepalived -t (veth stand-ins for the interfaces)",
+            comp.site.role
+        );
+        if let Err(e) = labwall::backend::check_role(&comp.site, &comp.outputs, &tmp, tag) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            eprintln!("labwall: {e}");
+            return Err(ExitCode::from(1));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(())
+}
+
+/// `labwall explain`: which rule decides the packet (Err: `--proto` did not parse).
+fn cmd_explain(
+    c: &Common,
+    role: Option<String>,
+    pk: Result<labwall::explain::Packet, String>,
+) -> ExitCode {
+    let Some(role) = role_of(c, role) else {
+        return ExitCode::from(2);
+    };
+    let comp = match compile(c, &role) {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let pk = match pk {
+        Ok(pk) => pk,
+        Err(e) => {
+            eprintln!("labwall: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match labwall::explain::explain(&comp.site, &comp.ruleset, &pk) {
+        Ok(e) => {
+            if c.json {
+                println!("{}", serde_json::to_string_pretty(&e).unwrap_or_default());
+            } else {
+                print!("{}", labwall::explain::render(&e));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("labwall: {e}");
+            ExitCode::from(2)
         }
     }
 }
