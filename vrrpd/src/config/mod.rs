@@ -1,0 +1,398 @@
+//! The keepalived.conf subset that VRRP sites use (docs/vrrp.md, Configuration: supported
+//! keywords).
+//!
+//! Parsed in two steps: a tokenizer that knows keepalived's lexical rules (`#`/`!` comments,
+//! double-quoted strings, braces) and keeps line numbers, then a block tree walked per keyword.
+//! Unknown keywords are warnings (with `file:line`), because sites carry LVS, SMTP and other
+//! sections this daemon has no use for; anything malformed in a keyword we do implement is an
+//! error, so a typo never silently changes failover behaviour.
+//!
+//! One file per part: `lexer` (tokens and the block tree), `ctx` (diagnostics and shared value
+//! readers), `globals` (`global_defs`), `instance` (`vrrp_instance`), `vip` (address lines),
+//! `sync_group` (`vrrp_sync_group`) and `common` (keywords instances and groups share). This
+//! file has the resulting types and `parse_str`/`load`, which run the sections in order and
+//! check what spans them.
+
+mod common;
+mod ctx;
+mod globals;
+mod instance;
+mod lexer;
+mod sync_group;
+mod vip;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::wire::{Family, Version};
+
+pub use ctx::split_command;
+use ctx::Ctx;
+use globals::{parse_globals, Globals};
+use instance::parse_instance;
+use lexer::{build_tree, tokenize};
+use sync_group::{check_members, parse_group};
+
+/// A diagnostic tied to a place in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diag {
+    pub file: PathBuf,
+    pub line: usize,
+    pub msg: String,
+}
+
+impl fmt::Display for Diag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.msg)
+    }
+}
+
+/// Configuration errors (every one found, not just the first).
+#[derive(Debug)]
+pub struct ConfigError(pub Vec<Diag>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}:{}: error: {}", d.file.display(), d.line, d.msg)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One virtual address line (`virtual_ipaddress` / `virtual_ipaddress_excluded`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub prefix: u8,
+    pub brd: Option<Ipv4Addr>,
+    /// Device the address goes on; `None` means the instance's interface.
+    pub dev: Option<String>,
+    pub label: Option<String>,
+    /// rtnetlink scope (0 global, 253 link, 254 host).
+    pub scope: u8,
+    /// Do not fault the instance when this VIP's device goes down.
+    pub no_track: bool,
+    pub line: usize,
+}
+
+/// A command to run on a transition: argv, exec'd without a shell.
+pub type Script = Vec<String>;
+
+/// Notify scripts at instance or group level.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Notify {
+    pub master: Option<Script>,
+    pub backup: Option<Script>,
+    pub fault: Option<Script>,
+    pub stop: Option<Script>,
+    /// Generic `notify`: run after the specific one with `TYPE NAME STATE PRIORITY` appended.
+    pub generic: Option<Script>,
+}
+
+/// `track_interface` entry; weight 0 means FAULT when down.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrackIf {
+    pub name: String,
+    pub weight: i32,
+}
+
+/// GARP / unsolicited NA timing (keepalived names and defaults, docs/vrrp.md, GARP timing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Garp {
+    pub master_delay: Duration,
+    pub master_repeat: u32,
+    pub master_refresh: Duration,
+    pub master_refresh_repeat: u32,
+    /// Spacing between packets of one burst.
+    pub interval: Duration,
+}
+
+impl Default for Garp {
+    fn default() -> Self {
+        Garp {
+            master_delay: Duration::from_secs(5),
+            master_repeat: 5,
+            master_refresh: Duration::ZERO,
+            master_refresh_repeat: 1,
+            interval: Duration::ZERO,
+        }
+    }
+}
+
+/// v3/IPv4 checksum form to send (both are accepted on receive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum V3Checksum {
+    /// keepalived 2.2.7 default: with IPv4 pseudo-header.
+    PseudoHeader,
+    /// RFC 9568 / keepalived >= 2.2.8 `v3_checksum_as_v2`.
+    MessageOnly,
+}
+
+/// One `vrrp_instance`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub line: usize,
+    pub state_master: bool,
+    pub interface: String,
+    pub vrid: u8,
+    pub priority: u8,
+    pub version: Version,
+    pub family: Family,
+    /// Advertisement interval in centiseconds (v2 values are whole seconds x 100).
+    pub advert_int_cs: u16,
+    /// PASS password bytes (v2 only).
+    pub auth_pass: Option<[u8; 8]>,
+    pub vips: Vec<Vip>,
+    pub excluded: Vec<Vip>,
+    pub nopreempt: bool,
+    pub preempt_delay: Duration,
+    pub garp: Garp,
+    pub notify: Notify,
+    pub track_interfaces: Vec<TrackIf>,
+    pub dont_track_primary: bool,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peers: Vec<IpAddr>,
+    pub v3_checksum: V3Checksum,
+    pub down_timer_adverts: u8,
+}
+
+impl InstanceConfig {
+    /// Advertisement interval as a duration.
+    pub fn advert_int(&self) -> Duration {
+        Duration::from_millis(10 * u64::from(self.advert_int_cs))
+    }
+    /// Value of the interval field on the wire (seconds for v2, centiseconds for v3).
+    pub fn wire_adver_int(&self) -> u16 {
+        match self.version {
+            Version::V2 => self.advert_int_cs / 100,
+            Version::V3 => self.advert_int_cs,
+        }
+    }
+    /// Every device a VIP of this instance lives on, the instance interface included.
+    pub fn vip_devices(&self) -> Vec<String> {
+        let mut v = vec![self.interface.clone()];
+        for vip in self.vips.iter().chain(&self.excluded) {
+            let d = vip.dev.clone().unwrap_or_else(|| self.interface.clone());
+            if !v.contains(&d) {
+                v.push(d);
+            }
+        }
+        v
+    }
+}
+
+/// One `vrrp_sync_group`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncGroupConfig {
+    pub name: String,
+    pub line: usize,
+    pub members: Vec<String>,
+    pub notify: Notify,
+    pub track_interfaces: Vec<TrackIf>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    pub router_id: Option<String>,
+    pub instances: Vec<InstanceConfig>,
+    pub sync_groups: Vec<SyncGroupConfig>,
+    #[serde(skip)]
+    pub warnings: Vec<Diag>,
+}
+
+/// Parse configuration text; `file` is only used in diagnostics.
+pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let toks = tokenize(text);
+    let mut tree_errs = Vec::new();
+    let mut pos = 0;
+    let tree = build_tree(&toks, &mut pos, 0, &mut tree_errs);
+    let mut ctx = Ctx {
+        file,
+        errors: vec![],
+        warnings: vec![],
+    };
+    for (ln, m) in tree_errs {
+        ctx.err(ln, m);
+    }
+    let mut g = Globals::default();
+    for s in &tree {
+        if s.key == "global_defs" {
+            parse_globals(&mut ctx, s.block.as_deref().unwrap_or(&[]), &mut g);
+        }
+    }
+    let mut instances: Vec<InstanceConfig> = Vec::new();
+    let mut groups: Vec<SyncGroupConfig> = Vec::new();
+    for s in &tree {
+        match s.key.as_str() {
+            "global_defs" => {}
+            "vrrp_instance" => {
+                if let Some(i) = parse_instance(&mut ctx, s, &g) {
+                    if instances.iter().any(|o| o.name == i.name) {
+                        ctx.err(s.line, format!("duplicate vrrp_instance '{}'", i.name));
+                    } else if let Some(o) = instances.iter().find(|o| {
+                        o.vrid == i.vrid && o.interface == i.interface && o.family == i.family
+                    }) {
+                        ctx.err(
+                            s.line,
+                            format!(
+                                "virtual_router_id {} on {} is already used by instance '{}' (line {})",
+                                i.vrid, i.interface, o.name, o.line
+                            ),
+                        );
+                    } else {
+                        instances.push(i);
+                    }
+                }
+            }
+            "vrrp_sync_group" => {
+                if let Some(gr) = parse_group(&mut ctx, s) {
+                    groups.push(gr);
+                }
+            }
+            _ => ctx.unknown(s, "the top level"),
+        }
+    }
+    check_members(&mut ctx, &groups, &instances);
+    if instances.is_empty() && ctx.errors.is_empty() {
+        ctx.err(1, "no vrrp_instance in the configuration");
+    }
+    if !ctx.errors.is_empty() {
+        ctx.errors.sort_by_key(|d| d.line);
+        ctx.errors.dedup();
+        return Err(ConfigError(ctx.errors));
+    }
+    Ok(Config {
+        router_id: g.router_id,
+        instances,
+        sync_groups: groups,
+        warnings: ctx.warnings,
+    })
+}
+
+/// Read and parse a file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(vec![Diag {
+            file: path.to_path_buf(),
+            line: 0,
+            msg: format!("cannot read: {e}"),
+        }])
+    })?;
+    parse_str(&text, path)
+}
+
+/// The seed configuration, for other modules' tests.
+#[cfg(test)]
+pub fn tests_seed() -> &'static str {
+    tests::SEED_R1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::p;
+    use super::*;
+
+    /// The 2009 pair's configuration as reproduced in the lab (docs/vrrp.md, The 2009 pair and the
+    /// interop lab), r1 side.
+    pub const SEED_R1: &str = include_str!("../../tests/data/seed-r1.conf");
+
+    #[test]
+    fn seed_config_parses_unchanged() {
+        let c = p(SEED_R1).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(c.router_id.as_deref(), Some("lab-r1"));
+        assert_eq!(c.instances.len(), 2);
+        let i = &c.instances[0];
+        assert_eq!(i.name, "interne");
+        assert_eq!((i.vrid, i.priority, i.version), (100, 150, Version::V2));
+        assert_eq!(i.advert_int(), Duration::from_secs(5));
+        assert_eq!(i.wire_adver_int(), 5);
+        assert_eq!(i.auth_pass, Some(*b"s3cr3tpw"));
+        assert_eq!(i.vips.len(), 2);
+        assert_eq!(i.vips[1].dev.as_deref(), Some("vlan20"));
+        assert_eq!(i.vips[1].brd, Some(Ipv4Addr::new(10, 20, 0, 255)));
+        assert_eq!(i.vip_devices(), vec!["vlan10", "vlan20"]);
+        assert_eq!(
+            i.notify.generic,
+            Some(vec!["/path/notify.sh".to_string(), "r1".to_string()])
+        );
+        assert_eq!(c.sync_groups[0].members, vec!["interne", "externe"]);
+    }
+
+    #[test]
+    fn unknown_keywords_warn_with_line() {
+        let c = p("global_defs {\n  smtp_server 1.2.3.4\n}\nvrrp_instance a {\n interface e\n virtual_router_id 1\n  foo bar\n}\n").unwrap();
+        let w: Vec<String> = c.warnings.iter().map(|d| d.to_string()).collect();
+        assert!(w[0].starts_with("k.conf:2: unknown"), "{w:?}");
+        assert!(w[1].starts_with("k.conf:7: unknown"), "{w:?}");
+    }
+
+    #[test]
+    fn errors_carry_file_and_line() {
+        let e = p("vrrp_instance a {\n interface e\n virtual_router_id 300\n priority x\n}\n")
+            .unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.contains("k.conf:3: error: 'virtual_router_id' must be a number from 1 to 255"),
+            "{s}"
+        );
+        assert!(s.contains("k.conf:4: error: 'priority'"), "{s}");
+        let e = p("vrrp_instance a {\n interface e\n").unwrap_err();
+        assert!(e.to_string().contains("missing '}'"));
+        let e = p("vrrp_instance a {\n interface e\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.300/24\n }\n}\n").unwrap_err();
+        assert!(e.to_string().starts_with("k.conf:5: error:"), "{e}");
+        let e = p("vrrp_sync_group g {\n group {\n nope\n }\n}\nvrrp_instance a {\n interface e\n virtual_router_id 1\n}\n").unwrap_err();
+        assert!(e.to_string().contains("no vrrp_instance named 'nope'"));
+    }
+
+    #[test]
+    fn duplicate_vrid_rejected() {
+        let e = p("vrrp_instance a {\n interface e\n virtual_router_id 1\n}\nvrrp_instance b {\n interface e\n virtual_router_id 1\n}\n").unwrap_err();
+        assert!(e.to_string().contains("k.conf:5:"), "{e}");
+    }
+}
+
+/// Helpers the unit tests of every part share.
+#[cfg(test)]
+mod test_util {
+    use std::path::Path;
+
+    use super::ctx::Ctx;
+    use super::lexer::{build_tree, tokenize, Stmt};
+    use super::{parse_str, Config, ConfigError, Diag};
+
+    pub(super) fn p(s: &str) -> Result<Config, ConfigError> {
+        parse_str(s, Path::new("k.conf"))
+    }
+
+    /// The first statement of `text`, as the parser sees it.
+    pub(super) fn stmt(text: &str) -> Stmt {
+        let toks = tokenize(text);
+        let mut errs = Vec::new();
+        let tree = build_tree(&toks, &mut 0, 0, &mut errs);
+        assert!(errs.is_empty(), "{errs:?}");
+        tree.into_iter().next().unwrap()
+    }
+
+    pub(super) fn ctx() -> Ctx<'static> {
+        Ctx {
+            file: Path::new("t.conf"),
+            errors: vec![],
+            warnings: vec![],
+        }
+    }
+
+    pub(super) fn msgs(d: &[Diag]) -> Vec<String> {
+        d.iter().map(|d| format!("{}: {}", d.line, d.msg)).collect()
+    }
+}
