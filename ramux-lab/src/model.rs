@@ -1,0 +1,248 @@
+//! The lab after resolution: every default applied, every port and MAC known. This is what
+//! `up` acts on, `graph` draws and `status` reports, so nothing in it is optional by accident.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ramux_contract::mac::Mac;
+use ramux_contract::Role;
+
+use crate::diag::{At, Pos};
+
+/// A whole lab.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    pub name: At<String>,
+    /// The lab file's directory: relative paths in the file are relative to it.
+    pub dir: PathBuf,
+    /// The site file, resolved against `dir`.
+    pub site: Option<At<PathBuf>>,
+    pub switches: Vec<Switch>,
+    pub uplinks: Vec<Uplink>,
+    /// In file order.
+    pub nodes: Vec<Node>,
+    pub tests: Vec<LabTest>,
+}
+
+impl Lab {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name.value == name)
+    }
+    pub fn switch(&self, name: &str) -> Option<&Switch> {
+        self.switches.iter().find(|s| s.name.value == name)
+    }
+}
+
+/// Which program runs a switch (both speak VDE2 and take the same console commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Engine {
+    Vswitch,
+    VdeSwitch,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Vswitch => "vswitch",
+            Engine::VdeSwitch => "vde_switch",
+        }
+    }
+}
+
+/// `[switch.NAME]`.
+#[derive(Debug, Clone)]
+pub struct Switch {
+    pub name: At<String>,
+    pub engine: Engine,
+    pub ports: u16,
+    /// VID -> label, with the position of each VID's key.
+    pub vlans: BTreeMap<u16, At<String>>,
+    pub vxlan: Option<Vxlan>,
+}
+
+/// A VXLAN trunk joining this switch to the same switch on another host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vxlan {
+    pub remote: String,
+    pub vni: u32,
+}
+
+/// How a port carries VLANs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VlanMode {
+    /// Untagged frames, in this VLAN.
+    Access(u16),
+    /// These VLANs tagged; untagged frames in `native` (none: the switch's default VLAN).
+    Trunk { vids: Vec<u16>, native: Option<u16> },
+}
+
+impl VlanMode {
+    /// Every VID the port is a member of.
+    pub fn vids(&self) -> Vec<u16> {
+        match self {
+            VlanMode::Access(v) => vec![*v],
+            VlanMode::Trunk { vids, native } => vids.iter().chain(native).copied().collect(),
+        }
+    }
+
+    /// `access 99`, `trunk 10,20`, `trunk 10,20 native 99`.
+    pub fn describe(&self) -> String {
+        match self {
+            VlanMode::Access(v) => format!("access {v}"),
+            VlanMode::Trunk { vids, native } => {
+                let list: Vec<String> = vids.iter().map(u16::to_string).collect();
+                match native {
+                    Some(n) => format!("trunk {} native {n}", list.join(",")),
+                    None => format!("trunk {}", list.join(",")),
+                }
+            }
+        }
+    }
+}
+
+/// `[uplink.NAME]`: a TAP on a switch port, enslaved to an existing host bridge.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    pub name: At<String>,
+    pub switch: At<String>,
+    pub port: At<u16>,
+    pub vlan: At<VlanMode>,
+    pub bridge: At<String>,
+}
+
+/// QEMU acceleration: `auto` probes KVM and falls back to TCG (vlaunch's rule).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accel {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// Which medium the ISO is attached as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Boot {
+    Cdrom,
+    Usb,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+/// Where the default gateway of a static client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gateway {
+    /// The routers' VIP of the client's VLAN (from the site file).
+    Vip,
+    Addr(Ipv4Addr),
+    None,
+}
+
+/// `address = ...` of a client node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Address {
+    /// Not given: routers take theirs from the site file, clients stay unconfigured.
+    Unset,
+    Dhcp,
+    Static {
+        addr: Ipv4Addr,
+        prefix: u8,
+        gateway: Gateway,
+    },
+}
+
+/// `[node.NAME]` after `[defaults]` and the built-in defaults are applied.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: At<String>,
+    pub profile: At<String>,
+    pub role: Option<At<Role>>,
+    /// Resolved against the lab directory.
+    pub iso: PathBuf,
+    pub iso_given: bool,
+    pub memory_mib: u64,
+    pub cpus: u32,
+    pub accel: Accel,
+    pub boot: Boot,
+    pub firmware: Firmware,
+    pub ready_timeout: Duration,
+    pub after: Vec<At<String>>,
+    pub enabled: bool,
+    pub qemu_args: Vec<String>,
+    pub address: At<Address>,
+    pub nics: Vec<Nic>,
+}
+
+/// One NIC of a node; `index` 0 is the guest's eth0.
+#[derive(Debug, Clone)]
+pub struct Nic {
+    pub index: usize,
+    /// The NIC's table in the file.
+    pub pos: Pos,
+    pub switch: At<String>,
+    pub port: At<u16>,
+    /// The port was left out and picked by `resolve`.
+    pub port_auto: bool,
+    pub vlan: At<VlanMode>,
+    pub mac: At<Mac>,
+    pub mac_given: bool,
+    pub model: String,
+}
+
+/// What a `[[test]]` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestKind {
+    Ping {
+        target: At<String>,
+    },
+    Tcp {
+        target: At<String>,
+        port: u16,
+    },
+    Udp {
+        target: At<String>,
+        port: u16,
+    },
+    Dhcp,
+    Dns {
+        name: At<String>,
+        addresses: Vec<String>,
+    },
+    Failover {
+        node: At<String>,
+        fault: Fault,
+        probe: At<String>,
+        max_outage: Duration,
+    },
+    Matrix,
+}
+
+/// A fault to apply to a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Crash,
+    Poweroff,
+    Unplug,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    Ok,
+    Blocked,
+}
+
+/// `[[test]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabTest {
+    pub name: At<String>,
+    pub pos: Pos,
+    pub from: Option<At<String>>,
+    pub kind: TestKind,
+    pub expect: Expect,
+    pub listen: Option<At<String>>,
+}

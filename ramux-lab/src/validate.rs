@@ -1,0 +1,350 @@
+//! The checks that need only the lab file: names, switches, ports, VLANs, MACs, `after`, tests.
+//! Each check appends to the same list, so `validate` shows every problem in one run.
+
+use std::collections::BTreeMap;
+
+use crate::diag::{At, Diags, Pos};
+use crate::model::{Lab, LabTest, Node, TestKind, VlanMode};
+use crate::plan::start_plan;
+
+/// Run every lab check.
+pub fn validate_lab(lab: &Lab, diags: &mut Diags) {
+    lab_name(lab, diags);
+    names(lab, diags);
+    nodes(lab, diags);
+    ports_and_vlans(lab, diags);
+    macs(lab, diags);
+    after(lab, diags);
+    tests(lab, diags);
+}
+
+/// `[a-z0-9_]{1,16}`: the lab's name becomes directory, socket and TAP names (IFNAMSIZ is 16).
+pub fn valid_lab_name(s: &str) -> bool {
+    (1..=16).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Node, switch and uplink names: `[A-Za-z0-9][A-Za-z0-9_-]{0,31}` (VM and socket names).
+pub fn valid_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=32).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
+fn lab_name(lab: &Lab, diags: &mut Diags) {
+    let n = &lab.name;
+    if !n.value.is_empty() && !valid_lab_name(&n.value) {
+        let suggestion: String = n
+            .value
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(16)
+            .collect();
+        diags.error(
+            n.pos,
+            format!(
+                "lab name {:?} is not [a-z0-9_], 1 to 16 characters",
+                n.value
+            ),
+            format!("it names directories, sockets and TAPs: write name = {suggestion:?}"),
+        );
+    }
+}
+
+fn names(lab: &Lab, diags: &mut Diags) {
+    let all = lab
+        .switches
+        .iter()
+        .map(|s| ("switch", &s.name))
+        .chain(lab.uplinks.iter().map(|u| ("uplink", &u.name)))
+        .chain(lab.nodes.iter().map(|n| ("node", &n.name)));
+    let mut seen: BTreeMap<&str, (&str, Pos)> = BTreeMap::new();
+    for (kind, name) in all {
+        if !valid_name(&name.value) {
+            diags.error(
+                name.pos,
+                format!(
+                    "{kind} name {:?} is not [A-Za-z0-9][A-Za-z0-9_-], at most 32 characters",
+                    name.value
+                ),
+                "rename it: the name is used for VM, socket and console names",
+            );
+        }
+        if let Some((other, p)) = seen.insert(&name.value, (kind, name.pos)) {
+            diags.error(name.pos, format!("{kind} {} has the name of the {other} on line {}", name.value, p.line), "give every switch, uplink and node its own name (`console LAB NAME` must know which one)");
+        }
+    }
+}
+
+fn nodes(lab: &Lab, diags: &mut Diags) {
+    for n in &lab.nodes {
+        let router = n.profile.value == "router";
+        if router && n.role.is_none() {
+            diags.error(n.name.pos, format!("router {} has no `role`", n.name.value), "add role = \"MASTER\" or role = \"BACKUP\": the site file gives each role its addresses");
+        }
+        if router && n.address.value != crate::model::Address::Unset {
+            diags.error(
+                n.address.pos,
+                format!(
+                    "router {} takes its addresses from the site file, not `address`",
+                    n.name.value
+                ),
+                "remove `address` (it is for client nodes)",
+            );
+        }
+    }
+}
+
+/// Where a port user is, for "also used by ... (line N)".
+struct PortUser {
+    what: String,
+    pos: Pos,
+}
+
+fn ports_and_vlans(lab: &Lab, diags: &mut Diags) {
+    let mut used: BTreeMap<(String, u16), PortUser> = BTreeMap::new();
+    let nic_users = lab.nodes.iter().flat_map(|n| {
+        n.nics.iter().map(move |c| {
+            (
+                format!("{} eth{}", n.name.value, c.index),
+                &c.switch,
+                &c.port,
+                &c.vlan,
+                c.port_auto,
+            )
+        })
+    });
+    let uplink_users = lab.uplinks.iter().map(|u| {
+        (
+            format!("uplink {}", u.name.value),
+            &u.switch,
+            &u.port,
+            &u.vlan,
+            false,
+        )
+    });
+    for (what, switch, port, vlan, auto) in nic_users.chain(uplink_users) {
+        let Some(sw) = lab.switch(&switch.value) else {
+            let known: Vec<&str> = lab.switches.iter().map(|s| s.name.value.as_str()).collect();
+            let fix = if known.is_empty() {
+                "declare it with a [switch.NAME] table".to_string()
+            } else {
+                format!("known switches: {}", known.join(", "))
+            };
+            diags.error(
+                switch.pos,
+                format!("{what}: unknown switch {:?}", switch.value),
+                fix,
+            );
+            continue;
+        };
+        vlans_on_switch(&what, vlan, sw, diags);
+        if auto && port.value == 0 {
+            continue;
+        }
+        if !(1..=sw.ports).contains(&port.value) {
+            diags.error(
+                port.pos,
+                format!(
+                    "{what}: port {} is out of range: switch {} has ports 1-{}",
+                    port.value, sw.name.value, sw.ports
+                ),
+                format!(
+                    "use a port from 1 to {}, or raise `ports` of [switch.{}]",
+                    sw.ports, sw.name.value
+                ),
+            );
+            continue;
+        }
+        let key = (sw.name.value.clone(), port.value);
+        match used.get(&key) {
+            Some(first) => diags.error(
+                port.pos,
+                format!(
+                    "{what}: port {} of switch {} is used twice (also by {}, line {})",
+                    port.value, sw.name.value, first.what, first.pos.line
+                ),
+                "give one of them another port, or leave `port` out to get the first free one",
+            ),
+            None => {
+                used.insert(
+                    key,
+                    PortUser {
+                        what,
+                        pos: port.pos,
+                    },
+                );
+            }
+        }
+    }
+}
+
+fn vlans_on_switch(what: &str, vlan: &At<VlanMode>, sw: &crate::model::Switch, diags: &mut Diags) {
+    let known: Vec<String> = sw
+        .vlans
+        .iter()
+        .map(|(v, l)| format!("{v} ({})", l.value))
+        .collect();
+    let known = if known.is_empty() {
+        "none".to_string()
+    } else {
+        known.join(", ")
+    };
+    let mut seen = Vec::new();
+    for vid in vlan.value.vids() {
+        if seen.contains(&vid) {
+            diags.error(
+                vlan.pos,
+                format!("{what}: VLAN {vid} is listed twice on this port"),
+                "list each VLAN once (and the native one not among the tagged)",
+            );
+            continue;
+        }
+        seen.push(vid);
+        if !sw.vlans.contains_key(&vid) {
+            diags.error(
+                vlan.pos,
+                format!(
+                    "{what}: VLAN {vid} is not a VLAN of switch {} (it has {known})",
+                    sw.name.value
+                ),
+                format!(
+                    "add {vid} = \"NAME\" to `vlans` of [switch.{}], or use one of its VLANs",
+                    sw.name.value
+                ),
+            );
+        }
+    }
+}
+
+fn macs(lab: &Lab, diags: &mut Diags) {
+    let mut seen: BTreeMap<[u8; 6], (String, Pos)> = BTreeMap::new();
+    for n in &lab.nodes {
+        for c in &n.nics {
+            let what = format!("{} eth{}", n.name.value, c.index);
+            if let Some((other, p)) = seen.get(&c.mac.value.0) {
+                diags.error(
+                    c.mac.pos,
+                    format!(
+                        "{what}: MAC {} is also the MAC of {other} (line {})",
+                        c.mac.value, p.line
+                    ),
+                    "remove `mac` to get a derived one, or give another address",
+                );
+            } else {
+                seen.insert(c.mac.value.0, (what, c.mac.pos));
+            }
+        }
+    }
+}
+
+fn after(lab: &Lab, diags: &mut Diags) {
+    for n in &lab.nodes {
+        for a in &n.after {
+            after_entry(lab, n, a, diags);
+        }
+    }
+    if let Err(cycles) = start_plan(lab) {
+        for c in cycles {
+            let first = lab.node(&c[0]).expect("a cycle is made of nodes");
+            let pos = first
+                .after
+                .iter()
+                .find(|a| a.value == c[1])
+                .map_or(first.name.pos, |a| a.pos);
+            diags.error(
+                pos,
+                format!("`after` makes a cycle: {}", c.join(" -> ")),
+                "remove one of these `after` entries: no node of the cycle could ever start",
+            );
+        }
+    }
+}
+
+fn after_entry(lab: &Lab, n: &Node, a: &At<String>, diags: &mut Diags) {
+    match lab.node(&a.value) {
+        None => {
+            let known: Vec<&str> = lab
+                .nodes
+                .iter()
+                .map(|m| m.name.value.as_str())
+                .filter(|m| *m != n.name.value)
+                .collect();
+            diags.error(
+                a.pos,
+                format!(
+                    "{} is after {:?}, which is not a node of this lab",
+                    n.name.value, a.value
+                ),
+                format!("known nodes: {}", known.join(", ")),
+            );
+        }
+        Some(m) if m.name.value == n.name.value => diags.error(
+            a.pos,
+            format!("{} is after itself", n.name.value),
+            "remove it from its own `after`",
+        ),
+        Some(m) if !m.enabled && n.enabled => diags.warning(
+            a.pos,
+            format!(
+                "{} is after {}, which has enabled = false: it will not wait for it",
+                n.name.value, m.name.value
+            ),
+            "enable it, or remove it from `after`",
+        ),
+        Some(_) => {}
+    }
+}
+
+fn tests(lab: &Lab, diags: &mut Diags) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in &lab.tests {
+        if let Some(line) = seen.insert(&t.name.value, t.name.pos.line) {
+            diags.error(
+                t.name.pos,
+                format!(
+                    "a second test named {:?} (the first is on line {line})",
+                    t.name.value
+                ),
+                "give every test its own name: reports and JUnit files use it",
+            );
+        }
+        test_nodes(lab, t, diags);
+    }
+}
+
+fn test_nodes(lab: &Lab, t: &LabTest, diags: &mut Diags) {
+    let mut must_be_node: Vec<(&str, &At<String>)> = Vec::new();
+    match (&t.from, &t.kind) {
+        (Some(f), _) => must_be_node.push(("from", f)),
+        (None, TestKind::Matrix) => {}
+        (None, _) => diags.error(
+            t.pos,
+            format!("test {:?} has no `from`", t.name.value),
+            "add from = \"NODE\": the node the probe runs on",
+        ),
+    }
+    if let TestKind::Failover { node, .. } = &t.kind {
+        must_be_node.push(("failover", node));
+    }
+    if let Some(l) = &t.listen {
+        must_be_node.push(("listen", l));
+    }
+    for (key, name) in must_be_node {
+        if lab.node(&name.value).is_none() {
+            let known: Vec<&str> = lab.nodes.iter().map(|n| n.name.value.as_str()).collect();
+            diags.error(
+                name.pos,
+                format!(
+                    "test {:?}: `{key}` = {:?} is not a node of this lab",
+                    t.name.value, name.value
+                ),
+                format!("known nodes: {}", known.join(", ")),
+            );
+        }
+    }
+}
