@@ -16,7 +16,7 @@
 //!
 //! Run: `cargo bench -p vswitch --bench vswitch_bench -- [--secs 3] [--rounds 3] [--batch 32]
 //! [--sizes 64,1500] [--pin]`
-//! (`--batch 1` = one send()/recv() per frame, like the plain mode of vde_baseline.py;
+//! (`--batch 1` = one send()/recv() per frame, like QEMU, which writes one frame per syscall;
 //! `--pin` puts the switch on CPU 0 and the generator's two threads on CPU 1, so the
 //! generator cannot preempt the switch and the switch has a core of its own).
 

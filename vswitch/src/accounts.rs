@@ -130,10 +130,10 @@ pub fn gid_of(name: &str) -> Result<u32> {
         return Ok(n);
     }
     let t = std::fs::read_to_string(GROUP).context("read /etc/group")?;
-    match id_of_name(&t, name) {
-        Lookup::Found(g) => Ok(g),
-        Lookup::BadId => bail!("bad gid in /etc/group"),
-        Lookup::Unknown => bail!("unknown group {name:?}"),
+    let record = records(&t).find(|r| r.name == name);
+    match record {
+        Some(r) => r.id.parse().context("bad gid in /etc/group"),
+        None => bail!("unknown group {name:?}"),
     }
 }
 

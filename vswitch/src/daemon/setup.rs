@@ -179,4 +179,62 @@ mod tests {
         assert_eq!(impair_port("port/impair "), None);
         assert_eq!(impair_port("vlan/create 4"), None);
     }
+
+    #[test]
+    fn start_up_binds_the_directory_and_cleanup_removes_it() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("a/b/sw");
+        let mgmt = t.path().join("mgmt");
+        let cfg = Config {
+            sock_dir: dir.clone(),
+            mgmt: Some(mgmt.clone()),
+            numports: 4,
+            port_streams: true,
+            commands: vec!["port/impair 3 out loss 10".into()],
+            ..Config::default()
+        };
+        let mut d = Daemon::new(cfg).unwrap();
+        assert!(dir.join("ctl").exists());
+        assert!(mgmt.exists());
+        assert!(t.path().join("a/b/sw.streams/4").exists());
+        assert!(!t.path().join("a/b/sw.streams/5").exists());
+        assert!(d.sw.port(3).is_some(), "--impair creates the port it names");
+        assert!(d.impair_out.contains_key(&3));
+        assert!(!d.impair_in.contains_key(&3));
+        // A second switch on the same directory is refused and removes nothing.
+        let again = Daemon::new(Config {
+            sock_dir: dir.clone(),
+            ..Config::default()
+        });
+        let e = again.err().expect("second switch refused").to_string();
+        assert!(e.contains("already listening"), "{e}");
+        assert!(dir.join("ctl").exists());
+        d.cleanup();
+        assert!(!dir.exists());
+        assert!(!mgmt.exists());
+        assert!(!t.path().join("a/b/sw.streams").exists());
+        // The parents it created stay (vde_switch would not have created them at all).
+        assert!(t.path().join("a/b").is_dir());
+    }
+
+    #[test]
+    fn a_failing_start_command_stops_the_start_and_cleans_up() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("sw");
+        let cfg = Config {
+            sock_dir: dir.clone(),
+            numports: 4,
+            commands: vec!["port/impair 9 out loss 10".into()],
+            ..Config::default()
+        };
+        let e = Daemon::new(cfg)
+            .err()
+            .expect("port 9 of 4 fails")
+            .to_string();
+        assert!(
+            e.contains("command \"port/impair 9 out loss 10\" failed"),
+            "{e}"
+        );
+        assert!(!dir.exists());
+    }
 }

@@ -104,7 +104,10 @@ impl Sw {
             if let Ok(Some(st)) = p.0.try_wait() {
                 panic!("{program} exited early: {st}");
             }
-            ctl.exists() && mgmt.exists()
+            // The ctl and management sockets are bound before the command line's transports
+            // (--stream, --port-streams, taps, ...); the console answers only once the switch
+            // serves, i.e. once every one of them is in place.
+            ctl.exists() && mgmt.exists() && MgmtSession::connect(&mgmt).is_ok()
         });
         sw
     }
