@@ -162,6 +162,8 @@ pub struct Node {
     pub name: At<String>,
     pub profile: At<String>,
     pub role: Option<At<Role>>,
+    /// `role` was written, even if unreadable (so "no role" is not reported twice).
+    pub role_given: bool,
     /// Resolved against the lab directory.
     pub iso: PathBuf,
     pub iso_given: bool,
@@ -175,7 +177,10 @@ pub struct Node {
     pub enabled: bool,
     pub qemu_args: Vec<String>,
     pub address: At<Address>,
+    /// Only the NICs that could be read (each keeps its index in the file).
     pub nics: Vec<Nic>,
+    /// How many NICs the file lists, readable or not.
+    pub nics_written: usize,
 }
 
 /// One NIC of a node; `index` 0 is the guest's eth0.

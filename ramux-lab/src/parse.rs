@@ -125,6 +125,8 @@ pub struct NodeSpec {
     pub name: At<String>,
     pub settings: Settings,
     pub role: Option<At<Role>>,
+    /// `role` was written (maybe unreadable, then already reported).
+    pub role_given: bool,
     pub iso: Option<At<String>>,
     pub after: Vec<At<String>>,
     pub address: Option<At<Address>>,
@@ -264,9 +266,9 @@ fn strings(cx: &mut Cx, v: &Spanned<Raw>, key: &str, example: &str) -> Option<At
 fn node(name: At<String>, body: &Entries, cx: &mut Cx) -> Option<NodeSpec> {
     let mut t = Table::new(body, format!("[node.{}]", name.value), NODE_KEYS);
     let settings = settings(&mut t, cx);
-    let role = t
-        .take("role")
-        .and_then(|v| cx.parsed(v, "role", "\"MASTER\"", |s| s.parse::<Role>()));
+    let role_v = t.take("role");
+    let role_given = role_v.is_some();
+    let role = role_v.and_then(|v| cx.parsed(v, "role", "\"MASTER\"", |s| s.parse::<Role>()));
     let iso = t
         .take("iso")
         .and_then(|v| cx.string(v, "iso", "\"images/router-master.iso\""));
@@ -293,6 +295,7 @@ fn node(name: At<String>, body: &Entries, cx: &mut Cx) -> Option<NodeSpec> {
         name,
         settings,
         role,
+        role_given,
         iso,
         after,
         address,
@@ -498,10 +501,11 @@ fn vxlan(cx: &mut Cx, v: &Spanned<Raw>) -> Option<Vxlan> {
 
 fn uplink(name: At<String>, body: &Entries, cx: &mut Cx) -> Option<Uplink> {
     let mut t = Table::new(body, format!("[uplink.{}]", name.value), UPLINK_KEYS);
-    let switch = required(&mut t, cx, &name, "switch", "\"sw0\"");
+    let owner = At::new(format!("uplink {}", name.value), name.pos);
+    let switch = required(&mut t, cx, &owner, "switch", "\"sw0\"");
     let port = t.take("port").and_then(|v| port(cx, v));
     let vlan = vlan_mode(&mut t, cx, name.pos);
-    let bridge = required(&mut t, cx, &name, "bridge", "\"br0\"");
+    let bridge = required(&mut t, cx, &owner, "bridge", "\"br0\"");
     if port.is_none() {
         cx.diags.error(
             name.pos,
@@ -596,6 +600,9 @@ fn test_kind(t: &mut Table, cx: &mut Cx, pos: Pos) -> Option<TestKind> {
         .filter(|k| t.entries.iter().any(|(e, _)| e.get_ref() == k))
         .collect();
     if present.len() != 1 {
+        for k in &present {
+            let _ = t.take(k);
+        }
         let what = if present.is_empty() {
             "says nothing to do".to_string()
         } else {

@@ -138,6 +138,7 @@ fn node(
         name: spec.name.clone(),
         profile,
         role: spec.role.clone(),
+        role_given: spec.role_given,
         memory_mib: s.memory_mib.map_or(DEFAULT_MEMORY_MIB, |m| m.value),
         cpus: s.cpus.map_or(DEFAULT_CPUS, |c| c.value),
         accel: s.accel.map_or(Accel::Auto, |a| a.value),
@@ -152,6 +153,7 @@ fn node(
             .clone()
             .unwrap_or(At::new(Address::Unset, spec.name.pos)),
         nics,
+        nics_written: spec.nics.len(),
     })
 }
 

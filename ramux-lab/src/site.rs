@@ -83,7 +83,12 @@ fn nic_for<'a>(
 ) -> Option<&'a Nic> {
     let i = dev.nic_index?;
     let nic = n.nics.iter().find(|c| c.index == i);
-    if nic.is_none() {
+    if nic.is_none() && i >= n.nics_written {
+        let count = if i == 0 {
+            "a NIC".to_string()
+        } else {
+            format!("at least {} NICs", i + 1)
+        };
         diags.error(
             n.name.pos,
             format!(
@@ -91,9 +96,8 @@ fn nic_for<'a>(
                 n.name.value, dev.name, site.file
             ),
             format!(
-                "give {} {} NICs: eth{i} is the {} NIC in `nics`",
+                "give {} {count}: eth{i} is the {} NIC in `nics`",
                 n.name.value,
-                i + 1,
                 ordinal(i)
             ),
         );
@@ -178,7 +182,7 @@ struct Claim {
     why: String,
 }
 
-/// Two routers of one role, or a client on a router's address, a VIP or another client's address.
+/// Among the enabled nodes (a disabled spare may share a role): two routers of one role, or a client on a router's address, a VIP or another client's address.
 fn claims(lab: &Lab, site: &SiteFacts, diags: &mut Diags) {
     let mut held: BTreeMap<Ipv4Addr, Claim> = BTreeMap::new();
     for (vlan, vip) in site
@@ -201,7 +205,11 @@ fn claims(lab: &Lab, site: &SiteFacts, diags: &mut Diags) {
         );
     }
     let mut role_holder: BTreeMap<Role, &Node> = BTreeMap::new();
-    for n in lab.nodes.iter().filter(|n| n.profile.value == "router") {
+    for n in lab
+        .nodes
+        .iter()
+        .filter(|n| n.enabled && n.profile.value == "router")
+    {
         let Some(role) = &n.role else { continue };
         if let Some(first) = role_holder.insert(role.value, n) {
             diags.error(
@@ -225,7 +233,7 @@ fn claims(lab: &Lab, site: &SiteFacts, diags: &mut Diags) {
             );
         }
     }
-    for n in &lab.nodes {
+    for n in lab.nodes.iter().filter(|n| n.enabled) {
         let Address::Static { addr, .. } = n.address.value else {
             continue;
         };
