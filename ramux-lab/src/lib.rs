@@ -16,6 +16,7 @@
 
 pub mod diag;
 pub mod graph;
+pub mod host;
 pub mod model;
 pub mod parse;
 pub mod plan;

@@ -14,6 +14,8 @@ use crate::diag::{At, Pos};
 /// A whole lab.
 #[derive(Debug, Clone)]
 pub struct Lab {
+    /// How diagnostics name the lab file.
+    pub file: String,
     pub name: At<String>,
     /// The lab file's directory: relative paths in the file are relative to it.
     pub dir: PathBuf,

@@ -54,6 +54,7 @@ pub fn resolve(file: &LabFile, dir: &Path, diags: &mut Diags) -> Lab {
         })
         .collect();
     Lab {
+        file: diags.file.clone(),
         name,
         dir: dir.to_path_buf(),
         site: file

@@ -282,3 +282,37 @@ fn the_status_document_keeps_its_shape() {
         assert_eq!(serde_json::to_value(st).unwrap(), s);
     }
 }
+
+struct Host(Vec<&'static str>);
+
+impl ramux_lab::host::HostFacts for Host {
+    fn file_exists(&self, path: &Path) -> bool {
+        self.0.iter().any(|p| Path::new(p) == path)
+    }
+    fn bridge_exists(&self, name: &str) -> bool {
+        self.0.contains(&name)
+    }
+}
+
+#[test]
+fn missing_isos_and_bridges_unless_built() {
+    let text = format!(
+        "name = \"h\"\n{SWITCH}[uplink.lan]\nswitch = \"sw0\"\nport = 8\naccess = 99\nbridge = \"br0\"\n\
+         [node.RT1]\nprofile = \"router\"\nrole = \"MASTER\"\nnics = []\n{}{}",
+        client("MV1", "", ""),
+        client("MV2", "", "enabled = false"),
+    );
+    let lab = lab(&text);
+    let host = Host(vec!["/labs/images/client.iso"]);
+    let bridge = "lab.toml:9:10: error: uplink lan: there is no bridge br0 on this host\n  \
+                  = fix: create it (ip link add br0 type bridge), or name an existing one\n";
+    let iso = "lab.toml:10:7: error: the ISO of RT1 is missing: /labs/images/router-master.iso\n  \
+               = fix: run `vlaunch lab up --build`, or vbuild iso router --role MASTER -o /labs/images/router-master.iso\n";
+    let check = |build| render_all(&ramux_lab::host::check_host(&lab, &host, build));
+    assert_eq!(
+        check(false),
+        format!("{bridge}{iso}"),
+        "MV2 is disabled, MV1's ISO is there"
+    );
+    assert_eq!(check(true), bridge, "--build makes the ISOs");
+}
