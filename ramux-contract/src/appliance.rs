@@ -48,6 +48,7 @@ pub const SERVICE_KEYS: &[&str] = &["name", "argv", "env", "restart_delay_ms"];
 ///
 /// `role` is kept as text rather than a [`crate::Role`]: ramux-init accepts any
 /// `[A-Za-z0-9_-]` word there, so a role added later does not make older PID 1s refuse to boot.
+/// An image of a role-less profile has [`crate::role::NO_ROLE`] (`role = "-"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Appliance {
     pub profile: String,

@@ -1,8 +1,17 @@
 //! The role of an appliance in its pair: the router pair is one VRRP MASTER and one BACKUP, and
-//! every profile is built once per role (the site file gives each role its own addresses).
+//! every profile with roles is built once per role (the site file gives each role its own
+//! addresses). A profile may have no role at all (`roles = []`, e.g. the lab's `client`
+//! machines): it is built once and its images say [`NO_ROLE`].
 
 use std::fmt;
 use std::str::FromStr;
+
+/// The role of an image built from a role-less profile (`roles = []` in its profile.toml): `-`,
+/// in `appliance.toml`'s `role`, the ready line (`role=-`) and the manifest. It is not a
+/// [`Role`] and never parses as one; such an image is named and has its host name after the
+/// profile alone (`client.iso`, host `client`), and templates see `role = "-"`, `is_master`
+/// false.
+pub const NO_ROLE: &str = "-";
 
 /// MASTER or BACKUP. Written upper-case everywhere (image names use the lower-case form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,5 +72,6 @@ mod tests {
             .parse::<Role>()
             .unwrap_err()
             .contains("MASTER or BACKUP"));
+        assert!(NO_ROLE.parse::<Role>().is_err());
     }
 }

@@ -8,6 +8,7 @@ use crate::profile::{self, Profile};
 use crate::rootfs::{norm, Node, Tree};
 use crate::{hex, sha256_file, write_atomic, Progress, RemoveOnDrop};
 use anyhow::{anyhow, bail, Context, Result};
+use ramux_contract::role::NO_ROLE;
 use ramux_contract::{files, Appliance};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -23,13 +24,14 @@ pub struct BuildRequest {
     /// Checkout root holding `profiles/` and `overlays/`.
     pub root: PathBuf,
     pub profile: String,
-    /// MASTER or BACKUP (case-insensitive).
+    /// MASTER or BACKUP (case-insensitive); empty for a role-less profile (`roles = []`), whose
+    /// images get role [`NO_ROLE`].
     pub role: String,
     /// `--set KEY=VALUE` template variables (override profile vars and the site).
     pub sets: Vec<(String, String)>,
     /// Site file: `.lw` (labwall) or `.toml` (template variables).
     pub site: Option<PathBuf>,
-    /// ISO path; default `<root>/images/<profile>-<role>.iso`.
+    /// ISO path; default `<root>/images/<profile>-<role>.iso` (`<profile>.iso` when role-less).
     pub out: Option<PathBuf>,
     /// Where the static ramux binaries are; default $RAMUX_BIN_DIR, else the directory of the
     /// running executable.
@@ -158,6 +160,16 @@ fn context(
     }
     ctx.insert("hostname", hostname);
     Ok(ctx)
+}
+
+/// `<profile>-<role>` in lower case (`router-backup`), or `<profile>` for a role-less image: the
+/// default ISO name (without `.iso`) and host name.
+pub fn image_name(profile: &str, role: &str) -> String {
+    if role == NO_ROLE {
+        profile.to_string()
+    } else {
+        format!("{profile}-{}", role.to_ascii_lowercase())
+    }
 }
 
 fn valid_hostname(h: &str) -> bool {
@@ -344,6 +356,18 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         .ok_or_else(|| anyhow!("no bin dir: pass --bin-dir or set RAMUX_BIN_DIR"))?;
     let binaries = load_binaries(&bin_dir)?;
     let site_path = req.site.clone().or_else(|| prof.site.clone());
+    if role == NO_ROLE {
+        if let Some(p) = site_path
+            .as_deref()
+            .filter(|p| p.extension() == Some("lw".as_ref()))
+        {
+            bail!(
+                "profile '{}' has no roles, but a labwall site ({}) is compiled for a role: give a .toml site or none",
+                prof.name,
+                p.display()
+            );
+        }
+    }
     let mut defines = vec![("HOSTNAME".to_string(), hostname.clone())];
     defines.extend(sets.iter().cloned());
     let site = load_site(root, site_path.as_deref(), &role, &defines)?;
@@ -414,7 +438,11 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     // ISO.
     prog.step("mastering ISO (xorriso)");
     let tools = tool_versions(iso_tools, &btar, &layer.meta, &prof.compression);
-    let title = format!("ramux {} {} ({hostname})", prof.name, role);
+    let title = if role == NO_ROLE {
+        format!("ramux {} ({hostname})", prof.name)
+    } else {
+        format!("ramux {} {} ({hostname})", prof.name, role)
+    };
     let parts = vec![layer.cpio.clone(), top_path.clone()];
     let tmp_iso = work.path().join("out.iso");
     writer.write(
@@ -540,7 +568,7 @@ fn tool_versions(
     tools
 }
 
-/// The host name (`--set hostname=` or `<profile>-<role>`) and the remaining `--set` variables,
+/// The host name (`--set hostname=`, else [`image_name`]) and the remaining `--set` variables,
 /// checked before any slow work.
 fn host_and_sets(
     prof: &Profile,
@@ -558,7 +586,7 @@ fn host_and_sets(
         .rev()
         .find(|(k, _)| k == "hostname")
         .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| format!("{}-{}", prof.name, role.to_ascii_lowercase()));
+        .unwrap_or_else(|| image_name(&prof.name, role));
     if !valid_hostname(&hostname) {
         bail!("hostname '{hostname}' is not a valid host name (letters, digits, '-', at most 63)");
     }
@@ -580,7 +608,7 @@ impl Destination {
         let iso = req.out.clone().unwrap_or_else(|| {
             req.root
                 .join("images")
-                .join(format!("{}-{}.iso", prof.name, role.to_ascii_lowercase()))
+                .join(format!("{}.iso", image_name(&prof.name, role)))
         });
         let dir = iso
             .parent()
@@ -731,10 +759,15 @@ fn appliance_toml(
     ))
 }
 
-/// `RAMUX_<PROFILE>_<ROLE>`, upper-case, at most 32 characters of [A-Z0-9_] (ISO 9660 rules).
+/// `RAMUX_<PROFILE>_<ROLE>` (`RAMUX_<PROFILE>` when role-less), upper-case, at most 32
+/// characters of [A-Z0-9_] (ISO 9660 rules).
 fn volume_id(profile: &str, role: &str) -> String {
-    format!("RAMUX_{profile}_{role}")
-        .to_ascii_uppercase()
+    let name = if role == NO_ROLE {
+        format!("RAMUX_{profile}")
+    } else {
+        format!("RAMUX_{profile}_{role}")
+    };
+    name.to_ascii_uppercase()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .take(32)
@@ -837,8 +870,9 @@ fn publish(dest: &Destination, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> R
     )
 }
 
-/// Builds every profile for every role it allows into `out_dir` (default `<root>/images`), e.g.
-/// for a release; each build updates `out_dir/SHA256SUMS`. Stops at the first failure.
+/// Builds every profile for every role it allows (a role-less profile once) into `out_dir`
+/// (default `<root>/images`), e.g. for a release; each build updates `out_dir/SHA256SUMS`.
+/// Stops at the first failure.
 pub fn build_release(template: &BuildRequest, out_dir: Option<&Path>) -> Result<Vec<BuildReport>> {
     let dir = out_dir
         .map(Path::to_path_buf)
@@ -846,11 +880,18 @@ pub fn build_release(template: &BuildRequest, out_dir: Option<&Path>) -> Result<
     let mut reports = Vec::new();
     for (name, _) in profile::list(&template.root)? {
         let prof = profile::load(&template.root, &name)?;
-        for role in &prof.roles {
+        // A role-less profile is built once, with no role.
+        let roles = if prof.is_roleless() {
+            vec![String::new()]
+        } else {
+            prof.roles.clone()
+        };
+        for role in &roles {
             let mut req = template.clone();
             req.profile = name.clone();
             req.role = role.clone();
-            req.out = Some(dir.join(format!("{name}-{}.iso", role.to_ascii_lowercase())));
+            let stem = image_name(&name, if role.is_empty() { NO_ROLE } else { role });
+            req.out = Some(dir.join(format!("{stem}.iso")));
             let r = build_iso(&req).with_context(|| format!("release: {name} {role}"))?;
             reports.push(r);
         }
@@ -905,6 +946,57 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, "common profile set set site h1 master true");
+    }
+
+    #[test]
+    fn roleless_names_and_context() {
+        assert_eq!(image_name("router", "BACKUP"), "router-backup");
+        assert_eq!(image_name("client", NO_ROLE), "client");
+        assert_eq!(volume_id("router", "BACKUP"), "RAMUX_ROUTER_BACKUP");
+        assert_eq!(volume_id("client", NO_ROLE), "RAMUX_CLIENT");
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path();
+        std::fs::create_dir_all(r.join("profiles/common")).unwrap();
+        std::fs::create_dir_all(r.join("profiles/client")).unwrap();
+        std::fs::write(r.join("profiles/common/profile.toml"), "").unwrap();
+        std::fs::write(r.join("profiles/client/profile.toml"), "roles = []\n").unwrap();
+        let p = profile::load(r, "client").unwrap();
+        let role = profile::check_role(&p, "").unwrap();
+        let (host, _) = host_and_sets(&p, &role, &[]).unwrap();
+        assert_eq!(host, "client");
+        let sets = [("hostname".to_string(), "mv2".to_string())];
+        assert_eq!(host_and_sets(&p, &role, &sets).unwrap().0, "mv2");
+        let ctx = context(&p, &role, &host, "6.1.0-x", 7, &BTreeMap::new(), &[]).unwrap();
+        let out = profile::render_one(
+            "t",
+            "{{role}} {{role_lower}} {{is_master}} {{hostname}}",
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(out, "- - false client");
+        let req = BuildRequest {
+            root: r.to_path_buf(),
+            ..Default::default()
+        };
+        let dest = Destination::prepare(&req, &p, &role).unwrap();
+        assert_eq!(dest.iso, r.join("images/client.iso"));
+        let meta = base::LayerMeta {
+            kernel_release: "6.1.0-x".into(),
+            kernel_sha256: String::new(),
+            modules: vec![],
+            builtin_modules: vec![],
+            dir_links: BTreeMap::new(),
+            uncompressed_size: 0,
+            compressed_size: 0,
+            sha256: String::new(),
+            depmod_version: String::new(),
+            status_packages: vec![],
+        };
+        let app = appliance_toml(&p, &role, &host, &meta).unwrap();
+        assert!(
+            app.contains("role = \"-\"") && app.contains("hostname = \"client\""),
+            "{app}"
+        );
     }
 
     #[test]

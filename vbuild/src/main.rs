@@ -14,6 +14,7 @@ use std::process::ExitCode;
   vbuild profiles
   vbuild iso router --role BACKUP
   vbuild iso router --role MASTER -o /tmp/RT1.iso --set hostname=rt1
+  vbuild iso client --set address=172.16.20.50/24 --set gateway=172.16.20.1
   vbuild iso dns --role MASTER --site site.toml --json
   SOURCE_DATE_EPOCH=1700000000 vbuild iso vpn --role BACKUP --quiet")]
 struct Cli {
@@ -27,7 +28,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build <profile> for one role into images/<profile>-<role>.iso (+ manifest, SHA256SUMS).
+    /// Build <profile> for one role into images/<profile>-<role>.iso (+ manifest, SHA256SUMS);
+    /// a role-less profile (client) into images/<profile>.iso.
     #[command(after_help = "Examples:
   vbuild iso router --role BACKUP
   vbuild iso router --role master -o RT1.iso --set hostname=rt1 --set lan_vlan=10
@@ -38,10 +40,12 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
     Iso {
         /// Profile name (see `vbuild profiles`).
         profile: String,
-        /// MASTER or BACKUP.
+        /// MASTER or BACKUP; required unless the profile is role-less (`roles = []`, e.g.
+        /// client), which takes none.
         #[arg(long)]
-        role: String,
-        /// Output ISO (default images/<profile>-<role>.iso under the root).
+        role: Option<String>,
+        /// Output ISO (default images/<profile>-<role>.iso under the root; images/<profile>.iso
+        /// for a role-less profile).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
         /// Template variable, repeatable (KEY=VALUE; hostname=... sets the host name).
@@ -63,7 +67,8 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
         #[arg(long)]
         json: bool,
     },
-    /// Build every profile for every role into images/ (or --out-dir) and update SHA256SUMS.
+    /// Build every profile for every role (a role-less one once) into images/ (or --out-dir)
+    /// and update SHA256SUMS.
     #[command(
         after_help = "Examples:\n  vbuild release\n  SOURCE_DATE_EPOCH=1700000000 vbuild release --out-dir dist --json"
     )]
@@ -167,7 +172,7 @@ fn run(cli: Cli) -> Result<()> {
             let req = vbuild::BuildRequest {
                 root,
                 profile,
-                role,
+                role: role.unwrap_or_default(),
                 sets,
                 site,
                 out: output,

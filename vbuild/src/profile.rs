@@ -4,12 +4,14 @@
 //! replace by name, `[vars]` merge key by key, templates replace by destination path.
 
 use anyhow::{anyhow, bail, Context, Result};
+use ramux_contract::role::NO_ROLE;
 use ramux_contract::Role;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Roles every profile accepts unless it narrows them.
+/// Roles every profile accepts unless it narrows them (`roles = [...]`) or has none
+/// (`roles = []`: a role-less profile, see [`check_role`]).
 pub const ROLES: [&str; 2] = [Role::Master.as_str(), Role::Backup.as_str()];
 
 /// Where the base system comes from.
@@ -343,8 +345,34 @@ fn validate_service(s: &Service, profile: &str) -> Result<()> {
     }
 }
 
-/// Checks a role name (MASTER or BACKUP, case-insensitive) against the profile.
+impl Profile {
+    /// `roles = []`: built once, without `--role`; its images have role
+    /// [`ramux_contract::role::NO_ROLE`].
+    pub fn is_roleless(&self) -> bool {
+        self.roles.is_empty()
+    }
+}
+
+/// Checks a role name (MASTER or BACKUP, case-insensitive) against the profile and returns the
+/// role the image gets. A role-less profile (`roles = []`) takes no role (`role` empty) and gets
+/// [`NO_ROLE`]; a profile with roles needs one of them.
 pub fn check_role(p: &Profile, role: &str) -> Result<String> {
+    if p.is_roleless() {
+        if !role.is_empty() {
+            bail!(
+                "profile '{}' has no roles (roles = []): build it without --role (got --role {role})",
+                p.name
+            );
+        }
+        return Ok(NO_ROLE.to_string());
+    }
+    if role.is_empty() {
+        bail!(
+            "profile '{}' needs --role: one of {}",
+            p.name,
+            p.roles.join(", ")
+        );
+    }
     let r = role.to_ascii_uppercase();
     if !p.roles.contains(&r) {
         bail!(
@@ -513,6 +541,65 @@ mod tests {
         assert_eq!(check_role(&p, "backup").unwrap(), "BACKUP");
         let e = check_role(&p, "SLAVE").unwrap_err().to_string();
         assert!(e.contains("SLAVE") && e.contains("MASTER, BACKUP"), "{e}");
+    }
+
+    #[test]
+    fn roleless_profile_takes_no_role() {
+        let d = repo();
+        write(
+            d.path(),
+            "profiles/client/profile.toml",
+            "description = \"A client\"\nroles = []\n",
+        );
+        let p = load(d.path(), "client").unwrap();
+        assert!(p.is_roleless() && p.roles.is_empty());
+        assert_eq!(check_role(&p, "").unwrap(), NO_ROLE);
+        for r in ["MASTER", "backup", "-"] {
+            let e = check_role(&p, r).unwrap_err().to_string();
+            assert!(
+                e.contains("profile 'client' has no roles") && e.contains("without --role"),
+                "{e}"
+            );
+        }
+        // A profile with roles still needs one, and "-" is not one of them.
+        let router = load(d.path(), "router").unwrap();
+        assert!(!router.is_roleless());
+        let e = check_role(&router, "").unwrap_err().to_string();
+        assert!(
+            e.contains("profile 'router' needs --role") && e.contains("MASTER, BACKUP"),
+            "{e}"
+        );
+        let e = check_role(&router, NO_ROLE).unwrap_err().to_string();
+        assert!(e.contains("bad role '-'"), "{e}");
+    }
+
+    #[test]
+    fn roles_can_be_narrowed_and_inherited() {
+        let d = repo();
+        write(
+            d.path(),
+            "profiles/m/profile.toml",
+            "roles = [\"MASTER\"]\n",
+        );
+        write(d.path(), "profiles/c/profile.toml", "roles = []\n");
+        write(d.path(), "profiles/c2/profile.toml", "inherit = \"c\"\n");
+        write(
+            d.path(),
+            "profiles/bad/profile.toml",
+            "roles = [\"SLAVE\"]\n",
+        );
+        let m = load(d.path(), "m").unwrap();
+        assert_eq!(check_role(&m, "master").unwrap(), "MASTER");
+        assert!(check_role(&m, "BACKUP").is_err());
+        // Role-lessness is inherited like any scalar.
+        let c2 = load(d.path(), "c2").unwrap();
+        assert!(c2.is_roleless());
+        assert_eq!(check_role(&c2, "").unwrap(), NO_ROLE);
+        let e = load(d.path(), "bad").unwrap_err().to_string();
+        assert!(
+            e.contains("role 'SLAVE' is not one of MASTER, BACKUP"),
+            "{e}"
+        );
     }
 
     #[test]
