@@ -71,10 +71,7 @@ fn wait_rt2_backup_everywhere(timeout: Duration) -> String {
             "status-42-done",
             Duration::from_secs(30),
         );
-        let instances: Vec<&str> = out
-            .lines()
-            .filter(|l| l.starts_with("instance "))
-            .collect();
+        let instances: Vec<&str> = out.lines().filter(|l| l.starts_with("instance ")).collect();
         let adverts: Vec<u64> = out
             .lines()
             .filter_map(|l| l.trim().strip_prefix("adverts in "))
@@ -132,10 +129,16 @@ fn readme_typical_session_runs_as_written() {
         "e2e: README session took {:.0} s:\n{text}",
         t0.elapsed().as_secs_f64()
     );
-    assert!(out.status.success(), "the README's commands failed:\n{text}");
+    assert!(
+        out.status.success(),
+        "the README's commands failed:\n{text}"
+    );
     for vm in VMS {
         assert!(
-            text.contains(&format!("host=router-{}", if vm == "RT1" { "master" } else { "backup" })),
+            text.contains(&format!(
+                "host=router-{}",
+                if vm == "RT1" { "master" } else { "backup" }
+            )),
             "{vm} printed no ready line:\n{text}"
         );
     }

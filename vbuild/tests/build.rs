@@ -254,7 +254,12 @@ fn err_case() -> ErrCase {
 
 #[test]
 fn cli_argument_errors_are_clear() {
-    let ErrCase { repo, tmp, out, bin } = err_case();
+    let ErrCase {
+        repo,
+        tmp,
+        out,
+        bin,
+    } = err_case();
     let (out_s, bin_s) = (out.to_str().unwrap(), bin.to_str().unwrap());
 
     let (ok, err) = vbuild(&["iso", "nosuch", "--role", "MASTER", "-o", out_s], &repo);
@@ -308,7 +313,12 @@ fn cli_argument_errors_are_clear() {
 
 #[test]
 fn broken_template_names_its_line_and_keeps_the_previous_iso() {
-    let ErrCase { repo, tmp, out, bin } = err_case();
+    let ErrCase {
+        repo,
+        tmp,
+        out,
+        bin,
+    } = err_case();
     let (out_s, bin_s) = (out.to_str().unwrap(), bin.to_str().unwrap());
     // A broken template in a copy of the profiles: file:line in the message, and the previous
     // ISO at the output path stays intact.
@@ -358,7 +368,12 @@ fn broken_template_names_its_line_and_keeps_the_previous_iso() {
 
 #[test]
 fn missing_host_tools_name_their_debian_package() {
-    let ErrCase { repo, tmp, out, bin } = err_case();
+    let ErrCase {
+        repo,
+        tmp,
+        out,
+        bin,
+    } = err_case();
     let (out_s, bin_s) = (out.to_str().unwrap(), bin.to_str().unwrap());
     // Missing host tools name their Debian package: xorriso (checked first, before slow work),
     // then mmdebstrap on a cold cache with every ISO tool present.
@@ -423,7 +438,12 @@ fn missing_host_tools_name_their_debian_package() {
 
 #[test]
 fn bad_site_files_name_their_line() {
-    let ErrCase { repo, tmp, out, bin } = err_case();
+    let ErrCase {
+        repo,
+        tmp,
+        out,
+        bin,
+    } = err_case();
     let (out_s, bin_s) = (out.to_str().unwrap(), bin.to_str().unwrap());
     // A broken labwall site: labwall's file:line:col diagnostics.
     let bad_site = tmp.path().join("bad.lw");
