@@ -116,7 +116,9 @@ pub fn dot(lab: &Lab) -> String {
             .collect::<Vec<_>>()
             .join("\\n")
     };
-    let mut out = format!("graph \"{}\" {{\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n  edge [fontname=\"monospace\", fontsize=10];\n", lab.name.value);
+    let mut out = format!("graph \"{}\" {{\n  rankdir=LR;\n", lab.name.value);
+    out.push_str("  node [fontname=\"monospace\"];\n");
+    out.push_str("  edge [fontname=\"monospace\", fontsize=10];\n");
     for s in &lab.switches {
         let _ = writeln!(
             out,

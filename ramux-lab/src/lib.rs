@@ -51,8 +51,23 @@ impl Checked {
 }
 
 /// Parse, resolve and validate `text`. `file` is how messages name it, `dir` the directory
-/// relative paths are resolved against; with `site`, the checks against the site file run too.
+/// relative paths are resolved against; with `site` (and a `site` key in the lab), the checks
+/// against the site file run too.
 pub fn check_text(text: &str, file: &str, dir: &Path, site: Option<&SiteFacts>) -> Checked {
+    check_text_with(text, file, dir, &mut |_| {
+        site.cloned().ok_or_else(String::new)
+    })
+}
+
+/// [`check_text`] with the site facts read by `site_facts` from the lab's `site` path (resolved
+/// against `dir`), when the lab names one. An `Err(text)` of `site_facts` is reported at the
+/// `site` key (an empty text: no site checks, no message).
+pub fn check_text_with(
+    text: &str,
+    file: &str,
+    dir: &Path,
+    site_facts: &mut dyn FnMut(&Path) -> Result<SiteFacts, String>,
+) -> Checked {
     let mut cx = raw::Cx::new(text, file);
     let Some(root) = raw::parse_toml(text, &cx.ix, &mut cx.diags) else {
         return Checked {
@@ -67,8 +82,20 @@ pub fn check_text(text: &str, file: &str, dir: &Path, site: Option<&SiteFacts>) 
     let mut diags = cx.diags;
     let lab = resolve::resolve(&parsed, dir, &mut diags);
     validate::validate_lab(&lab, &mut diags);
-    if let Some(site) = site {
-        site::check_site(&lab, site, &mut diags);
+    if let Some(site) = &lab.site {
+        match site_facts(&site.value) {
+            Ok(facts) => site::check_site(&lab, &facts, &mut diags),
+            Err(e) if e.is_empty() => {}
+            Err(e) => {
+                let msg = format!(
+                    "cannot read the site file {}:\n{}",
+                    site.value.display(),
+                    indent(&e)
+                );
+                let fix = "correct the site file (labwall check SITE shows every problem), or the `site` path";
+                diags.error(site.pos, msg, fix);
+            }
+        }
     }
     Checked {
         lab: Some(lab),
@@ -95,4 +122,14 @@ pub fn check_file(path: &Path, site: Option<&SiteFacts>) -> Checked {
             }
         }
     }
+}
+
+/// Another tool's diagnostics inside one of ours.
+fn indent(text: &str) -> String {
+    let lines: Vec<String> = text
+        .trim_end()
+        .lines()
+        .map(|l| format!("    {l}"))
+        .collect();
+    lines.join("\n")
 }

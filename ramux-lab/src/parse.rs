@@ -378,7 +378,10 @@ fn vlan_mode(t: &mut Table, cx: &mut Cx, pos: Pos) -> Option<At<VlanMode>> {
         }
         (Some(a), Some(_)) => {
             let p = cx.at_of(a);
-            cx.diags.error(p, "a port is either `access` or `trunk`, not both", "keep one: access = VID for one untagged VLAN, trunk = [VIDs] (+ native = VID) for tagged ones");
+            let fix = "keep one: access = VID for one untagged VLAN, \
+                       trunk = [VIDs] (+ native = VID) for tagged ones";
+            cx.diags
+                .error(p, "a port is either `access` or `trunk`, not both", fix);
             None
         }
         (None, None) => {

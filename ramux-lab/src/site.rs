@@ -140,7 +140,12 @@ fn internal_nic(n: &Node, site: &SiteFacts, diags: &mut Diags) {
                 ),
                 None => format!("make eth{} a trunk: trunk = [{want}]", nic.index),
             };
-            diags.error(nic.vlan.pos, format!("NIC order contradicts the site: eth{} of {} is access {v}, but it is the site's INTERNALDEV ({}), which carries VLANs {want} tagged", nic.index, n.name.value, dev.name), fix);
+            let msg = format!(
+                "NIC order contradicts the site: eth{} of {} is access {v}, but it is the site's \
+                 INTERNALDEV ({}), which carries VLANs {want} tagged",
+                nic.index, n.name.value, dev.name
+            );
+            diags.error(nic.vlan.pos, msg, fix);
         }
         VlanMode::Trunk { vids, .. } => {
             let missing: BTreeSet<u16> = site
@@ -150,7 +155,17 @@ fn internal_nic(n: &Node, site: &SiteFacts, diags: &mut Diags) {
                 .filter(|v| !vids.contains(v))
                 .collect();
             if !missing.is_empty() {
-                diags.error(nic.vlan.pos, format!("the trunk eth{} of router {} lacks VLAN {}, which {} declares on INTERNALDEV ({})", nic.index, n.name.value, list(&missing), site.file, dev.name), format!("write trunk = [{want}] (each VLAN also in the switch's `vlans`)"));
+                let msg = format!(
+                    "the trunk eth{} of router {} lacks VLAN {}, which {} declares on INTERNALDEV ({})",
+                    nic.index,
+                    n.name.value,
+                    list(&missing),
+                    site.file,
+                    dev.name
+                );
+                let fix =
+                    format!("write trunk = [{want}] (each VLAN also in the switch's `vlans`)");
+                diags.error(nic.vlan.pos, msg, fix);
             }
         }
     }
@@ -169,8 +184,29 @@ fn external_nic(n: &Node, site: &SiteFacts, diags: &mut Diags) {
         VlanMode::Trunk { native, .. } => *native,
     };
     match untagged {
-        None => diags.error(nic.vlan.pos, format!("NIC order contradicts the site: eth{} of {} is a trunk, but it is the site's EXTERNALDEV ({}), which is untagged", nic.index, n.name.value, dev.name), format!("make eth{} an access port on the external VLAN (access = VID), and the trunk the INTERNALDEV NIC", nic.index)),
-        Some(v) if site.vlans.contains(&v) => diags.error(nic.vlan.pos, format!("eth{} of {} (EXTERNALDEV, the uplink) is in VLAN {v}, an internal VLAN of the site: outside traffic would bypass the routers", nic.index, n.name.value), "put the uplink NICs in a VLAN of their own that the site does not declare (the example uses 99)"),
+        None => {
+            let msg = format!(
+                "NIC order contradicts the site: eth{} of {} is a trunk, but it is the site's \
+                 EXTERNALDEV ({}), which is untagged",
+                nic.index, n.name.value, dev.name
+            );
+            let fix = format!(
+                "make eth{} an access port on the external VLAN (access = VID), \
+                 and the trunk the INTERNALDEV NIC",
+                nic.index
+            );
+            diags.error(nic.vlan.pos, msg, fix);
+        }
+        Some(v) if site.vlans.contains(&v) => {
+            let msg = format!(
+                "eth{} of {} (EXTERNALDEV, the uplink) is in VLAN {v}, an internal VLAN of the \
+                 site: outside traffic would bypass the routers",
+                nic.index, n.name.value
+            );
+            let fix = "put the uplink NICs in a VLAN of their own that the site does not declare \
+                       (the example uses 99)";
+            diags.error(nic.vlan.pos, msg, fix);
+        }
         Some(_) => {}
     }
 }
@@ -182,7 +218,8 @@ struct Claim {
     why: String,
 }
 
-/// Among the enabled nodes (a disabled spare may share a role): two routers of one role, or a client on a router's address, a VIP or another client's address.
+/// Among the enabled nodes (a disabled spare may share a role): two routers of one role, or a
+/// client on a router's address, a VIP or another client's address.
 fn claims(lab: &Lab, site: &SiteFacts, diags: &mut Diags) {
     let mut held: BTreeMap<Ipv4Addr, Claim> = BTreeMap::new();
     for (vlan, vip) in site
@@ -291,7 +328,13 @@ fn client_address(n: &Node, site: &SiteFacts, diags: &mut Diags) {
             u32::MAX << (32 - u32::from(*len))
         };
         if u32::from(addr) & mask != u32::from(*net) || prefix != *len {
-            diags.error(n.address.pos, format!("{} is on VLAN {vlan}, whose network is {net}/{len} in {}, but its address is {addr}/{prefix}", n.name.value, site.file), format!("use an address of {net}/{len}, written A.B.C.D/{len}"));
+            let msg = format!(
+                "{} is on VLAN {vlan}, whose network is {net}/{len} in {}, but its address is \
+                 {addr}/{prefix}",
+                n.name.value, site.file
+            );
+            let fix = format!("use an address of {net}/{len}, written A.B.C.D/{len}");
+            diags.error(n.address.pos, msg, fix);
         }
     }
     if gateway == Gateway::Vip && !site.vips.contains_key(vlan) {

@@ -75,7 +75,13 @@ fn names(lab: &Lab, diags: &mut Diags) {
             );
         }
         if let Some((other, p)) = seen.insert(&name.value, (kind, name.pos)) {
-            diags.error(name.pos, format!("{kind} {} has the name of the {other} on line {}", name.value, p.line), "give every switch, uplink and node its own name (`console LAB NAME` must know which one)");
+            let msg = format!(
+                "{kind} {} has the name of the {other} on line {}",
+                name.value, p.line
+            );
+            let fix = "give every switch, uplink and node its own name \
+                       (`console LAB NAME` must know which one)";
+            diags.error(name.pos, msg, fix);
         }
     }
 }
@@ -84,7 +90,13 @@ fn nodes(lab: &Lab, diags: &mut Diags) {
     for n in &lab.nodes {
         let router = n.profile.value == "router";
         if router && !n.role_given {
-            diags.error(n.name.pos, format!("router {} has no `role`", n.name.value), "add role = \"MASTER\" or role = \"BACKUP\": the site file gives each role its addresses");
+            let fix = "add role = \"MASTER\" or role = \"BACKUP\": \
+                       the site file gives each role its addresses";
+            diags.error(
+                n.name.pos,
+                format!("router {} has no `role`", n.name.value),
+                fix,
+            );
         }
         if router && n.address.value != crate::model::Address::Unset {
             diags.error(

@@ -316,3 +316,20 @@ fn missing_isos_and_bridges_unless_built() {
     );
     assert_eq!(check(true), bridge, "--build makes the ISOs");
 }
+
+#[test]
+fn a_site_that_does_not_compile_is_reported_at_the_site_key() {
+    let text = format!("name = \"s\"\nsite = \"site.lw\"\n{SWITCH}");
+    let mut asked = Vec::new();
+    let c = ramux_lab::check_text_with(&text, "lab.toml", Path::new("/labs"), &mut |p| {
+        asked.push(p.to_path_buf());
+        Err("site.lw:3:1: error: unknown statement `vlan`\n  = fix: write VLAN\n".into())
+    });
+    assert_eq!(asked, vec![Path::new("/labs/site.lw")]);
+    assert_eq!(
+        render_all(&c.diagnostics),
+        "lab.toml:2:8: error: cannot read the site file /labs/site.lw:\n    \
+         site.lw:3:1: error: unknown statement `vlan`\n      = fix: write VLAN\n  \
+         = fix: correct the site file (labwall check SITE shows every problem), or the `site` path\n"
+    );
+}
