@@ -117,82 +117,96 @@ struct PortUser {
     pos: Pos,
 }
 
-fn ports_and_vlans(lab: &Lab, diags: &mut Diags) {
-    let mut used: BTreeMap<(String, u16), PortUser> = BTreeMap::new();
-    let nic_users = lab.nodes.iter().flat_map(|n| {
-        n.nics.iter().map(move |c| {
-            (
-                format!("{} eth{}", n.name.value, c.index),
-                &c.switch,
-                &c.port,
-                &c.vlan,
-                c.port_auto,
-            )
+/// A NIC or an uplink on a switch port.
+struct PortUse<'a> {
+    what: String,
+    switch: &'a At<String>,
+    port: &'a At<u16>,
+    vlan: &'a At<VlanMode>,
+    /// Picked by `resolve` (0: none was free, already reported).
+    auto: bool,
+}
+
+/// Every port use, NICs in file order, then uplinks.
+fn port_uses(lab: &Lab) -> Vec<PortUse<'_>> {
+    let nics = lab.nodes.iter().flat_map(|n| {
+        n.nics.iter().map(move |c| PortUse {
+            what: format!("{} eth{}", n.name.value, c.index),
+            switch: &c.switch,
+            port: &c.port,
+            vlan: &c.vlan,
+            auto: c.port_auto,
         })
     });
-    let uplink_users = lab.uplinks.iter().map(|u| {
-        (
-            format!("uplink {}", u.name.value),
-            &u.switch,
-            &u.port,
-            &u.vlan,
-            false,
-        )
+    let uplinks = lab.uplinks.iter().map(|u| PortUse {
+        what: format!("uplink {}", u.name.value),
+        switch: &u.switch,
+        port: &u.port,
+        vlan: &u.vlan,
+        auto: false,
     });
-    for (what, switch, port, vlan, auto) in nic_users.chain(uplink_users) {
-        let Some(sw) = lab.switch(&switch.value) else {
-            let known: Vec<&str> = lab.switches.iter().map(|s| s.name.value.as_str()).collect();
-            let fix = if known.is_empty() {
-                "declare it with a [switch.NAME] table".to_string()
-            } else {
-                format!("known switches: {}", known.join(", "))
-            };
-            diags.error(
-                switch.pos,
-                format!("{what}: unknown switch {:?}", switch.value),
-                fix,
-            );
+    nics.chain(uplinks).collect()
+}
+
+fn ports_and_vlans(lab: &Lab, diags: &mut Diags) {
+    let mut used: BTreeMap<(String, u16), PortUser> = BTreeMap::new();
+    for u in port_uses(lab) {
+        let Some(sw) = lab.switch(&u.switch.value) else {
+            unknown_switch(lab, &u, diags);
             continue;
         };
-        vlans_on_switch(&what, vlan, sw, diags);
-        if auto && port.value == 0 {
+        vlans_on_switch(&u.what, u.vlan, sw, diags);
+        if u.auto && u.port.value == 0 {
             continue;
         }
-        if !(1..=sw.ports).contains(&port.value) {
-            diags.error(
-                port.pos,
-                format!(
-                    "{what}: port {} is out of range: switch {} has ports 1-{}",
-                    port.value, sw.name.value, sw.ports
-                ),
-                format!(
-                    "use a port from 1 to {}, or raise `ports` of [switch.{}]",
-                    sw.ports, sw.name.value
-                ),
+        let (port, name) = (u.port.value, &sw.name.value);
+        if !(1..=sw.ports).contains(&port) {
+            let msg = format!(
+                "{}: port {port} is out of range: switch {name} has ports 1-{}",
+                u.what, sw.ports
             );
+            let fix = format!(
+                "use a port from 1 to {}, or raise `ports` of [switch.{name}]",
+                sw.ports
+            );
+            diags.error(u.port.pos, msg, fix);
             continue;
         }
-        let key = (sw.name.value.clone(), port.value);
-        match used.get(&key) {
-            Some(first) => diags.error(
-                port.pos,
-                format!(
-                    "{what}: port {} of switch {} is used twice (also by {}, line {})",
-                    port.value, sw.name.value, first.what, first.pos.line
-                ),
-                "give one of them another port, or leave `port` out to get the first free one",
-            ),
+        match used.get(&(name.clone(), port)) {
+            Some(first) => {
+                let msg = format!(
+                    "{}: port {port} of switch {name} is used twice (also by {}, line {})",
+                    u.what, first.what, first.pos.line
+                );
+                let fix =
+                    "give one of them another port, or leave `port` out to get the first free one";
+                diags.error(u.port.pos, msg, fix);
+            }
             None => {
                 used.insert(
-                    key,
+                    (name.clone(), port),
                     PortUser {
-                        what,
-                        pos: port.pos,
+                        what: u.what,
+                        pos: u.port.pos,
                     },
                 );
             }
         }
     }
+}
+
+fn unknown_switch(lab: &Lab, u: &PortUse, diags: &mut Diags) {
+    let known: Vec<&str> = lab.switches.iter().map(|s| s.name.value.as_str()).collect();
+    let fix = if known.is_empty() {
+        "declare it with a [switch.NAME] table".to_string()
+    } else {
+        format!("known switches: {}", known.join(", "))
+    };
+    diags.error(
+        u.switch.pos,
+        format!("{}: unknown switch {:?}", u.what, u.switch.value),
+        fix,
+    );
 }
 
 fn vlans_on_switch(what: &str, vlan: &At<VlanMode>, sw: &crate::model::Switch, diags: &mut Diags) {
