@@ -7,9 +7,13 @@
 //! vswitch extensions: `json <command>` (the data block is one JSON document),
 //! `port/impair N in|out|both KEY VALUE`, `port/capture N FILE|off`.
 
+mod fuzz;
+mod json;
+
+pub use fuzz::fuzz_console;
+
 use crate::core::{DropReason, PortId, Switch, NO_VLAN};
 use crate::wire::{fmt_mac, parse_mac};
-use serde_json::json;
 use std::fmt::Write as _;
 
 /// The prompt written after every reply.
@@ -387,29 +391,6 @@ fn port_lines(sw: &Switch, p: PortId, out: &mut Vec<String>) {
     }
 }
 
-fn port_json(sw: &Switch, p: PortId) -> serde_json::Value {
-    let port = sw.port(p).expect("caller checked");
-    let c = &port.counters;
-    let drops: serde_json::Map<String, serde_json::Value> = DropReason::ALL
-        .iter()
-        .map(|r| (r.name().to_string(), json!(c.drops[*r as usize])))
-        .collect();
-    json!({
-        "port": p,
-        "active": port.active(),
-        "allocatable": port.allocatable,
-        "untagged_vlan": if port.untagged == NO_VLAN { serde_json::Value::Null } else { json!(port.untagged) },
-        "tagged_vlans": port.tagged.iter().collect::<Vec<_>>(),
-        "user": port.user,
-        "in": {"frames": c.in_frames, "bytes": c.in_bytes},
-        "out": {"frames": c.out_frames, "bytes": c.out_bytes},
-        "drops": drops,
-        "impair_in": port.impair_in,
-        "impair_out": port.impair_out,
-        "endpoints": port.endpoints.iter().map(|e| json!({"id": e.id, "module": e.module, "descr": e.descr})).collect::<Vec<_>>(),
-    })
-}
-
 /// Run one console line.
 pub fn execute(sw: &mut Switch, ctx: &Ctx<'_>, line: &str) -> Reply {
     execute_depth(sw, ctx, line, 0)
@@ -506,7 +487,7 @@ fn general_cmd(sw: &mut Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str, depth: u32)
                 }
             }
         }
-        "json" => json_cmd(sw, ctx, arg),
+        "json" => json::json_cmd(sw, ctx, arg),
         "debug/list" => {
             let mut d = vec![
                 format!("{:<22} TAG STATUS HELP", "CATEGORY"),
@@ -983,134 +964,6 @@ fn hash_line(sw: &Switch, vlan: u16, mac: &[u8; 6], port: PortId, age_s: u64) ->
         port,
         age_s
     )
-}
-
-/// `json <command>`: status commands as one JSON document in the data block.
-fn json_cmd(sw: &mut Switch, ctx: &Ctx<'_>, arg: &str) -> Reply {
-    let Some((cmd, a)) = parse_command_line(arg) else {
-        return Reply::data_err(vec![], libc::ENOSYS);
-    };
-    let v = match cmd {
-        "port/print" | "port/allprint" => {
-            let all = cmd == "port/allprint";
-            let sel: Option<PortId> = if a.is_empty() {
-                None
-            } else {
-                match parse_int(a) {
-                    Some(p) if (0..=sw.numports as i64).contains(&p) => Some(p as PortId),
-                    _ => return Reply::data_err(vec![], libc::EINVAL),
-                }
-            };
-            let ports: Vec<_> = (0..=sw.numports)
-                .filter(|&p| {
-                    sel.map_or(true, |s| s == p) && sw.port(p).is_some_and(|x| all || x.active())
-                })
-                .map(|p| port_json(sw, p))
-                .collect();
-            if sel.is_some() && ports.is_empty() {
-                return Reply::data_err(vec![], libc::ENXIO);
-            }
-            json!({ "ports": ports })
-        }
-        "vlan/print" | "vlan/allprint" => {
-            let all = cmd == "vlan/allprint";
-            let vlans: Vec<_> = sw
-                .vlans
-                .iter()
-                .map(|v| {
-                    let ports: Vec<_> = sw
-                        .ports
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(p, port)| port.as_ref().map(|x| (p, x)))
-                        .filter(|(_, x)| x.member(v) && (all || x.active()))
-                        .map(|(p, x)| json!({"port": p, "tagged": x.untagged != v, "active": x.active()}))
-                        .collect();
-                    json!({"vlan": v, "ports": ports})
-                })
-                .collect();
-            json!({ "vlans": vlans })
-        }
-        "hash/print" => {
-            let now = ctx.uptime_s * 1000;
-            let e: Vec<_> = sw
-                .table
-                .entries()
-                .into_iter()
-                .map(|((v, m), e)| json!({"vlan": v, "mac": fmt_mac(&m), "port": e.port, "age_s": now.saturating_sub(e.last_seen_ms) / 1000}))
-                .collect();
-            json!({ "entries": e })
-        }
-        "port/showinfo" | "showinfo" | "hash/showinfo" => json!({
-            "pid": ctx.pid,
-            "uptime_s": ctx.uptime_s,
-            "numports": sw.numports,
-            "hub": sw.hub,
-            "ctl_dir": ctx.ctl_dir,
-            "mgmt": ctx.mgmt,
-            "hash": {"size": sw.table.hashsize, "entries": sw.table.len(), "gc_interval_s": sw.table.gcint_s,
-                     "expire_s": sw.table.expire_ms / 1000, "min_persistence_s": sw.table.minper_ms / 1000},
-            "captures": ctx.captures.iter().map(|(p, f)| json!({"port": p, "file": f})).collect::<Vec<_>>(),
-            "counters": ctx.stats.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
-            "unattributed_drops": DropReason::ALL.iter().map(|r| (r.name().to_string(), json!(sw.global_drops[*r as usize]))).collect::<serde_json::Map<_, _>>(),
-        }),
-        _ => return Reply::data_err(vec![], libc::ENOSYS),
-    };
-    Reply::data(vec![v.to_string()])
-}
-
-/// Fuzz body: console lines (text before the first NUL) run against a switch with a few
-/// clients, then the rest is cut into frames (1-byte port, 2-byte length, bytes) and
-/// switched. Must never panic.
-pub fn fuzz_console(data: &[u8]) {
-    use crate::core::EndpointInfo;
-    use crate::wire::PortRequest;
-    let split = data.iter().position(|&b| b == 0).unwrap_or(data.len());
-    let mut sw = Switch::new(8, false, 16);
-    for p in 1..=4u32 {
-        let ep = EndpointInfo {
-            id: p,
-            module: "fuzz".into(),
-            descr: String::new(),
-        };
-        let _ = sw.alloc(PortRequest::Port(p), Some(0), &[], ep);
-    }
-    let no = |_: &str| Err(std::io::Error::from(std::io::ErrorKind::NotFound));
-    let ctx = Ctx {
-        pid: 1,
-        mac: [0; 6],
-        uptime_s: 0,
-        mgmt: None,
-        mgmt_mode: 0o600,
-        ctl_dir: String::new(),
-        sock_mode: 0o600,
-        read_file: &no,
-        captures: vec![],
-        debug_on: vec![],
-        stats: vec![],
-    };
-    for line in String::from_utf8_lossy(&data[..split]).lines().take(64) {
-        let r = execute(&mut sw, &ctx, line);
-        let mut out = String::new();
-        r.render(&mut out);
-    }
-    let mut rest = data.get(split + 1..).unwrap_or(&[]);
-    let mut out = Vec::new();
-    let mut now = 0;
-    while rest.len() >= 3 {
-        let port = rest[0] as u16 % 10;
-        let n = (u16::from_be_bytes([rest[1], rest[2]]) as usize).min(rest.len() - 3);
-        let f = &rest[3..3 + n];
-        now += 700;
-        if sw.forward(port, f, now, &mut out).is_ok() {
-            for e in &out {
-                assert!(e.port != port, "never back to the ingress port");
-                sw.count_out(e.port, f.len());
-            }
-        }
-        rest = &rest[3 + n..];
-    }
-    sw.table.gc(now + 1_000_000);
 }
 
 #[cfg(test)]
