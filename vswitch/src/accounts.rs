@@ -80,6 +80,11 @@ pub fn user_gids(passwd: &str, group: &str, uid: u32) -> Vec<u32> {
             out.push(g);
         }
     }
+    // A uid without a passwd entry has no name, and an empty name must not match the empty
+    // member list of `root:x:0:` (it would pass every `port/setgroup` ACL of such a group).
+    if name.is_empty() {
+        return out;
+    }
     for r in records(group) {
         if r.fourth.is_some_and(|m| m.split(',').any(|m| m == name)) {
             if let Some(g) = r.id() {
@@ -219,6 +224,11 @@ weird:x:abc:alice
         // A passwd line without a gid field gives no primary group and no name.
         assert_eq!(
             user_gids(PASSWD_TEXT, "g:x:9:short\n", 1002),
+            Vec::<u32>::new()
+        );
+        // A uid with no passwd entry is in no group, not in every group without members.
+        assert_eq!(
+            user_gids(PASSWD_TEXT, "root:x:0:\nwheel:x:10:,\n", 4242),
             Vec::<u32>::new()
         );
         // A member whose name only shares a prefix is not a member.
