@@ -507,7 +507,7 @@ fn profiles_lists_the_three() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["dns", "router", "vpn"]);
+    assert_eq!(names, vec!["client", "dns", "router", "vpn"]);
 }
 
 /// `base = { tarball = ... }`: a user rootfs tarball (here the cached Debian one, gzip-compressed
