@@ -76,10 +76,23 @@ pub fn image(profile: &str) -> Arc<Image> {
 
 /// [`image`] for another role.
 pub fn image_role(profile: &str, role: &str) -> Arc<Image> {
+    image_with(profile, role, &[])
+}
+
+/// [`image_role`] with `--set KEY=VALUE` variables; `role` empty for a role-less profile
+/// (`client`).
+pub fn image_with(profile: &str, role: &str, sets: &[(&str, &str)]) -> Arc<Image> {
     static IMAGES: OnceLock<Mutex<HashMap<String, Weak<Image>>>> = OnceLock::new();
     let images = IMAGES.get_or_init(Default::default);
     let mut map = images.lock().unwrap_or_else(|e| e.into_inner());
-    let key = format!("{profile}-{}", role.to_ascii_lowercase());
+    let mut key = if role.is_empty() {
+        profile.to_string()
+    } else {
+        format!("{profile}-{}", role.to_ascii_lowercase())
+    };
+    for (k, v) in sets {
+        key.push_str(&format!("-{k}={v}"));
+    }
     if let Some(img) = map.get(&key).and_then(Weak::upgrade) {
         return img;
     }
@@ -94,12 +107,26 @@ pub fn image_role(profile: &str, role: &str) -> Arc<Image> {
         .prefix("ramux-e2e-img-")
         .tempdir()
         .expect("temp dir");
-    let iso = dir.path().join(format!("{key}.iso"));
+    let file: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let iso = dir.path().join(format!("{file}.iso"));
     let t0 = Instant::now();
     let report = vbuild::build_iso(&vbuild::BuildRequest {
         root: repo_root(),
         profile: profile.into(),
         role: role.into(),
+        sets: sets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         out: Some(iso.clone()),
         bin_dir: Some(bin_dir()),
         quiet: true,
