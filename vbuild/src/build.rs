@@ -880,23 +880,28 @@ pub fn build_release(template: &BuildRequest, out_dir: Option<&Path>) -> Result<
     let mut reports = Vec::new();
     for (name, _) in profile::list(&template.root)? {
         let prof = profile::load(&template.root, &name)?;
-        // A role-less profile is built once, with no role.
-        let roles = if prof.is_roleless() {
-            vec![String::new()]
-        } else {
-            prof.roles.clone()
-        };
-        for role in &roles {
+        for (role, stem) in release_plan(&prof) {
             let mut req = template.clone();
             req.profile = name.clone();
             req.role = role.clone();
-            let stem = image_name(&name, if role.is_empty() { NO_ROLE } else { role });
             req.out = Some(dir.join(format!("{stem}.iso")));
             let r = build_iso(&req).with_context(|| format!("release: {name} {role}"))?;
             reports.push(r);
         }
     }
     Ok(reports)
+}
+
+/// What a release builds of `prof`: (the request's role, the ISO name without `.iso`), one per
+/// role, or one with no role for a role-less profile.
+fn release_plan(prof: &Profile) -> Vec<(String, String)> {
+    if prof.is_roleless() {
+        return vec![(String::new(), image_name(&prof.name, NO_ROLE))];
+    }
+    prof.roles
+        .iter()
+        .map(|r| (r.clone(), image_name(&prof.name, r)))
+        .collect()
 }
 
 fn compression_label(c: &str) -> String {
@@ -996,6 +1001,18 @@ mod tests {
         assert!(
             app.contains("role = \"-\"") && app.contains("hostname = \"client\""),
             "{app}"
+        );
+        // A release builds it once, with no role; a profile with roles once per role.
+        assert_eq!(release_plan(&p), vec![(String::new(), "client".into())]);
+        std::fs::create_dir_all(r.join("profiles/router")).unwrap();
+        std::fs::write(r.join("profiles/router/profile.toml"), "").unwrap();
+        let router = profile::load(r, "router").unwrap();
+        assert_eq!(
+            release_plan(&router),
+            vec![
+                ("MASTER".to_string(), "router-master".to_string()),
+                ("BACKUP".into(), "router-backup".into())
+            ]
         );
     }
 
