@@ -1016,6 +1016,47 @@ mod tests {
         );
     }
 
+    /// The shipped role-less profile: its templates render for DHCP (the default) and for a
+    /// static address, and its resolv.conf replaces the base's.
+    #[test]
+    fn client_profile_renders() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let p = profile::load(root, "client").unwrap();
+        let role = profile::check_role(&p, "").unwrap();
+        let render = |sets: &[(String, String)]| {
+            let (host, sets) = host_and_sets(&p, &role, sets).unwrap();
+            let ctx = context(&p, &role, &host, "6.1.0-x", 7, &BTreeMap::new(), &sets).unwrap();
+            let out: BTreeMap<String, String> = profile::render_all(&p, &ctx)
+                .unwrap()
+                .into_iter()
+                .map(|(t, text)| (t.dest, text))
+                .collect();
+            (host, out)
+        };
+        let (host, out) = render(&[]);
+        assert_eq!(host, "client");
+        let conf = &out["/etc/ramux/client.conf"];
+        assert!(
+            conf.contains("\naddress=dhcp\ngateway=\ndns=\niface=eth0\n"),
+            "{conf}"
+        );
+        assert!(!out["/etc/resolv.conf"].contains("nameserver"));
+        let set = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let (host, out) = render(&[
+            set("hostname", "mv2"),
+            set("address", "172.16.20.50/24"),
+            set("gateway", "172.16.20.1"),
+            set("dns", "172.16.20.1"),
+        ]);
+        assert_eq!(host, "mv2");
+        let conf = &out["/etc/ramux/client.conf"];
+        assert!(
+            conf.contains("\naddress=172.16.20.50/24\ngateway=172.16.20.1\ndns=172.16.20.1\n"),
+            "{conf}"
+        );
+        assert!(out["/etc/resolv.conf"].ends_with("\nnameserver 172.16.20.1\n"));
+    }
+
     #[test]
     fn hostnames() {
         assert!(valid_hostname("router-backup"));
