@@ -209,6 +209,9 @@ pub const NONDETERMINISTIC: &[&str] = &[
     "etc/udev/rules.d/70-persistent-*",
     "usr/share/icons/*/icon-theme.cache",
     "etc/adjtime",
+    // mmdebstrap copies the build host's resolver configuration into the tree: it names the
+    // build machine's name server, not the site's (a profile that needs one renders its own).
+    "etc/resolv.conf",
     "etc/*-",
     "*.dpkg-old",
     "*.dpkg-new",

@@ -187,6 +187,15 @@ fn router_iso_is_reproducible_and_hybrid() {
     let ka = String::from_utf8_lossy(&get("etc/keepalived/keepalived.conf").2).into_owned();
     assert!(ka.contains("BACKUP"), "{ka}");
     assert!(m["inputs"]["profiles/router/site.lw"].is_string());
+    // Nothing of the build host: mmdebstrap's copy of the host's resolv.conf is dropped.
+    let base = zstd::stream::decode_all(&data[..base_len]).unwrap();
+    let base_entries = vbuild::cpio::read_newc(&base).unwrap();
+    for e in base_entries.iter().chain(&entries) {
+        assert_ne!(
+            e.0, "etc/resolv.conf",
+            "the build host's resolv.conf is in the image"
+        );
+    }
 }
 
 /// The default build clock (no explicit epoch) is deterministic too: two CLI builds into two
