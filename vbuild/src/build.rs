@@ -355,22 +355,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         .or_else(default_bin_dir)
         .ok_or_else(|| anyhow!("no bin dir: pass --bin-dir or set RAMUX_BIN_DIR"))?;
     let binaries = load_binaries(&bin_dir)?;
-    let site_path = req.site.clone().or_else(|| prof.site.clone());
-    if role == NO_ROLE {
-        if let Some(p) = site_path
-            .as_deref()
-            .filter(|p| p.extension() == Some("lw".as_ref()))
-        {
-            bail!(
-                "profile '{}' has no roles, but a labwall site ({}) is compiled for a role: give a .toml site or none",
-                prof.name,
-                p.display()
-            );
-        }
-    }
-    let mut defines = vec![("HOSTNAME".to_string(), hostname.clone())];
-    defines.extend(sets.iter().cloned());
-    let site = load_site(root, site_path.as_deref(), &role, &defines)?;
+    let site = role_site(req, &prof, &role, &hostname, &sets)?;
     // Fail fast, before the slow base steps: templates (rendered again later with the real
     // kernel release) and the ISO tools.
     let early = context(
@@ -438,11 +423,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     // ISO.
     prog.step("mastering ISO (xorriso)");
     let tools = tool_versions(iso_tools, &btar, &layer.meta, &prof.compression);
-    let title = if role == NO_ROLE {
-        format!("ramux {} ({hostname})", prof.name)
-    } else {
-        format!("ramux {} {} ({hostname})", prof.name, role)
-    };
+    let title = iso_title(&prof.name, &role, &hostname);
     let parts = vec![layer.cpio.clone(), top_path.clone()];
     let tmp_iso = work.path().join("out.iso");
     writer.write(
@@ -471,12 +452,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     };
     let outputs = output_sums(&dest.name, &iso_sha, iso_size, &parts, &layer, top_sum)?;
     let base_desc = base_description(root, &src, &btar, &mut inputs);
-    let kernel_pkg = btar
-        .packages
-        .iter()
-        .chain(&layer.meta.status_packages)
-        .find(|p| p.name == format!("linux-image-{krel}"))
-        .map(|p| p.version.clone());
+    let kernel_pkg = kernel_package_version(&btar, &layer.meta, &krel);
     let ram = manifest::recommended_ram_mib(initrd_size, initrd_raw);
     let m = Manifest {
         format: manifest::FORMAT,
@@ -538,6 +514,51 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         total_ms: timer.start.elapsed().as_millis() as u64,
         timings: timer.steps,
     })
+}
+
+/// The site file (`--site`, else the profile's), compiled for this role and host name. A
+/// role-less profile cannot take a labwall site: labwall compiles a site for a role.
+fn role_site(
+    req: &BuildRequest,
+    prof: &Profile,
+    role: &str,
+    hostname: &str,
+    sets: &[(String, String)],
+) -> Result<Site> {
+    let site_path = req.site.clone().or_else(|| prof.site.clone());
+    if role == NO_ROLE {
+        if let Some(p) = site_path
+            .as_deref()
+            .filter(|p| p.extension() == Some("lw".as_ref()))
+        {
+            bail!(
+                "profile '{}' has no roles, but a labwall site ({}) is compiled for a role: give a .toml site or none",
+                prof.name,
+                p.display()
+            );
+        }
+    }
+    let mut defines = vec![("HOSTNAME".to_string(), hostname.to_string())];
+    defines.extend(sets.iter().cloned());
+    load_site(&req.root, site_path.as_deref(), role, &defines)
+}
+
+/// The boot menu title: `ramux router BACKUP (router-backup)`, or without the role.
+fn iso_title(profile: &str, role: &str, hostname: &str) -> String {
+    if role == NO_ROLE {
+        format!("ramux {profile} ({hostname})")
+    } else {
+        format!("ramux {profile} {role} ({hostname})")
+    }
+}
+
+/// The Debian version of the running kernel's package, for the manifest.
+fn kernel_package_version(btar: &BaseTar, meta: &base::LayerMeta, krel: &str) -> Option<String> {
+    btar.packages
+        .iter()
+        .chain(&meta.status_packages)
+        .find(|p| p.name == format!("linux-image-{krel}"))
+        .map(|p| p.version.clone())
 }
 
 /// The build clock: `--epoch`, else `$SOURCE_DATE_EPOCH`, else the last commit time of the
