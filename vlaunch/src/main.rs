@@ -140,6 +140,103 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// A whole lab from a lab.toml: validate, graph, up, down, status, list, console
+    /// (docs/lab.md).
+    #[command(after_help = LAB_EXAMPLES)]
+    Lab {
+        #[command(subcommand)]
+        cmd: LabCmd,
+    },
+}
+
+const LAB_EXAMPLES: &str = "\
+Examples:
+  vlaunch lab validate labs/two.toml       # every problem as FILE:LINE:COL + fix; exit 1 on errors
+  vlaunch lab graph labs/two.toml --format dot | dot -Tsvg > two.svg
+  vlaunch lab up labs/two.toml             # switches, then nodes in `after` order, gated on ready lines
+  vlaunch lab up --only MV1,MV2 --no-wait  # ./lab.toml, two nodes, return once QEMU runs
+  vlaunch lab status two --json            # ramux-lab's status document (schema_version 1)
+  vlaunch lab list
+  vlaunch lab console two MV1              # serial console of node MV1; Ctrl-] detaches
+  vlaunch lab down two                     # from state.json alone; also after a killed `up`
+
+State: $VLAUNCH_LAB_DIR/<lab>/ (default /run/ramux/labs/<lab>/): state.json, sw/<switch>{,.streams,.mgmt,.pid},
+vms/<node>/ (vlaunch's VM state directories).";
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Check a lab file (and the host: ISOs, uplink bridges); every problem with its position
+    /// and a fix; exit 1 on errors.
+    Validate {
+        /// The lab file (default ./lab.toml).
+        file: Option<PathBuf>,
+    },
+    /// Draw the lab: one box per switch, node and uplink, one edge per NIC.
+    Graph {
+        file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+    /// Validate, start the switches (VLANs and ports from the file), then the nodes in `after`
+    /// order gated on their ready lines; exit 0 only when every node started is ready.
+    Up {
+        file: Option<PathBuf>,
+        /// Only these nodes (comma-separated).
+        #[arg(long, value_delimiter = ',', value_name = "N1,N2")]
+        only: Option<Vec<String>>,
+        /// Start every node at once and return without waiting for the ready lines.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Stop the lab's VMs and switches and remove its directory (from state.json alone).
+    Down {
+        /// The lab's name (default: the name in ./lab.toml; a lab file works too).
+        name: Option<String>,
+        /// Kill the VMs at once instead of the ACPI power button.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The state of the lab's nodes and switches.
+    Status {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Labs that have a state directory.
+    List,
+    /// Attach to a node's serial console (Ctrl-] detaches).
+    Console {
+        name: String,
+        node: String,
+        #[arg(long, default_value_t = 2.0, value_name = "SECS")]
+        linger: f64,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+fn lab_cmd(cmd: LabCmd) -> Result<i32> {
+    use vlaunch::lab::cli;
+    match cmd {
+        LabCmd::Validate { file } => cli::validate(file),
+        LabCmd::Graph { file, format } => cli::graph(file, matches!(format, GraphFormat::Dot)),
+        LabCmd::Up {
+            file,
+            only,
+            no_wait,
+        } => cli::up(file, only, !no_wait),
+        LabCmd::Down { name, force } => cli::down(name, force),
+        LabCmd::Status { name, json } => cli::status(name, json),
+        LabCmd::List => cli::list(),
+        LabCmd::Console { name, node, linger } => {
+            let (sock, label) = cli::serial_sock(&name, &node)?;
+            console_session(&label, &sock, linger)
+        }
+    }
 }
 
 fn main() {
@@ -198,6 +295,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Some(Cmd::Accel { json }) => accel_cmd(json),
+        Some(Cmd::Lab { cmd }) => lab_cmd(cmd),
         None => launch(cli.run, root),
     }
 }

@@ -1,0 +1,218 @@
+//! The `vlaunch lab` commands as the CLI runs them: each returns the exit code and prints
+//! its events (stderr) and results (stdout). main.rs only parses the arguments.
+
+use super::state::{self, LabDir};
+use super::{check, down, status, up, RealHost};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+/// The lab file when none is given.
+pub const DEFAULT_FILE: &str = "lab.toml";
+
+fn file_or_default(file: Option<PathBuf>) -> PathBuf {
+    file.unwrap_or_else(|| PathBuf::from(DEFAULT_FILE))
+}
+
+fn say(line: &str) {
+    eprintln!("lab: {line}");
+}
+
+/// `validate [FILE]`: every diagnostic, exit 1 on errors.
+pub fn validate(file: Option<PathBuf>) -> Result<i32> {
+    let file = file_or_default(file);
+    let c = check(&file, Some(&RealHost));
+    eprint!("{}", ramux_lab::render_all(&c.diagnostics));
+    if let Some(n) = &c.site_note {
+        say(n);
+    }
+    match (&c.lab, c.errors()) {
+        (Some(lab), 0) => {
+            println!(
+                "{}: ok: lab {}, {} nodes, {} switches, {} warnings",
+                file.display(),
+                lab.name.value,
+                lab.nodes.len(),
+                lab.switches.len(),
+                c.diagnostics.len()
+            );
+            Ok(0)
+        }
+        (_, n) => {
+            eprintln!("{}: {n} errors", file.display());
+            Ok(1)
+        }
+    }
+}
+
+/// `graph [FILE] --format mermaid|dot`: also of a lab with errors (they go to stderr).
+pub fn graph(file: Option<PathBuf>, dot: bool) -> Result<i32> {
+    let file = file_or_default(file);
+    let c = check(&file, None);
+    eprint!("{}", ramux_lab::render_all(&c.diagnostics));
+    let Some(lab) = c.lab else {
+        return Ok(1);
+    };
+    if dot {
+        print!("{}", ramux_lab::graph::dot(&lab));
+    } else {
+        print!("{}", ramux_lab::graph::mermaid(&lab));
+    }
+    Ok(0)
+}
+
+/// `up [FILE] [--only ...] [--no-wait]`.
+pub fn up(file: Option<PathBuf>, only: Option<Vec<String>>, wait: bool) -> Result<i32> {
+    let file = file_or_default(file);
+    let c = check(&file, Some(&RealHost));
+    eprint!("{}", ramux_lab::render_all(&c.diagnostics));
+    if let Some(n) = &c.site_note {
+        say(n);
+    }
+    let lab = match c.lab {
+        Some(lab) if c.errors() == 0 => lab,
+        _ => {
+            eprintln!(
+                "lab: not started: {} errors in {}",
+                c.errors(),
+                file.display()
+            );
+            return Ok(1);
+        }
+    };
+    let max = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opts = up::UpOptions {
+        only: only.clone(),
+        wait,
+        max_booting: max,
+        root: state::labs_root(),
+    };
+    let abs = std::fs::canonicalize(&file).unwrap_or(file);
+    let name = lab.name.value.clone();
+    say(&format!(
+        "{name}: up from {} (at most {max} booting at once)",
+        abs.display()
+    ));
+    let st = match up::up(&lab, &abs, &opts, &mut say) {
+        Ok(st) => st,
+        Err(e) => {
+            eprintln!("lab: error: {e:#}");
+            eprintln!("lab: `vlaunch lab down {name}` removes what was started");
+            return Ok(1);
+        }
+    };
+    let doc = status::lab_status(&st);
+    print!("{}", status::table(&doc));
+    let started = up::selected_nodes(&lab, only.as_deref())?;
+    if !wait {
+        say(&format!(
+            "{name}: started; `vlaunch lab status {name}` shows the ready lines"
+        ));
+        return Ok(0);
+    }
+    Ok(if status::all_ready(&doc, &started) {
+        0
+    } else {
+        1
+    })
+}
+
+/// The lab name of `arg`: a name, or a lab file (default ./lab.toml) whose `name` it reads.
+pub fn lab_name(arg: Option<&str>) -> Result<String> {
+    let path = match arg {
+        Some(a) if !Path::new(a).is_file() => return Ok(a.to_string()),
+        Some(a) => PathBuf::from(a),
+        None => PathBuf::from(DEFAULT_FILE),
+    };
+    let c = ramux_lab::check_file(&path, None);
+    match c.lab {
+        Some(l) if !l.name.value.is_empty() => Ok(l.name.value),
+        _ => bail!(
+            "no lab name given and {} names none: pass the lab's NAME",
+            path.display()
+        ),
+    }
+}
+
+/// `down [NAME] [--force]`.
+pub fn down(name: Option<String>, force: bool) -> Result<i32> {
+    let name = lab_name(name.as_deref())?;
+    down::down_by_name(&state::labs_root(), &name, force, &mut say)?;
+    Ok(0)
+}
+
+fn load(name: &str) -> Result<state::LabState> {
+    let dir = LabDir::new(&state::labs_root(), name);
+    if !dir.state_json().exists() {
+        bail!(
+            "lab {name} is not up (no {}): see `vlaunch lab list`",
+            dir.state_json().display()
+        );
+    }
+    state::load(&dir.state_json())
+}
+
+/// `status [NAME] [--json]`.
+pub fn status(name: Option<String>, json: bool) -> Result<i32> {
+    let name = lab_name(name.as_deref())?;
+    let doc = status::lab_status(&load(&name)?);
+    if json {
+        print!("{}", doc.to_json());
+    } else {
+        print!("{}", status::table(&doc));
+    }
+    Ok(0)
+}
+
+/// `list`: every lab with a state directory.
+pub fn list() -> Result<i32> {
+    let root = state::labs_root();
+    let mut names: Vec<String> = match std::fs::read_dir(&root) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("state.json").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
+        Err(e) => return Err(e).with_context(|| format!("reading {}", root.display())),
+    };
+    names.sort();
+    println!(
+        "{:<16} {:>5} {:>8} {:>8}  FILE",
+        "LAB", "NODES", "READY", "SWITCHES"
+    );
+    for n in names {
+        let st = load(&n)?;
+        let doc = status::lab_status(&st);
+        let ready = doc
+            .nodes
+            .iter()
+            .filter(|x| x.state == ramux_lab::status::NodeState::Ready)
+            .count();
+        println!(
+            "{:<16} {:>5} {:>8} {:>8}  {}",
+            n,
+            doc.nodes.len(),
+            ready,
+            doc.switches.len(),
+            st.file.display()
+        );
+    }
+    Ok(0)
+}
+
+/// The serial socket of `node` of the running lab `lab` (for `console`).
+pub fn serial_sock(lab: &str, node: &str) -> Result<(PathBuf, String)> {
+    let st = load(lab)?;
+    let Some(n) = st.nodes.iter().find(|n| n.name == node) else {
+        let names: Vec<&str> = st.nodes.iter().map(|n| n.name.as_str()).collect();
+        bail!("lab {lab} has no node {node} (nodes: {})", names.join(", "));
+    };
+    let Some(dir) = &n.state_dir else {
+        bail!("{node} of lab {lab} was not started");
+    };
+    if down::vm_pid(dir, n.pid).is_none() {
+        bail!("{node} of lab {lab} is not running (`vlaunch lab status {lab}`)");
+    }
+    let paths = crate::qemu::StatePaths::in_dir(dir);
+    Ok((paths.serial_sock, format!("{lab}/{node}")))
+}
