@@ -72,10 +72,18 @@ pub fn down(state: &LabState, dir: &LabDir, force: bool, say: &mut dyn FnMut(&st
             state.dir.display()
         );
     }
-    for n in &state.nodes {
-        if let Some(d) = &n.state_dir {
-            say(&stop_vm(&n.name, d, n.pid, force)?);
-        }
+    // All VMs at once: each gets its ACPI grace in parallel.
+    let stops: Vec<_> = state
+        .nodes
+        .iter()
+        .filter_map(|n| n.state_dir.clone().map(|d| (n.name.clone(), d, n.pid)))
+        .map(|(name, d, pid)| std::thread::spawn(move || stop_vm(&name, &d, pid, force)))
+        .collect();
+    for t in stops {
+        let line = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("a VM stop panicked"))??;
+        say(&line);
     }
     let grace = if force {
         Duration::ZERO

@@ -195,6 +195,31 @@ impl Run<'_> {
         state::save(&self.dir.state_json(), &self.state)
     }
 
+    /// What the lab asks for that `up` does not do yet: said, not silently dropped.
+    fn not_done(&mut self) {
+        for u in &self.lab.uplinks {
+            (self.say)(&format!(
+                "uplink {}: port {} of {} is configured, but its TAP on bridge {} is not \
+                 created (uplinks are not implemented yet)",
+                u.name.value, u.port.value, u.switch.value, u.bridge.value
+            ));
+        }
+        for n in self.lab.nodes.iter().filter(|n| n.enabled) {
+            if !n.qemu_args.is_empty() {
+                (self.say)(&format!(
+                    "{}: qemu_args ignored (not passed to QEMU yet)",
+                    n.name.value
+                ));
+            }
+            if n.nics.iter().any(|c| c.model != "virtio-net-pci") {
+                (self.say)(&format!(
+                    "{}: NIC model ignored: vlaunch gives every NIC virtio-net-pci",
+                    n.name.value
+                ));
+            }
+        }
+    }
+
     fn start_switches(&mut self) -> Result<()> {
         for sw in &self.lab.switches {
             let name = sw.name.value.clone();
@@ -298,6 +323,7 @@ pub fn up(lab: &Lab, file: &Path, opts: &UpOptions, say: &mut dyn FnMut(&str)) -
         say,
     };
     run.save()?;
+    run.not_done();
     run.start_switches()?;
     if opts.wait {
         boot_gated(&mut run, &order, opts.max_booting.max(1))?;
