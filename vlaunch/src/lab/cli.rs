@@ -216,3 +216,19 @@ pub fn serial_sock(lab: &str, node: &str) -> Result<(PathBuf, String)> {
     let paths = crate::qemu::StatePaths::in_dir(dir);
     Ok((paths.serial_sock, format!("{lab}/{node}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_names_from_a_name_or_a_file() {
+        assert_eq!(lab_name(Some("cenbg2009")).unwrap(), "cenbg2009");
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("x.toml");
+        std::fs::write(&f, "name = \"two\"\n").unwrap();
+        assert_eq!(lab_name(f.to_str()).unwrap(), "two");
+        std::fs::write(&f, "nodes = 1\n").unwrap();
+        assert!(lab_name(f.to_str()).is_err());
+    }
+}

@@ -16,12 +16,17 @@ use std::path::{Path, PathBuf};
 /// Where lab directories live unless `$VLAUNCH_LAB_DIR` says otherwise.
 pub const DEFAULT_LABS_ROOT: &str = "/run/ramux/labs";
 
-/// `$VLAUNCH_LAB_DIR`, else [`DEFAULT_LABS_ROOT`].
+/// `$VLAUNCH_LAB_DIR`, else [`DEFAULT_LABS_ROOT`]; a relative path is made absolute, so the
+/// lab directory `state.json` records is the same from any working directory.
 pub fn labs_root() -> PathBuf {
-    std::env::var_os("VLAUNCH_LAB_DIR")
+    let root = std::env::var_os("VLAUNCH_LAB_DIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_LABS_ROOT))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_LABS_ROOT));
+    if root.is_absolute() {
+        return root;
+    }
+    std::env::current_dir().map_or(root.clone(), |d| d.join(&root))
 }
 
 /// The paths of one lab's directory.
