@@ -23,6 +23,7 @@ pub mod plan;
 mod raw;
 pub mod resolve;
 pub mod site;
+pub mod sitefile;
 pub mod status;
 pub mod units;
 pub mod validate;
@@ -132,4 +133,19 @@ fn indent(text: &str) -> String {
         .map(|l| format!("    {l}"))
         .collect();
     lines.join("\n")
+}
+
+/// The whole check of a lab file, its site file read by labwall ([`sitefile::site_facts`]):
+/// what `vlaunch lab validate FILE` prints.
+pub fn check_lab(path: &Path) -> Checked {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => check_text_with(
+            &text,
+            &file,
+            path.parent().unwrap_or(Path::new("")),
+            &mut sitefile::site_facts,
+        ),
+        Err(_) => check_file(path, None),
+    }
 }
