@@ -1,5 +1,5 @@
 //! `vlaunch lab validate` and the first step of `up`: the lab file's own checks (ramux-lab),
-//! the site checks when the site can be read, and the host checks (ISOs, uplink bridges)
+//! the site checks (the site file read through labwall), and the host checks (ISOs, uplink bridges)
 //! answered from this machine.
 
 use ramux_lab::host::HostFacts;
@@ -28,8 +28,6 @@ pub struct LabCheck {
     pub lab: Option<Lab>,
     /// Every diagnostic: the file's and the site's in file order, then the host's.
     pub diagnostics: Vec<Diagnostic>,
-    /// Why the site checks did not run, when the lab names a site.
-    pub site_note: Option<String>,
 }
 
 impl LabCheck {
@@ -41,10 +39,6 @@ impl LabCheck {
     }
 }
 
-/// Why the site file is not read yet: ramux-lab has no labwall-backed `SiteFacts` reader.
-const NO_SITE_READER: &str = "site checks skipped: reading the site file into ramux-lab's \
-                              SiteFacts is not implemented yet";
-
 /// Reads and checks the lab at `path`; with `host`, also the host checks.
 pub fn check(path: &Path, host: Option<&dyn HostFacts>) -> LabCheck {
     let file = path.display().to_string();
@@ -55,16 +49,13 @@ pub fn check(path: &Path, host: Option<&dyn HostFacts>) -> LabCheck {
             return LabCheck {
                 lab: c.lab,
                 diagnostics: c.diagnostics,
-                site_note: None,
             };
         }
     };
     let dir = path.parent().unwrap_or(Path::new(""));
-    let mut site_note = None;
-    let checked = ramux_lab::check_text_with(&text, &file, dir, &mut |_| {
-        site_note = Some(NO_SITE_READER.to_string());
-        Err(String::new())
-    });
+    // The site file is read through labwall, so a lab and its site cannot disagree unnoticed.
+    let checked =
+        ramux_lab::check_text_with(&text, &file, dir, &mut ramux_lab::sitefile::site_facts);
     let mut diagnostics = checked.diagnostics;
     if let (Some(lab), Some(h)) = (&checked.lab, host) {
         diagnostics.extend(ramux_lab::host::check_host(lab, h, false));
@@ -72,13 +63,32 @@ pub fn check(path: &Path, host: Option<&dyn HostFacts>) -> LabCheck {
     LabCheck {
         lab: checked.lab,
         diagnostics,
-        site_note,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn site_checks_read_the_site_through_labwall() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("lab.toml");
+        let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/router/site.lw");
+        let lab = |trunk: &str| {
+            format!(
+                "name = \"t\"\nsite = {site:?}\n[switch.s]\nvlans = {{ 10 = \"a\", 20 = \"b\", 99 = \"x\" }}\n\
+                 [node.RT1]\nprofile = \"router\"\nrole = \"MASTER\"\n\
+                 nics = [ {{ switch = \"s\", trunk = {trunk} }}, {{ switch = \"s\", access = 99 }} ]\n"
+            )
+        };
+        std::fs::write(&p, lab("[10, 20]")).unwrap();
+        let c = check(&p, None);
+        assert!(c.ok(), "{}", ramux_lab::render_all(&c.diagnostics));
+        std::fs::write(&p, lab("[10]")).unwrap();
+        let text = ramux_lab::render_all(&check(&p, None).diagnostics);
+        assert!(text.contains("lacks VLAN 20"), "{text}");
+    }
 
     #[test]
     fn host_checks_name_the_missing_iso() {

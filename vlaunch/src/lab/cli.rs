@@ -22,9 +22,6 @@ pub fn validate(file: Option<PathBuf>) -> Result<i32> {
     let file = file_or_default(file);
     let c = check(&file, Some(&RealHost));
     eprint!("{}", ramux_lab::render_all(&c.diagnostics));
-    if let Some(n) = &c.site_note {
-        say(n);
-    }
     match (&c.lab, c.errors()) {
         (Some(lab), 0) => {
             println!(
@@ -65,9 +62,6 @@ pub fn up(file: Option<PathBuf>, only: Option<Vec<String>>, wait: bool) -> Resul
     let file = file_or_default(file);
     let c = check(&file, Some(&RealHost));
     eprint!("{}", ramux_lab::render_all(&c.diagnostics));
-    if let Some(n) = &c.site_note {
-        say(n);
-    }
     let lab = match c.lab {
         Some(lab) if c.errors() == 0 => lab,
         _ => {
