@@ -310,8 +310,9 @@ pub struct Vm {
     child: Option<Child>,
 }
 
-/// Writes `data` through a temp file and a rename, so `ps` never reads half a vm.json.
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+/// Writes `data` through a temp file and a rename, so a reader (`ps`, `lab down`) never reads
+/// half a vm.json or state.json.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
     fs::rename(&tmp, path)

@@ -106,10 +106,7 @@ impl LabState {
 pub fn save(path: &Path, state: &LabState) -> Result<()> {
     let mut data = serde_json::to_vec_pretty(state)?;
     data.push(b'\n');
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, &data).with_context(|| format!("writing {}", tmp.display()))?;
-    fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    crate::vm::write_atomic(path, &data)
 }
 
 /// Reads a `state.json`.
