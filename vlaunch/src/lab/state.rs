@@ -178,7 +178,7 @@ mod tests {
         let s = sample();
         save(&p, &s).unwrap();
         assert_eq!(load(&p).unwrap(), s);
-        assert!(!p.with_extension("json.tmp").exists());
+        assert!(!p.with_extension("tmp").exists());
         let text = fs::read_to_string(&p).unwrap();
         assert!(text.contains("\"state\": \"starting\""), "{text}");
     }
