@@ -6,6 +6,7 @@
 //! | `serial.sock` | the serial console (QEMU chardev socket; `vlaunch console` attaches) |
 //! | `serial.log` | everything the serial console printed since boot |
 //! | `qmp.sock` | QMP control socket (power button, status) |
+//! | `qga.sock` | the QEMU guest agent's virtio-serial channel (`vlaunch exec`) |
 //! | `pid` | QEMU's pid file |
 //! | `qemu.log` | QEMU's own stdout and stderr |
 //! | `vm.json` | what was launched and what vlaunch decided (read by `ps`) |
@@ -43,6 +44,9 @@ impl VmDir {
     pub fn qmp_sock(&self) -> PathBuf {
         self.0.join("qmp.sock")
     }
+    pub fn qga_sock(&self) -> PathBuf {
+        self.0.join("qga.sock")
+    }
     pub fn pidfile(&self) -> PathBuf {
         self.0.join("pid")
     }
@@ -65,6 +69,7 @@ mod tests {
     fn layout() {
         let v = VmDir::under(Path::new(DEFAULT_STATE_ROOT), "RT1");
         assert_eq!(v.qmp_sock(), Path::new("/run/ramux/vms/RT1/qmp.sock"));
+        assert_eq!(v.qga_sock(), Path::new("/run/ramux/vms/RT1/qga.sock"));
         assert_eq!(v.pidfile(), Path::new("/run/ramux/vms/RT1/pid"));
         assert_eq!(v.ovmf_vars(), Path::new("/run/ramux/vms/RT1/OVMF_VARS.fd"));
     }

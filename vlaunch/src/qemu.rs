@@ -2,8 +2,8 @@
 //!
 //! Everything QEMU does for vlaunch is visible here: which firmware, how the ISO is attached
 //! (CD or USB stick), where the serial console goes (a socket for `vlaunch console` plus a log
-//! file that `--wait-ready` and `ps` read), the QMP socket for `stop`, and one virtio NIC per
-//! switch port. Keeping it pure lets the unit tests pin every argument.
+//! file that `--wait-ready` and `ps` read), the QMP socket for `stop`, the guest agent's
+//! virtio-serial channel for `exec`, and one virtio NIC per switch port. Keeping it pure lets the unit tests pin every argument.
 //!
 //! The line is rendered from a [`QemuCommand`], which the tests that boot their own tiny
 //! guests (a kernel and an initramfs, or iPXE alone) fill in too, so they run the same machine
@@ -46,6 +46,9 @@ pub struct StatePaths {
     pub serial_sock: PathBuf,
     pub serial_log: PathBuf,
     pub qmp_sock: PathBuf,
+    /// The guest agent channel (`vlaunch exec`); default for vm.json files written before it.
+    #[serde(default)]
+    pub qga_sock: PathBuf,
     pub pidfile: PathBuf,
     /// QEMU's own stdout/stderr.
     pub qemu_log: PathBuf,
@@ -62,6 +65,7 @@ impl StatePaths {
             serial_sock: v.serial_sock(),
             serial_log: v.serial_log(),
             qmp_sock: v.qmp_sock(),
+            qga_sock: v.qga_sock(),
             pidfile: v.pidfile(),
             qemu_log: v.qemu_log(),
             vm_json: v.vm_json(),
@@ -211,6 +215,9 @@ pub struct QemuCommand {
     pub serial: Serial,
     /// A QMP server socket (`-chardev socket,...,server=on,wait=off` + `-mon mode=control`).
     pub qmp: Option<PathBuf>,
+    /// The QEMU guest agent's channel: a virtio-serial port named `org.qemu.guest_agent.0` on a
+    /// chardev socket server at this path. A guest without an agent just never opens the port.
+    pub qga: Option<PathBuf>,
     pub pidfile: Option<PathBuf>,
     /// `-no-reboot`: a guest reboot (or a kernel panic with `panic=-1`) ends QEMU instead of
     /// starting the guest again.
@@ -231,6 +238,7 @@ impl QemuCommand {
             vga: false,
             serial: Serial::None,
             qmp: None,
+            qga: None,
             pidfile: None,
             no_reboot: false,
         }
@@ -275,6 +283,7 @@ impl QemuCommand {
                 log: p.serial_log.clone(),
             },
             qmp: Some(p.qmp_sock.clone()),
+            qga: Some(p.qga_sock.clone()),
             pidfile: Some(p.pidfile.clone()),
             ..QemuCommand::base(
                 spec.accel,
@@ -417,6 +426,15 @@ impl QemuCommand {
             a.push("chardev=qmp0,mode=control".into());
         }
 
+        if let Some(qga) = &self.qga {
+            a.push("-device".into());
+            a.push("virtio-serial-pci,id=vser0".into());
+            a.push("-chardev".into());
+            a.push(opt_path("socket,id=qga0,server=on,wait=off,path=", qga));
+            a.push("-device".into());
+            a.push("virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0".into());
+        }
+
         if let Some(pidfile) = &self.pidfile {
             a.push("-pidfile".into());
             a.push(pidfile.clone().into_os_string());
@@ -524,7 +542,11 @@ mod tests {
              -chardev socket,id=serial0,server=on,wait=off,path=/run/ramux/vms/RT1/serial.sock,logfile=/run/ramux/vms/RT1/serial.log,logappend=off \
              -serial chardev:serial0 \
              -chardev socket,id=qmp0,server=on,wait=off,path=/run/ramux/vms/RT1/qmp.sock \
-             -mon chardev=qmp0,mode=control -pidfile /run/ramux/vms/RT1/pid"
+             -mon chardev=qmp0,mode=control \
+             -device virtio-serial-pci,id=vser0 \
+             -chardev socket,id=qga0,server=on,wait=off,path=/run/ramux/vms/RT1/qga.sock \
+             -device virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0 \
+             -pidfile /run/ramux/vms/RT1/pid"
         );
     }
 
@@ -607,6 +629,7 @@ mod tests {
         q.rng = true;
         q.serial = Serial::Stdio;
         q.qmp = Some("/w/qmp.sock".into());
+        q.qga = Some("/w,q/qga.sock".into());
         q.nics
             .push(NetDevice::virtio(NetBackend::UserRestricted, None));
         let mut vde = NetDevice::virtio(
@@ -628,7 +651,9 @@ mod tests {
              -device virtio-net-pci,netdev=net1,mac=00:16:3e:00:00:03,romfile= \
              -device virtio-rng-pci -serial stdio \
              -chardev socket,id=qmp0,server=on,wait=off,path=/w/qmp.sock \
-             -mon chardev=qmp0,mode=control"
+             -mon chardev=qmp0,mode=control -device virtio-serial-pci,id=vser0 \
+             -chardev socket,id=qga0,server=on,wait=off,path=/w,,q/qga.sock \
+             -device virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0"
         );
     }
 
