@@ -73,6 +73,10 @@ pub fn up(file: Option<PathBuf>, only: Option<Vec<String>>, wait: bool) -> Resul
             return Ok(1);
         }
     };
+    let dir = LabDir::new(&state::labs_root(), &lab.name.value);
+    if dir.state_json().exists() {
+        return up_running(&lab, &dir, only.as_deref());
+    }
     let max = std::thread::available_parallelism().map_or(1, |n| n.get());
     let opts = up::UpOptions {
         only: only.clone(),
@@ -110,6 +114,70 @@ pub fn up(file: Option<PathBuf>, only: Option<Vec<String>>, wait: bool) -> Resul
     })
 }
 
+/// `up` on a lab that is already up: say what changed in the file since, boot the selected
+/// nodes that are not running (and unchanged), and exit 0 only when nothing differs and every
+/// selected node is ready. Switches that died mean the lab is not up: `down` first.
+fn up_running(lab: &ramux_lab::Lab, dir: &LabDir, only: Option<&[String]>) -> Result<i32> {
+    let name = lab.name.value.clone();
+    let mut st = state::load(&dir.state_json())?;
+    let doc = status::lab_status(&st);
+    if let Some(s) = doc
+        .switches
+        .iter()
+        .find(|s| s.state != ramux_lab::status::SwitchState::Running)
+    {
+        bail!(
+            "lab {name} has a state directory but its switch {} is not running: \
+             `vlaunch lab down {name}` first",
+            s.name
+        );
+    }
+    let diff = super::changes::lab_changes(&st, lab);
+    for c in &diff {
+        say(&format!(
+            "changed since up: {}",
+            super::changes::describe(&name, c)
+        ));
+    }
+    let changed: Vec<&str> = diff.iter().filter_map(|c| c.node.as_deref()).collect();
+    let mut ok = diff.is_empty();
+    for n in up::selected_nodes(lab, only)? {
+        let running = doc.nodes.iter().any(|x| x.name == n && x.pid.is_some());
+        if running || changed.contains(&n.as_str()) {
+            continue;
+        }
+        let node = lab.node(&n).expect("selected nodes exist");
+        ok &= super::restart::boot(dir, &mut st, node, &mut say)?;
+    }
+    say(&format!(
+        "{name}: already up; unchanged nodes that were not running started"
+    ));
+    print!("{}", status::table(&status::lab_status(&st)));
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// `restart NAME NODE`.
+pub fn restart(name: &str, node: &str) -> Result<i32> {
+    let ok = super::restart::restart(name, node, &mut say)?;
+    Ok(if ok { 0 } else { 1 })
+}
+
+/// `fault NAME NODE FAULT`.
+pub fn fault(name: &str, node: &str, fault: &str) -> Result<i32> {
+    let f: super::fault::FaultCmd = fault.parse().map_err(anyhow::Error::msg)?;
+    let (dir, mut st, h) = super::node::by_name(name, node)?;
+    let line = super::fault::apply(&h, f)?;
+    super::fault::record(&dir, &mut st, node, f)?;
+    println!("{line}");
+    Ok(0)
+}
+
+/// `capture NAME SWITCH:PORT -w FILE [--seconds N]`.
+pub fn capture(name: &str, target: &str, file: &Path, seconds: Option<f64>) -> Result<i32> {
+    super::capture::capture(name, target, file, seconds, &mut say)?;
+    Ok(0)
+}
+
 /// The lab name of `arg`: a name, or a lab file (default ./lab.toml) whose `name` it reads.
 pub fn lab_name(arg: Option<&str>) -> Result<String> {
     let path = match arg {
@@ -135,14 +203,7 @@ pub fn down(name: Option<String>, force: bool) -> Result<i32> {
 }
 
 fn load(name: &str) -> Result<state::LabState> {
-    let dir = LabDir::new(&state::labs_root(), name);
-    if !dir.state_json().exists() {
-        bail!(
-            "lab {name} is not up (no {}): see `vlaunch lab list`",
-            dir.state_json().display()
-        );
-    }
-    state::load(&dir.state_json())
+    Ok(super::node::load_lab(name)?.1)
 }
 
 /// `status [NAME] [--json]`.
@@ -196,19 +257,9 @@ pub fn list() -> Result<i32> {
 
 /// The serial socket of `node` of the running lab `lab` (for `console`).
 pub fn serial_sock(lab: &str, node: &str) -> Result<(PathBuf, String)> {
-    let st = load(lab)?;
-    let Some(n) = st.nodes.iter().find(|n| n.name == node) else {
-        let names: Vec<&str> = st.nodes.iter().map(|n| n.name.as_str()).collect();
-        bail!("lab {lab} has no node {node} (nodes: {})", names.join(", "));
-    };
-    let Some(dir) = &n.state_dir else {
-        bail!("{node} of lab {lab} was not started");
-    };
-    if down::vm_pid(dir, n.pid).is_none() {
-        bail!("{node} of lab {lab} is not running (`vlaunch lab status {lab}`)");
-    }
-    let paths = crate::qemu::StatePaths::in_dir(dir);
-    Ok((paths.serial_sock, format!("{lab}/{node}")))
+    let (_, _, h) = super::node::by_name(lab, node)?;
+    h.running()?;
+    Ok((h.paths.serial_sock.clone(), h.label()))
 }
 
 #[cfg(test)]
