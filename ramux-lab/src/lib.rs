@@ -15,12 +15,16 @@
 //! ```
 
 pub mod diag;
+pub mod failover;
 pub mod graph;
 pub mod host;
+pub mod matrix;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod probe;
 mod raw;
+pub mod report;
 pub mod resolve;
 pub mod site;
 pub mod sitefile;

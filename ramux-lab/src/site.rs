@@ -349,7 +349,7 @@ fn client_address(n: &Node, site: &SiteFacts, diags: &mut Diags) {
     }
 }
 
-/// `vip:VLAN` needs a VIP; a name must be a site host or a lab node.
+/// `vip:VLAN` (and `vip:uplink`) needs a VIP; a name must be a site host or a lab node.
 fn test_targets(lab: &Lab, site: &SiteFacts, diags: &mut Diags) {
     for t in &lab.tests {
         let target = match &t.kind {
@@ -368,9 +368,11 @@ fn test_targets(lab: &Lab, site: &SiteFacts, diags: &mut Diags) {
             continue;
         }
         if let Some(vlan) = v.strip_prefix("vip:") {
-            if vlan
-                .parse::<u16>()
-                .is_ok_and(|id| site.vips.contains_key(&id))
+            let uplink = vlan == "uplink" && site.uplink_vip.is_some();
+            if uplink
+                || vlan
+                    .parse::<u16>()
+                    .is_ok_and(|id| site.vips.contains_key(&id))
             {
                 continue;
             }
@@ -395,4 +397,24 @@ fn test_targets(lab: &Lab, site: &SiteFacts, diags: &mut Diags) {
             ),
         );
     }
+}
+
+/// One VRRP instance as both routers run it: what the failover theory needs. Kept out of
+/// [`SiteFacts`] (whose every field the integration tests spell out by hand): see
+/// [`crate::sitefile::SiteModel`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub vrid: u32,
+    /// The interface the adverts go out on (`vlan10`).
+    pub ifname: String,
+    /// 2 (RFC 3768, keepalived's default) or 3 (RFC 5798).
+    pub version: u8,
+    /// Advertisement_Interval, in milliseconds.
+    pub advert_ms: u32,
+    /// Each role's priority (1..=255).
+    pub priority: BTreeMap<Role, u8>,
+    /// A recovered higher-priority router takes the VIPs back (keepalived's default).
+    pub preempt: bool,
+    pub vips: Vec<Ipv4Addr>,
 }
