@@ -159,12 +159,14 @@ fn node(
 }
 
 /// `iso` as given (relative to the lab directory), else `IMAGES/<profile>-<role>.iso` (vbuild's
-/// name for a role's image), else `IMAGES/<profile>.iso` for a node without role.
+/// name for a role's image), else for a node without role `IMAGES/<node>.iso` when it has an
+/// `address` (baked into its own image by `up --build`), `IMAGES/<profile>.iso` when not.
 fn iso_path(spec: &NodeSpec, profile: &str, dir: &Path, images: &Path) -> PathBuf {
-    match (&spec.iso, &spec.role) {
-        (Some(iso), _) => dir.join(&iso.value),
-        (None, Some(role)) => images.join(format!("{profile}-{}.iso", role.value.lower())),
-        (None, None) => images.join(format!("{profile}.iso")),
+    match (&spec.iso, &spec.role, &spec.address) {
+        (Some(iso), _, _) => dir.join(&iso.value),
+        (None, Some(role), _) => images.join(format!("{profile}-{}.iso", role.value.lower())),
+        (None, None, Some(_)) => images.join(format!("{}.iso", spec.name.value)),
+        (None, None, None) => images.join(format!("{profile}.iso")),
     }
 }
 
