@@ -16,7 +16,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::model::TestKind;
+use crate::failover::{FailoverMeasured, FailoverTheory, FailoverVerdict};
+use crate::matrix::MatrixProbe;
+use crate::model::{Expect, TestKind};
+use crate::probe::{expect_name, ProbePlan, Proto};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -219,6 +222,90 @@ fn testcase(s: &mut String, lab: &str, t: &TestResult) {
     let _ = writeln!(s, "    </testcase>");
 }
 
+/// What one probe saw on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// Echo reply, or the listener got the connection/datagram (`by`: the node that logged it).
+    Answered { by: Option<String>, rtt_ms: f64 },
+    /// Nothing came back in the probe's time (a DROP).
+    NoAnswer,
+    /// Refused: a TCP RST or ICMP unreachable (a REJECT, or no listener).
+    Refused,
+}
+
+/// `tcp 172.16.20.50 -> 172.16.10.21:443`.
+fn flow(src: Ipv4Addr, p: &ProbePlan) -> String {
+    let port = p.proto.port().map_or_else(String::new, |x| format!(":{x}"));
+    let proto = match p.proto {
+        Proto::Ping => "ping",
+        Proto::Tcp(_) => "tcp",
+        Proto::Udp(_) => "udp",
+    };
+    format!("{proto} {src} -> {}{port}", p.target.addr)
+}
+
+/// Pass when an answer came and `ok` was expected, or none came and `blocked` was; the detail
+/// says what was seen (`... answered by MV1 in 12 ms`, `... no answer (expected blocked)`).
+pub fn judge_probe(plan: &ProbePlan, src: Ipv4Addr, seen: &Seen) -> (Outcome, String, Measured) {
+    let mut m = Measured::default();
+    let what = match seen {
+        Seen::Answered { by, rtt_ms } => {
+            m.rtt_ms = Some(*rtt_ms);
+            m.answered_by.clone_from(by);
+            let by = by.as_ref().map_or_else(String::new, |b| format!(" by {b}"));
+            format!("answered{by} in {} ms", rtt_ms.round())
+        }
+        Seen::NoAnswer => "no answer".to_string(),
+        Seen::Refused => "refused".to_string(),
+    };
+    let answered = matches!(seen, Seen::Answered { .. });
+    let pass = answered == (plan.expect == Expect::Ok);
+    let tail = if pass && answered {
+        String::new()
+    } else {
+        format!(" (expected {})", expect_name(plan.expect))
+    };
+    let outcome = if pass { Outcome::Pass } else { Outcome::Fail };
+    (outcome, format!("{} {what}{tail}", flow(src, plan)), m)
+}
+
+/// One matrix probe as a result of its own, named after the flow and carrying the site line
+/// that decided, so a failure points at the line to read.
+pub fn judge_matrix(test: &str, p: &MatrixProbe, seen: &Seen, elapsed: Duration) -> TestResult {
+    let (result, detail, measured) = judge_probe(&p.plan(), p.src, seen);
+    let line = p
+        .decided_by
+        .map_or_else(String::new, |l| format!(", site line {l}"));
+    TestResult {
+        name: format!(
+            "{test}: {} -> {} {} ({})",
+            p.src_zone, p.dst_zone, p.service, p.from_node
+        ),
+        kind: "matrix".into(),
+        result,
+        detail: format!("{detail}; {}{line}", p.rule_text),
+        line: None,
+        elapsed,
+        measured,
+    }
+}
+
+/// A failover test's result from its verdict.
+pub fn failover_outcome(
+    v: &FailoverVerdict,
+    m: &FailoverMeasured,
+    t: Option<&FailoverTheory>,
+) -> (Outcome, String, Measured) {
+    let measured = Measured {
+        outage_ms: m.longest_outage_ms,
+        theory_ms: t.map(|t| u64::from(t.master_down_ms)),
+        answered_by: m.vip_holder_after.clone(),
+        ..Measured::default()
+    };
+    let outcome = if v.pass { Outcome::Pass } else { Outcome::Fail };
+    (outcome, v.reason.clone(), measured)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +341,45 @@ mod tests {
             (1, "1 passed, 0 failed, 1 errors")
         );
         assert_eq!(Report::new("l", vec![t("b", Outcome::Fail)]).exit_code(), 1);
+    }
+
+    #[test]
+    fn probes_are_judged_against_their_expectation() {
+        let plan = |expect| ProbePlan {
+            from: "MV2".into(),
+            target: crate::probe::Endpoint {
+                addr: "172.16.10.21".parse().unwrap(),
+                holder: None,
+            },
+            proto: Proto::Tcp(443),
+            listener: Some("MV1".into()),
+            expect,
+        };
+        let src = "172.16.20.50".parse().unwrap();
+        let seen = Seen::Answered {
+            by: Some("MV1".into()),
+            rtt_ms: 12.4,
+        };
+        let (o, d, m) = judge_probe(&plan(Expect::Ok), src, &seen);
+        assert_eq!(o, Outcome::Pass);
+        assert_eq!(
+            d,
+            "tcp 172.16.20.50 -> 172.16.10.21:443 answered by MV1 in 12 ms"
+        );
+        assert_eq!(m.answered_by.as_deref(), Some("MV1"));
+        let (o, d, _) = judge_probe(&plan(Expect::Blocked), src, &seen);
+        assert_eq!(o, Outcome::Fail);
+        assert!(d.ends_with("(expected blocked)"), "{d}");
+        let (o, d, _) = judge_probe(&plan(Expect::Blocked), src, &Seen::Refused);
+        assert_eq!(
+            (o, d.as_str()),
+            (
+                Outcome::Pass,
+                "tcp 172.16.20.50 -> 172.16.10.21:443 refused (expected blocked)"
+            )
+        );
+        let (o, _, _) = judge_probe(&plan(Expect::Ok), src, &Seen::NoAnswer);
+        assert_eq!(o, Outcome::Fail);
     }
 
     #[test]

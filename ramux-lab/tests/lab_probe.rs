@@ -202,3 +202,31 @@ fn the_seed_sites_vrrp_and_its_failover_theory() {
     );
     assert!(v.pass, "{}", v.reason);
 }
+
+#[test]
+fn a_matrix_probe_reports_the_line_that_decided() {
+    use ramux_lab::report::{judge_matrix, Outcome, Seen};
+    let m = matrix(&lab(), &model().master);
+    let p = find(&m, "MV2", "172.16.10.21", Proto::Tcp(443));
+    let seen = Seen::Answered {
+        by: Some("MV1".into()),
+        rtt_ms: 3.0,
+    };
+    let r = judge_matrix("the matrix", p, &seen, std::time::Duration::from_millis(40));
+    assert_eq!(r.result, Outcome::Pass);
+    assert_eq!(r.name, "the matrix: users -> srv https (MV2)");
+    assert_eq!(
+        r.detail,
+        "tcp 172.16.20.50 -> 172.16.10.21:443 answered by MV1 in 3 ms; ALLOW users -> srv, site line 49"
+    );
+    let ssh = find(&m, "MV2", "172.16.10.21", Proto::Tcp(22));
+    let r = judge_matrix("the matrix", ssh, &seen, std::time::Duration::ZERO);
+    assert_eq!(r.result, Outcome::Fail);
+}
+
+#[test]
+fn the_seed_matrix_size() {
+    // docs/lab.md quotes it: a change here is worth a look at the generator
+    let m = matrix(&lab(), &model().master);
+    assert_eq!((m.probes.len(), m.unprobed.len()), (52, 13));
+}
