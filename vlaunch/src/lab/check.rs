@@ -1,13 +1,54 @@
 //! `vlaunch lab validate` and the first step of `up`: the lab file's own checks (ramux-lab),
-//! the site checks (the site file read through labwall), and the host checks (ISOs, uplink bridges)
-//! answered from this machine.
+//! the site checks (the site file read through labwall), and the host checks (ISOs, uplink
+//! bridges, a forwarding host on several lab VLANs) answered from this machine.
 
-use ramux_lab::host::HostFacts;
+use ramux_lab::host::{HostFacts, HostIface};
 use ramux_lab::{Diagnostic, Lab};
+use std::net::Ipv4Addr;
 use std::path::Path;
 
-/// [`HostFacts`] of this machine: the file system and `/sys/class/net`.
+/// [`HostFacts`] of this machine: the file system, `/sys/class/net`, `ip -j -4 addr` and
+/// `/proc/sys/net/ipv4/conf/*/forwarding` (of the network namespace `vlaunch` runs in).
 pub struct RealHost;
+
+/// The host's interfaces with their IPv4 addresses (`ip -j -4 addr`; none when `ip` fails).
+pub fn interfaces() -> Vec<HostIface> {
+    let out = std::process::Command::new("ip")
+        .args(["-j", "-4", "addr"])
+        .output();
+    let Ok(out) = out else { return vec![] };
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let list = v.as_array().cloned().unwrap_or_default();
+    list.iter().filter_map(iface_of).collect()
+}
+
+/// One entry of `ip -j addr` with its forwarding flag.
+fn iface_of(v: &serde_json::Value) -> Option<HostIface> {
+    let name = v["ifname"].as_str()?.to_string();
+    let addrs = v["addr_info"]
+        .as_array()?
+        .iter()
+        .filter_map(|a| {
+            let ip = a["local"].as_str()?.parse().ok()?;
+            Some((ip, u8::try_from(a["prefixlen"].as_u64()?).ok()?))
+        })
+        .collect();
+    let flag = format!("/proc/sys/net/ipv4/conf/{name}/forwarding");
+    let forwarding = std::fs::read_to_string(flag).is_ok_and(|s| s.trim() == "1");
+    Some(HostIface {
+        name,
+        addrs,
+        forwarding,
+    })
+}
+
+/// Every IPv4 address of this host (picks a VXLAN trunk's local end).
+pub fn local_ipv4s() -> Vec<Ipv4Addr> {
+    interfaces()
+        .into_iter()
+        .flat_map(|i| i.addrs.into_iter().map(|(a, _)| a))
+        .collect()
+}
 
 impl HostFacts for RealHost {
     fn file_exists(&self, path: &Path) -> bool {
@@ -19,6 +60,9 @@ impl HostFacts for RealHost {
             .join("bridge")
             .is_dir()
     }
+    fn interfaces(&self) -> Vec<HostIface> {
+        interfaces()
+    }
 }
 
 /// What the checks found.
@@ -28,6 +72,8 @@ pub struct LabCheck {
     pub lab: Option<Lab>,
     /// Every diagnostic: the file's and the site's in file order, then the host's.
     pub diagnostics: Vec<Diagnostic>,
+    /// The site file's facts, when the lab names a site that compiles.
+    pub site: Option<ramux_lab::SiteFacts>,
 }
 
 impl LabCheck {
@@ -41,6 +87,11 @@ impl LabCheck {
 
 /// Reads and checks the lab at `path`; with `host`, also the host checks.
 pub fn check(path: &Path, host: Option<&dyn HostFacts>) -> LabCheck {
+    check_for(path, host, false)
+}
+
+/// [`check`]; `build`: missing ISOs are not errors (`up --build` makes them).
+pub fn check_for(path: &Path, host: Option<&dyn HostFacts>, build: bool) -> LabCheck {
     let file = path.display().to_string();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -49,20 +100,30 @@ pub fn check(path: &Path, host: Option<&dyn HostFacts>) -> LabCheck {
             return LabCheck {
                 lab: c.lab,
                 diagnostics: c.diagnostics,
+                site: None,
             };
         }
     };
     let dir = path.parent().unwrap_or(Path::new(""));
-    // The site file is read through labwall, so a lab and its site cannot disagree unnoticed.
-    let checked =
-        ramux_lab::check_text_with(&text, &file, dir, &mut ramux_lab::sitefile::site_facts);
+    // The site file is read through labwall, so a lab and its site cannot disagree unnoticed;
+    // its facts are kept for the forwarding check.
+    let mut facts = None;
+    let checked = ramux_lab::check_text_with(&text, &file, dir, &mut |p| {
+        let r = ramux_lab::sitefile::site_facts(p);
+        facts = r.as_ref().ok().cloned();
+        r
+    });
     let mut diagnostics = checked.diagnostics;
     if let (Some(lab), Some(h)) = (&checked.lab, host) {
-        diagnostics.extend(ramux_lab::host::check_host(lab, h, false));
+        diagnostics.extend(ramux_lab::host::check_host(lab, h, build));
+        if let Some(site) = &facts {
+            diagnostics.extend(ramux_lab::host::check_forwarding(lab, site, h));
+        }
     }
     LabCheck {
         lab: checked.lab,
         diagnostics,
+        site: facts,
     }
 }
 
@@ -107,5 +168,18 @@ mod tests {
         let text = ramux_lab::render_all(&c.diagnostics);
         assert!(text.contains("the ISO of c is missing"), "{text}");
         assert!(!RealHost.bridge_exists("no-such-bridge0"));
+    }
+
+    #[test]
+    fn interfaces_from_ip_json() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"[{"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
+                {"ifname":"x","addr_info":[]}]"#,
+        )
+        .unwrap();
+        let i = iface_of(&v[0]).unwrap();
+        assert_eq!(i.addrs, [("127.0.0.1".parse().unwrap(), 8)]);
+        assert!(iface_of(&v[1]).unwrap().addrs.is_empty());
+        assert!(local_ipv4s().contains(&Ipv4Addr::LOCALHOST));
     }
 }

@@ -1,0 +1,182 @@
+//! The probes a lab test runs inside its guests, through the QEMU guest agent (never the
+//! guest's network, which is what is under test): busybox `ping`, `nc` listeners and clients,
+//! `ip`, `nslookup`. The parsers of their output are pure and unit-tested.
+
+use super::node::NodeHandle;
+use crate::qga::{Agent, ExecOutput};
+use anyhow::{bail, Context, Result};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// How long a guest agent may take to answer after the ready line.
+pub const AGENT_WAIT: Duration = Duration::from_secs(90);
+
+/// A connected agent of a running node.
+pub struct Guest {
+    pub name: String,
+    agent: Agent,
+}
+
+impl Guest {
+    pub fn connect(h: &NodeHandle) -> Result<Guest> {
+        h.running()?;
+        let agent = crate::qga::wait_agent(&h.paths.qga_sock, AGENT_WAIT).with_context(|| {
+            format!(
+                "{}: no guest agent (only images with qemu-guest-agent, like the client profile, can run probes)",
+                h.label()
+            )
+        })?;
+        Ok(Guest {
+            name: h.name.clone(),
+            agent,
+        })
+    }
+
+    /// `/bin/sh -c script`, at most `timeout`.
+    pub fn sh(&mut self, script: &str, timeout: Duration) -> Result<ExecOutput> {
+        let argv = ["/bin/sh".to_string(), "-c".into(), script.to_string()];
+        self.agent
+            .exec(&argv, None, timeout)
+            .with_context(|| format!("{}: running {script:?}", self.name))
+    }
+
+    /// [`Guest::sh`], stdout as text; an error when it exits non-zero.
+    pub fn sh_ok(&mut self, script: &str, timeout: Duration) -> Result<String> {
+        let o = self.sh(script, timeout)?;
+        if o.code != Some(0) {
+            bail!(
+                "{}: {script:?} failed ({:?}): {}",
+                self.name,
+                o.code,
+                String::from_utf8_lossy(&o.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    }
+
+    /// Starts `script` in the background (its output into `log`), returning its pid.
+    pub fn spawn(&mut self, script: &str, log: &str) -> Result<u32> {
+        let line = format!("({script}) >{log} 2>&1 </dev/null & echo $!");
+        let out = self.sh_ok(&line, Duration::from_secs(10))?;
+        out.trim()
+            .parse()
+            .with_context(|| format!("{}: no pid from {line:?}: {out:?}", self.name))
+    }
+
+    /// Kills a background probe and returns its log.
+    pub fn reap(&mut self, pid: u32, log: &str) -> Result<String> {
+        let line = format!("kill {pid} 2>/dev/null; sleep 0.1; cat {log}; rm -f {log}");
+        self.sh_ok(&line, Duration::from_secs(10))
+    }
+
+    /// The IPv4 address and prefix of `iface`, if it has one.
+    pub fn address(&mut self, iface: &str) -> Result<Option<(Ipv4Addr, u8)>> {
+        let out = self.sh_ok(
+            &format!("ip -4 -o addr show {iface}"),
+            Duration::from_secs(10),
+        )?;
+        Ok(parse_addr(&out))
+    }
+}
+
+/// `2: eth0    inet 172.16.20.50/24 brd ...` -> (172.16.20.50, 24).
+pub fn parse_addr(out: &str) -> Option<(Ipv4Addr, u8)> {
+    let mut w = out.split_whitespace();
+    w.find(|x| *x == "inet")?;
+    let (a, n) = w.next()?.split_once('/')?;
+    Some((a.parse().ok()?, n.parse().ok()?))
+}
+
+/// `default via 172.16.20.1 dev eth0` -> 172.16.20.1.
+pub fn parse_gateway(out: &str) -> Option<Ipv4Addr> {
+    let mut w = out.split_whitespace();
+    w.find(|x| *x == "via")?;
+    w.next()?.parse().ok()
+}
+
+/// busybox ping's summary: (received, average round trip in ms).
+pub fn parse_ping(out: &str) -> (u32, Option<f64>) {
+    let received = out
+        .lines()
+        .find(|l| l.contains("packets received"))
+        .and_then(|l| l.split(',').nth(1))
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let avg = out
+        .lines()
+        .find(|l| l.contains("round-trip"))
+        .and_then(|l| l.split('=').nth(1))
+        .and_then(|v| v.trim().split('/').nth(1))
+        .and_then(|a| a.parse().ok());
+    (received, avg)
+}
+
+/// The `seq=` numbers of busybox ping's reply lines, in order.
+pub fn ping_seqs(out: &str) -> Vec<u64> {
+    out.lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| l.split("seq=").nth(1))
+        .filter_map(|s| s.split_whitespace().next())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+/// The longest run of missing sequence numbers between replies, and the highest seq seen.
+pub fn longest_gap(seqs: &[u64]) -> (u64, u64) {
+    let gap = seqs
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]).saturating_sub(1))
+        .max()
+        .unwrap_or(0);
+    (gap, seqs.iter().copied().max().unwrap_or(0))
+}
+
+/// `Address: 172.16.10.21` lines of busybox nslookup after the server's own.
+pub fn parse_nslookup(out: &str) -> Vec<String> {
+    let answers = out.split_once("Name:").map_or("", |(_, rest)| rest);
+    answers
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Address"))
+        .filter_map(|l| l.split_once(':').map(|(_, a)| a.trim()))
+        .map(|a| a.split_whitespace().next().unwrap_or(a).to_string())
+        .collect()
+}
+
+/// `192.168.1.1 dev eth0 lladdr 00:16:3e:aa:bb:cc REACHABLE` -> the MAC.
+pub fn parse_neigh(out: &str) -> Option<String> {
+    let mut w = out.split_whitespace();
+    w.find(|x| *x == "lladdr")?;
+    w.next().map(str::to_lowercase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busybox_outputs() {
+        let a = "2: eth0    inet 172.16.20.50/24 scope global eth0\\       valid_lft forever";
+        assert_eq!(parse_addr(a), Some(("172.16.20.50".parse().unwrap(), 24)));
+        assert_eq!(parse_addr(""), None);
+        let g = "default via 172.16.20.1 dev eth0 ";
+        assert_eq!(parse_gateway(g), Some("172.16.20.1".parse().unwrap()));
+        let p = "PING 10.1.1.50 (10.1.1.50): 56 data bytes\n\
+                 64 bytes from 10.1.1.50: seq=0 ttl=63 time=1.853 ms\n\
+                 64 bytes from 10.1.1.50: seq=2 ttl=63 time=0.912 ms\n\n\
+                 --- 10.1.1.50 ping statistics ---\n\
+                 3 packets transmitted, 2 packets received, 33% packet loss\n\
+                 round-trip min/avg/max = 0.912/1.382/1.853 ms\n";
+        assert_eq!(parse_ping(p), (2, Some(1.382)));
+        assert_eq!(ping_seqs(p), [0, 2]);
+        assert_eq!(longest_gap(&[0, 1, 2, 7, 8, 10]), (4, 10));
+        assert_eq!(longest_gap(&[]), (0, 0));
+        let none = "3 packets transmitted, 0 packets received, 100% packet loss\n";
+        assert_eq!(parse_ping(none), (0, None));
+        let ns = "Server:\t\t172.16.10.10\nAddress:\t172.16.10.10:53\n\n\
+                  Name:\tweb1.site\nAddress: 172.16.10.21\n";
+        assert_eq!(parse_nslookup(ns), ["172.16.10.21"]);
+        let n = "172.16.20.1 dev eth0 lladdr 00:16:3E:AA:BB:CC REACHABLE\n";
+        assert_eq!(parse_neigh(n).as_deref(), Some("00:16:3e:aa:bb:cc"));
+    }
+}
