@@ -16,6 +16,53 @@ pub fn validate_lab(lab: &Lab, diags: &mut Diags) {
     macs(lab, diags);
     after(lab, diags);
     tests(lab, diags);
+    trunks_and_uplinks(lab, diags);
+}
+
+/// vlaunch gives TAPs and VXLAN trunks to vswitch only (it places each TAP on its port with
+/// vswitch's port rules, and Debian's vde_switch has no VXLAN); a trunk's `remote` must be
+/// one IPv4 address (the peer) or two (both hosts: each uses the one it does not have).
+fn trunks_and_uplinks(lab: &Lab, diags: &mut Diags) {
+    for u in &lab.uplinks {
+        let sw = lab.switch(&u.switch.value);
+        if sw.is_some_and(|s| s.engine == crate::model::Engine::VdeSwitch) {
+            diags.error(
+                u.switch.pos,
+                format!(
+                    "uplink {}: switch {} is a vde_switch, and uplinks need a vswitch",
+                    u.name.value, u.switch.value
+                ),
+                format!("write engine = \"vswitch\" in [switch.{}]", u.switch.value),
+            );
+        }
+    }
+    for s in &lab.switches {
+        let Some(v) = &s.vxlan else { continue };
+        if s.engine == crate::model::Engine::VdeSwitch {
+            diags.error(
+                s.name.pos,
+                format!(
+                    "switch {}: a vde_switch cannot carry a VXLAN trunk",
+                    s.name.value
+                ),
+                format!("write engine = \"vswitch\" in [switch.{}]", s.name.value),
+            );
+        }
+        let addrs: Vec<&str> = v.remote.split(',').map(str::trim).collect();
+        let ok = addrs
+            .iter()
+            .all(|a| a.parse::<std::net::Ipv4Addr>().is_ok());
+        if !ok || addrs.len() > 2 {
+            diags.error(
+                s.name.pos,
+                format!(
+                    "switch {}: vxlan remote {:?} is not one or two IPv4 addresses",
+                    s.name.value, v.remote
+                ),
+                "write remote = \"192.0.2.2\" (the peer), or \"192.0.2.1,192.0.2.2\" (both hosts)",
+            );
+        }
+    }
 }
 
 /// `[a-z0-9_]{1,16}`: the lab's name becomes directory, socket and TAP names (IFNAMSIZ is 16).

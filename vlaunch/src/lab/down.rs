@@ -43,7 +43,7 @@ fn stop_vm(name: &str, dir: &Path, recorded: Option<u32>, force: bool) -> Result
     Ok(format!("{name}: killed (pid {pid})"))
 }
 
-fn stop_words(out: &crate::vm::StopOutcome) -> String {
+pub(super) fn stop_words(out: &crate::vm::StopOutcome) -> String {
     use crate::vm::StopOutcome::*;
     match out {
         NotRunning => "not running".into(),
@@ -95,6 +95,10 @@ pub fn down(state: &LabState, dir: &LabDir, force: bool, say: &mut dyn FnMut(&st
             bail!("{}: the switch survives SIGKILL", s.name);
         }
         say(&format!("{}: stopped", s.name));
+    }
+    // After the switches: a TAP's deletion also takes it out of its bridge.
+    for t in &state.taps {
+        say(&super::uplink::remove(t)?);
     }
     for p in state::removal_list(state) {
         remove(&p)?;

@@ -6,15 +6,25 @@
 //! - [`check`]: `validate` (file, site when available, host) and the lab for `graph`/`up`;
 //! - [`state`]: the lab directory and `state.json` (every resource recorded before creation);
 //! - [`switch`]: switch commands (pure), daemon start/stop, the management console;
-//! - [`up`], [`down`], [`status`]: the commands.
+//! - [`up`], [`down`], [`status`]: the commands; [`changes`]: what differs from a running lab;
+//! - [`node`] finds a started node; [`fault`], [`restart`], [`capture`] act on one.
 
+pub mod build;
+pub mod capture;
+pub mod changes;
 pub mod check;
 pub mod cli;
 pub mod down;
+pub mod fault;
+pub mod guest;
+pub mod labtest;
+pub mod node;
+pub mod restart;
 pub mod state;
 pub mod status;
 pub mod switch;
 pub mod up;
+pub mod uplink;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

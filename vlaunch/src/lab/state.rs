@@ -44,6 +44,10 @@ impl LabDir {
     pub fn switch_dir(&self, name: &str) -> PathBuf {
         self.0.join("sw").join(name)
     }
+    /// The rc file a switch starts with (it reserves the ports below its uplinks' TAPs).
+    pub fn switch_rc(&self, name: &str) -> PathBuf {
+        self.0.join("sw").join(format!("{name}.rc"))
+    }
     /// vlaunch's state root for the lab's VMs.
     pub fn vms_root(&self) -> PathBuf {
         self.0.join("vms")
@@ -78,6 +82,33 @@ pub struct NodeRecord {
     pub state: NodeState,
     pub ready_seconds: Option<f64>,
     pub last_lines: Vec<String>,
+    /// How many NICs it has (what `fault unplug` acts on).
+    #[serde(default)]
+    pub nics: usize,
+    /// The NICs whose cable `fault unplug` pulled (guest eth index).
+    #[serde(default)]
+    pub links_down: Vec<usize>,
+    /// What `up` started it with, one `key = value` line per setting: `up` on a running lab
+    /// compares it with the file to say what changed.
+    #[serde(default)]
+    pub config: Vec<String>,
+}
+
+/// One uplink's TAP as `up` recorded it, before creating it: `down` deletes the device (which
+/// also ends its bridge membership) when it is still a TAP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapRecord {
+    /// The `[uplink.NAME]` it serves.
+    pub uplink: String,
+    /// The device (`uplink::tap_name`).
+    pub name: String,
+    /// The host bridge it is (to be) enslaved to.
+    pub bridge: String,
+    pub switch: String,
+    pub port: u16,
+    /// True once `ip link set TAP master BRIDGE` is done (recorded just before it).
+    #[serde(default)]
+    pub enslaved: bool,
 }
 
 /// `state.json`.
@@ -91,6 +122,9 @@ pub struct LabState {
     pub dir: PathBuf,
     pub switches: Vec<SwitchRecord>,
     pub nodes: Vec<NodeRecord>,
+    /// Uplink TAPs (absent in state files written before uplinks existed).
+    #[serde(default)]
+    pub taps: Vec<TapRecord>,
 }
 
 impl LabState {
@@ -99,6 +133,9 @@ impl LabState {
     }
     pub fn switch_mut(&mut self, name: &str) -> Option<&mut SwitchRecord> {
         self.switches.iter_mut().find(|s| s.name == name)
+    }
+    pub fn tap_mut(&mut self, name: &str) -> Option<&mut TapRecord> {
+        self.taps.iter_mut().find(|t| t.name == name)
     }
 }
 
@@ -126,6 +163,9 @@ pub fn removal_list(state: &LabState) -> Vec<PathBuf> {
     for s in &state.switches {
         let d = SwitchDir::new(&s.dir);
         out.extend([d.dir().to_path_buf(), d.streams(), d.mgmt(), d.pid()]);
+        let mut rc = s.dir.clone().into_os_string();
+        rc.push(".rc");
+        out.push(rc.into());
     }
     out.push(state.dir.clone());
     out
@@ -167,6 +207,17 @@ mod tests {
                 state: NodeState::Starting,
                 ready_seconds: None,
                 last_lines: vec![],
+                nics: 1,
+                links_down: vec![],
+                config: vec![],
+            }],
+            taps: vec![TapRecord {
+                uplink: "lan".into(),
+                name: "two-0123abcd".into(),
+                bridge: "br0".into(),
+                switch: "sw0".into(),
+                port: 8,
+                enslaved: true,
             }],
         }
     }
@@ -184,6 +235,18 @@ mod tests {
     }
 
     #[test]
+    fn a_state_without_taps_still_loads() {
+        let mut v = serde_json::to_value(sample()).unwrap();
+        v.as_object_mut().unwrap().remove("taps");
+        let s: LabState = serde_json::from_value(v).unwrap();
+        assert!(s.taps.is_empty());
+        let mut t = serde_json::to_value(&sample().taps[0]).unwrap();
+        t.as_object_mut().unwrap().remove("enslaved");
+        let t: TapRecord = serde_json::from_value(t).unwrap();
+        assert!(!t.enslaved);
+    }
+
+    #[test]
     fn down_removes_every_recorded_path_and_the_dir_last() {
         let r = removal_list(&sample());
         let want: Vec<PathBuf> = [
@@ -192,6 +255,7 @@ mod tests {
             "/tmp/labs/two/sw/sw0.streams",
             "/tmp/labs/two/sw/sw0.mgmt",
             "/tmp/labs/two/sw/sw0.pid",
+            "/tmp/labs/two/sw/sw0.rc",
             "/tmp/labs/two",
         ]
         .iter()

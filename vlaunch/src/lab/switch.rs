@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use ramux_contract::switch_dir::SwitchDir;
 use ramux_lab::model::{Engine, Lab, Switch, VlanMode};
 use std::io::{Read, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,17 +34,31 @@ pub fn used_ports(lab: &Lab, sw: &Switch) -> Vec<(u16, VlanMode)> {
     out
 }
 
+/// The ports of `sw` that exist before the console is reached, so they get no `port/create`
+/// (it would answer EEXIST): every port up to the highest uplink port (the rc file creates
+/// the non-uplink ones, the TAPs take the rest) and the VXLAN trunk's port.
+pub fn pre_created_ports(lab: &Lab, sw: &Switch) -> Vec<u16> {
+    let top = uplink_ports(lab, sw).last().copied().unwrap_or(0);
+    let mut out: Vec<u16> = (1..=top).collect();
+    out.extend(sw.vxlan.as_ref().map(|_| vxlan_port(sw)));
+    out
+}
+
 /// The console commands for `sw`: `vlan/create` for each of its VLANs, then per used port
-/// `port/create P` and its VLANs: access (and a trunk's native VLAN) with `port/setvlan P VID`
-/// (untagged), trunk VLANs with `vlan/addport VID P` (tagged).
+/// `port/create P` (unless it exists already) and its VLANs: access (and a trunk's native
+/// VLAN) with `port/setvlan P VID` (untagged), trunk VLANs with `vlan/addport VID P`
+/// (tagged); last the VXLAN trunk's port, tagged in every VLAN of the switch.
 pub fn switch_commands(lab: &Lab, sw: &Switch) -> Vec<String> {
     let mut cmds: Vec<String> = sw
         .vlans
         .keys()
         .map(|v| format!("vlan/create {v}"))
         .collect();
+    let pre = pre_created_ports(lab, sw);
     for (port, mode) in used_ports(lab, sw) {
-        cmds.push(format!("port/create {port}"));
+        if !pre.contains(&port) {
+            cmds.push(format!("port/create {port}"));
+        }
         match mode {
             VlanMode::Access(v) => cmds.push(format!("port/setvlan {port} {v}")),
             VlanMode::Trunk { vids, native } => {
@@ -54,19 +69,121 @@ pub fn switch_commands(lab: &Lab, sw: &Switch) -> Vec<String> {
             }
         }
     }
+    if sw.vxlan.is_some() {
+        let p = vxlan_port(sw);
+        cmds.extend(sw.vlans.keys().map(|v| format!("vlan/addport {v} {p}")));
+    }
     cmds
 }
 
+/// The uplink ports of `sw`, ascending: the order its `-t TAP`s must be given in.
+pub fn uplink_ports(lab: &Lab, sw: &Switch) -> Vec<u16> {
+    let mut out: Vec<u16> = lab
+        .uplinks
+        .iter()
+        .filter(|u| u.switch.value == sw.name.value)
+        .map(|u| u.port.value)
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The rc file (`-f`) that makes vswitch's first-free-port rule put each TAP on its uplink's
+/// port: every port below the highest uplink port that is no uplink port is created
+/// (created ports are not allocatable), so the TAPs, given in port order, fill the gaps.
+pub fn reserve_commands(lab: &Lab, sw: &Switch) -> Vec<String> {
+    let ups = uplink_ports(lab, sw);
+    let top = ups.last().copied().unwrap_or(0);
+    (1..top)
+        .filter(|p| !ups.contains(p))
+        .map(|p| format!("port/create {p}"))
+        .collect()
+}
+
+/// The VXLAN trunk's port: one past the lab's ports (vswitch gets `-n ports+1`), so it never
+/// takes a port the lab file numbers.
+pub fn vxlan_port(sw: &Switch) -> u16 {
+    sw.ports.saturating_add(1)
+}
+
+/// The UDP port of the VXLAN trunk at both ends: IANA's, a Linux vxlan device's `dstport 4789`.
+pub const VXLAN_UDP: u16 = 4789;
+
+/// The two ends of a VXLAN trunk on this host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VxlanEnds {
+    /// The address bound here (0.0.0.0 when `remote` names the peer only).
+    pub local: Ipv4Addr,
+    pub remote: Ipv4Addr,
+}
+
+/// `remote` is the peer's IPv4 address, or `"A,B"`: the two hosts' addresses, the one this
+/// host has (`is_local`) is bound, the other is the peer; so one lab file serves both hosts.
+pub fn vxlan_ends(remote: &str, is_local: &dyn Fn(Ipv4Addr) -> bool) -> Result<VxlanEnds> {
+    let addrs: Vec<Ipv4Addr> = remote
+        .split(',')
+        .map(|a| a.trim().parse())
+        .collect::<std::result::Result<_, _>>()
+        .with_context(|| format!("vxlan remote {remote:?}: not IPv4 addresses"))?;
+    match addrs[..] {
+        [r] => Ok(VxlanEnds {
+            local: Ipv4Addr::UNSPECIFIED,
+            remote: r,
+        }),
+        [a, b] => match (is_local(a), is_local(b)) {
+            (true, false) => Ok(VxlanEnds {
+                local: a,
+                remote: b,
+            }),
+            (false, true) => Ok(VxlanEnds {
+                local: b,
+                remote: a,
+            }),
+            _ => bail!(
+                "vxlan remote {remote:?}: exactly one of the two must be an address of this \
+                 host (`ip -4 addr` here has {})",
+                if is_local(a) { "both" } else { "neither" }
+            ),
+        },
+        _ => bail!("vxlan remote {remote:?}: one address, or two (this host's and the peer's)"),
+    }
+}
+
+/// vswitch's `--vxlan` value for `sw`'s trunk.
+pub fn vxlan_arg(sw: &Switch, vni: u32, ends: VxlanEnds) -> String {
+    format!(
+        "vni={vni},local={}:{VXLAN_UDP},remote={}:{VXLAN_UDP},port={}",
+        ends.local,
+        ends.remote,
+        vxlan_port(sw)
+    )
+}
+
+/// What a switch is started with beyond its directory: TAPs in port order, the rc file that
+/// places them, the VXLAN trunk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extras {
+    pub taps: Vec<String>,
+    pub rc: Option<PathBuf>,
+    pub vxlan: Option<String>,
+}
+
 /// The program and arguments that start `sw` daemonised at `dir`. vswitch's ports are
-/// 1..=N; vde_switch's are 1..N-1, so it gets one more.
-pub fn start_command(engine: Engine, bin: &Path, dir: &Path, ports: u16) -> Vec<String> {
+/// 1..=N (one more for a VXLAN trunk); vde_switch's are 1..N-1, so it gets one more.
+pub fn start_command(
+    engine: Engine,
+    bin: &Path,
+    dir: &Path,
+    ports: u16,
+    x: &Extras,
+) -> Vec<String> {
     let d = SwitchDir::new(dir);
     let s = |p: &Path| p.display().to_string();
     let mut argv = vec![s(bin), "-s".into(), s(dir)];
     let n = match engine {
         Engine::Vswitch => {
             argv.push("--port-streams".into());
-            ports
+            ports.saturating_add(u16::from(x.vxlan.is_some()))
         }
         Engine::VdeSwitch => ports.saturating_add(1),
     };
@@ -79,6 +196,15 @@ pub fn start_command(engine: Engine, bin: &Path, dir: &Path, ports: u16) -> Vec<
         s(&d.pid()),
         "-d".into(),
     ]);
+    if let Some(rc) = &x.rc {
+        argv.extend(["-f".into(), s(rc)]);
+    }
+    for t in &x.taps {
+        argv.extend(["-t".into(), t.clone()]);
+    }
+    if let Some(v) = &x.vxlan {
+        argv.extend(["--vxlan".into(), v.clone()]);
+    }
     argv
 }
 
@@ -266,6 +392,7 @@ nics = [ { switch = "sw0", port = 7, access = 10 } ]
             Path::new("/b/vswitch"),
             Path::new("/l/sw/sw0"),
             8,
+            &Extras::default(),
         );
         assert_eq!(
             a.join(" "),
@@ -276,11 +403,107 @@ nics = [ { switch = "sw0", port = 7, access = 10 } ]
             Path::new("vde_switch"),
             Path::new("/d"),
             32,
+            &Extras::default(),
         );
         assert_eq!(
             b.join(" "),
             "vde_switch -s /d -n 33 -M /d.mgmt -p /d.pid -d"
         );
+    }
+
+    const UPLINKS: &str = r#"
+name = "t"
+[switch.sw0]
+ports = 8
+vlans = { 10 = "a", 20 = "b" }
+vxlan = { remote = "192.0.2.1,192.0.2.2", vni = 42 }
+[uplink.u6]
+switch = "sw0"
+port = 6
+trunk = [10, 20]
+bridge = "br1"
+[uplink.u3]
+switch = "sw0"
+port = 3
+access = 10
+bridge = "br0"
+[node.c]
+profile = "client"
+nics = [ { switch = "sw0", port = 2, access = 20 }, { switch = "sw0", port = 7, access = 10 } ]
+"#;
+
+    #[test]
+    fn uplinks_take_their_ports_and_the_vxlan_trunk_every_vlan() {
+        let l = lab(UPLINKS);
+        let sw = l.switch("sw0").unwrap();
+        assert_eq!(uplink_ports(&l, sw), [3, 6]);
+        // Ports 1, 2, 4, 5 are created before the TAPs open, so they land on 3 and 6.
+        assert_eq!(
+            reserve_commands(&l, sw),
+            [
+                "port/create 1",
+                "port/create 2",
+                "port/create 4",
+                "port/create 5"
+            ]
+        );
+        assert_eq!(
+            switch_commands(&l, sw),
+            [
+                "vlan/create 10",
+                "vlan/create 20",
+                "port/setvlan 2 20",
+                "port/setvlan 3 10",
+                "vlan/addport 10 6",
+                "vlan/addport 20 6",
+                "port/create 7",
+                "port/setvlan 7 10",
+                "vlan/addport 10 9",
+                "vlan/addport 20 9",
+            ]
+        );
+        let local = |a: Ipv4Addr| a == Ipv4Addr::new(192, 0, 2, 2);
+        let ends = vxlan_ends("192.0.2.1,192.0.2.2", &local).unwrap();
+        assert_eq!(ends.remote, Ipv4Addr::new(192, 0, 2, 1));
+        assert_eq!(
+            vxlan_arg(sw, 42, ends),
+            "vni=42,local=192.0.2.2:4789,remote=192.0.2.1:4789,port=9"
+        );
+        let x = Extras {
+            taps: vec!["t-1".into(), "t-2".into()],
+            rc: Some("/l/sw/sw0.rc".into()),
+            vxlan: Some(vxlan_arg(sw, 42, ends)),
+        };
+        let argv = start_command(
+            Engine::Vswitch,
+            Path::new("vswitch"),
+            Path::new("/l/sw/sw0"),
+            8,
+            &x,
+        );
+        let line = argv.join(" ");
+        assert!(line.contains("-n 9 "), "{line}");
+        assert!(line.ends_with("-d -f /l/sw/sw0.rc -t t-1 -t t-2 --vxlan vni=42,local=192.0.2.2:4789,remote=192.0.2.1:4789,port=9"), "{line}");
+    }
+
+    #[test]
+    fn vxlan_ends_from_remote() {
+        let none = |_: Ipv4Addr| false;
+        let one = vxlan_ends("10.0.0.2", &none).unwrap();
+        assert_eq!(
+            (one.local, one.remote),
+            (Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(10, 0, 0, 2))
+        );
+        assert!(vxlan_ends("10.0.0.1,10.0.0.2", &none)
+            .unwrap_err()
+            .to_string()
+            .contains("neither"));
+        let all = |_: Ipv4Addr| true;
+        assert!(vxlan_ends("10.0.0.1,10.0.0.2", &all)
+            .unwrap_err()
+            .to_string()
+            .contains("both"));
+        assert!(vxlan_ends("host.example", &none).is_err());
     }
 
     #[test]

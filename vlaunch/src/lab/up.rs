@@ -146,6 +146,9 @@ pub fn initial_state(lab: &Lab, file: &Path, dir: &LabDir) -> LabState {
             state: NodeState::Defined,
             ready_seconds: None,
             last_lines: vec![],
+            nics: n.nics.len(),
+            links_down: vec![],
+            config: super::changes::node_config(n),
         })
         .collect();
     LabState {
@@ -155,6 +158,7 @@ pub fn initial_state(lab: &Lab, file: &Path, dir: &LabDir) -> LabState {
         dir: dir.0.clone(),
         switches,
         nodes,
+        taps: vec![],
     }
 }
 
@@ -197,13 +201,6 @@ impl Run<'_> {
 
     /// What the lab asks for that `up` does not do yet: said, not silently dropped.
     fn not_done(&mut self) {
-        for u in &self.lab.uplinks {
-            (self.say)(&format!(
-                "uplink {}: port {} of {} is configured, but its TAP on bridge {} is not \
-                 created (uplinks are not implemented yet)",
-                u.name.value, u.port.value, u.switch.value, u.bridge.value
-            ));
-        }
         for n in self.lab.nodes.iter().filter(|n| n.enabled) {
             if !n.qemu_args.is_empty() {
                 (self.say)(&format!(
@@ -220,12 +217,17 @@ impl Run<'_> {
         }
     }
 
+    /// Every uplink TAP is recorded first; then per switch its TAPs (created, enslaved), its
+    /// rc file and VXLAN trunk (`uplink::prepare`), the daemon, and its console commands.
     fn start_switches(&mut self) -> Result<()> {
+        self.state.taps = super::uplink::records(self.lab);
+        self.save()?;
         for sw in &self.lab.switches {
             let name = sw.name.value.clone();
             let sdir = self.dir.switch_dir(&name);
             let bin = switch::engine_binary(sw.engine)?;
-            let argv = switch::start_command(sw.engine, &bin, &sdir, sw.ports);
+            let x = super::uplink::prepare(self.lab, sw, &self.dir, &mut self.state)?;
+            let argv = switch::start_command(sw.engine, &bin, &sdir, sw.ports, &x);
             let pid = switch::start(&argv, &sdir).with_context(|| format!("switch {name}"))?;
             let rec = self.state.switch_mut(&name).expect("recorded");
             rec.pid = Some(pid);
@@ -241,6 +243,15 @@ impl Run<'_> {
                 cmds.len(),
                 sw.vlans.len()
             ));
+            for t in self.state.taps.iter().filter(|t| t.switch == name) {
+                (self.say)(&format!(
+                    "uplink {}: TAP {} on port {} of {name}, in bridge {}",
+                    t.uplink, t.name, t.port, t.bridge
+                ));
+            }
+            if let Some(v) = &x.vxlan {
+                (self.say)(&format!("{name}: VXLAN trunk {v}, every VLAN tagged"));
+            }
         }
         Ok(())
     }
