@@ -105,6 +105,7 @@ pub fn request(
 struct Built {
     profile: String,
     role: String,
+    hostname: String,
     inputs: BTreeMap<String, String>,
     set: BTreeMap<String, String>,
 }
@@ -134,7 +135,13 @@ pub fn stale_reason(req: &vbuild::build::BuildRequest, bin_dir: &Path) -> Option
             m.profile, m.role, req.profile
         ));
     }
-    let want: BTreeMap<String, String> = req.sets.iter().cloned().collect();
+    // The manifest keeps the host name apart from the other `--set` values.
+    let mut want: BTreeMap<String, String> = req.sets.iter().cloned().collect();
+    if let Some(h) = want.remove("hostname") {
+        if h != m.hostname {
+            return Some(format!("built as host {}, wanted {h}", m.hostname));
+        }
+    }
     if m.set != want {
         return Some(format!("built with --set {:?}, wanted {:?}", m.set, want));
     }
@@ -271,7 +278,7 @@ mod tests {
         let sum = vbuild::sha256_file(&root.join("in.txt")).unwrap();
         let manifest = |set: &str| {
             format!(
-                r#"{{"profile":"client","role":"-","inputs":{{"in.txt":"{sum}"}},"set":{{"address":"{set}"}}}}"#
+                r#"{{"profile":"client","role":"-","hostname":"c","inputs":{{"in.txt":"{sum}"}},"set":{{"address":"{set}"}}}}"#
             )
         };
         std::fs::write(root.join("x.iso.manifest.json"), manifest("dhcp")).unwrap();

@@ -57,10 +57,15 @@ pub fn graph(file: Option<PathBuf>, dot: bool) -> Result<i32> {
     Ok(0)
 }
 
-/// `up [FILE] [--only ...] [--no-wait]`.
-pub fn up(file: Option<PathBuf>, only: Option<Vec<String>>, wait: bool) -> Result<i32> {
+/// `up [FILE] [--build] [--only ...] [--no-wait]`.
+pub fn up(
+    file: Option<PathBuf>,
+    build: bool,
+    only: Option<Vec<String>>,
+    wait: bool,
+) -> Result<i32> {
     let file = file_or_default(file);
-    let c = check(&file, Some(&RealHost));
+    let c = super::check::check_for(&file, Some(&RealHost), build);
     eprint!("{}", ramux_lab::render_all(&c.diagnostics));
     let lab = match c.lab {
         Some(lab) if c.errors() == 0 => lab,
@@ -73,6 +78,13 @@ pub fn up(file: Option<PathBuf>, only: Option<Vec<String>>, wait: bool) -> Resul
             return Ok(1);
         }
     };
+    if build {
+        let nodes = up::selected_nodes(&lab, only.as_deref())?;
+        if let Err(e) = super::build::build_missing(&lab, &nodes, c.site.as_ref(), &mut say) {
+            eprintln!("lab: not started: {e:#}");
+            return Ok(1);
+        }
+    }
     let dir = LabDir::new(&state::labs_root(), &lab.name.value);
     if dir.state_json().exists() {
         return up_running(&lab, &dir, only.as_deref());
@@ -178,6 +190,22 @@ pub fn capture(name: &str, target: &str, file: &Path, seconds: Option<f64>) -> R
     Ok(0)
 }
 
+/// `test [NAME] [--json] [--junit FILE]`: one line per result on stderr, the summary (or the
+/// JSON document) on stdout; exit 0 only when every test passed.
+pub fn test(name: Option<String>, json: bool, junit: Option<PathBuf>) -> Result<i32> {
+    let name = lab_name(name.as_deref())?;
+    let r = super::labtest::run_all(&name, &mut |l| eprintln!("{l}"))?;
+    if let Some(f) = junit {
+        crate::vm::write_atomic(&f, ramux_lab::report::junit(&r).as_bytes())?;
+    }
+    if json {
+        print!("{}", r.json());
+    } else {
+        println!("{name}: {}", r.summary());
+    }
+    Ok(r.exit_code())
+}
+
 /// The lab name of `arg`: a name, or a lab file (default ./lab.toml) whose `name` it reads.
 pub fn lab_name(arg: Option<&str>) -> Result<String> {
     let path = match arg {
@@ -206,16 +234,34 @@ fn load(name: &str) -> Result<state::LabState> {
     Ok(super::node::load_lab(name)?.1)
 }
 
-/// `status [NAME] [--json]`.
-pub fn status(name: Option<String>, json: bool) -> Result<i32> {
+/// `status [NAME] [--json] [--watch]`. `--watch` prints the table (or JSON document) again
+/// each time it changes, checking every second, until interrupted.
+pub fn status(name: Option<String>, json: bool, watch: bool) -> Result<i32> {
     let name = lab_name(name.as_deref())?;
-    let doc = status::lab_status(&load(&name)?);
-    if json {
-        print!("{}", doc.to_json());
-    } else {
-        print!("{}", status::table(&doc));
+    let render = |doc: &ramux_lab::LabStatus| {
+        if json {
+            doc.to_json()
+        } else {
+            status::table(doc)
+        }
+    };
+    let mut last = String::new();
+    loop {
+        let text = render(&status::lab_status(&load(&name)?));
+        if text != last {
+            if watch && !last.is_empty() {
+                println!();
+            }
+            print!("{text}");
+            use std::io::Write;
+            std::io::stdout().flush()?;
+            last = text;
+        }
+        if !watch {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
     }
-    Ok(0)
 }
 
 /// `list`: every lab with a state directory.

@@ -105,23 +105,29 @@ impl<'a> Run<'a> {
     }
 
     /// tcp/udp: a listener on the target node first (so "no answer" is the network), then one
-    /// line sent with busybox nc; answered when the listener got the token.
+    /// line sent; answered when the listener got the token. TCP uses busybox nc; UDP
+    /// nc.openbsd (Debian's busybox nc has no -u), which the client image carries.
     fn nc(&mut self, p: &ProbePlan, port: u16) -> Result<Seen> {
         let udp = matches!(p.proto, Proto::Udp(_));
-        let u = if udp { "-u " } else { "" };
+        let (listen, send) = if udp {
+            (format!("nc.openbsd -u -l {port}"), "nc.openbsd -u -w 2")
+        } else {
+            (format!("nc -l -p {port}"), "nc -w 2")
+        };
         let token = self.token();
         let log = format!("/tmp/{token}.log");
         let listener = match &p.listener {
             Some(l) => {
                 let g = self.guest(l)?;
-                let pid = g.spawn(&format!("nc {u}-l -p {port}"), &log)?;
+                let pid = g.spawn(&listen, &log)?;
                 std::thread::sleep(Duration::from_millis(300));
                 Some((l.clone(), pid))
             }
             None => None,
         };
         let line = format!(
-            "echo {token} | nc {u}-w 2 {} {port}; echo rc=$?",
+            "command -v {} >/dev/null || {{ echo 'no-nc'; exit 0; }}; echo {token} | {send} {} {port}; echo rc=$?",
+            send.split(' ').next().unwrap_or("nc"),
             p.target.addr
         );
         let t0 = Instant::now();
@@ -140,6 +146,14 @@ impl<'a> Run<'a> {
             }
         } else if out.contains("rc=0") && !udp {
             return Ok(Seen::Answered { by: None, rtt_ms });
+        }
+        // After the listener is reaped: a probe that could not be sent says nothing.
+        if out.contains("no-nc") || out.contains("invalid option") {
+            bail!(
+                "{}: no usable nc for {} in the image: {out}",
+                p.from,
+                p.proto.label()
+            );
         }
         Ok(if out.contains("refused") {
             Seen::Refused
