@@ -1,7 +1,8 @@
 //! The role-less `client` image (docs/client.md): built with the vbuild library with a static
 //! address, booted on a vswitch with two NICs. It prints the ready line with `role=-`, eth0 gets
-//! the static address and route, the lab tools are there, and qemu-ga waits silently without its
-//! virtio-serial channel. The DHCP path runs the image's own address service on eth1: with no
+//! the static address and route, the lab tools are there, and qemu-ga answers on the channel
+//! vlaunch gives every VM: `vlaunch exec` runs commands in the guest (output, exit codes, stdin,
+//! timeouts; one `exec true` round trip is timed). The DHCP path runs the image's own address service on eth1: with no
 //! server on the wire udhcpc broadcasts its discovers (the test sees them on the switch, with
 //! the host name option), reports `leasefail` and retries; once the test answers as a DHCP
 //! server on the switch port, the lease's address, default route and name server are set.
@@ -9,6 +10,7 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -172,6 +174,82 @@ fn dhcp_server(
     })
 }
 
+/// `vlaunch exec NAME ARGS...` (the binary from $RAMUX_BIN_DIR): exit code, stdout, stderr.
+fn vlaunch_exec(root: &Path, name: &str, args: &[&str], stdin: &[u8]) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(ramux_bin("vlaunch"))
+        .env("VLAUNCH_STATE_DIR", root)
+        .arg("exec")
+        .arg(name)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vlaunch exec");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let r = (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    );
+    eprintln!("e2e: vlaunch exec {name} {args:?} -> {r:?}");
+    r
+}
+
+fn root_path(g: &VmGuard) -> &Path {
+    g.state_root.path()
+}
+
+/// `vlaunch exec` against the guest agent: output and exit codes, stderr, stdin, a timeout that
+/// kills the guest process (children of `sh -c` too) without hanging, `--json`; and the time of
+/// one `exec true` (printed, min and median of 5).
+fn exec_in_guest(root: &Path, name: &str) {
+    let run = |args: &[&str]| vlaunch_exec(root, name, args, b"");
+    assert_eq!(run(&["hostname"]), (0, "client\n".into(), String::new()));
+    assert_eq!(
+        run(&["--", "sh", "-c", "echo out; echo err >&2; exit 3"]),
+        (3, "out\n".into(), "err\n".into())
+    );
+    let cat = vlaunch_exec(root, name, &["--stdin", "--", "cat"], b"from the host\n");
+    assert_eq!(cat, (0, "from the host\n".into(), String::new()));
+    assert_eq!(run(&["--", "sh", "-c", "kill -TERM $$"]).0, 128 + 15);
+
+    let t0 = Instant::now();
+    let (code, out, err) = run(&["--timeout", "2", "--", "sh", "-c", "sleep 60; echo never"]);
+    let took = t0.elapsed();
+    assert_eq!((code, out.as_str()), (124, ""), "{err}");
+    assert!(err.contains("timed out after 2 s"), "{err}");
+    assert!(took < Duration::from_secs(15), "the timeout took {took:?}");
+    eprintln!("e2e: `--timeout 2 -- sleep 60` returned after {took:?}");
+    let left = run(&["--", "sh", "-c", "ps | grep -c '[s]leep 60'"]);
+    assert_eq!(left.1, "0\n", "sleep 60 survived the timeout: {left:?}");
+
+    let (code, json, _) = run(&["--json", "--", "sh", "-c", "printf 'a\\nb'"]);
+    let v: serde_json::Value = serde_json::from_str(&json).expect("--json output");
+    assert_eq!(
+        (code, v["code"].as_i64(), v["stdout"].as_str()),
+        (0, Some(0), Some("a\nb"))
+    );
+    assert!(v["elapsed_s"].as_f64().is_some(), "{v}");
+
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            assert_eq!(run(&["true"]).0, 0);
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    eprintln!(
+        "e2e: `vlaunch exec {name} true` round trip: min {:?}, median {:?} (TCG)",
+        times[0], times[2]
+    );
+}
+
 #[test]
 fn client_boots_roleless_with_a_static_address_and_takes_a_dhcp_lease() {
     let img = image_with(
@@ -238,10 +316,10 @@ fn client_boots_roleless_with_a_static_address_and_takes_a_dhcp_lease() {
         Duration::from_secs(10),
     );
 
-    // The lab tools exist and run; qemu-ga waits for its port (vlaunch gives the VM none).
+    // The lab tools exist and run; qemu-ga found its port and runs.
     let out = console_run(
         &sock,
-        "echo tools-$((6*7)) $(which ping nc wget curl openvpn qemu-ga udhcpc | tr '\\n' ' ') $(ping -c 1 -W 2 172.16.20.50 | grep -c ' 0% packet loss') $(nc 2>&1 | grep -c -i usage) $(wget 2>&1 | grep -c -i usage) $(ps | grep -c '[r]amux-client-qga') end-$((5+5))",
+        "echo tools-$((6*7)) $(which ping nc wget curl openvpn qemu-ga udhcpc | tr '\\n' ' ') $(ping -c 1 -W 2 172.16.20.50 | grep -c ' 0% packet loss') $(nc 2>&1 | grep -c -i usage) $(wget 2>&1 | grep -c -i usage) $(ps | grep -c '[q]emu-ga -m virtio-serial') end-$((5+5))",
         " end-10",
         Duration::from_secs(60),
     );
@@ -262,8 +340,9 @@ fn client_boots_roleless_with_a_static_address_and_takes_a_dhcp_lease() {
     }
     assert!(
         line.trim_end().ends_with(" 1 1 1 1 end-10"),
-        "ping/nc/wget/qemu-ga wait: {line}"
+        "ping/nc/wget/qemu-ga: {line}"
     );
+    exec_in_guest(root_path(&g), g.vm.name());
 
     // DHCP on eth1 with the image's own address service, no server answering yet: udhcpc
     // broadcasts discovers (seen on the wire), reports leasefail and keeps retrying.

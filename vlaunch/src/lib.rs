@@ -15,6 +15,7 @@ pub mod lab;
 pub mod net;
 pub mod probe;
 pub mod qemu;
+pub mod qga;
 pub mod qmp;
 pub mod serial;
 pub mod vm;

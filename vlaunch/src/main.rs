@@ -140,6 +140,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Run a command in a VM through its QEMU guest agent (images with qemu-ga: client);
+    /// its output is ours, its exit code ours (128+signal if killed, 124 on --timeout, 125
+    /// when vlaunch itself fails).
+    #[command(after_help = EXEC_EXAMPLES)]
+    Exec(ExecArgs),
     /// A whole lab from a lab.toml: validate, graph, up, down, status, list, console
     /// (docs/lab.md).
     #[command(after_help = LAB_EXAMPLES)]
@@ -147,6 +152,42 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LabCmd,
     },
+}
+
+const EXEC_EXAMPLES: &str = "\
+Examples:
+  vlaunch exec C1 hostname                          # prints: client
+  vlaunch exec C1 -- ip -4 -o addr show dev eth0
+  vlaunch exec C1 -- sh -c 'ping -c 3 172.16.20.1; exit 3'; echo $?   # ... 3
+  echo hello | vlaunch exec C1 --stdin -- cat       # stdin is passed only with --stdin
+  vlaunch exec C1 --timeout 2 -- sleep 60           # killed after 2 s, exit 124
+  vlaunch exec C1 --json -- uname -r                # {\"code\":0,\"stdout\":\"6.1.0-...\\n\",...}
+
+The VM needs a guest agent: the client image runs qemu-ga on the channel that vlaunch gives
+every VM (<state>/qga.sock). One client at a time per VM; the agent starts a few seconds after
+the ready line, and exec waits for it up to --agent-timeout.";
+
+/// `vlaunch exec` (docs/launcher.md, \"exec: commands in the guest\").
+#[derive(Args)]
+struct ExecArgs {
+    /// The VM's name (as in `vlaunch ps`).
+    name: String,
+    /// Kill the command after this long (exit 124).
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    timeout: f64,
+    /// How long to wait for the guest agent to answer.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    agent_timeout: f64,
+    /// Read our stdin to its end (at most 8 MiB) and give it to the command.
+    #[arg(long)]
+    stdin: bool,
+    /// Print {"code","signal","stdout","stderr","elapsed_s","timed_out","truncated"} instead
+    /// of the output (stdout and stderr as UTF-8, invalid bytes replaced).
+    #[arg(long)]
+    json: bool,
+    /// The command and its arguments; `--` before it when it has options of its own.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
 }
 
 const LAB_EXAMPLES: &str = "\
@@ -295,6 +336,10 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Some(Cmd::Accel { json }) => accel_cmd(json),
+        Some(Cmd::Exec(a)) => Ok(exec_cmd(&root, &a).unwrap_or_else(|e| {
+            eprintln!("vlaunch: exec {}: {e:#}", a.name);
+            125
+        })),
         Some(Cmd::Lab { cmd }) => lab_cmd(cmd),
         None => launch(cli.run, root),
     }
@@ -389,6 +434,65 @@ fn accel_cmd(json: bool) -> Result<i32> {
         println!("{accel}: {reason}");
     }
     Ok(0)
+}
+
+/// `vlaunch exec`: the command's exit code, or an error (exit 125).
+fn exec_cmd(root: &std::path::Path, a: &ExecArgs) -> Result<i32> {
+    use std::io::Read;
+    vm::validate_name(&a.name)?;
+    let paths = vlaunch::qemu::StatePaths::in_dir(&root.join(&a.name));
+    if vm::running_pid(&paths).is_none() {
+        bail!("VM {} is not running (see `vlaunch ps --all`)", a.name);
+    }
+    if !paths.qga_sock.exists() {
+        bail!(
+            "{} has no guest agent channel (started by an older vlaunch?)",
+            a.name
+        );
+    }
+    let mut input = Vec::new();
+    if a.stdin {
+        std::io::stdin().take(8 << 20).read_to_end(&mut input)?;
+    }
+    let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    let mut agent = vlaunch::qga::wait_agent(&paths.qga_sock, secs(a.agent_timeout))?;
+    agent.reply_timeout = Duration::from_secs(30);
+    let out = agent.exec(&a.cmd, a.stdin.then_some(&input[..]), secs(a.timeout))?;
+    exec_report(a, &out)
+}
+
+/// Prints what the command did; its exit code as ours.
+fn exec_report(a: &ExecArgs, out: &vlaunch::qga::ExecOutput) -> Result<i32> {
+    let code = match (out.timed_out, out.code, out.signal) {
+        (true, ..) => 124,
+        (_, Some(c), _) => c,
+        (_, None, Some(s)) => 128 + s,
+        (_, None, None) => 125,
+    };
+    if a.json {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        println!(
+            "{}",
+            json!({"code": out.code, "signal": out.signal, "stdout": text(&out.stdout),
+                "stderr": text(&out.stderr), "elapsed_s": out.elapsed.as_secs_f64(),
+                "timed_out": out.timed_out, "truncated": out.truncated})
+        );
+    } else {
+        std::io::stdout().write_all(&out.stdout)?;
+        std::io::stderr().write_all(&out.stderr)?;
+    }
+    if out.timed_out {
+        eprintln!(
+            "vlaunch: exec {}: timed out after {} s; killed",
+            a.name, a.timeout
+        );
+    } else if out.truncated {
+        eprintln!(
+            "vlaunch: exec {}: output truncated (16 MiB a stream)",
+            a.name
+        );
+    }
+    Ok(code)
 }
 
 fn console_session(name: &str, sock: &std::path::Path, linger: f64) -> Result<i32> {
