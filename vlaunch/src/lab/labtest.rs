@@ -92,7 +92,8 @@ impl<'a> Run<'a> {
             Some(Holder::Node(n)) => Some(n.clone()),
             _ => None,
         };
-        let line = format!("ping -c 3 -i 0.2 -w 4 {}", p.target.addr);
+        // -W 1: busybox waits 10 s for a last reply by default, whatever -w says.
+        let line = format!("ping -c 3 -i 0.2 -W 1 -w 3 {}", p.target.addr);
         let out = self.guest(&p.from)?.sh(&line, Duration::from_secs(10))?;
         let text = String::from_utf8_lossy(&out.stdout);
         Ok(match guest::parse_ping(&text) {
@@ -110,7 +111,7 @@ impl<'a> Run<'a> {
     fn nc(&mut self, p: &ProbePlan, port: u16) -> Result<Seen> {
         let udp = matches!(p.proto, Proto::Udp(_));
         let (listen, send) = if udp {
-            (format!("nc.openbsd -u -l {port}"), "nc.openbsd -u -w 2")
+            (format!("nc.openbsd -u -l {port}"), "nc.openbsd -u -q 0 -w 2")
         } else {
             (format!("nc -l -p {port}"), "nc -w 2")
         };
