@@ -248,6 +248,36 @@ fn exec_in_guest(root: &Path, name: &str) {
         "e2e: `vlaunch exec {name} true` round trip: min {:?}, median {:?} (TCG)",
         times[0], times[2]
     );
+    agent_resyncs_and_times(&root.join(name).join("qga.sock"));
+}
+
+/// A client that died mid-request leaves half a command in the agent: the library's
+/// guest-sync-delimited recovers. Then the time of one `true` on a connected agent (printed).
+fn agent_resyncs_and_times(sock: &Path) {
+    use std::io::Write;
+    let mut dead = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    dead.write_all(br#"{"execute": "guest-exec", "arguments": {"path": "/bin/tr"#)
+        .unwrap();
+    drop(dead);
+    let t = Instant::now();
+    let mut agent = vlaunch::qga::wait_agent(sock, Duration::from_secs(30)).expect("resync");
+    eprintln!(
+        "e2e: connect + guest-sync-delimited after a dead client: {:?}",
+        t.elapsed()
+    );
+    let argv = ["true".to_string()];
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let o = agent.exec(&argv, None, Duration::from_secs(10)).unwrap();
+            assert_eq!(o.code, Some(0), "{o:?}");
+            o.elapsed
+        })
+        .collect();
+    times.sort();
+    eprintln!(
+        "e2e: Agent::exec(true) on a connected agent: min {:?}, median {:?} (TCG)",
+        times[0], times[2]
+    );
 }
 
 #[test]
