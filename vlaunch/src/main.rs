@@ -199,6 +199,11 @@ Examples:
   vlaunch lab status two --json            # ramux-lab's status document (schema_version 1)
   vlaunch lab list
   vlaunch lab console two MV1              # serial console of node MV1; Ctrl-] detaches
+  vlaunch lab exec two MV1 -- ip -4 addr   # through the guest agent, not the network; exit code is the command's
+  vlaunch lab fault two RT1 crash          # SIGKILL of RT1's QEMU (power loss); also poweroff, unplug:eth1, plug:eth1
+  vlaunch lab restart two RT1              # power off, boot again from the file, wait for the ready line
+  vlaunch lab test seed --junit seed.xml   # the file's [[test]] entries against the running lab
+  vlaunch lab capture two sw0:3 -w p3.pcap --seconds 10
   vlaunch lab down two                     # from state.json alone; also after a killed `up`
 
 State: $VLAUNCH_LAB_DIR/<lab>/ (default /run/ramux/labs/<lab>/): state.json, sw/<switch>{,.streams,.mgmt,.pid},
@@ -222,6 +227,10 @@ enum LabCmd {
     /// order gated on their ready lines; exit 0 only when every node started is ready.
     Up {
         file: Option<PathBuf>,
+        /// Build the ISOs that are missing or stale (vbuild, with the site and each client's
+        /// address), before starting anything.
+        #[arg(long)]
+        build: bool,
         /// Only these nodes (comma-separated).
         #[arg(long, value_delimiter = ',', value_name = "N1,N2")]
         only: Option<Vec<String>>,
@@ -242,6 +251,9 @@ enum LabCmd {
         name: Option<String>,
         #[arg(long)]
         json: bool,
+        /// Print it again whenever it changes (checked every second) until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
     },
     /// Labs that have a state directory.
     List,
@@ -251,6 +263,49 @@ enum LabCmd {
         node: String,
         #[arg(long, default_value_t = 2.0, value_name = "SECS")]
         linger: f64,
+    },
+    /// Power a node off (ACPI, killed after a grace) and boot it again from the lab file as it
+    /// is now (memory, ISO, MAC changes apply); waits for its ready line.
+    Restart { name: String, node: String },
+    /// Break a node on purpose: crash (SIGKILL of QEMU: power loss), poweroff (ACPI button),
+    /// unplug[:NIC] / plug[:NIC] (cable pulled / put back: QMP set_link; NIC 1 or eth1,
+    /// default every NIC).
+    Fault {
+        name: String,
+        node: String,
+        /// crash | poweroff | unplug[:NIC] | plug[:NIC]
+        fault: String,
+    },
+    /// Run a command in a node through its guest agent (not its network): its output and exit
+    /// code are ours (124 on timeout). `vlaunch lab exec seed MV2 -- ping -c 3 172.16.20.1`
+    Exec {
+        /// The lab's name.
+        lab: String,
+        /// NODE, then options, then `--` and the command.
+        #[command(flatten)]
+        args: ExecArgs,
+    },
+    /// Run the lab file's [[test]] entries against the running lab: one PASS/FAIL line each
+    /// with what was measured; exit 0 only when every test passed.
+    Test {
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Also write the results as JUnit XML (for CI systems).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Capture every frame of a switch port into a pcap file until Ctrl-C (vswitch engine).
+    Capture {
+        name: String,
+        /// SWITCH:PORT, e.g. sw0:3
+        target: String,
+        /// The pcap file to write.
+        #[arg(short = 'w', value_name = "FILE")]
+        file: PathBuf,
+        /// Stop after this long instead of at Ctrl-C.
+        #[arg(long, value_name = "SECS")]
+        seconds: Option<f64>,
     },
 }
 
@@ -267,16 +322,31 @@ fn lab_cmd(cmd: LabCmd) -> Result<i32> {
         LabCmd::Graph { file, format } => cli::graph(file, matches!(format, GraphFormat::Dot)),
         LabCmd::Up {
             file,
+            build,
             only,
             no_wait,
-        } => cli::up(file, only, !no_wait),
+        } => cli::up(file, build, only, !no_wait),
         LabCmd::Down { name, force } => cli::down(name, force),
-        LabCmd::Status { name, json } => cli::status(name, json),
+        LabCmd::Status { name, json, watch } => cli::status(name, json, watch),
         LabCmd::List => cli::list(),
         LabCmd::Console { name, node, linger } => {
             let (sock, label) = cli::serial_sock(&name, &node)?;
             console_session(&label, &sock, linger)
         }
+        LabCmd::Restart { name, node } => cli::restart(&name, &node),
+        LabCmd::Test { name, json, junit } => cli::test(name, json, junit),
+        LabCmd::Exec { lab, args } => {
+            let (dir, _, h) = vlaunch::lab::node::by_name(&lab, &args.name)?;
+            h.running()?;
+            exec_cmd(&dir.vms_root(), &args)
+        }
+        LabCmd::Fault { name, node, fault } => cli::fault(&name, &node, &fault),
+        LabCmd::Capture {
+            name,
+            target,
+            file,
+            seconds,
+        } => cli::capture(&name, &target, &file, seconds),
     }
 }
 
