@@ -613,6 +613,7 @@ fn launch(a: RunArgs, root: PathBuf) -> Result<i32> {
         switch_dir: a.switch_dir.clone(),
         macs: a.macs.clone(),
         state_root: root,
+        ..LaunchOptions::new(PathBuf::new())
     };
     let mut vm = vlaunch::launch(&opts, &mut progress)?;
     let name = vm.name().to_string();

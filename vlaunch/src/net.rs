@@ -26,6 +26,9 @@ pub struct Nic {
     /// [`port_stream_socket`]); `None` attaches with `-netdev vde`.
     #[serde(default)]
     pub stream: Option<PathBuf>,
+    /// The guest's device model (`e1000`, ...); None: virtio-net-pci.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// `DIR.streams/N`: where `vswitch --port-streams` listens for QEMU `-netdev stream` peers
@@ -103,6 +106,7 @@ pub fn plan_nics(vm_name: &str, ports: &[(PathBuf, u16)], macs: &[Mac]) -> Resul
             port,
             mac,
             stream: None,
+            model: None,
         });
     }
     for (i, n) in nics.iter().enumerate() {

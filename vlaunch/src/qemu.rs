@@ -85,6 +85,9 @@ pub struct LaunchSpec {
     pub media: Media,
     pub nics: Vec<Nic>,
     pub paths: StatePaths,
+    /// Extra QEMU arguments, appended last (`qemu_args` of a lab node).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_args: Vec<String>,
 }
 
 fn opt_path(prefix: &str, p: &Path) -> OsString {
@@ -187,7 +190,11 @@ impl From<&Nic> for NetDevice {
                 port: nic.port,
             },
         };
-        NetDevice::virtio(backend, Some(nic.mac))
+        let mut d = NetDevice::virtio(backend, Some(nic.mac));
+        if let Some(m) = &nic.model {
+            d.model.clone_from(m);
+        }
+        d
     }
 }
 
@@ -222,6 +229,8 @@ pub struct QemuCommand {
     /// `-no-reboot`: a guest reboot (or a kernel panic with `panic=-1`) ends QEMU instead of
     /// starting the guest again.
     pub no_reboot: bool,
+    /// Appended as given, last (a lab node's `qemu_args`).
+    pub extra: Vec<String>,
 }
 
 impl QemuCommand {
@@ -241,6 +250,7 @@ impl QemuCommand {
             qga: None,
             pidfile: None,
             no_reboot: false,
+            extra: Vec::new(),
         }
     }
 
@@ -285,6 +295,7 @@ impl QemuCommand {
             qmp: Some(p.qmp_sock.clone()),
             qga: Some(p.qga_sock.clone()),
             pidfile: Some(p.pidfile.clone()),
+            extra: spec.extra_args.clone(),
             ..QemuCommand::base(
                 spec.accel,
                 spec.mem_mib,
@@ -439,6 +450,7 @@ impl QemuCommand {
             a.push("-pidfile".into());
             a.push(pidfile.clone().into_os_string());
         }
+        a.extend(self.extra.iter().map(OsString::from));
         a
     }
 
@@ -523,6 +535,7 @@ mod tests {
             media: Media::Cd,
             nics: vec![],
             paths: StatePaths::in_dir(Path::new("/run/ramux/vms/RT1")),
+            extra_args: vec![],
         }
     }
 
@@ -565,20 +578,25 @@ mod tests {
                 port: 4,
                 mac: "00:16:3e:00:00:01".parse::<Mac>().unwrap(),
                 stream: None,
+                model: None,
             },
             Nic {
                 switch_dir: "/tmp/sw,2".into(),
                 port: 7,
                 mac: "00:16:3e:00:00:02".parse::<Mac>().unwrap(),
                 stream: None,
+                model: Some("e1000".into()),
             },
             Nic {
                 switch_dir: "/run/ramux/switch".into(),
                 port: 5,
                 mac: "00:16:3e:00:00:03".parse::<Mac>().unwrap(),
                 stream: Some("/run/ramux/switch.streams/5".into()),
+                model: None,
             },
         ];
+        // A lab node's qemu_args come last, as given.
+        s.extra_args = vec!["-smbios".into(), "type=1,serial=RT1".into()];
         let l = line(&s);
         assert!(l.contains(" -accel kvm -cpu host "), "{l}");
         assert!(l.contains(
@@ -592,11 +610,12 @@ mod tests {
         // NICs in --port order, commas in paths doubled.
         assert!(l.contains(
             " -netdev vde,id=net0,sock=/run/ramux/switch,port=4 -device virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:01 \
-             -netdev vde,id=net1,sock=/tmp/sw,,2,port=7 -device virtio-net-pci,netdev=net1,mac=00:16:3e:00:00:02 \
+             -netdev vde,id=net1,sock=/tmp/sw,,2,port=7 -device e1000,netdev=net1,mac=00:16:3e:00:00:02 \
              -netdev stream,id=net2,server=off,addr.type=unix,addr.path=/run/ramux/switch.streams/5 \
              -device virtio-net-pci,netdev=net2,mac=00:16:3e:00:00:03 "
         ), "{l}");
         assert!(!l.contains("ide-cd"), "{l}");
+        assert!(l.ends_with(" -smbios type=1,serial=RT1"), "{l}");
     }
 
     #[test]

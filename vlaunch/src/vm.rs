@@ -80,6 +80,10 @@ pub struct LaunchOptions {
     /// missing: `switch_dir`).
     pub port_switches: Vec<Option<PathBuf>>,
     pub macs: Vec<Mac>,
+    /// Per NIC (same index as `ports`): its device model; missing: virtio-net-pci.
+    pub models: Vec<String>,
+    /// Appended to QEMU's command line as given.
+    pub qemu_args: Vec<String>,
     pub state_root: PathBuf,
 }
 
@@ -98,6 +102,8 @@ impl LaunchOptions {
             switch_dir: None,
             port_switches: vec![],
             macs: vec![],
+            models: vec![],
+            qemu_args: vec![],
             state_root: state_root(),
         }
     }
@@ -198,6 +204,9 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
             .collect();
         net::plan_nics(&name, &ports, &opts.macs)?
     };
+    for (nic, model) in nics.iter_mut().zip(&opts.models) {
+        nic.model = (model != "virtio-net-pci").then(|| model.clone());
+    }
 
     // A fresh state directory: logs of an earlier run of this name are replaced.
     if dir.exists() {
@@ -279,6 +288,7 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
         media: if opts.usb { Media::Usb } else { Media::Cd },
         nics,
         paths,
+        extra_args: opts.qemu_args.clone(),
     };
     let qemu_command = qemu::shell_line(&qemu::qemu_args(&spec));
     Ok(Prepared {

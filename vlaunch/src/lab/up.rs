@@ -182,6 +182,8 @@ pub fn launch_options(node: &Node, dir: &LabDir) -> LaunchOptions {
         .map(|c| Some(dir.switch_dir(&c.switch.value)))
         .collect();
     o.macs = node.nics.iter().map(|c| c.mac.value).collect();
+    o.models = node.nics.iter().map(|c| c.model.clone()).collect();
+    o.qemu_args = node.qemu_args.clone();
     o.state_root = dir.vms_root();
     o
 }
@@ -197,24 +199,6 @@ struct Run<'a> {
 impl Run<'_> {
     fn save(&self) -> Result<()> {
         state::save(&self.dir.state_json(), &self.state)
-    }
-
-    /// What the lab asks for that `up` does not do yet: said, not silently dropped.
-    fn not_done(&mut self) {
-        for n in self.lab.nodes.iter().filter(|n| n.enabled) {
-            if !n.qemu_args.is_empty() {
-                (self.say)(&format!(
-                    "{}: qemu_args ignored (not passed to QEMU yet)",
-                    n.name.value
-                ));
-            }
-            if n.nics.iter().any(|c| c.model != "virtio-net-pci") {
-                (self.say)(&format!(
-                    "{}: NIC model ignored: vlaunch gives every NIC virtio-net-pci",
-                    n.name.value
-                ));
-            }
-        }
     }
 
     /// Every uplink TAP is recorded first; then per switch its TAPs (created, enslaved), its
@@ -334,7 +318,6 @@ pub fn up(lab: &Lab, file: &Path, opts: &UpOptions, say: &mut dyn FnMut(&str)) -
         say,
     };
     run.save()?;
-    run.not_done();
     run.start_switches()?;
     if opts.wait {
         boot_gated(&mut run, &order, opts.max_booting.max(1))?;
@@ -501,6 +484,8 @@ enabled = false
         assert_eq!(o.macs, [ramux_contract::mac::derived("t/a", 0)]);
         assert_eq!(o.state_root, PathBuf::from("/tmp/labs/t/vms"));
         assert_eq!(o.mem_mib, 256);
+        assert_eq!(o.models, ["virtio-net-pci"]);
+        assert!(o.qemu_args.is_empty());
         assert_eq!(o.iso, PathBuf::from("/l/images/client.iso"));
     }
 
