@@ -6,6 +6,7 @@
 //! -> [`nft::build`] / [`emit`]. [`explain`] walks the same nft IR offline. The user guide and
 //! language reference is docs/labwall.md.
 
+pub mod aaa;
 pub mod backend;
 pub mod diag;
 pub mod emit;
