@@ -13,6 +13,7 @@
 //! argv = ["/usr/sbin/vrrpd", "-f", "/etc/keepalived/keepalived.conf"]
 //! restart_delay_ms = 1000     # optional, default 1000
 //! env = { RUST_LOG = "info" } # optional
+//! secrets = ["pki/radius.key"]  # optional: files of the secrets overlay it needs
 //! ```
 //!
 //! ramux-init validates the values (`ramux-init check FILE`, which vbuild runs on every image it
@@ -42,7 +43,7 @@ pub const TOP_KEYS: &[&str] = &[
     "service",
 ];
 /// Keys of one `[[service]]`.
-pub const SERVICE_KEYS: &[&str] = &["name", "argv", "env", "restart_delay_ms"];
+pub const SERVICE_KEYS: &[&str] = &["name", "argv", "env", "restart_delay_ms", "secrets"];
 
 /// The whole appliance description.
 ///
@@ -73,6 +74,10 @@ pub struct Service {
     pub env: BTreeMap<String, String>,
     #[serde(default = "default_delay", skip_serializing_if = "is_default_delay")]
     pub restart_delay_ms: u64,
+    /// Paths below [`crate::secrets::RUN_DIR`] the service cannot run without: ramux-init does
+    /// not start it while one is missing or was packed readable by others. Names, never content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 fn default_delay() -> u64 {
@@ -100,12 +105,14 @@ mod tests {
                 argv: vec!["/usr/sbin/vrrpd".into()],
                 env: BTreeMap::new(),
                 restart_delay_ms: DEFAULT_RESTART_DELAY_MS,
+                secrets: vec![],
             }],
         };
         let text = toml::to_string(&a).unwrap();
         assert!(text.contains("[[service]]"), "{text}");
         assert!(!text.contains("restart_delay_ms"), "{text}");
         assert!(!text.contains("env"), "{text}");
+        assert!(!text.contains("secrets"), "{text}");
         assert_eq!(toml::from_str::<Appliance>(&text).unwrap(), a);
         let mut slow = a.clone();
         slow.services[0].restart_delay_ms = 250;

@@ -16,6 +16,7 @@
 //! | switch directory layout | [`switch_dir`] | vswitch, vde_switch | vlaunch, `vswitch ctl` |
 //! | VM state layout | [`vm_state`] | vlaunch | vlaunch (`ps`, `console`, `stop`) |
 //! | MAC addresses | [`mac`] | vlaunch | vswitch (learned), guests |
+//! | the site secrets overlay | [`secrets`] | vbuild (`secrets pack`) | vlaunch (fw_cfg), ramux-init |
 //!
 //! The boot sequence that uses these files is described in `docs/init.md`; the layouts from the
 //! user's side in `docs/launcher.md` and `docs/switch.md`.
@@ -25,6 +26,7 @@ pub mod console;
 pub mod files;
 pub mod mac;
 pub mod role;
+pub mod secrets;
 pub mod switch_dir;
 pub mod vm_state;
 

@@ -31,6 +31,10 @@ pub struct Service {
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_delay_ms: Option<u64>,
+    /// Files of the site secrets overlay the service needs (`pki/radius.key`): recorded in
+    /// appliance.toml as names only; the overlay itself never enters the image (docs/secrets.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 impl Service {
@@ -43,6 +47,7 @@ impl Service {
             restart_delay_ms: self
                 .restart_delay_ms
                 .unwrap_or(ramux_contract::appliance::DEFAULT_RESTART_DELAY_MS),
+            secrets: self.secrets.clone(),
         }
     }
 }
@@ -335,6 +340,14 @@ fn validate_service(s: &Service, profile: &str) -> Result<()> {
             "profiles/{profile}/profile.toml: service name '{}' must match [a-z0-9-]+",
             s.name
         );
+    }
+    for name in &s.secrets {
+        ramux_contract::secrets::check_path(name).map_err(|e| {
+            anyhow!(
+                "profiles/{profile}/profile.toml: service '{}': secrets: {e}",
+                s.name
+            )
+        })?;
     }
     match s.argv.first() {
         Some(a) if a.starts_with('/') => Ok(()),
