@@ -90,9 +90,16 @@ pub fn run() -> ! {
         }
     };
     let mut phases = String::new();
+    let mut secrets = None;
     if let Some(a) = &appliance {
         phases = bring_up(&con, a);
         kinds.extend(a.services.iter().cloned().map(Kind::Service));
+        // After the module list (qemu_fw_cfg), before any service starts.
+        let (installed, lines) = crate::secrets::install();
+        for l in lines {
+            con.say(&l);
+        }
+        secrets = Some(installed);
     }
     // Per-boot identity, after the module list so a virtio_rng in it can feed the entropy pool
     // (without one, the first read waits for the kernel's jitter entropy: ~1 s under TCG).
@@ -123,6 +130,7 @@ pub fn run() -> ! {
         })
         .collect();
     let mut sup = Supervisor::new(specs, clock());
+    hold_back_without_secrets(&con, &mut sup, &kinds, secrets.as_ref());
     // Services before the ready line; console shells after it, so a shell prompt (which has no
     // trailing newline) can never be glued in front of the ready line.
     start_due(&con, &mut sup, &kinds, clock(), |k| {
@@ -149,6 +157,25 @@ pub fn run() -> ! {
         }
     };
     event_loop(&con, &mut sup, &kinds, &sfd, &mut power, &clock)
+}
+
+/// Gives up on every service whose `secrets` are not all in place, with one `ramux: failed`
+/// line each, before the first start (docs/secrets.md).
+fn hold_back_without_secrets(
+    con: &Console,
+    sup: &mut Supervisor,
+    kinds: &[Kind],
+    installed: Option<&crate::secrets::Installed>,
+) {
+    let Some(installed) = installed else { return };
+    let root = Path::new(crate::secrets::RUN_DIR);
+    for (idx, k) in kinds.iter().enumerate() {
+        let Kind::Service(s) = k else { continue };
+        if let Err(why) = crate::secrets::check(root, &s.secrets, installed) {
+            sup.give_up(idx);
+            con.say(&console::failed_line(&s.name, &why));
+        }
+    }
 }
 
 /// Modules, hostname, loopback, network configuration (everything before services).

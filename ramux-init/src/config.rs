@@ -144,6 +144,11 @@ pub fn parse(file: &str, text: &str) -> Result<Parsed, ConfigError> {
             }
             _ => {}
         }
+        for name in &s.secrets {
+            if let Err(e) = ramux_contract::secrets::check_path(name) {
+                return Err(at(here, format!("service {:?}: secrets: {e}", s.name)));
+            }
+        }
         if s.argv.iter().any(|a| a.contains('\0'))
             || s.env
                 .iter()

@@ -16,6 +16,7 @@ pub mod config;
 pub mod console;
 pub mod evdev;
 pub mod power;
+pub mod secrets;
 pub mod supervise;
 pub mod sys;
 pub mod sysctl;

@@ -168,6 +168,12 @@ impl Supervisor {
         }
     }
 
+    /// Never starts this entry (a service whose secrets are missing: the overlay is read once,
+    /// at boot, so retrying could not help).
+    pub fn give_up(&mut self, idx: usize) {
+        self.entries[idx].state = State::Stopped;
+    }
+
     /// Stops restarting; returns the pids still running (to signal).
     pub fn stop(&mut self) -> Vec<i32> {
         self.stopping = true;
@@ -283,6 +289,14 @@ mod tests {
         let f = s.spawn_failed(0, "No such file".into(), 0);
         assert_eq!(f.cause, Cause::SpawnFailed("No such file".into()));
         assert_eq!(s.state(0), State::Due { at: 1000 });
+    }
+
+    #[test]
+    fn given_up_entries_are_never_due() {
+        let mut s = sup(0);
+        s.give_up(1);
+        assert_eq!(s.due(u64::MAX), vec![0]);
+        assert_eq!(s.state(1), State::Stopped);
     }
 
     #[test]
