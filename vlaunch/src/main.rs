@@ -24,6 +24,8 @@ Examples:
   vde_switch -s /tmp/sw -d && vlaunch RT1.iso --switch /tmp/sw --port 3 --detach
   # NICs on two switches: eth0 on port 1 of the default switch, eth1 on port 4 of /tmp/wan
   vlaunch RT1.iso --port 1 --port /tmp/wan:4 --wait-ready
+  # The dns appliance with the site's keys (vbuild secrets pack site-secrets -o dns1.secrets)
+  vlaunch images/dns-master.iso --secrets dns1.secrets --port 2 --wait-ready
   # Foreground: the serial console in this terminal (Ctrl-] detaches, the VM keeps running)
   vlaunch RT1.iso
   vlaunch ps                 # running VMs (--all: also stopped ones; --json for scripts)
@@ -91,6 +93,10 @@ struct RunArgs {
     /// MAC of the NIC at the same position (repeatable). Default: 00:16:3e + hash(name, index).
     #[arg(long = "mac", value_name = "MAC")]
     macs: Vec<Mac>,
+    /// Site secrets overlay (from `vbuild secrets pack`, mode 0600), handed to the guest as QEMU
+    /// fw_cfg opt/ramux/secrets; never written to a disk of the VM (docs/secrets.md).
+    #[arg(long, value_name = "FILE")]
+    secrets: Option<PathBuf>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
@@ -612,6 +618,7 @@ fn launch(a: RunArgs, root: PathBuf) -> Result<i32> {
         port_switches: a.ports.iter().map(|p| p.switch_dir.clone()).collect(),
         switch_dir: a.switch_dir.clone(),
         macs: a.macs.clone(),
+        secrets: a.secrets.clone(),
         state_root: root,
         ..LaunchOptions::new(PathBuf::new())
     };

@@ -88,6 +88,9 @@ pub struct LaunchSpec {
     /// Extra QEMU arguments, appended last (`qemu_args` of a lab node).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_args: Vec<String>,
+    /// The site secrets overlay handed over as fw_cfg `opt/ramux/secrets` (docs/secrets.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<PathBuf>,
 }
 
 fn opt_path(prefix: &str, p: &Path) -> OsString {
@@ -231,6 +234,9 @@ pub struct QemuCommand {
     pub no_reboot: bool,
     /// Appended as given, last (a lab node's `qemu_args`).
     pub extra: Vec<String>,
+    /// `-fw_cfg name=opt/ramux/secrets,file=FILE`: the site secrets overlay, read by
+    /// ramux-init from sysfs; never on a disk of the guest (docs/secrets.md).
+    pub secrets: Option<PathBuf>,
 }
 
 impl QemuCommand {
@@ -251,6 +257,7 @@ impl QemuCommand {
             pidfile: None,
             no_reboot: false,
             extra: Vec::new(),
+            secrets: None,
         }
     }
 
@@ -296,6 +303,7 @@ impl QemuCommand {
             qga: Some(p.qga_sock.clone()),
             pidfile: Some(p.pidfile.clone()),
             extra: spec.extra_args.clone(),
+            secrets: spec.secrets.clone(),
             ..QemuCommand::base(
                 spec.accel,
                 spec.mem_mib,
@@ -446,6 +454,12 @@ impl QemuCommand {
             a.push("virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0".into());
         }
 
+        if let Some(file) = &self.secrets {
+            a.push("-fw_cfg".into());
+            let name = ramux_contract::secrets::FW_CFG_NAME;
+            a.push(opt_path(&format!("name={name},file="), file));
+        }
+
         if let Some(pidfile) = &self.pidfile {
             a.push("-pidfile".into());
             a.push(pidfile.clone().into_os_string());
@@ -536,6 +550,7 @@ mod tests {
             nics: vec![],
             paths: StatePaths::in_dir(Path::new("/run/ramux/vms/RT1")),
             extra_args: vec![],
+            secrets: None,
         }
     }
 
@@ -707,6 +722,25 @@ mod tests {
              -device e1000,netdev=net2 \
              -netdev socket,id=net3,connect=127.0.0.1:4711 -device e1000,netdev=net3"
         );
+    }
+
+    #[test]
+    fn secrets_overlay_is_a_fw_cfg_item() {
+        let mut s = spec();
+        s.secrets = Some("/lab/s,1/site.secrets".into());
+        let l = line(&s);
+        assert!(
+            l.contains(" -fw_cfg name=opt/ramux/secrets,file=/lab/s,,1/site.secrets "),
+            "{l}"
+        );
+        assert!(!line(&spec()).contains("fw_cfg"));
+        let old: LaunchSpec = serde_json::from_str(
+            &serde_json::to_string(&spec())
+                .unwrap()
+                .replace(",\"secrets\":null", ""),
+        )
+        .unwrap();
+        assert_eq!(old.secrets, None, "a vm.json without the key still loads");
     }
 
     #[test]

@@ -85,6 +85,9 @@ pub struct LaunchOptions {
     /// Appended to QEMU's command line as given.
     pub qemu_args: Vec<String>,
     pub state_root: PathBuf,
+    /// A packed site secrets overlay (`vbuild secrets pack`), handed over as fw_cfg
+    /// `opt/ramux/secrets`; checked before QEMU starts (docs/secrets.md).
+    pub secrets: Option<PathBuf>,
 }
 
 impl LaunchOptions {
@@ -105,6 +108,7 @@ impl LaunchOptions {
             models: vec![],
             qemu_args: vec![],
             state_root: state_root(),
+            secrets: None,
         }
     }
 }
@@ -289,6 +293,7 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
         nics,
         paths,
         extra_args: opts.qemu_args.clone(),
+        secrets: opts.secrets.as_deref().map(check_secrets).transpose()?,
     };
     let qemu_command = qemu::shell_line(&qemu::qemu_args(&spec));
     Ok(Prepared {
@@ -299,6 +304,25 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
         },
         switches,
     })
+}
+
+/// The overlay's absolute path, after checking what the guest would refuse anyway: a file only
+/// its owner can read (it holds the site's keys) that reads as a secrets overlay.
+fn check_secrets(file: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let what = || format!("--secrets {}", file.display());
+    let meta = std::fs::metadata(file).with_context(what)?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{}: mode {mode:04o} lets others read the site's keys: chmod 600 it",
+            what()
+        );
+    }
+    let bytes = std::fs::read(file).with_context(what)?;
+    ramux_contract::secrets::unpack_plan(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: not a secrets overlay: {e}", what()))?;
+    std::fs::canonicalize(file).with_context(what)
 }
 
 fn require_tool(tool: &str, package: &str) -> Result<()> {
