@@ -9,6 +9,9 @@
 pub mod aaa;
 pub mod backend;
 pub mod diag;
+/// The dns role's dnsmasq.conf (its file sits with the other generators of `Services`).
+#[path = "aaa/dnsmasq.rs"]
+pub mod dnsmasq;
 pub mod emit;
 pub mod explain;
 pub mod line;
@@ -154,6 +157,24 @@ pub fn compile_file(
         .map_err(|d| diag::render_all(&d))
 }
 
+/// The dns role: compile the site (as MASTER; the services do not depend on the role) and
+/// render dnsmasq.conf for `instance` (one of the site's SERVERS). Err: rendered diagnostics.
+pub fn compile_dns(
+    site: &Path,
+    instance: &str,
+    defines: &[(String, String)],
+) -> Result<String, String> {
+    let opts = Options {
+        role: "MASTER".into(),
+        defines: defines.to_vec(),
+        allow_exec: false,
+        compat_vips_all: false,
+        system_hostname: system_hostname(),
+    };
+    let c = compile_path(site, &opts).map_err(|d| diag::render_all(&d))?;
+    dnsmasq::dnsmasq_conf(&c.site, instance)
+}
+
 /// Fuzz body: compile arbitrary text with no file access and no command execution. Never panics.
 pub fn fuzz_compile(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -170,6 +191,10 @@ pub fn fuzz_compile(data: &[u8]) {
         };
         if let Ok(c) = compile_source(&loader, Path::new("fuzz.lw"), text, &opts) {
             let _ = explain::explain(&c.site, &c.ruleset, &explain::Packet::example());
+            let _ = emit::dhcp_relay_conf(&c.site);
+            for s in &c.site.services.servers {
+                let _ = dnsmasq::dnsmasq_conf(&c.site, &s.name);
+            }
         }
     }
 }
@@ -177,6 +202,21 @@ pub fn fuzz_compile(data: &[u8]) {
 /// Write the four files into a sibling temp dir, then swap it in with renameat2(RENAME_EXCHANGE)
 /// (or a plain rename when DIR does not exist yet), so readers see the old or the new set.
 pub fn write_outputs(dir: &Path, o: &RoleOutputs) -> std::io::Result<()> {
+    write_files(dir, &output_files(o))
+}
+
+/// The four outputs with their file names.
+pub fn output_files(o: &RoleOutputs) -> Vec<(&'static str, &str)> {
+    vec![
+        ("network.ip", &o.network_ip),
+        ("sysctl.conf", &o.sysctl_conf),
+        ("ruleset.nft", &o.ruleset_nft),
+        ("keepalived.conf", &o.keepalived_conf),
+    ]
+}
+
+/// [`write_outputs`] for any set of (name, text) files (the routers' `dhcp-relay.conf` too).
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) -> std::io::Result<()> {
     let parent = dir
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -189,12 +229,7 @@ pub fn write_outputs(dir: &Path, o: &RoleOutputs) -> std::io::Result<()> {
     let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp)?;
-    for (n, t) in [
-        ("network.ip", &o.network_ip),
-        ("sysctl.conf", &o.sysctl_conf),
-        ("ruleset.nft", &o.ruleset_nft),
-        ("keepalived.conf", &o.keepalived_conf),
-    ] {
+    for (n, t) in files {
         std::fs::write(tmp.join(n), t)?;
     }
     if dir.exists() {

@@ -65,6 +65,20 @@ enum Cmd {
         #[arg(long)]
         backend: bool,
     },
+    /// The dns role: print (or write into DIR) dnsmasq.conf of one dns appliance
+    #[command(
+        after_help = "Examples:\n  labwall dns site.lw --instance dns1\n  labwall dns site.lw --instance dns2 -o out/dns2   # writes out/dns2/dnsmasq.conf"
+    )]
+    Dns {
+        #[command(flatten)]
+        c: Common,
+        /// The appliance: one of the names of the site's SERVERS line (dns1, dns2)
+        #[arg(long)]
+        instance: String,
+        /// Output directory (replaced atomically); default: print to stdout
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
+    },
     /// Which rule or policy decides a packet, with its source line (offline simulation)
     #[command(
         after_help = "Examples:\n  labwall explain site.lw --role MASTER --from 172.16.20.5 --to 172.16.10.21 --proto tcp --dport 443\n  labwall explain site.lw --role MASTER --from 10.1.1.1 --to 10.1.1.4 --proto tcp --dport 443 --json\n  labwall explain site.lw --role MASTER --from 172.16.10.50 --to 10.1.1.1 --in vlan20 --proto icmp"
@@ -182,6 +196,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Compile { c, role, out } => cmd_compile(&c, role, &out),
         Cmd::Check { c, backend } => cmd_check(&c, backend),
+        Cmd::Dns { c, instance, out } => cmd_dns(&c, &instance, out.as_deref()),
         Cmd::Explain {
             c,
             role,
@@ -218,7 +233,12 @@ fn cmd_compile(c: &Common, role: Option<String>, out: &std::path::Path) -> ExitC
         Ok(x) => x,
         Err(e) => return e,
     };
-    if let Err(e) = labwall::write_outputs(out, &comp.outputs) {
+    let relay = labwall::emit::dhcp_relay_conf(&comp.site);
+    let mut files = labwall::output_files(&comp.outputs);
+    if let Some(r) = &relay {
+        files.push(("dhcp-relay.conf", r));
+    }
+    if let Err(e) = labwall::write_files(out, &files) {
         eprintln!("labwall: cannot write {}: {e}", out.display());
         return ExitCode::from(1);
     }
@@ -351,4 +371,29 @@ fn cmd_explain(
             ExitCode::from(2)
         }
     }
+}
+
+/// `labwall dns`: dnsmasq.conf of one instance, on stdout or into `-o DIR`.
+fn cmd_dns(c: &Common, instance: &str, out: Option<&std::path::Path>) -> ExitCode {
+    let comp = match compile(c, "MASTER") {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let conf = match labwall::dnsmasq::dnsmasq_conf(&comp.site, instance) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("labwall: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(dir) = out else {
+        print!("{conf}");
+        return ExitCode::SUCCESS;
+    };
+    if let Err(e) = labwall::write_files(dir, &[("dnsmasq.conf", &conf)]) {
+        eprintln!("labwall: cannot write {}: {e}", dir.display());
+        return ExitCode::from(1);
+    }
+    eprintln!("labwall: {instance}: wrote {}/dnsmasq.conf", dir.display());
+    ExitCode::SUCCESS
 }

@@ -216,6 +216,10 @@ pub struct Site {
     pub group: Option<String>,
     pub instances: Vec<Instance>,
     pub sync: Option<Sync>,
+    /// The dns role's services (DOMAIN, SERVERS, DHCP, HOST ... MAC, NAS, MAB, DOT1X, VPNUSER);
+    /// not in the JSON model dump.
+    #[serde(skip)]
+    pub services: crate::aaa::Services,
 }
 
 impl Site {

@@ -9,12 +9,14 @@ mod cursor;
 mod filter;
 mod interfaces;
 mod names;
+mod services;
 mod settings;
 
 pub use crate::line::{Line, Token};
 pub use crate::preprocess::{preprocess, FsLoader, Loader, MapLoader, PreOptions};
 pub use cursor::valid_ident;
 pub use names::parse_svc_item;
+pub use services::{lease_secs, mac, valid_dns_name};
 
 use crate::diag::Diagnostic;
 use crate::net::Net;
@@ -137,6 +139,8 @@ pub enum Stmt {
         host: bool,
         alias: Token,
         nets: Vec<(Net, Token)>,
+        /// `HOST ... MAC <mac>`: a static host of the dns role.
+        mac: Option<(crate::aaa::MacAddr, Token)>,
     },
     Service {
         name: Token,
@@ -184,6 +188,44 @@ pub enum Stmt {
         master: IpAddr,
         backup: IpAddr,
     },
+    Domain {
+        domain: Token,
+        forwarders: Vec<(IpAddr, Token)>,
+    },
+    Servers {
+        names: Vec<Token>,
+    },
+    Dhcp {
+        vlan: Token,
+        range: (Ipv4Addr, Ipv4Addr),
+        range_tok: Token,
+        lease: u32,
+        router: Option<Ipv4Addr>,
+        dns: Vec<Ipv4Addr>,
+    },
+    Nas {
+        name: Token,
+        addr: IpAddr,
+        addr_tok: Token,
+        secret: Option<Token>,
+        vpn: bool,
+    },
+    Mab {
+        mac: crate::aaa::MacAddr,
+        mac_tok: Token,
+        vlan: Token,
+    },
+    Dot1x {
+        kind: crate::aaa::IdentityKind,
+        name: Token,
+        vlan: Token,
+    },
+    VpnUser {
+        cn: Token,
+        vlan: Token,
+        addr: Ipv4Addr,
+        addr_tok: Token,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -217,6 +259,13 @@ pub const KEYWORDS: &[&str] = &[
     "ELSE",
     "ENDIF",
     "SYNC",
+    "DOMAIN",
+    "SERVERS",
+    "DHCP",
+    "NAS",
+    "MAB",
+    "DOT1X",
+    "VPNUSER",
 ];
 
 /// Parse the preprocessed lines into statements. Bad lines produce diagnostics and are skipped;
@@ -260,6 +309,13 @@ fn parse_stmt(p: &mut LineParser) -> Option<Stmt> {
         "POLICY" => filter::policy(p),
         "NOROUTE" => filter::noroute(p),
         "NAT" => filter::nat(p),
+        "DOMAIN" => services::domain(p),
+        "SERVERS" => services::servers(p),
+        "DHCP" => services::dhcp(p),
+        "NAS" => services::nas(p),
+        "MAB" => services::mab(p),
+        "DOT1X" => services::dot1x(p),
+        "VPNUSER" => services::vpnuser(p),
         _ => unknown_statement(p),
     }
 }

@@ -17,6 +17,8 @@
 //! Diagnostics are sorted by position later, stably: at one position they keep the order in
 //! which the checks below make them.
 
+mod aaa;
+mod aaa_checks;
 mod filter;
 mod interfaces;
 mod names;
@@ -61,6 +63,7 @@ pub fn analyse(
         snats: Vec::new(),
         dnats: Vec::new(),
         sync: None,
+        aaa: aaa::Collected::default(),
     };
     a.check_interfaces();
     a.collect_names(stmts);
@@ -69,7 +72,9 @@ pub fn analyse(
     a.check_multihomed_hosts();
     a.build_vrrp_instances();
     a.check_vips();
+    a.collect_services(stmts);
     a.collect_filter(stmts);
+    a.add_relay_rules();
     a.add_default_policies();
     a.warn_noroute_overrides();
     a.warn_unused_aliases();
@@ -159,6 +164,8 @@ struct Analysis<'a> {
     snats: Vec<Snat>,
     dnats: Vec<Dnat>,
     sync: Option<Sync>,
+    /// The dns role's statements (DOMAIN, SERVERS, DHCP, ...), with their lines.
+    aaa: aaa::Collected,
 }
 
 impl Analysis<'_> {
@@ -191,6 +198,7 @@ impl Analysis<'_> {
             group: s.group,
             instances: self.instances,
             sync: self.sync,
+            services: self.aaa.svc,
         }
     }
 }

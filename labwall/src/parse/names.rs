@@ -48,7 +48,14 @@ pub(super) fn alias(p: &mut LineParser) -> Option<Stmt> {
     }
     p.tok(2, "address", f)?;
     let mut nets = Vec::new();
-    for a in &l.toks[2..] {
+    let mut end = l.toks.len();
+    let mut mac = None;
+    if host && end >= 4 && l.toks[end - 2].text == "MAC" {
+        let t = l.toks[end - 1].clone();
+        mac = Some((p.mac_tok(&t, "HOST <alias> <ip>... [MAC <mac>]")?, t));
+        end -= 2;
+    }
+    for a in &l.toks[2..end] {
         match Net::parse(&a.text) {
             Some(n) if !host || n.is_host() => nets.push((n, a.clone())),
             _ => {
@@ -70,7 +77,12 @@ pub(super) fn alias(p: &mut LineParser) -> Option<Stmt> {
             }
         }
     }
-    Some(Stmt::Alias { host, alias, nets })
+    Some(Stmt::Alias {
+        host,
+        alias,
+        nets,
+        mac,
+    })
 }
 
 /// `SERVICE <name> tcp/<p[-p]>[,p]... udp/... proto/<n> icmp/echo`.
@@ -170,8 +182,9 @@ mod tests {
 
     #[test]
     fn host_and_net_aliases() {
-        let Some(Stmt::Alias { host, alias, nets }) =
-            parse_text("HOST web 172.16.10.21 2001:db8::21").0
+        let Some(Stmt::Alias {
+            host, alias, nets, ..
+        }) = parse_text("HOST web 172.16.10.21 2001:db8::21").0
         else {
             panic!()
         };

@@ -42,6 +42,7 @@ impl Analysis<'_> {
                     host: _,
                     alias,
                     nets,
+                    mac: _,
                 } => self.alias(l, alias, nets),
                 Stmt::Service { name, items } => {
                     self.services.insert(name.text.clone(), items.clone());
