@@ -48,9 +48,9 @@ impl Analysis<'_> {
 
     /// Static and VPN addresses: inside a VLAN, outside the dynamic ranges, each given once.
     pub(super) fn check_static_addresses(&mut self) {
-        let mut seen: BTreeMap<Ipv4Addr, (String, u32)> = BTreeMap::new();
+        let mut seen: BTreeMap<Ipv4Addr, (String, String)> = BTreeMap::new();
         for a in self.router_v4() {
-            seen.insert(a, ("a router address".into(), 0));
+            seen.insert(a, ("a router address".into(), String::new()));
         }
         let hosts: Vec<(String, Ipv4Addr, [u8; 6], Line)> = self
             .aaa
@@ -135,14 +135,15 @@ impl Analysis<'_> {
 
     /// A static host whose MAC has a MAB entry must be in that VLAN.
     fn check_mab_vlan(&mut self, l: &Line, t: &Token, a: Ipv4Addr, mac: [u8; 6]) {
-        let Some(m) = self.aaa.svc.mab.iter().find(|m| m.mac == mac) else {
+        let svc = &self.aaa.svc;
+        let Some((m, ml)) = svc.mab.iter().zip(&self.aaa.mab).find(|m| m.0.mac == mac) else {
             return;
         };
         let i = self.ifaces.iter().find(|i| i.vid == Some(m.vlan));
         if let Some(i) = i.filter(|i| !i.net4.contains(IpAddr::V4(a))) {
             let msg = format!(
-                "{a} is outside {} ({}), where MAB line {} puts this MAC",
-                i.name, i.net4, m.line
+                "{a} is outside {} ({}), where the MAB at {}:{} puts this MAC",
+                i.name, i.net4, ml.loc.file, ml.loc.line
             );
             let fix = format!(
                 "give the host an address in {}, or fix the MAB line",
@@ -154,26 +155,26 @@ impl Analysis<'_> {
 
     fn check_once(
         &mut self,
-        seen: &mut BTreeMap<Ipv4Addr, (String, u32)>,
+        seen: &mut BTreeMap<Ipv4Addr, (String, String)>,
         l: &Line,
         t: &Token,
         a: Ipv4Addr,
         who: &str,
     ) {
         match seen.get(&a) {
-            Some((other, 0)) => self.out.err(
+            Some((other, at)) if at.is_empty() => self.out.err(
                 l,
                 t,
                 format!("{who}: {a} is {other}"),
                 "choose a free address",
             ),
-            Some((other, line)) => {
-                let msg = format!("{who}: {a} is already the address of {other} (line {line})");
+            Some((other, at)) => {
+                let msg = format!("{who}: {a} is already the address of {other} ({at})");
                 self.out
                     .err(l, t, msg, "give each host and VPN user its own address");
             }
             None => {
-                seen.insert(a, (who.to_string(), l.loc.line));
+                seen.insert(a, (who.to_string(), l.loc.to_string()));
             }
         }
     }

@@ -1,0 +1,337 @@
+//! The dns role: dnsmasq.conf and the routers' relay from tests/sites/dns (golden files under
+//! golden/dns/, LABWALL_BLESS=1 regenerates), every cross-reference error with its
+//! file:line:col (sites/dns_bad), and dnsmasq from Debian serving the generated file to busybox
+//! udhcpc inside network namespaces (root; skipped otherwise).
+
+use labwall::{compile_source, parse::FsLoader, Options};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+fn check(name: &str, got: &str) {
+    let p = dir().join("golden/dns").join(name);
+    if std::env::var("LABWALL_BLESS").is_ok_and(|v| v == "1") {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e} (LABWALL_BLESS=1 creates it)", p.display()));
+    assert_eq!(want, got, "{} differs (LABWALL_BLESS=1)", p.display());
+}
+
+fn compile(site: &str, role: &str) -> Result<labwall::Compiled, String> {
+    let p = dir().join("sites").join(site);
+    let t = std::fs::read_to_string(&p).unwrap();
+    let opts = Options {
+        role: role.into(),
+        defines: vec![("HOSTNAME".into(), "fw".into())],
+        ..Options::default()
+    };
+    compile_source(&FsLoader, &p, &t, &opts).map_err(|d| labwall::diag::render_all(&d))
+}
+
+fn conf(instance: &str) -> String {
+    let c = compile("dns/site.lw", "MASTER").unwrap();
+    labwall::dnsmasq::dnsmasq_conf(&c.site, instance).unwrap()
+}
+
+#[test]
+fn golden_dnsmasq_and_relay() {
+    for i in ["dns1", "dns2"] {
+        check(&format!("{i}.conf"), &conf(i));
+    }
+    for role in ["MASTER", "BACKUP"] {
+        let c = compile("dns/site.lw", role).unwrap();
+        let relay = labwall::emit::dhcp_relay_conf(&c.site).unwrap();
+        check(&format!("{role}/dhcp-relay.conf"), &relay);
+        check(&format!("{role}/ruleset.nft"), &c.outputs.ruleset_nft);
+    }
+}
+
+#[test]
+fn services_are_filled_from_the_site_and_its_include() {
+    let s = compile("dns/site.lw", "MASTER").unwrap().site.services;
+    assert_eq!(s.domain.as_deref(), Some("lab.demo.fr"));
+    assert_eq!((s.servers.len(), s.dhcp.len(), s.hosts.len()), (2, 2, 3));
+    assert_eq!(
+        (s.nas.len(), s.mab.len(), s.dot1x.len(), s.vpn_users.len()),
+        (2, 3, 3, 2)
+    );
+    assert!(s.nas.iter().any(|x| x.vpn && x.secret == "vpn1"));
+    assert_eq!(s.relayed_vlans(), vec![20]);
+    let cn = s.dot1x.iter().find(|d| d.name == "alice-8021x").unwrap();
+    assert_eq!((cn.kind, cn.vlan), (labwall::aaa::IdentityKind::CertCn, 10));
+}
+
+/// The dynamic ranges of dns1 and dns2 are disjoint and together make the DHCP line's range.
+#[test]
+fn ranges_are_split_between_the_servers() {
+    let range = |c: &str, tag: &str| -> (u32, u32) {
+        let l = c
+            .lines()
+            .find(|l| l.starts_with(&format!("dhcp-range=set:{tag},")));
+        let f: Vec<&str> = l.unwrap().split(',').collect();
+        let ip = |s: &str| u32::from(s.parse::<std::net::Ipv4Addr>().unwrap());
+        (ip(f[1]), ip(f[2]))
+    };
+    let (a, b) = (conf("dns1"), conf("dns2"));
+    for (tag, lo, hi) in [
+        ("vlan10", 0xac100a32, 0xac100a63),
+        ("vlan20", 0xac101432, 0xac101463),
+    ] {
+        let (r1, r2) = (range(&a, tag), range(&b, tag));
+        assert_eq!((r1.0, r1.1 + 1, r2.1), (lo, r2.0, hi), "{tag}");
+    }
+    for c in [&a, &b] {
+        assert!(c.contains("\nno-ping\n") && c.contains("\ndhcp-authoritative\n"));
+        assert!(c.contains("\nlocal=/lab.demo.fr/\n") && c.contains("\nserver=192.0.2.53\n"));
+        assert!(c.contains("dhcp-host=52:54:00:20:00:31,172.16.20.31,printer\n"));
+    }
+}
+
+#[test]
+fn unknown_instance_names_the_servers() {
+    let c = compile("dns/site.lw", "MASTER").unwrap();
+    let e = labwall::dnsmasq::dnsmasq_conf(&c.site, "dns3").unwrap_err();
+    assert_eq!(
+        e,
+        "site.lw: no server dns3; the SERVERS line names: dns1 dns2"
+    );
+}
+
+/// Each cross-reference error of the issue, refused with its file:line:col.
+#[test]
+fn bad_sites_are_refused_with_their_lines() {
+    let mut all = compile("dns_bad/site.lw", "MASTER").unwrap_err();
+    all += &compile("dns_bad/noserver.lw", "MASTER").unwrap_err();
+    check("bad.txt", &all);
+    for want in [
+        "site.lw:13:10: error: static host pc1: 172.16.10.60 is inside the dynamic range",
+        "site.lw:15:10: error: static host pc2 (192.168.7.2) is outside every VLAN",
+        "site.lw:17:27: error: MAC 52:54:00:10:00:01 is already on static host line 13",
+        "site.lw:19:10: error: 172.16.10.33 is outside VLAN20 (172.16.20.0/24), where the MAB",
+        "site.lw:19:10: error: static host pc4: 172.16.10.33 is already the address of",
+        "site.lw:21:22: error: NAS sw1 has no secret name",
+        "users.lw:4:23: error: VLAN VLAN30 is unknown",
+        "users.lw:5:18: error: VLAN VLAN30 is unknown",
+        "users.lw:7:20: error: VPN user bob: 172.16.10.70 is inside the dynamic range",
+        "users.lw:8:22: error: VPN address 172.16.20.130 is outside VLAN10",
+        "noserver.lw:6:6: error: DHCP on VLAN10 but no DNS/DHCP server in the site",
+    ] {
+        assert!(all.contains(want), "missing: {want}\n{all}");
+    }
+}
+
+/// The fuzz body reaches the new statements and generators (and truncations of them).
+#[test]
+fn fuzz_body_takes_the_dns_site() {
+    let t = std::fs::read_to_string(dir().join("sites/dns/site.lw")).unwrap();
+    let t = t.replace("INCLUDE users.lw", "");
+    for cut in (0..t.len()).step_by(97) {
+        labwall::fuzz_compile(&t.as_bytes()[..cut]);
+    }
+    labwall::fuzz_compile(t.as_bytes());
+}
+
+// ---- namespaces: dnsmasq from Debian on the generated file, busybox udhcpc as the client ----
+
+fn sh(args: &[&str]) -> Result<String, String> {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", args[0]))?;
+    if !o.status.success() {
+        return Err(format!("{args:?}: {}", String::from_utf8_lossy(&o.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+/// Two namespaces joined by a veth: `vlan10` (the appliance's leg, 172.16.10.10) and `c0`.
+/// Drop kills dnsmasq and deletes both namespaces.
+pub struct Lab {
+    pub srv: String,
+    pub cli: String,
+    pub tmp: PathBuf,
+    dnsmasq: Option<std::process::Child>,
+}
+
+impl Lab {
+    pub fn new(tag: &str) -> Result<Lab, String> {
+        let id = format!("{tag}{}", std::process::id());
+        let tmp = std::env::temp_dir().join(format!("lwdns-{id}"));
+        std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+        let lab = Lab {
+            srv: format!("lws{id}"),
+            cli: format!("lwc{id}"),
+            tmp,
+            dnsmasq: None,
+        };
+        for ns in [&lab.srv, &lab.cli] {
+            sh(&["ip", "netns", "add", ns])?;
+        }
+        sh(&[
+            "ip", "link", "add", "vlan10", "netns", &lab.srv, "type", "veth", "peer", "c0",
+            "netns", &lab.cli,
+        ])?;
+        lab.exec(
+            &lab.srv,
+            &["ip", "addr", "add", "172.16.10.10/24", "dev", "vlan10"],
+        )?;
+        for (ns, i) in [
+            (&lab.srv, "vlan10"),
+            (&lab.cli, "c0"),
+            (&lab.srv, "lo"),
+            (&lab.cli, "lo"),
+        ] {
+            lab.exec(ns, &["ip", "link", "set", i, "up"])?;
+        }
+        Ok(lab)
+    }
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Result<String, String> {
+        let mut v = vec!["ip", "netns", "exec", ns];
+        v.extend(args);
+        sh(&v)
+    }
+    /// dnsmasq in the server namespace on `conf` (plus test-only paths), waits for port 53.
+    pub fn start_dnsmasq(&mut self, conf: &str) -> Result<(), String> {
+        let f = self.tmp.join("dnsmasq.conf");
+        std::fs::write(&f, conf).map_err(|e| e.to_string())?;
+        let t = |n: &str| self.tmp.join(n).display().to_string();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.srv, "dnsmasq", "-k", "--user=root"])
+            .arg(format!("--conf-file={}", f.display()))
+            .arg(format!("--dhcp-leasefile={}", t("leases")))
+            .arg(format!("--pid-file={}", t("pid")))
+            .arg(format!("--log-facility={}", t("log")))
+            .arg("--log-dhcp")
+            .spawn()
+            .map_err(|e| format!("dnsmasq: {e}"))?;
+        self.dnsmasq = Some(child);
+        for _ in 0..50 {
+            if self
+                .exec(&self.srv, &["ss", "-lun"])
+                .is_ok_and(|o| o.contains(":67 "))
+            {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(format!(
+            "dnsmasq did not start: {}",
+            std::fs::read_to_string(t("log")).unwrap_or_default()
+        ))
+    }
+    /// busybox udhcpc on `c0` with `mac` (and host name `name`): the bound lease's variables.
+    pub fn lease(&self, mac: &str, name: &str) -> Result<String, String> {
+        self.exec(&self.cli, &["ip", "link", "set", "c0", "address", mac])?;
+        let out = self.tmp.join(format!("lease-{mac}"));
+        let script = self.tmp.join("udhcpc.sh");
+        let body = format!("#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip router=$router dns=$dns domain=$domain\" > {}\nexit 0\n", out.display());
+        std::fs::write(&script, body).map_err(|e| e.to_string())?;
+        sh(&["chmod", "755", &script.display().to_string()])?;
+        let host = format!("hostname:{name}");
+        self.exec(
+            &self.cli,
+            &[
+                "busybox",
+                "udhcpc",
+                "-i",
+                "c0",
+                "-f",
+                "-q",
+                "-n",
+                "-t",
+                "4",
+                "-T",
+                "2",
+                "-x",
+                &host,
+                "-s",
+                &script.display().to_string(),
+            ],
+        )?;
+        std::fs::read_to_string(&out)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.dnsmasq {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = sh(&["ip", "netns", "pids", &self.srv]).map(|p| {
+            for pid in p.split_whitespace() {
+                let _ = sh(&["kill", pid]);
+            }
+        });
+        for ns in [&self.srv, &self.cli] {
+            let _ = sh(&["ip", "netns", "del", ns]);
+        }
+        let _ = std::fs::remove_dir_all(&self.tmp);
+    }
+}
+
+fn can_run_lab() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let have = |b: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {b}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !(root && have("dnsmasq") && have("busybox") && have("dig")) {
+        eprintln!("skipped: needs root, dnsmasq, busybox and dig (scripts/prereqs)");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn dnsmasq_leases_and_resolves_in_a_namespace() {
+    if !can_run_lab() {
+        return;
+    }
+    let mut lab = Lab::new("t").unwrap();
+    lab.start_dnsmasq(&conf("dns1")).unwrap();
+    let st = lab.lease("52:54:00:10:00:30", "pc10").unwrap();
+    assert_eq!(
+        st,
+        "ip=172.16.10.30 router=172.16.10.1 dns=172.16.10.10 172.16.10.14 domain=lab.demo.fr"
+    );
+    let dy = lab.lease("52:54:00:10:00:99", "leased1").unwrap();
+    let ip = dy
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .trim_start_matches("ip=")
+        .to_string();
+    let last: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
+    assert!((50..=74).contains(&last), "dns1's half of .50-.99: {dy}");
+    assert!(
+        dy.ends_with("router=172.16.10.1 dns=172.16.10.10 172.16.10.14 domain=lab.demo.fr"),
+        "{dy}"
+    );
+    lab.exec(
+        &lab.cli,
+        &["ip", "addr", "add", "172.16.10.250/24", "dev", "c0"],
+    )
+    .unwrap();
+    let dig = |q: &[&str]| {
+        let mut v = vec!["dig", "+short", "+time=2", "+tries=2", "@172.16.10.10"];
+        v.extend(q);
+        lab.exec(&lab.cli, &v).unwrap().trim().to_string()
+    };
+    assert_eq!(dig(&["printer.lab.demo.fr"]), "172.16.20.31");
+    assert_eq!(dig(&["printer.lab.demo.fr", "AAAA"]), "2001:db8:20::31");
+    assert_eq!(dig(&["leased1.lab.demo.fr"]), ip);
+    assert_eq!(dig(&["-x", "172.16.10.21"]), "web1.lab.demo.fr.");
+    assert_eq!(dig(&["alice.vpn.lab.demo.fr"]), "172.16.10.130");
+}
