@@ -79,6 +79,20 @@ enum Cmd {
         #[arg(short = 'o', long)]
         out: Option<PathBuf>,
     },
+    /// The dns role: write the FreeRADIUS configuration (files under /etc/freeradius/3.0) into DIR
+    #[command(
+        after_help = "Examples:\n  labwall radius site.lw -o out/radius   # out/radius/clients.conf, sites-enabled/default, ...\n  labwall radius site.lw -o out/radius --secrets-dir /run/ramux/secrets"
+    )]
+    Radius {
+        #[command(flatten)]
+        c: Common,
+        /// Output directory (its files are overwritten; no secret is ever written)
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+        /// The secrets directory on the appliance (read by ramux-radius-start at boot)
+        #[arg(long, default_value = labwall::aaa::secrets::RUN_DIR)]
+        secrets_dir: String,
+    },
     /// Which rule or policy decides a packet, with its source line (offline simulation)
     #[command(
         after_help = "Examples:\n  labwall explain site.lw --role MASTER --from 172.16.20.5 --to 172.16.10.21 --proto tcp --dport 443\n  labwall explain site.lw --role MASTER --from 10.1.1.1 --to 10.1.1.4 --proto tcp --dport 443 --json\n  labwall explain site.lw --role MASTER --from 172.16.10.50 --to 10.1.1.1 --in vlan20 --proto icmp"
@@ -197,6 +211,11 @@ fn main() -> ExitCode {
         Cmd::Compile { c, role, out } => cmd_compile(&c, role, &out),
         Cmd::Check { c, backend } => cmd_check(&c, backend),
         Cmd::Dns { c, instance, out } => cmd_dns(&c, &instance, out.as_deref()),
+        Cmd::Radius {
+            c,
+            out,
+            secrets_dir,
+        } => cmd_radius(&c, &out, &secrets_dir),
         Cmd::Explain {
             c,
             role,
@@ -371,6 +390,48 @@ fn cmd_explain(
             ExitCode::from(2)
         }
     }
+}
+
+/// `labwall radius`: the FreeRADIUS files of the dns appliances into `-o DIR` (nested paths,
+/// so not `write_files`). The VPN replies' netmask is the VLAN's, from the site's VLAN lines.
+fn cmd_radius(c: &Common, out: &std::path::Path, secrets_dir: &str) -> ExitCode {
+    let comp = match compile(c, "MASTER") {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let site = &comp.site;
+    let vlan_prefix = site
+        .ifaces
+        .iter()
+        .filter_map(|i| Some((i.vid?, i.net4.len)))
+        .collect();
+    let o = labwall::aaa::radius::Options {
+        secrets_dir: secrets_dir.to_string(),
+        run_dir: labwall::aaa::radius::RUN_DIR.to_string(),
+        vlan_prefix,
+    };
+    let files = match labwall::aaa::radius::freeradius_files_with(&site.services, &o) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("labwall: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    for (rel, text) in &files {
+        let p = out.join(rel);
+        let r = std::fs::create_dir_all(p.parent().unwrap_or(out))
+            .and_then(|()| std::fs::write(&p, text));
+        if let Err(e) = r {
+            eprintln!("labwall: cannot write {}: {e}", p.display());
+            return ExitCode::from(1);
+        }
+    }
+    eprintln!(
+        "labwall: wrote {} FreeRADIUS files into {}",
+        files.len(),
+        out.display()
+    );
+    ExitCode::SUCCESS
 }
 
 /// `labwall dns`: dnsmasq.conf of one instance, on stdout or into `-o DIR`.

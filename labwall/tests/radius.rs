@@ -562,3 +562,112 @@ fn tail(out: &str) -> String {
     let lines: Vec<&str> = out.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
+
+/// Runs the start script against `dir` (conf + secrets made there); it must refuse before
+/// FreeRADIUS starts. Returns its stderr.
+fn start_refused(dir: &Path) -> String {
+    let conf = make_conf(dir);
+    let o = Command::new(start_script())
+        .env("RAMUX_RADIUS_CONF", &conf)
+        .arg("-C") // if it ever got past the checks: only check the configuration
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "start script exit status: {o:?}");
+    assert!(
+        !dir.join("run").exists(),
+        "nothing rendered before the checks passed"
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn start_script_refuses_missing_secret() {
+    let s = scratch("missing");
+    make_secrets(&s.0);
+    let f = s.0.join("secrets/radius/nas/vpn");
+    fs::remove_file(&f).unwrap();
+    let err = start_refused(&s.0);
+    assert!(
+        err.starts_with("ramux-radius: ") && err.contains(&format!("{}: missing", f.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn start_script_refuses_readable_secret() {
+    let s = scratch("readable");
+    make_secrets(&s.0);
+    let f = s.0.join("secrets/pki/radius.key");
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = start_refused(&s.0);
+    assert!(
+        err.starts_with("ramux-radius: ") && err.contains(&format!("{}: mode 644", f.display())),
+        "{err}"
+    );
+    let f = s.0.join("secrets/radius/dot1x.nt");
+    fs::set_permissions(
+        s.0.join("secrets/pki/radius.key"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
+    let err = start_refused(&s.0);
+    assert!(err.contains(&format!("{}: mode 640", f.display())), "{err}");
+}
+
+#[test]
+fn start_script_refuses_clear_text_password() {
+    let s = scratch("cleartext");
+    make_secrets(&s.0);
+    secret_file(&s.0.join("secrets"), "radius/dot1x.nt", "alice alice-pw\n");
+    let err = start_refused(&s.0);
+    assert!(
+        err.contains("dot1x.nt line 1: want <user> <32 hex digits"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("alice-pw"),
+        "the refusal must not print the line: {err}"
+    );
+}
+
+/// `labwall radius SITE -o DIR` from the dns example site: the NAS, MAB, 802.1X and VPN lines
+/// reach the files, the VPN netmask is the VLAN's, and no secret value is needed.
+#[test]
+fn cli_writes_files_from_site() {
+    let s = scratch("cli");
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sites/dns/site.lw");
+    let o = Command::new(env!("CARGO_BIN_EXE_labwall"))
+        .arg("radius")
+        .arg(&site)
+        .arg("-o")
+        .arg(s.0.join("out"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let read = |rel: &str| fs::read_to_string(s.0.join("out").join(rel)).unwrap();
+    let clients = read("clients.conf");
+    assert!(
+        clients.contains("client vpn1 {\n\tipaddr = 172.16.10.20\n"),
+        "{clients}"
+    );
+    assert!(
+        clients.contains("$INCLUDE /run/freeradius/ramux/nas/sw1.conf"),
+        "{clients}"
+    );
+    let vpn = read("mods-config/files/ramux_vpn_users");
+    assert!(
+        vpn.contains(
+            "\"bob\"\n\tFramed-IP-Address = 172.16.20.130,\n\tFramed-IP-Netmask = 255.255.255.0,"
+        ),
+        "{vpn}"
+    );
+    assert!(read("mods-config/files/ramux_macs").contains("\n52-54-00-20-00-31\n"));
+    assert!(read("mods-config/files/ramux_dot1x_certs").contains("\"alice-8021x\""));
+    let start = read("ramux/start");
+    assert!(
+        start.contains("secrets_dir /run/ramux/secrets\n")
+            && start.contains("nas radius/nas/vpn1\n"),
+        "{start}"
+    );
+}
