@@ -15,6 +15,7 @@ pub mod iso;
 pub mod manifest;
 pub mod profile;
 pub mod rootfs;
+pub mod secrets;
 
 pub use build::{build_iso, build_release, BuildReport, BuildRequest};
 

@@ -16,7 +16,9 @@ use std::process::ExitCode;
   vbuild iso router --role MASTER -o /tmp/RT1.iso --set hostname=rt1
   vbuild iso client --set address=172.16.20.50/24 --set gateway=172.16.20.1
   vbuild iso dns --role MASTER --site site.toml --json
-  SOURCE_DATE_EPOCH=1700000000 vbuild iso vpn --role BACKUP --quiet")]
+  SOURCE_DATE_EPOCH=1700000000 vbuild iso vpn --role BACKUP --quiet
+  vbuild secrets init /tmp/lab-secrets --nas sw1 --user alice:wonderland --cn alice
+  vbuild secrets pack /tmp/lab-secrets -o /tmp/dns1.secrets")]
 struct Cli {
     /// Checkout root holding profiles/ and overlays/ (default: the current directory or the
     /// nearest parent directory that has profiles/).
@@ -93,6 +95,93 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
         #[arg(long)]
         json: bool,
     },
+    /// Site secrets: a throwaway lab PKI and secrets, and the overlay vlaunch hands to a VM
+    /// (docs/secrets.md). Never in an ISO.
+    #[command(subcommand)]
+    Secrets(SecretsCmd),
+}
+
+#[derive(Subcommand)]
+enum SecretsCmd {
+    /// Create a throwaway lab secrets directory: CA (its key is not kept), RADIUS server
+    /// certificate, client certificates, random NAS secrets, NT hashes; files 0600, dirs 0700.
+    #[command(after_help = "Examples:
+  vbuild secrets init /tmp/lab-secrets --nas sw1 --nas vpn1 --user alice:wonderland --cn alice
+  vbuild secrets init ~/site-secrets --nas ap1 --user bob:hunter2 --user carol:pa55 --cn laptop1
+
+Writes pki/ca.crt, pki/radius.crt, pki/radius.key, pki/clients/<cn>.crt/.key,
+radius/nas/<name> (one line, 32 hex digits), radius/dot1x.nt (`<user> <NT hash>` lines).
+Refuses a directory that is not empty. For labs and tests only: passwords on a command line
+are seen by `ps` and kept in shell history.")]
+    Init {
+        /// New or empty directory.
+        dir: PathBuf,
+        /// RADIUS client secret name (repeatable): radius/nas/<NAME>, random.
+        #[arg(long = "nas", value_name = "NAME")]
+        nas: Vec<String>,
+        /// 802.1X user and password (repeatable); only the NT hash is written.
+        #[arg(long = "user", value_name = "NAME:PASSWORD")]
+        users: Vec<String>,
+        /// Client certificate CN (repeatable): pki/clients/<CN>.crt and .key.
+        #[arg(long = "cn", value_name = "CN")]
+        cns: Vec<String>,
+    },
+    /// Pack a secrets directory into an overlay file (mode 0600) for `vlaunch --secrets`.
+    #[command(after_help = "Examples:
+  vbuild secrets pack /tmp/lab-secrets -o /tmp/dns1.secrets
+  vbuild secrets pack /tmp/lab-secrets -o /tmp/alice.secrets --only pki/ca.crt --only pki/clients/alice.crt --only pki/clients/alice.key
+  vlaunch images/dns-master.iso --secrets /tmp/dns1.secrets --wait-ready
+
+Refuses (naming the file) anything readable by group or others, symbolic links and devices.
+Without --only, everything but pki/clients/ (client keys go to users, not appliances).
+The same directory packs to the same bytes.")]
+    Pack {
+        dir: PathBuf,
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+        /// Pack only this path of DIR, a file or a directory (repeatable).
+        #[arg(long = "only", value_name = "PATH")]
+        only: Vec<String>,
+    },
+    /// List an overlay's entries: mode, size, sha256, path (never the content).
+    #[command(after_help = "Examples:\n  vbuild secrets list /tmp/dns1.secrets")]
+    List { file: PathBuf },
+}
+
+fn secrets(cmd: SecretsCmd) -> Result<()> {
+    match cmd {
+        SecretsCmd::Init {
+            dir,
+            nas,
+            users,
+            cns,
+        } => {
+            let users = users
+                .iter()
+                .map(|u| {
+                    u.split_once(':')
+                        .map(|(n, p)| (n.to_string(), p.to_string()))
+                        .ok_or_else(|| anyhow!("--user {u}: expected NAME:PASSWORD"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let req = vbuild::secrets::InitRequest {
+                dir: dir.clone(),
+                nas,
+                users,
+                cns,
+            };
+            for f in vbuild::secrets::init(&req)? {
+                println!("{}", dir.join(f).display());
+            }
+        }
+        SecretsCmd::Pack { dir, output, only } => {
+            let bytes = vbuild::secrets::pack(&dir, &only)?;
+            vbuild::secrets::write_overlay(&output, &bytes)?;
+            println!("{} ({} bytes)", output.display(), bytes.len());
+        }
+        SecretsCmd::List { file } => print!("{}", vbuild::secrets::list(&file)?),
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -108,6 +197,7 @@ fn run(cli: Cli) -> Result<()> {
         }
     };
     match cli.cmd {
+        Cmd::Secrets(cmd) => secrets(cmd)?,
         Cmd::Profiles { json } => {
             let list = vbuild::profile::list(&root)?;
             if json {
