@@ -314,6 +314,11 @@ impl Radius {
 }
 
 fn start(dir: &Path, tag: &str) -> Radius {
+    start_edited(dir, tag, |_| {})
+}
+
+/// [`start`], with `edit` applied to the configuration directory first.
+fn start_edited(dir: &Path, tag: &str, edit: impl Fn(&Path)) -> Radius {
     for (t, p) in [
         ("freeradius", "freeradius"),
         ("radclient", "freeradius-utils"),
@@ -324,6 +329,7 @@ fn start(dir: &Path, tag: &str) -> Radius {
     }
     make_secrets(dir);
     let conf = make_conf(dir);
+    edit(&conf);
     let ns = Netns::new(&format!("rad{}{tag}", std::process::id())).expect("netns (needs root)");
     ns.exec(&["ip", "link", "set", "lo", "up"]).unwrap();
     ns.exec(&["ip", "addr", "add", &format!("{VPN_NAS}/32"), "dev", "lo"])
@@ -670,4 +676,75 @@ fn cli_writes_files_from_site() {
             && start.contains("nas radius/nas/vpn1\n"),
         "{start}"
     );
+}
+
+/// Pitfall 12, kept measured: with `check_cert_cn` moved from `tls-config` into `tls { }`,
+/// FreeRADIUS 3.2 starts without a word, and alice's certificate gets carol-tls's VLAN.
+#[test]
+fn check_cert_cn_inside_tls_is_ignored() {
+    let s = scratch("certcn");
+    let r = start_edited(&s.0, "c", |conf| {
+        let p = conf.join("mods-enabled/eap");
+        let t = fs::read_to_string(&p).unwrap();
+        let t = t.replace("\t\tcheck_cert_cn = %{User-Name}\n", "");
+        let t = t.replace("\ttls {\n", "\ttls {\n\t\tcheck_cert_cn = %{User-Name}\n");
+        fs::write(&p, t).unwrap();
+    });
+    let out = tls(&r, "carol-tls", "alice-tls");
+    assert!(
+        eap_ok(&out) && eap_vlan(&out).as_deref() == Some("3230"),
+        "the misplaced check lets alice's certificate in as carol-tls (VLAN 20):\n{}",
+        tail(&out)
+    );
+}
+
+fn median_ms(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// MAB requests per second from one radclient (2000 requests, 64 in flight), and the PEAP
+/// and EAP-TLS round trips with eapol_test (process start included), against the generated
+/// configuration (freeradius -f, threaded). Prints the figures.
+#[test]
+#[ignore = "measurement: cargo test -p labwall --release --test radius -- --ignored --nocapture"]
+fn radius_bench() {
+    let s = scratch("bench");
+    let r = start(&s.0, "b");
+    let n = 2000;
+    let one = mab("52:54:00:10:00:50", "52-54-00-10-00-50");
+    let reqs: Vec<String> = (0..n).map(|_| one.clone()).collect();
+    fs::write(s.0.join("mab.req"), reqs.join("\n")).unwrap();
+    fs::write(s.0.join("mab.secret"), SW_SECRET).unwrap();
+    let cmd = format!("radclient -q -s -p 64 -t 2 -r 1 -f {0}/mab.req -S {0}/mab.secret {PORT_NAS}:1812 auth 2>&1", s.0.display());
+    let mut rates = vec![];
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let out = String::from_utf8_lossy(&r.exec(&cmd).stdout).into_owned();
+        let secs = t0.elapsed().as_secs_f64();
+        assert!(
+            out.contains(&format!("Accepted      : {n}")),
+            "all {n} accepted:\n{out}"
+        );
+        rates.push(n as f64 / secs);
+    }
+    let (m, lo, hi) = median_ms(rates);
+    println!(
+        "MAB: {n} requests, one radclient -p 64: median {m:.0} req/s ({lo:.0}-{hi:.0}, 3 runs)"
+    );
+    for (name, run) in [("PEAP-MSCHAPv2", 0), ("EAP-TLS", 1)] {
+        let mut ms = vec![];
+        for _ in 0..10 {
+            let t0 = Instant::now();
+            let out = if run == 0 {
+                peap(&r, "alice", "alice-pw")
+            } else {
+                tls(&r, "alice-tls", "alice-tls")
+            };
+            ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+            assert!(eap_ok(&out), "{name}:\n{}", tail(&out));
+        }
+        let (m, lo, hi) = median_ms(ms);
+        println!("{name}: eapol_test round trip median {m:.1} ms ({lo:.1}-{hi:.1}, N=10, process start included)");
+    }
 }
