@@ -80,8 +80,8 @@ fn ranges_are_split_between_the_servers() {
     };
     let (a, b) = (conf("dns1"), conf("dns2"));
     for (tag, lo, hi) in [
-        ("vlan10", 0xac100a32, 0xac100a63),
-        ("vlan20", 0xac101432, 0xac101463),
+        ("vid10", 0xac100a32, 0xac100a63),
+        ("vid20", 0xac101432, 0xac101463),
     ] {
         let (r1, r2) = (range(&a, tag), range(&b, tag));
         assert_eq!((r1.0, r1.1 + 1, r2.1), (lo, r2.0, hi), "{tag}");
@@ -150,45 +150,79 @@ fn sh(args: &[&str]) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-/// Two namespaces joined by a veth: `vlan10` (the appliance's leg, 172.16.10.10) and `c0`.
-/// Drop kills dnsmasq and deletes both namespaces.
+/// Namespaces `srv` (the appliance, leg `vlan10` 172.16.10.10) and `cli` (client `c0`), and for
+/// [`Lab::relayed`] a router `rtr` between them (`vlan10`/`vlan20`, the MASTER's addresses).
+/// Drop kills the daemons and deletes the namespaces.
 pub struct Lab {
     pub srv: String,
     pub cli: String,
+    pub rtr: String,
     pub tmp: PathBuf,
-    dnsmasq: Option<std::process::Child>,
+    daemons: Vec<std::process::Child>,
 }
 
 impl Lab {
-    pub fn new(tag: &str) -> Result<Lab, String> {
+    fn empty(tag: &str) -> Result<Lab, String> {
         let id = format!("{tag}{}", std::process::id());
         let tmp = std::env::temp_dir().join(format!("lwdns-{id}"));
         std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?;
+        let (srv, cli, rtr) = (format!("lws{id}"), format!("lwc{id}"), format!("lwr{id}"));
         let lab = Lab {
-            srv: format!("lws{id}"),
-            cli: format!("lwc{id}"),
+            srv,
+            cli,
+            rtr,
             tmp,
-            dnsmasq: None,
+            daemons: Vec::new(),
         };
         for ns in [&lab.srv, &lab.cli] {
             sh(&["ip", "netns", "add", ns])?;
         }
+        Ok(lab)
+    }
+    /// A veth `a`@`na` -- `b`@`nb`, both up, `a` with `addr` if given.
+    fn link(&self, na: &str, a: &str, nb: &str, b: &str, addr: Option<&str>) -> Result<(), String> {
         sh(&[
-            "ip", "link", "add", "vlan10", "netns", &lab.srv, "type", "veth", "peer", "c0",
-            "netns", &lab.cli,
+            "ip", "link", "add", a, "netns", na, "type", "veth", "peer", b, "netns", nb,
         ])?;
-        lab.exec(
-            &lab.srv,
-            &["ip", "addr", "add", "172.16.10.10/24", "dev", "vlan10"],
-        )?;
-        for (ns, i) in [
-            (&lab.srv, "vlan10"),
-            (&lab.cli, "c0"),
-            (&lab.srv, "lo"),
-            (&lab.cli, "lo"),
-        ] {
-            lab.exec(ns, &["ip", "link", "set", i, "up"])?;
+        if let Some(ad) = addr {
+            self.exec(na, &["ip", "addr", "add", ad, "dev", a])?;
         }
+        for (ns, i) in [(na, a), (nb, b), (na, "lo"), (nb, "lo")] {
+            self.exec(ns, &["ip", "link", "set", i, "up"])?;
+        }
+        Ok(())
+    }
+    /// The client on the appliance's own VLAN.
+    pub fn direct(tag: &str) -> Result<Lab, String> {
+        let lab = Lab::empty(tag)?;
+        lab.link(&lab.srv, "vlan10", &lab.cli, "c0", Some("172.16.10.10/24"))?;
+        Ok(lab)
+    }
+    /// The client on VLAN 20, behind a router that relays (the MASTER's addresses).
+    pub fn relayed(tag: &str) -> Result<Lab, String> {
+        let lab = Lab::empty(tag)?;
+        sh(&["ip", "netns", "add", &lab.rtr])?;
+        lab.link(
+            &lab.srv,
+            "vlan10",
+            &lab.rtr,
+            "vlan10",
+            Some("172.16.10.10/24"),
+        )?;
+        lab.link(&lab.rtr, "vlan20", &lab.cli, "c0", Some("172.16.20.100/24"))?;
+        lab.exec(
+            &lab.rtr,
+            &["ip", "addr", "add", "172.16.10.100/24", "dev", "vlan10"],
+        )?;
+        let via = [
+            "ip",
+            "route",
+            "add",
+            "172.16.20.0/24",
+            "via",
+            "172.16.10.100",
+        ];
+        lab.exec(&lab.srv, &via)?;
         Ok(lab)
     }
     pub fn exec(&self, ns: &str, args: &[&str]) -> Result<String, String> {
@@ -196,24 +230,30 @@ impl Lab {
         v.extend(args);
         sh(&v)
     }
-    /// dnsmasq in the server namespace on `conf` (plus test-only paths), waits for port 53.
-    pub fn start_dnsmasq(&mut self, conf: &str) -> Result<(), String> {
-        let f = self.tmp.join("dnsmasq.conf");
-        std::fs::write(&f, conf).map_err(|e| e.to_string())?;
-        let t = |n: &str| self.tmp.join(n).display().to_string();
+    /// dnsmasq in namespace `ns` on `conf` (plus test-only paths); waits for its port 67.
+    pub fn start_dnsmasq(&mut self, ns: &str, conf: &str) -> Result<(), String> {
+        let t = |n: &str| self.tmp.join(format!("{ns}.{n}")).display().to_string();
+        std::fs::write(t("conf"), conf).map_err(|e| e.to_string())?;
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.srv, "dnsmasq", "-k", "--user=root"])
-            .arg(format!("--conf-file={}", f.display()))
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "dnsmasq",
+                "-k",
+                "--user=root",
+                "--log-dhcp",
+            ])
+            .arg(format!("--conf-file={}", t("conf")))
             .arg(format!("--dhcp-leasefile={}", t("leases")))
             .arg(format!("--pid-file={}", t("pid")))
             .arg(format!("--log-facility={}", t("log")))
-            .arg("--log-dhcp")
             .spawn()
             .map_err(|e| format!("dnsmasq: {e}"))?;
-        self.dnsmasq = Some(child);
+        self.daemons.push(child);
         for _ in 0..50 {
             if self
-                .exec(&self.srv, &["ss", "-lun"])
+                .exec(ns, &["ss", "-lun"])
                 .is_ok_and(|o| o.contains(":67 "))
             {
                 return Ok(());
@@ -234,26 +274,12 @@ impl Lab {
         std::fs::write(&script, body).map_err(|e| e.to_string())?;
         sh(&["chmod", "755", &script.display().to_string()])?;
         let host = format!("hostname:{name}");
-        self.exec(
-            &self.cli,
-            &[
-                "busybox",
-                "udhcpc",
-                "-i",
-                "c0",
-                "-f",
-                "-q",
-                "-n",
-                "-t",
-                "4",
-                "-T",
-                "2",
-                "-x",
-                &host,
-                "-s",
-                &script.display().to_string(),
-            ],
-        )?;
+        let s = script.display().to_string();
+        let args = [
+            "busybox", "udhcpc", "-i", "c0", "-f", "-q", "-n", "-t", "4", "-T", "2", "-x", &host,
+            "-s", &s,
+        ];
+        self.exec(&self.cli, &args)?;
         std::fs::read_to_string(&out)
             .map(|s| s.trim().to_string())
             .map_err(|e| e.to_string())
@@ -262,16 +288,11 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        if let Some(c) = &mut self.dnsmasq {
+        for c in &mut self.daemons {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = sh(&["ip", "netns", "pids", &self.srv]).map(|p| {
-            for pid in p.split_whitespace() {
-                let _ = sh(&["kill", pid]);
-            }
-        });
-        for ns in [&self.srv, &self.cli] {
+        for ns in [&self.srv, &self.cli, &self.rtr] {
             let _ = sh(&["ip", "netns", "del", ns]);
         }
         let _ = std::fs::remove_dir_all(&self.tmp);
@@ -299,8 +320,9 @@ fn dnsmasq_leases_and_resolves_in_a_namespace() {
     if !can_run_lab() {
         return;
     }
-    let mut lab = Lab::new("t").unwrap();
-    lab.start_dnsmasq(&conf("dns1")).unwrap();
+    let mut lab = Lab::direct("t").unwrap();
+    let srv = lab.srv.clone();
+    lab.start_dnsmasq(&srv, &conf("dns1")).unwrap();
     let st = lab.lease("52:54:00:10:00:30", "pc10").unwrap();
     assert_eq!(
         st,
@@ -334,4 +356,43 @@ fn dnsmasq_leases_and_resolves_in_a_namespace() {
     assert_eq!(dig(&["leased1.lab.demo.fr"]), ip);
     assert_eq!(dig(&["-x", "172.16.10.21"]), "web1.lab.demo.fr.");
     assert_eq!(dig(&["alice.vpn.lab.demo.fr"]), "172.16.10.130");
+}
+
+/// VLAN 20 has no server leg: the router's generated dhcp-relay.conf (dnsmasq relay-only) and
+/// ruleset.nft (loaded in the router namespace) bring pc20 its static lease from dns1.
+#[test]
+fn the_routers_relay_brings_a_lease_through_the_ruleset() {
+    if !can_run_lab() {
+        return;
+    }
+    let c = compile("dns/site.lw", "MASTER").unwrap();
+    let mut lab = Lab::relayed("r").unwrap();
+    let rules = lab.tmp.join("ruleset.nft");
+    std::fs::write(&rules, &c.outputs.ruleset_nft).unwrap();
+    let (srv, rtr) = (lab.srv.clone(), lab.rtr.clone());
+    lab.exec(&rtr, &["nft", "-f", &rules.display().to_string()])
+        .unwrap();
+    lab.start_dnsmasq(&srv, &conf("dns1")).unwrap();
+    let relay = labwall::emit::dhcp_relay_conf(&c.site).unwrap();
+    lab.start_dnsmasq(&rtr, &relay).unwrap();
+    let st = lab.lease("52:54:00:20:00:30", "pc20").unwrap();
+    assert_eq!(
+        st,
+        "ip=172.16.20.30 router=172.16.20.1 dns=172.16.10.10 172.16.10.14 domain=lab.demo.fr"
+    );
+    let dy = lab.lease("52:54:00:20:00:98", "leased2").unwrap();
+    assert!(
+        dy.starts_with("ip=172.16.20.") && dy.contains("router=172.16.20.1"),
+        "{dy}"
+    );
+    let counters = lab.exec(&rtr, &["nft", "list", "ruleset"]).unwrap();
+    // the router's copy to the servers (their answers are then conntrack-established)
+    let to_servers = "ip daddr { 172.16.10.10, 172.16.10.14 } udp dport 67 counter packets";
+    let hit = counters
+        .lines()
+        .any(|l| l.contains(to_servers) && !l.contains("packets 0 "));
+    assert!(
+        hit,
+        "the relayed requests went through fw -> srv udp/67:\n{counters}"
+    );
 }

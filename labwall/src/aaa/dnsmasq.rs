@@ -124,7 +124,9 @@ fn scope(s: &mut String, site: &Site, d: &DhcpScope, k: usize) -> Result<(), Str
     } else {
         ""
     };
-    let tag = &i.ifname;
+    // not the interface name: dnsmasq also tags a request with the interface it came in on,
+    // and a relayed request comes in on the appliance's own leg
+    let tag = format!("vid{}", d.vlan);
     let _ = writeln!(
         s,
         "# {} (VLAN {}{relay}): part {} of {n} of {}-{}",
