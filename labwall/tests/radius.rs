@@ -223,8 +223,8 @@ fn nt_hash(pw: &str) -> String {
         .to_string()
 }
 
-/// A throwaway CA, the server's certificate and two client certificates (CN alice-tls,
-/// carol-tls), in `dir/pki` (secrets layout) and `dir/clients`.
+/// A throwaway CA, the server's certificate and three client certificates (CN alice-tls,
+/// carol-tls, and mallory-tls who is no site identity), in `dir/pki` (secrets layout) and `dir/clients`.
 fn make_pki(dir: &Path) {
     let script = r#"set -e
 mkdir -p secrets/pki clients; cd clients
@@ -234,7 +234,7 @@ leaf() {
   openssl req -new -newkey rsa:2048 -nodes -keyout $1.key -out $1.csr -subj /CN=$1 2>/dev/null
   openssl x509 -req -in $1.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out $1.crt -days 2 -extfile leaf.ext 2>/dev/null
 }
-leaf radius; leaf alice-tls; leaf carol-tls
+leaf radius; leaf alice-tls; leaf carol-tls; leaf mallory-tls
 cp ca.crt ../secrets/pki/ca.crt; cp radius.crt ../secrets/pki/radius.crt; cp radius.key ../secrets/pki/radius.key
 chmod 600 ../secrets/pki/*
 "#;
@@ -437,113 +437,109 @@ fn accepted_vlan(out: &str) -> Option<String> {
 fn freeradius_live() {
     let s = scratch("live");
     let r = start(&s.0, "l");
+    mab_checks(&r);
+    vpn_checks(&r);
+    peap_checks(&r);
+    tls_checks(&r);
+}
+
+/// A request from the port NAS (the switch) with its secret.
+fn port(r: &Radius, attrs: &str) -> String {
+    radclient(r, PORT_NAS, SW_SECRET, attrs)
+}
+
+fn rejected(out: &str) -> bool {
+    out.contains("Received Access-Reject")
+}
+
+fn mab_checks(r: &Radius) {
     let ok = mab("52:54:00:10:00:50", "52-54-00-10-00-50");
-    let out = radclient(&r, PORT_NAS, SW_SECRET, &ok);
+    let out = port(r, &ok);
     assert_eq!(
         accepted_vlan(&out).as_deref(),
         Some("10"),
-        "MAB accept with VLAN 10:\n{out}"
+        "MAB accept, VLAN 10:\n{out}"
     );
-    let out = radclient(
-        &r,
-        PORT_NAS,
-        SW_SECRET,
-        &mab("5254.0020.0050", "52:54:00:20:00:50"),
-    );
+    let out = port(r, &mab("5254.0020.0050", "52:54:00:20:00:50"));
     assert_eq!(
         accepted_vlan(&out).as_deref(),
         Some("20"),
-        "MAB (Cisco notation) VLAN 20:\n{out}"
+        "MAB, Cisco notation, VLAN 20:\n{out}"
     );
-    let out = radclient(
-        &r,
-        PORT_NAS,
-        SW_SECRET,
-        &mab("52:54:00:99:00:50", "52-54-00-99-00-50"),
-    );
+    let out = port(r, &mab("52:54:00:99:00:50", "52-54-00-99-00-50"));
+    assert!(rejected(&out), "unknown MAC rejected:\n{out}");
+    let out = port(r, &mab("52:54:00:10:00:50", "52-54-00-20-00-50"));
     assert!(
-        out.contains("Received Access-Reject"),
-        "unknown MAC rejected:\n{out}"
-    );
-    let out = radclient(
-        &r,
-        PORT_NAS,
-        SW_SECRET,
-        &mab("52:54:00:10:00:50", "52-54-00-20-00-50"),
-    );
-    assert!(
-        out.contains("Received Access-Reject"),
+        rejected(&out),
         "User-Name != Calling-Station-Id rejected:\n{out}"
     );
-    let out = radclient(
-        &r,
-        PORT_NAS,
-        SW_SECRET,
-        &ok.replace("Message-Authenticator = 0x00\n", ""),
-    );
+    let out = port(r, &ok.replace("Message-Authenticator = 0x00\n", ""));
     assert!(
         !out.contains("Received"),
         "no Message-Authenticator: unanswered:\n{out}"
     );
-    let out = radclient(&r, PORT_NAS, "not-the-secret", &ok);
+    let out = radclient(r, PORT_NAS, "not-the-secret", &ok);
     assert!(
         !out.contains("Received"),
         "wrong secret: unanswered:\n{out}"
     );
+}
 
+fn vpn_checks(r: &Radius) {
     let vpn = "User-Name = \"alice\"\nMessage-Authenticator = 0x00\n";
-    let out = radclient(&r, VPN_NAS, VPN_SECRET, vpn);
+    let out = radclient(r, VPN_NAS, VPN_SECRET, vpn);
     let want = [
         "Framed-IP-Address = 10.10.0.130",
         "Framed-IP-Netmask = 255.255.255.0",
-        "Tunnel-Private-Group-Id:0 = \"10\"",
     ];
+    let ok = accepted_vlan(&out).as_deref() == Some("10") && want.iter().all(|w| out.contains(w));
+    assert!(ok, "VPN authorisation: address, netmask, VLAN 10:\n{out}");
+    let out = radclient(r, VPN_NAS, VPN_SECRET, &vpn.replace("alice", "mallory"));
+    assert!(rejected(&out), "VPN user unknown: rejected:\n{out}");
+    let out = port(r, vpn);
     assert!(
-        accepted_vlan(&out).is_some() && want.iter().all(|w| out.contains(w)),
-        "VPN authorisation:\n{out}"
-    );
-    let out = radclient(&r, VPN_NAS, VPN_SECRET, &vpn.replace("alice", "mallory"));
-    assert!(
-        out.contains("Received Access-Reject"),
-        "VPN user unknown: rejected:\n{out}"
-    );
-    let out = radclient(&r, PORT_NAS, SW_SECRET, vpn);
-    assert!(
-        out.contains("Received Access-Reject"),
+        rejected(&out),
         "a VPN query from a port NAS: rejected:\n{out}"
     );
+}
 
-    let out = peap(&r, "alice", "alice-pw");
-    assert!(
-        eap_ok(&out) && eap_vlan(&out).as_deref() == Some("3130"),
-        "PEAP alice: SUCCESS, VLAN 10:\n{}",
-        tail(&out)
-    );
-    let out = peap(&r, "bob", "bob-pw");
-    assert!(
-        eap_ok(&out) && eap_vlan(&out).as_deref() == Some("3230"),
-        "PEAP bob: SUCCESS, VLAN 20:\n{}",
-        tail(&out)
-    );
-    let out = peap(&r, "alice", "wrong-pw");
+fn peap_checks(r: &Radius) {
+    let out = peap(r, "alice", "alice-pw");
+    let ok = eap_ok(&out) && eap_vlan(&out).as_deref() == Some("3130");
+    assert!(ok, "PEAP alice: SUCCESS, VLAN 10:\n{}", tail(&out));
+    let out = peap(r, "bob", "bob-pw");
+    let ok = eap_ok(&out) && eap_vlan(&out).as_deref() == Some("3230");
+    assert!(ok, "PEAP bob: SUCCESS, VLAN 20:\n{}", tail(&out));
+    let out = peap(r, "alice", "wrong-pw");
     assert!(
         !eap_ok(&out),
         "PEAP wrong password: FAILURE:\n{}",
         tail(&out)
     );
-    let out = tls(&r, "alice-tls", "alice-tls");
+    let out = peap(r, "alice-tls", "alice-pw");
     assert!(
-        eap_ok(&out) && eap_vlan(&out).as_deref() == Some("3130"),
-        "EAP-TLS: SUCCESS, VLAN 10:\n{}",
+        !eap_ok(&out),
+        "PEAP as a certificate identity: FAILURE:\n{}",
         tail(&out)
     );
-    let out = tls(&r, "carol-tls", "alice-tls");
+}
+
+fn tls_checks(r: &Radius) {
+    let out = tls(r, "alice-tls", "alice-tls");
+    let ok = eap_ok(&out) && eap_vlan(&out).as_deref() == Some("3130");
+    assert!(ok, "EAP-TLS: SUCCESS, VLAN 10:\n{}", tail(&out));
+    let out = tls(r, "carol-tls", "alice-tls");
     assert!(
         !eap_ok(&out),
         "EAP-TLS, alice's certificate claiming carol-tls: refused:\n{}",
         tail(&out)
     );
-    let _ = &r.conf;
+    let out = tls(r, "mallory-tls", "mallory-tls");
+    assert!(
+        !eap_ok(&out),
+        "EAP-TLS, a valid certificate of no site identity: refused:\n{}",
+        tail(&out)
+    );
 }
 
 fn eap_ok(out: &str) -> bool {
@@ -747,4 +743,23 @@ fn radius_bench() {
         let (m, lo, hi) = median_ms(ms);
         println!("{name}: eapol_test round trip median {m:.1} ms ({lo:.1}-{hi:.1}, N=10, process start included)");
     }
+}
+
+#[test]
+fn ipv6_nas_and_mab_only_site() {
+    let mut s = services();
+    s.nas[0].addr = "2001:db8::3".parse().unwrap();
+    s.dot1x.retain(|i| i.kind == IdentityKind::CertCn);
+    let files = freeradius_files(&s, "/run/ramux/secrets").unwrap();
+    let get = |p: &str| files.iter().find(|(n, _)| n == p).unwrap().1.clone();
+    assert!(get("clients.conf").contains("client sw1 {\n\tipv6addr = 2001:db8::3\n"));
+    let start = get("ramux/start");
+    assert!(
+        !start.contains("dot1x.nt"),
+        "no PEAP user: no NT-hash file required:\n{start}"
+    );
+    assert!(
+        start.contains("nas radius/nas/sw1\nnas radius/nas/vpn\n"),
+        "{start}"
+    );
 }
