@@ -293,7 +293,6 @@ struct Radius {
     child: Child,
     ns: Netns,
     log: PathBuf,
-    conf: PathBuf,
     dir: PathBuf,
 }
 
@@ -350,7 +349,6 @@ fn start_edited(dir: &Path, tag: &str, edit: impl Fn(&Path)) -> Radius {
         child,
         ns,
         log,
-        conf,
         dir: dir.to_path_buf(),
     };
     wait_ready(&r);
