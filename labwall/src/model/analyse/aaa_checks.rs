@@ -52,32 +52,9 @@ impl Analysis<'_> {
         for a in self.router_v4() {
             seen.insert(a, ("a router address".into(), String::new()));
         }
-        let hosts: Vec<(String, Ipv4Addr, [u8; 6], Line)> = self
-            .aaa
-            .svc
-            .hosts
-            .iter()
-            .zip(&self.aaa.hosts)
-            .map(|(h, l)| (h.name.clone(), h.v4, h.mac, l.clone()))
-            .collect();
-        for (name, a, mac, l) in hosts {
-            let t = tok_of(&l, a);
-            if vlan_of(&self.ifaces, a).is_none() {
-                let msg = format!("static host {name} ({a}) is outside every VLAN");
-                self.out
-                    .err(&l, &t, msg, "give it an address inside its VLAN's network");
-                continue;
-            }
-            self.check_not_dynamic(&l, &t, a, &format!("static host {name}"));
-            self.check_mab_vlan(&l, &t, a, mac);
-            self.check_once(&mut seen, &l, &t, a, &format!("static host {name}"));
-        }
-        let vpn: Vec<(String, Ipv4Addr, Line)> = self
-            .aaa
-            .svc
-            .vpn_users
-            .iter()
-            .zip(&self.aaa.vpn)
+        self.check_hosts(&mut seen);
+        let svc = &self.aaa.svc;
+        let vpn: Vec<(String, Ipv4Addr, Line)> = (svc.vpn_users.iter().zip(&self.aaa.vpn))
             .map(|(v, l)| (v.cn.clone(), v.addr, l.clone()))
             .collect();
         for (cn, a, l) in vpn {
@@ -85,22 +62,34 @@ impl Analysis<'_> {
             self.check_not_dynamic(&l, &t, a, &format!("VPN user {cn}"));
             self.check_once(&mut seen, &l, &t, a, &format!("VPN user {cn}"));
         }
-        let servers: Vec<(String, Ipv4Addr, Line)> = self
-            .aaa
-            .svc
-            .servers
-            .iter()
-            .zip(&self.aaa.servers)
+        let svc = &self.aaa.svc;
+        let servers: Vec<(String, Ipv4Addr, Line)> = (svc.servers.iter().zip(&self.aaa.servers))
             .map(|(s, l)| (s.name.clone(), s.addr, l.clone()))
             .collect();
         for (name, a, l) in servers {
-            let t = l
-                .toks
-                .iter()
-                .find(|t| t.text == name)
-                .unwrap_or(&l.toks[0])
-                .clone();
+            let t = l.toks.iter().find(|t| t.text == name);
+            let t = t.unwrap_or(&l.toks[0]).clone();
             self.check_not_dynamic(&l, &t, a, &format!("server {name}"));
+        }
+    }
+
+    /// Static hosts: inside a VLAN (the one of their MAB line), outside the dynamic ranges.
+    fn check_hosts(&mut self, seen: &mut BTreeMap<Ipv4Addr, (String, String)>) {
+        let svc = &self.aaa.svc;
+        let hosts: Vec<(String, Ipv4Addr, [u8; 6], Line)> = (svc.hosts.iter().zip(&self.aaa.hosts))
+            .map(|(h, l)| (h.name.clone(), h.v4, h.mac, l.clone()))
+            .collect();
+        for (name, a, mac, l) in hosts {
+            let t = tok_of(&l, a);
+            if vlan_of(&self.ifaces, a).is_none() {
+                let msg = format!("static host {name} ({a}) is outside every VLAN");
+                let fix = "give it an address inside its VLAN's network";
+                self.out.err(&l, &t, msg, fix);
+                continue;
+            }
+            self.check_not_dynamic(&l, &t, a, &format!("static host {name}"));
+            self.check_mab_vlan(&l, &t, a, mac);
+            self.check_once(seen, &l, &t, a, &format!("static host {name}"));
         }
     }
 
@@ -224,55 +213,55 @@ impl Analysis<'_> {
     pub(super) fn add_relay_rules(&mut self) {
         let svc = &self.aaa.svc;
         let zone = |vid: u16| {
-            self.ifaces
-                .iter()
-                .find(|i| i.vid == Some(vid))
-                .map(|i| i.zone.clone())
+            let i = self.ifaces.iter().find(|i| i.vid == Some(vid));
+            i.map(|i| i.zone.clone())
         };
         let mut by_zone: BTreeMap<String, Vec<Net>> = BTreeMap::new();
         for s in &svc.servers {
-            by_zone
-                .entry(zone(s.vlan).unwrap_or_default())
-                .or_default()
-                .push(Net::host(IpAddr::V4(s.addr)));
+            let z = by_zone.entry(zone(s.vlan).unwrap_or_default()).or_default();
+            z.push(Net::host(IpAddr::V4(s.addr)));
         }
         let mut rules: Vec<Rule> = Vec::new();
-        for d in svc
-            .dhcp
-            .iter()
-            .filter(|d| !svc.servers.iter().any(|s| s.vlan == d.vlan))
-        {
-            let Some(zc) = zone(d.vlan) else { continue };
-            let any4 = Some(AddrSel {
-                set: None,
-                nets: vec![Net::parse("0.0.0.0/0").unwrap()],
-            });
-            rules.push(relay_rule(d.line, (&zc, any4), ("fw", None)));
-            for (zs, nets) in &by_zone {
-                let sel = Some(AddrSel {
-                    set: None,
-                    nets: nets.clone(),
-                });
-                rules.push(relay_rule(d.line, (zs, sel.clone()), ("fw", None)));
-                rules.push(relay_rule(d.line, ("fw", None), (zs, sel.clone())));
-                if *zs != zc {
-                    rules.push(relay_rule(d.line, (&zc, None), (zs, sel)));
-                }
+        for d in &svc.dhcp {
+            if svc.servers.iter().any(|s| s.vlan == d.vlan) {
+                continue;
+            }
+            if let Some(zc) = zone(d.vlan) {
+                rules.extend(relay_rules(d.line, &zc, &by_zone));
             }
         }
         for r in rules {
             let dup = |o: &Rule| {
-                o.src_zone == r.src_zone
-                    && o.dst_zone == r.dst_zone
-                    && o.src == r.src
-                    && o.dst == r.dst
-                    && o.l4 == r.l4
+                (&o.src_zone, &o.dst_zone, &o.src, &o.dst, &o.l4)
+                    == (&r.src_zone, &r.dst_zone, &r.src, &r.dst, &r.l4)
             };
             if !self.rules.iter().any(dup) {
                 self.rules.push(r);
             }
         }
     }
+}
+
+/// The relay of one client zone `zc` toward the servers (by zone).
+fn relay_rules(line: u32, zc: &str, servers: &BTreeMap<String, Vec<Net>>) -> Vec<Rule> {
+    let any4 = Net::parse("0.0.0.0/0").unwrap();
+    let any4 = Some(AddrSel {
+        set: None,
+        nets: vec![any4],
+    });
+    let mut v = vec![relay_rule(line, (zc, any4), ("fw", None))];
+    for (zs, nets) in servers {
+        let sel = Some(AddrSel {
+            set: None,
+            nets: nets.clone(),
+        });
+        v.push(relay_rule(line, (zs, sel.clone()), ("fw", None)));
+        v.push(relay_rule(line, ("fw", None), (zs, sel.clone())));
+        if zs != zc {
+            v.push(relay_rule(line, (zc, None), (zs, sel)));
+        }
+    }
+    v
 }
 
 /// A generated ALLOW of udp/67 for the relay, attributed to the DHCP line.
