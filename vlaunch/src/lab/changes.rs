@@ -8,7 +8,7 @@ use ramux_lab::model::{Lab, Node};
 /// The settings of `n` that a running VM embodies, one `key = value` line each.
 pub fn node_config(n: &Node) -> Vec<String> {
     let mut v = vec![
-        format!("iso = {}", n.iso.display()),
+        format!("iso = {}", same_path(&n.iso).display()),
         format!("memory = {} MiB", n.memory_mib),
         format!("cpus = {}", n.cpus),
         format!("accel = {:?}", n.accel).to_lowercase(),
@@ -30,6 +30,14 @@ pub fn node_config(n: &Node) -> Vec<String> {
         ));
     }
     v
+}
+
+/// One spelling per file: `labs/../images/x.iso` from `up labs/seed.toml` and
+/// `/work/labs/../images/x.iso` from the recorded absolute lab file are the same ISO.
+fn same_path(p: &std::path::Path) -> std::path::PathBuf {
+    std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// The switch side of a NIC line (`nic0 = sw0:1 access 10`), without MAC and model: a change
@@ -185,6 +193,17 @@ mod tests {
         assert!(c[0].what.contains("access 10"), "{c:?}");
         assert!(!c[0].restart_applies);
         assert!(describe("t", &c[0]).contains("vlaunch lab down t"));
+    }
+
+    #[test]
+    fn a_relative_and_an_absolute_lab_file_name_the_same_iso() {
+        let text = "name = \"t\"\n[node.a]\nprofile = \"client\"\n";
+        let at = |dir: &Path| {
+            let c = ramux_lab::check_text(text, "lab.toml", dir, None);
+            node_config(&c.lab.unwrap().nodes[0])
+        };
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(at(Path::new("labs")), at(&cwd.join("labs")));
     }
 
     #[test]
