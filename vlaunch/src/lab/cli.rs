@@ -65,7 +65,24 @@ pub fn up(
     wait: bool,
 ) -> Result<i32> {
     let file = file_or_default(file);
-    let c = super::check::check_for(&file, Some(&RealHost), build);
+    let Some(lab) = prepared_lab(&file, build, only.as_deref())? else {
+        return Ok(1);
+    };
+    let dir = LabDir::new(&state::labs_root(), &lab.name.value);
+    if dir.state_json().exists() {
+        return up_running(&lab, &dir, only.as_deref());
+    }
+    let abs = std::fs::canonicalize(&file).unwrap_or(file);
+    up_fresh(&lab, &abs, only, wait)
+}
+
+/// The checked lab (diagnostics printed), its ISOs built first with `build`; None: refused.
+fn prepared_lab(
+    file: &Path,
+    build: bool,
+    only: Option<&[String]>,
+) -> Result<Option<ramux_lab::Lab>> {
+    let c = super::check::check_for(file, Some(&RealHost), build);
     eprint!("{}", ramux_lab::render_all(&c.diagnostics));
     let lab = match c.lab {
         Some(lab) if c.errors() == 0 => lab,
@@ -75,20 +92,27 @@ pub fn up(
                 c.errors(),
                 file.display()
             );
-            return Ok(1);
+            return Ok(None);
         }
     };
     if build {
-        let nodes = up::selected_nodes(&lab, only.as_deref())?;
+        let nodes = up::selected_nodes(&lab, only)?;
         if let Err(e) = super::build::build_missing(&lab, &nodes, c.site.as_ref(), &mut say) {
             eprintln!("lab: not started: {e:#}");
-            return Ok(1);
+            return Ok(None);
         }
     }
-    let dir = LabDir::new(&state::labs_root(), &lab.name.value);
-    if dir.state_json().exists() {
-        return up_running(&lab, &dir, only.as_deref());
-    }
+    Ok(Some(lab))
+}
+
+/// `up` of a lab that is not up yet: the status table at the end; 0 when every selected node
+/// is ready (with `--no-wait`: once started).
+fn up_fresh(
+    lab: &ramux_lab::Lab,
+    abs: &Path,
+    only: Option<Vec<String>>,
+    wait: bool,
+) -> Result<i32> {
     let max = std::thread::available_parallelism().map_or(1, |n| n.get());
     let opts = up::UpOptions {
         only: only.clone(),
@@ -96,13 +120,12 @@ pub fn up(
         max_booting: max,
         root: state::labs_root(),
     };
-    let abs = std::fs::canonicalize(&file).unwrap_or(file);
     let name = lab.name.value.clone();
     say(&format!(
         "{name}: up from {} (at most {max} booting at once)",
         abs.display()
     ));
-    let st = match up::up(&lab, &abs, &opts, &mut say) {
+    let st = match up::up(lab, abs, &opts, &mut say) {
         Ok(st) => st,
         Err(e) => {
             eprintln!("lab: error: {e:#}");
@@ -112,18 +135,14 @@ pub fn up(
     };
     let doc = status::lab_status(&st);
     print!("{}", status::table(&doc));
-    let started = up::selected_nodes(&lab, only.as_deref())?;
     if !wait {
         say(&format!(
             "{name}: started; `vlaunch lab status {name}` shows the ready lines"
         ));
         return Ok(0);
     }
-    Ok(if status::all_ready(&doc, &started) {
-        0
-    } else {
-        1
-    })
+    let started = up::selected_nodes(lab, only.as_deref())?;
+    Ok(i32::from(!status::all_ready(&doc, &started)))
 }
 
 /// `up` on a lab that is already up: say what changed in the file since, boot the selected

@@ -111,19 +111,17 @@ impl<'a> Run<'a> {
     fn nc(&mut self, p: &ProbePlan, port: u16) -> Result<Seen> {
         let udp = matches!(p.proto, Proto::Udp(_));
         let (listen, send) = if udp {
-            (format!("nc.openbsd -u -l {port}"), "nc.openbsd -u -q 0 -w 2")
+            (
+                format!("nc.openbsd -u -l {port}"),
+                "nc.openbsd -u -q 0 -w 2",
+            )
         } else {
             (format!("nc -l -p {port}"), "nc -w 2")
         };
         let token = self.token();
         let log = format!("/tmp/{token}.log");
         let listener = match &p.listener {
-            Some(l) => {
-                let g = self.guest(l)?;
-                let pid = g.spawn(&listen, &log)?;
-                std::thread::sleep(Duration::from_millis(300));
-                Some((l.clone(), pid))
-            }
+            Some(l) => Some((l.clone(), self.listen(l, &listen, &log)?)),
             None => None,
         };
         let line = format!(
@@ -161,6 +159,14 @@ impl<'a> Run<'a> {
         } else {
             Seen::NoAnswer
         })
+    }
+
+    /// Starts a listener in the background on `node`; its pid. The short pause lets it bind
+    /// before the probe is sent.
+    fn listen(&mut self, node: &str, line: &str, log: &str) -> Result<u32> {
+        let pid = self.guest(node)?.spawn(line, log)?;
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(pid)
     }
 
     /// The source address a probe leaves `from` with.
