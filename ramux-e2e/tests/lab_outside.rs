@@ -273,14 +273,8 @@ fn forwarding_host_refused(lab: &Lab) {
     sh_ok(L, "ip addr flush dev br10 && ip addr flush dev br20");
 }
 
-#[test]
-fn the_lab_backup_router_takes_over_from_an_outside_master() {
-    let t0 = Instant::now();
-    let img = common::image_role("router", "BACKUP");
-    let tmp = tempfile::Builder::new()
-        .prefix("vl-out-")
-        .tempdir_in("/tmp")
-        .unwrap();
+/// The lab file in `dir` with its `site` made absolute and the BACKUP router's ISO beside it.
+fn lab_file(dir: &Path, iso: &Path) -> PathBuf {
     let text =
         std::fs::read_to_string(common::repo_root().join("ramux-e2e/tests/labs/outside.toml"))
             .unwrap();
@@ -289,49 +283,16 @@ fn the_lab_backup_router_takes_over_from_an_outside_master() {
         "site = \"../../../profiles/router/site.lw\"",
         &format!("site = {:?}", site.display().to_string()),
     );
-    let file = tmp.path().join("outside.toml");
+    let file = dir.join("outside.toml");
     std::fs::write(&file, text).unwrap();
-    std::os::unix::fs::symlink(&img.iso, tmp.path().join("router-backup.iso")).unwrap();
-    let mut ns = Namespaces(vec![]);
-    for n in [L, O, C] {
-        ns.add(n);
-    }
-    wire();
-    let lab = Lab {
-        file: file.clone(),
-        run: tmp.path().join("run"),
-    };
-    forwarding_host_refused(&lab);
+    std::os::unix::fs::symlink(iso, dir.join("router-backup.iso")).unwrap();
+    file
+}
 
-    let master = compile_master(tmp.path());
-    let mut vrrpd = outside_master(&master);
-    assert!(
-        lab.vlaunch(&["up", file.to_str().unwrap()])
-            .status
-            .success(),
-        "up"
-    );
-    let tap = sh_ok(L, "ip -br link show master br20");
-    assert!(
-        tap.contains("outsid-"),
-        "the users uplink's TAP is in br20: {tap}"
-    );
-    wait_for(
-        "the outside master holds the VIPs",
-        Duration::from_secs(60),
-        || outside_states(&master) == "interne=MASTER externe=MASTER",
-    );
-    // A few adverts later the VM is still BACKUP: the VIP answers from the outside master.
-    std::thread::sleep(Duration::from_secs(12));
-    sh_ok(C, &format!("ping -c 2 -W 1 {VIP}"));
-    let o_mac = sh_ok(O, "cat /sys/class/net/vlan20/address")
-        .trim()
-        .to_string();
-    assert_eq!(vip_mac(), o_mac, "before: the VIP is the outside master's");
-    assert_eq!(outside_states(&master), "interne=MASTER externe=MASTER");
-
-    // An outside user pings the VIP every 20 ms; the outside master dies.
-    let out_path = tmp.path().join("ping.out");
+/// Kills the outside master while a user pings the VIP every 20 ms; returns the longest gap
+/// between replies and their number, once the VIP's MAC is the VM's.
+fn failover(master: Proc, dir: &Path) -> (f64, usize) {
+    let out_path = dir.join("ping.out");
     let ping = Command::new("ip")
         .args([
             "netns", "exec", C, "ping", "-n", "-D", "-i", "0.02", "-W", "1", VIP,
@@ -342,8 +303,7 @@ fn the_lab_backup_router_takes_over_from_an_outside_master() {
         .unwrap();
     let ping = Proc(ping);
     std::thread::sleep(Duration::from_secs(2));
-    let _ = vrrpd.0.kill();
-    let _ = vrrpd.0.wait();
+    drop(master); // SIGKILL: the box dies without a word ...
     sh_ok(
         O,
         "ip link set vlan10 down && ip link set vlan20 down && ip link set eth1 down",
@@ -356,7 +316,62 @@ fn the_lab_backup_router_takes_over_from_an_outside_master() {
     unsafe { libc::kill(ping.0.id() as i32, libc::SIGINT) };
     std::thread::sleep(Duration::from_millis(300));
     drop(ping);
-    let (gap, replies) = longest_gap(&std::fs::read_to_string(&out_path).unwrap());
+    longest_gap(&std::fs::read_to_string(&out_path).unwrap())
+}
+
+/// Before the failover: the outside master holds the VIPs, the VM stays BACKUP.
+fn outside_holds_the_vips(master: &Path) {
+    wait_for(
+        "the outside master holds the VIPs",
+        Duration::from_secs(60),
+        || outside_states(master) == "interne=MASTER externe=MASTER",
+    );
+    // A few adverts later the VM is still BACKUP: the VIP answers from the outside master.
+    std::thread::sleep(Duration::from_secs(12));
+    sh_ok(C, &format!("ping -c 2 -W 1 {VIP}"));
+    let o_mac = sh_ok(O, "cat /sys/class/net/vlan20/address")
+        .trim()
+        .to_string();
+    assert_eq!(vip_mac(), o_mac, "before: the VIP is the outside master's");
+    assert_eq!(outside_states(master), "interne=MASTER externe=MASTER");
+}
+
+#[test]
+fn the_lab_backup_router_takes_over_from_an_outside_master() {
+    let t0 = Instant::now();
+    let img = common::image_role("router", "BACKUP");
+    let tmp = tempfile::Builder::new()
+        .prefix("vl-out-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let file = lab_file(tmp.path(), &img.iso);
+    let mut ns = Namespaces(vec![]);
+    for n in [L, O, C] {
+        ns.add(n);
+    }
+    wire();
+    let lab = Lab {
+        file: file.clone(),
+        run: tmp.path().join("run"),
+    };
+    forwarding_host_refused(&lab);
+
+    let master = compile_master(tmp.path());
+    let vrrpd = outside_master(&master);
+    assert!(
+        lab.vlaunch(&["up", file.to_str().unwrap()])
+            .status
+            .success(),
+        "up"
+    );
+    let tap = sh_ok(L, "ip -br link show master br20");
+    assert!(
+        tap.contains("outsid-"),
+        "the users uplink's TAP is in br20: {tap}"
+    );
+    outside_holds_the_vips(&master);
+
+    let (gap, replies) = failover(vrrpd, tmp.path());
     eprintln!("e2e: ping of {VIP} every 20 ms: {replies} replies, longest gap {gap:.2} s");
     assert!(replies > 200, "{replies} replies");
     assert!(gap > 1.0 && gap < 30.0, "longest gap {gap:.2} s");

@@ -421,3 +421,40 @@ fn test_nodes(lab: &Lab, t: &LabTest, diags: &mut Diags) {
         }
     }
 }
+
+#[cfg(test)]
+mod trunk_tests {
+    use std::path::Path;
+
+    fn errors(switch: &str) -> String {
+        let text = format!(
+            "name = \"t\"\n[switch.s]\n{switch}\nvlans = {{ 10 = \"a\" }}\n\
+             [uplink.u]\nswitch = \"s\"\nport = 1\naccess = 10\nbridge = \"br0\"\n"
+        );
+        let c = crate::check_text(&text, "lab.toml", Path::new("/l"), None);
+        crate::render_all(&c.diagnostics)
+    }
+
+    #[test]
+    fn uplinks_and_vxlan_need_vswitch_and_addresses() {
+        assert_eq!(errors("engine = \"vswitch\""), "");
+        let e = errors("engine = \"vde_switch\"\nvxlan = { remote = \"192.0.2.2\", vni = 5 }");
+        assert!(
+            e.contains("lab.toml:7:10: error: uplink u: switch s is a vde_switch"),
+            "{e}"
+        );
+        assert!(e.contains("a vde_switch cannot carry a VXLAN trunk"), "{e}");
+        assert!(
+            e.contains("fix: write engine = \"vswitch\" in [switch.s]"),
+            "{e}"
+        );
+        assert_eq!(
+            errors("vxlan = { remote = \"192.0.2.1, 192.0.2.2\", vni = 5 }"),
+            ""
+        );
+        let e = errors("vxlan = { remote = \"peer.example\", vni = 5 }");
+        assert!(e.contains("is not one or two IPv4 addresses"), "{e}");
+        let e = errors("vxlan = { remote = \"192.0.2.1,192.0.2.2,192.0.2.3\", vni = 5 }");
+        assert!(e.contains("is not one or two IPv4 addresses"), "{e}");
+    }
+}
