@@ -87,7 +87,7 @@ fn ranges_are_split_between_the_servers() {
         assert_eq!((r1.0, r1.1 + 1, r2.1), (lo, r2.0, hi), "{tag}");
     }
     for c in [&a, &b] {
-        assert!(c.contains("\nno-ping\n") && c.contains("\ndhcp-authoritative\n"));
+        assert!(c.contains("\nno-ping\n") && !c.contains("\ndhcp-authoritative\n"));
         assert!(c.contains("\nlocal=/lab.demo.fr/\n") && c.contains("\nserver=192.0.2.53\n"));
         assert!(c.contains("dhcp-host=52:54:00:20:00:31,172.16.20.31,printer\n"));
     }
@@ -225,6 +225,28 @@ impl Lab {
         lab.exec(&lab.srv, &via)?;
         Ok(lab)
     }
+    /// dns1 (`srv`) and dns2 (`rtr`, 172.16.10.14) and the client on one bridge (namespace
+    /// `<rtr>b`, deleted by Drop with the others).
+    pub fn two_servers(tag: &str) -> Result<Lab, String> {
+        let lab = Lab::empty(tag)?;
+        let br = format!("{}b", lab.rtr);
+        sh(&["ip", "netns", "add", &lab.rtr])?;
+        sh(&["ip", "netns", "add", &br])?;
+        lab.exec(&br, &["ip", "link", "add", "br0", "type", "bridge"])?;
+        lab.exec(&br, &["ip", "link", "set", "br0", "up"])?;
+        let legs = [
+            (&lab.srv, "vlan10", "172.16.10.10/24"),
+            (&lab.rtr, "vlan10", "172.16.10.14/24"),
+        ];
+        for (n, (ns, i, a)) in legs.into_iter().enumerate() {
+            lab.link(ns, i, &br, &format!("p{n}"), Some(a))?;
+        }
+        lab.link(&lab.cli, "c0", &br, "p9", None)?;
+        for p in ["p0", "p1", "p9"] {
+            lab.exec(&br, &["ip", "link", "set", p, "master", "br0"])?;
+        }
+        Ok(lab)
+    }
     pub fn exec(&self, ns: &str, args: &[&str]) -> Result<String, String> {
         let mut v = vec!["ip", "netns", "exec", ns];
         v.extend(args);
@@ -292,7 +314,8 @@ impl Drop for Lab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for ns in [&self.srv, &self.cli, &self.rtr] {
+        let br = format!("{}b", self.rtr);
+        for ns in [&self.srv, &self.cli, &self.rtr, &br] {
             let _ = sh(&["ip", "netns", "del", ns]);
         }
         let _ = std::fs::remove_dir_all(&self.tmp);
@@ -394,5 +417,43 @@ fn the_routers_relay_brings_a_lease_through_the_ruleset() {
     assert!(
         hit,
         "the relayed requests went through fw -> srv udp/67:\n{counters}"
+    );
+}
+
+/// dns1 and dns2 on one VLAN: new clients get dns1's half and nobody is NAKed; with dns1
+/// stopped, dns2 leases from its own half.
+#[test]
+fn two_servers_split_without_naks() {
+    if !can_run_lab() {
+        return;
+    }
+    let mut lab = Lab::two_servers("s").unwrap();
+    let (s1, s2) = (lab.srv.clone(), lab.rtr.clone());
+    lab.start_dnsmasq(&s1, &conf("dns1")).unwrap();
+    lab.start_dnsmasq(&s2, &conf("dns2")).unwrap();
+    let last = |l: &str| -> u8 {
+        let ip = l
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .trim_start_matches("ip=");
+        ip.rsplit('.').next().unwrap().parse().unwrap()
+    };
+    for n in 0..3 {
+        let l = lab
+            .lease(&format!("52:54:00:77:00:0{n}"), &format!("h{n}"))
+            .unwrap();
+        assert!((50..=74).contains(&last(&l)), "dns1 answers first: {l}");
+    }
+    let logs = std::fs::read_to_string(lab.tmp.join(format!("{s1}.log"))).unwrap()
+        + &std::fs::read_to_string(lab.tmp.join(format!("{s2}.log"))).unwrap();
+    assert!(!logs.contains("DHCPNAK"), "{logs}");
+    let mut d1 = lab.daemons.remove(0);
+    d1.kill().unwrap();
+    d1.wait().unwrap();
+    let l = lab.lease("52:54:00:77:00:09", "h9").unwrap();
+    assert!(
+        (75..=99).contains(&last(&l)),
+        "dns2 takes over from its half: {l}"
     );
 }

@@ -79,13 +79,32 @@ pub fn dnsmasq_conf(site: &Site, instance: &str) -> Result<String, String> {
         me.addr, leg.ifname, site.file
     );
     dns_part(&mut s, svc, leg);
-    s.push_str("\n# DHCP: answers at once (no ping check), NAKs leases it does not know\n");
-    s.push_str("dhcp-authoritative\nno-ping\n");
+    dhcp_mode(&mut s, k, svc.servers.len());
     for d in &svc.dhcp {
         scope(&mut s, site, d, k).map_err(|e| format!("{}:{}: {e}", site.file, d.line))?;
     }
     records(&mut s, site);
     Ok(s)
+}
+
+/// `no-ping` always. `dhcp-authoritative` only for a lone server: with two, each NAKs the
+/// other's SELECTING requests ("wrong server-ID") and clients hop between them. The servers
+/// after the first answer 1 s late, so clients stay with the first while it is up.
+fn dhcp_mode(s: &mut String, k: usize, n: usize) {
+    s.push_str(
+        "\n# DHCP: answers at once, no ping check (it costs a new client about 3 s)\nno-ping\n",
+    );
+    if n == 1 {
+        s.push_str("dhcp-authoritative\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "# {n} servers: not authoritative (each would NAK the others' clients)"
+        );
+    }
+    if k > 0 {
+        s.push_str("# not the first server: offers 1 s late, so clients stay with the first one\ndhcp-reply-delay=1\n");
+    }
 }
 
 /// The site interface of VLAN `vid`.
