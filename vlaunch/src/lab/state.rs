@@ -3,8 +3,9 @@
 //! this file alone.
 //!
 //! Layout of `<labs root>/<lab>/` (root: `$VLAUNCH_LAB_DIR`, else `/run/ramux/labs`):
-//! `state.json`, `sw/<switch>` (+ `.streams/`, `.mgmt`, `.pid`: [`SwitchDir`]), `vms/<node>/`
-//! (vlaunch's VM state directory).
+//! `state.json`, `sw/<switch>` (+ `.streams/`, `.mgmt`, `.pid`: [`SwitchDir`]; `.rc`: the
+//! ports reserved below its uplinks' TAPs), `vms/<node>/` (vlaunch's VM state directory).
+//! Uplink TAPs live outside the directory, in the host's network: `state.json` lists them.
 
 use anyhow::{Context, Result};
 use ramux_contract::switch_dir::SwitchDir;
