@@ -457,3 +457,49 @@ fn two_servers_split_without_naks() {
         "dns2 takes over from its half: {l}"
     );
 }
+
+/// `labwall dns -o DIR` writes the golden file; `compile` adds the routers' dhcp-relay.conf.
+#[test]
+fn cli_dns_and_compile_write_their_files() {
+    let bin = env!("CARGO_BIN_EXE_labwall");
+    let site = dir().join("sites/dns/site.lw");
+    let out = std::env::temp_dir().join(format!("lwdns-cli-{}", std::process::id()));
+    let run = |args: &[&str]| Command::new(bin).args(args).output().unwrap();
+    let s = site.to_str().unwrap();
+    let o = out.join("dns2");
+    let r = run(&[
+        "dns",
+        s,
+        "--instance",
+        "dns2",
+        "-D",
+        "HOSTNAME=fw",
+        "-o",
+        o.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let got = std::fs::read_to_string(o.join("dnsmasq.conf")).unwrap();
+    let want = std::fs::read_to_string(dir().join("golden/dns/dns2.conf")).unwrap();
+    assert_eq!(got, want);
+    let r = run(&["dns", s, "--instance", "dns9", "-D", "HOSTNAME=fw"]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("no server dns9"));
+    let m = out.join("master");
+    let r = run(&[
+        "compile",
+        s,
+        "--role",
+        "MASTER",
+        "-D",
+        "HOSTNAME=fw",
+        "--out",
+        m.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let relay = std::fs::read_to_string(m.join("dhcp-relay.conf")).unwrap();
+    assert!(
+        relay.contains("dhcp-relay=172.16.20.100,172.16.10.14\n"),
+        "{relay}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}

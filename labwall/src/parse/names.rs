@@ -211,6 +211,20 @@ mod tests {
     }
 
     #[test]
+    fn host_with_a_mac_is_a_static_host() {
+        let Some(Stmt::Alias { nets, mac, .. }) =
+            parse_text("HOST pc 172.16.10.30 2001:db8::30 MAC 52:54:00:10:00:30").0
+        else {
+            panic!()
+        };
+        assert_eq!((nets.len(), mac.map(|m| m.0[5])), (2, Some(0x30)));
+        assert_eq!(
+            first_error("HOST pc 172.16.10.30 MAC 52:54"),
+            ("`52:54` is not a MAC address".into(), 26)
+        );
+    }
+
+    #[test]
     fn service_items_are_collected() {
         let Some(Stmt::Service { name, items }) = parse_text("SERVICE web tcp/80,443 udp/53").0
         else {
