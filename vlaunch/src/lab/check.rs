@@ -87,11 +87,17 @@ impl LabCheck {
 
 /// Reads and checks the lab at `path`; with `host`, also the host checks.
 pub fn check(path: &Path, host: Option<&dyn HostFacts>) -> LabCheck {
-    check_for(path, host, false)
+    check_for(path, host, false, None)
 }
 
-/// [`check`]; `build`: missing ISOs are not errors (`up --build` makes them).
-pub fn check_for(path: &Path, host: Option<&dyn HostFacts>, build: bool) -> LabCheck {
+/// [`check`]; `build`: missing ISOs are not errors (`up --build` makes them); `only`: the host
+/// checks look at these nodes' ISOs alone (each host of a multi-host lab has its own).
+pub fn check_for(
+    path: &Path,
+    host: Option<&dyn HostFacts>,
+    build: bool,
+    only: Option<&[String]>,
+) -> LabCheck {
     let file = path.display().to_string();
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -115,7 +121,7 @@ pub fn check_for(path: &Path, host: Option<&dyn HostFacts>, build: bool) -> LabC
     });
     let mut diagnostics = checked.diagnostics;
     if let (Some(lab), Some(h)) = (&checked.lab, host) {
-        diagnostics.extend(ramux_lab::host::check_host(lab, h, build));
+        diagnostics.extend(ramux_lab::host::check_host(&selected(lab, only), h, build));
         if let Some(site) = &facts {
             diagnostics.extend(ramux_lab::host::check_forwarding(lab, site, h));
         }
@@ -127,9 +133,43 @@ pub fn check_for(path: &Path, host: Option<&dyn HostFacts>, build: bool) -> LabC
     }
 }
 
+/// `lab` with the nodes outside `only` disabled (what this host does not start).
+fn selected(lab: &Lab, only: Option<&[String]>) -> Lab {
+    let mut l = lab.clone();
+    if let Some(only) = only {
+        for n in &mut l.nodes {
+            n.enabled &= only.contains(&n.name.value);
+        }
+    }
+    l
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_selected_nodes_need_their_iso() {
+        struct NoFiles;
+        impl HostFacts for NoFiles {
+            fn file_exists(&self, _: &Path) -> bool {
+                false
+            }
+            fn bridge_exists(&self, _: &str) -> bool {
+                true
+            }
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("lab.toml");
+        let lab = "name = \"t\"\n[node.a]\nprofile = \"client\"\n[node.b]\nprofile = \"client\"\n";
+        std::fs::write(&p, lab).unwrap();
+        assert_eq!(check_for(&p, Some(&NoFiles), false, None).errors(), 2);
+        let only = ["a".to_string()];
+        assert_eq!(
+            check_for(&p, Some(&NoFiles), false, Some(&only)).errors(),
+            1
+        );
+    }
 
     #[test]
     fn site_checks_read_the_site_through_labwall() {

@@ -82,7 +82,7 @@ fn prepared_lab(
     build: bool,
     only: Option<&[String]>,
 ) -> Result<Option<ramux_lab::Lab>> {
-    let c = super::check::check_for(file, Some(&RealHost), build);
+    let c = super::check::check_for(file, Some(&RealHost), build, only);
     eprint!("{}", ramux_lab::render_all(&c.diagnostics));
     let lab = match c.lab {
         Some(lab) if c.errors() == 0 => lab,
