@@ -43,6 +43,15 @@ impl Analysis<'_> {
                     );
                 }
             }
+            let size = u64::from(u32::from(d.range.1) - u32::from(d.range.0)) + 1;
+            if size < svc.servers.len() as u64 {
+                let msg = format!(
+                    "{size} dynamic address(es) for {} servers",
+                    svc.servers.len()
+                );
+                let fix = "the range is split between the SERVERS: give each at least one address";
+                self.out.err(l, &l.toks[2], msg, fix);
+            }
         }
     }
 
