@@ -61,6 +61,22 @@ pub fn check_host(lab: &Lab, host: &dyn HostFacts, build: bool) -> Vec<Diagnosti
             );
         }
     }
+    for n in lab.nodes.iter().filter(|n| n.enabled) {
+        if let Some(s) = n.secrets.as_ref().filter(|s| !host.file_exists(s)) {
+            diags.error(
+                n.name.pos,
+                format!(
+                    "the secrets overlay of {} is missing: {}",
+                    n.name.value,
+                    s.display()
+                ),
+                format!(
+                    "pack the site secrets for it: vbuild secrets pack DIR -o {} (docs/secrets.md)",
+                    s.display()
+                ),
+            );
+        }
+    }
     for u in &lab.uplinks {
         if !host.bridge_exists(&u.bridge.value) {
             diags.error(
@@ -224,6 +240,37 @@ mod tests {
         s.vlan_networks
             .insert(20, ("172.16.20.0".parse().unwrap(), 24));
         s
+    }
+
+    #[test]
+    fn a_missing_secrets_overlay_is_named_with_the_pack_command() {
+        struct Only(&'static str);
+        impl HostFacts for Only {
+            fn file_exists(&self, p: &Path) -> bool {
+                p.ends_with(self.0)
+            }
+            fn bridge_exists(&self, _: &str) -> bool {
+                true
+            }
+        }
+        let text = "name = \"t\"\n[node.dns1]\nprofile = \"dns\"\niso = \"d.iso\"\nsecrets = \"s/dns1.cpio\"\n";
+        let c = crate::check_text(text, "lab.toml", Path::new("/l"), None);
+        let lab = c.lab.unwrap();
+        assert_eq!(
+            lab.nodes[0].secrets.as_deref(),
+            Some(Path::new("/l/s/dns1.cpio"))
+        );
+        let d = check_host(&lab, &Only("d.iso"), false);
+        assert_eq!(d.len(), 1, "{d:?}");
+        let text = crate::render_all(&d);
+        assert!(
+            text.contains("secrets overlay of dns1 is missing: /l/s/dns1.cpio"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vbuild secrets pack DIR -o /l/s/dns1.cpio"),
+            "{text}"
+        );
     }
 
     #[test]

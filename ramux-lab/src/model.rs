@@ -179,6 +179,8 @@ pub struct Node {
     pub enabled: bool,
     pub qemu_args: Vec<String>,
     pub address: At<Address>,
+    /// The node's site secrets overlay, resolved against the lab directory.
+    pub secrets: Option<PathBuf>,
     /// Only the NICs that could be read (each keeps its index in the file).
     pub nics: Vec<Nic>,
     /// How many NICs the file lists, readable or not.

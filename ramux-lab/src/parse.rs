@@ -44,6 +44,7 @@ const NODE_KEYS: &[&str] = &[
     "qemu_args",
     "model",
     "address",
+    "secrets",
     "nics",
 ];
 const NIC_KEYS: &[&str] = &[
@@ -130,6 +131,8 @@ pub struct NodeSpec {
     pub iso: Option<At<String>>,
     pub after: Vec<At<String>>,
     pub address: Option<At<Address>>,
+    /// A packed site secrets overlay for this node (`vbuild secrets pack`).
+    pub secrets: Option<At<String>>,
     pub nics: Vec<NicSpec>,
 }
 
@@ -289,6 +292,9 @@ fn node(name: At<String>, body: &Entries, cx: &mut Cx) -> Option<NodeSpec> {
             parse_address,
         )
     });
+    let secrets = t
+        .take("secrets")
+        .and_then(|v| cx.string(v, "secrets", "\"../secrets/dns1.cpio\""));
     let nics = t.take("nics").map(|v| nics(cx, v)).unwrap_or_default();
     t.finish(cx);
     Some(NodeSpec {
@@ -299,6 +305,7 @@ fn node(name: At<String>, body: &Entries, cx: &mut Cx) -> Option<NodeSpec> {
         iso,
         after,
         address,
+        secrets,
         nics,
     })
 }

@@ -153,6 +153,7 @@ fn node(
             .address
             .clone()
             .unwrap_or(At::new(Address::Unset, spec.name.pos)),
+        secrets: spec.secrets.as_ref().map(|s| dir.join(&s.value)),
         nics,
         nics_written: spec.nics.len(),
     })

@@ -15,6 +15,9 @@ pub fn node_config(n: &Node) -> Vec<String> {
         format!("boot = {:?}", n.boot).to_lowercase(),
         format!("firmware = {:?}", n.firmware).to_lowercase(),
     ];
+    if let Some(s) = &n.secrets {
+        v.push(format!("secrets = {}", same_path(s).display()));
+    }
     if !n.qemu_args.is_empty() {
         v.push(format!("qemu_args = {}", n.qemu_args.join(" ")));
     }

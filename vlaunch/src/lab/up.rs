@@ -184,6 +184,7 @@ pub fn launch_options(node: &Node, dir: &LabDir) -> LaunchOptions {
     o.macs = node.nics.iter().map(|c| c.mac.value).collect();
     o.models = node.nics.iter().map(|c| c.model.clone()).collect();
     o.qemu_args = node.qemu_args.clone();
+    o.secrets = node.secrets.clone();
     o.state_root = dir.vms_root();
     o
 }
