@@ -90,10 +90,7 @@ fn a_service_runs_with_its_secrets_and_fails_loudly_without_them() {
         ),
         "{text}"
     );
-    assert!(
-        text.contains("SEEN 700 0 /run/ramux/secrets\n"),
-        "{text}"
-    );
+    assert!(text.contains("SEEN 700 0 /run/ramux/secrets\n"), "{text}");
     assert!(
         text.contains("SEEN 600 0 /run/ramux/secrets/pki/radius.key"),
         "{text}"
