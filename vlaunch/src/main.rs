@@ -395,8 +395,12 @@ fn run(cli: Cli) -> Result<i32> {
             json,
         }) => match vm::wait_ready_by_name(&root, &name, Duration::from_secs(timeout)) {
             Ok(r) => {
+                report_failures(&name, &r);
                 if json {
-                    println!("{}", json!({"name": name, "ready": r.info}));
+                    println!(
+                        "{}",
+                        json!({"name": name, "ready": r.info, "failures": r.failures})
+                    );
                 } else {
                     println!("{name}: {}", r.info.line);
                 }
@@ -594,6 +598,14 @@ extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
+/// The `ramux: failed` lines seen before the ready line, on stderr even with --quiet: the
+/// appliance is up but something in it (a service without its secret) is not.
+fn report_failures(name: &str, r: &vlaunch::Ready) {
+    for f in &r.failures {
+        eprintln!("vlaunch: {name}: {f}");
+    }
+}
+
 fn launch(a: RunArgs, root: PathBuf) -> Result<i32> {
     let Some(iso) = a.iso.clone() else {
         bail!(
@@ -631,6 +643,7 @@ fn launch(a: RunArgs, root: PathBuf) -> Result<i32> {
             "accel": s.accel, "accel_reason": vm.record.accel_reason,
             "firmware": s.firmware, "media": s.media, "mem_mib": s.mem_mib, "nics": s.nics,
             "ready": ready.map(|r| &r.info), "ready_seconds": ready.map(|r| r.seconds),
+            "failures": ready.map(|r| &r.failures),
             "qemu_command": vm.record.qemu_command,
         })
     };
@@ -657,6 +670,7 @@ fn launch(a: RunArgs, root: PathBuf) -> Result<i32> {
                     "ready after {:.1} s: {}",
                     ready.seconds, ready.info.line
                 ));
+                report_failures(&name, &ready);
                 if a.json {
                     println!("{}", summary(&vm, Some(&ready)));
                 }

@@ -426,6 +426,9 @@ pub fn tail_file(path: &Path, n: usize) -> String {
 pub struct Ready {
     pub info: ReadyInfo,
     pub seconds: f64,
+    /// `ramux: failed ...` lines printed before the ready line: the appliance is up, but these
+    /// did not work (a service whose secret is missing, a module, a labwall file).
+    pub failures: Vec<String>,
 }
 
 /// Why `wait_ready` failed, with the evidence.
@@ -494,6 +497,7 @@ pub fn wait_ready_log(
             return Ok(Ready {
                 info: r.clone(),
                 seconds: started.elapsed().as_secs_f64(),
+                failures: sc.failures().to_vec(),
             });
         }
         let not_ready = |sc: &ConsoleScanner, reason: String| NotReady {
@@ -511,6 +515,7 @@ pub fn wait_ready_log(
                     return Ok(Ready {
                         info: r.clone(),
                         seconds: started.elapsed().as_secs_f64(),
+                        failures: sc.failures().to_vec(),
                     });
                 }
             }
@@ -824,6 +829,7 @@ pub fn wait_ready_by_name(
             Some(r) => Ok(Ready {
                 info: r.clone(),
                 seconds: 0.0,
+                failures: sc.failures().to_vec(),
             }),
             None => Err(NotReady {
                 reason: format!("VM {name} is not running (see `vlaunch ps --all`)"),
@@ -955,6 +961,28 @@ mod tests {
         .unwrap();
         assert_eq!(r.info.host, "r1");
         w.join().unwrap();
+    }
+
+    #[test]
+    fn ready_carries_the_failures_before_it() {
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("serial.log");
+        fs::write(
+            &log,
+            "ramux: failed radius: secret pki/radius.key missing (expected in /run/ramux/secrets; \
+             pack it with vbuild secrets pack)\nramux: ready profile=dns role=MASTER host=dns1\n",
+        )
+        .unwrap();
+        let r = wait_ready_log(
+            &log,
+            Instant::now(),
+            Duration::from_secs(5),
+            || None,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(r.failures.len(), 1, "{:?}", r.failures);
+        assert!(r.failures[0].starts_with("ramux: failed radius: secret pki/radius.key missing"));
     }
 
     #[test]
