@@ -25,7 +25,7 @@ Examples:
   # NICs on two switches: eth0 on port 1 of the default switch, eth1 on port 4 of /tmp/wan
   vlaunch RT1.iso --port 1 --port /tmp/wan:4 --wait-ready
   # The dns appliance with the site's keys (vbuild secrets pack site-secrets -o dns1.secrets)
-  vlaunch images/dns-master.iso --secrets dns1.secrets --port 2 --wait-ready
+  vlaunch images/dns1.iso --secrets dns1.secrets --port 2 --wait-ready
   # Foreground: the serial console in this terminal (Ctrl-] detaches, the VM keeps running)
   vlaunch RT1.iso
   vlaunch ps                 # running VMs (--all: also stopped ones; --json for scripts)
