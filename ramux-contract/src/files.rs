@@ -13,6 +13,13 @@ pub const RULESET_NFT: &str = "/etc/ramux/ruleset.nft";
 /// The VRRP configuration vrrpd runs on (keepalived syntax), from labwall.
 pub const KEEPALIVED_CONF: &str = "/etc/keepalived/keepalived.conf";
 
+/// The dns appliance's dnsmasq configuration (DHCP and authoritative DNS of its instance), from
+/// labwall; run by the profile's service, not applied by ramux-init.
+pub const DNSMASQ_CONF: &str = "/etc/ramux/dnsmasq.conf";
+/// The routers' DHCP relay (dnsmasq relay-only), from labwall when the site relays a VLAN; run
+/// by the profile's service, which vbuild leaves out of images without the file.
+pub const DHCP_RELAY_CONF: &str = "/etc/ramux/dhcp-relay.conf";
+
 /// The network files labwall compiles for a role, in the order ramux-init applies them.
 pub const NETWORK_FILES: [&str; 3] = [SYSCTL_CONF, NETWORK_IP, RULESET_NFT];
 

@@ -332,6 +332,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
     let prog = Progress::new(req.quiet);
     let root = &req.root;
     let prof = profile::load(root, &req.profile)?;
+    let req = &crate::instance::prepare(req, &prof)?;
     let role = profile::check_role(&prof, &req.role)?;
     let (hostname, sets) = host_and_sets(&prof, &role, &req.sets)?;
     let dest = Destination::prepare(req, &prof, &role)?;
@@ -356,6 +357,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         .ok_or_else(|| anyhow!("no bin dir: pass --bin-dir or set RAMUX_BIN_DIR"))?;
     let binaries = load_binaries(&bin_dir)?;
     let site = role_site(req, &prof, &role, &hostname, &sets)?;
+    let prof = crate::instance::site_services(prof, &site.files);
     // Fail fast, before the slow base steps: templates (rendered again later with the real
     // kernel release) and the ISO tools.
     let early = context(
@@ -525,6 +527,10 @@ fn role_site(
     hostname: &str,
     sets: &[(String, String)],
 ) -> Result<Site> {
+    if let Some((files, input)) = crate::instance::site_files(req, prof, sets)? {
+        let (vars, input) = (BTreeMap::new(), Some(input));
+        return Ok(Site { vars, files, input });
+    }
     let site_path = req.site.clone().or_else(|| prof.site.clone());
     if role == NO_ROLE {
         if let Some(p) = site_path
@@ -540,7 +546,10 @@ fn role_site(
     }
     let mut defines = vec![("HOSTNAME".to_string(), hostname.to_string())];
     defines.extend(sets.iter().cloned());
-    load_site(&req.root, site_path.as_deref(), role, &defines)
+    let mut site = load_site(&req.root, site_path.as_deref(), role, &defines)?;
+    let relay = crate::instance::relay_files(site_path.as_deref(), role, &defines)?;
+    site.files.extend(relay);
+    Ok(site)
 }
 
 /// The boot menu title: `ramux router BACKUP (router-backup)`, or without the role.

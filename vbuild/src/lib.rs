@@ -11,6 +11,7 @@ pub mod build;
 pub mod clock;
 pub mod closure;
 pub mod cpio;
+pub mod instance;
 pub mod iso;
 pub mod manifest;
 pub mod profile;

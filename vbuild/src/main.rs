@@ -15,7 +15,7 @@ use std::process::ExitCode;
   vbuild iso router --role BACKUP
   vbuild iso router --role MASTER -o /tmp/RT1.iso --set hostname=rt1
   vbuild iso client --set address=172.16.20.50/24 --set gateway=172.16.20.1
-  vbuild iso dns --role MASTER --site site.toml --json
+  vbuild iso dns --instance dns1 --site labwall/tests/sites/dns/site.lw
   SOURCE_DATE_EPOCH=1700000000 vbuild iso vpn --role BACKUP --quiet
   vbuild secrets init /tmp/lab-secrets --nas sw1 --user alice:wonderland --cn alice
   vbuild secrets pack /tmp/lab-secrets -o /tmp/dns1.secrets")]
@@ -31,7 +31,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Build <profile> for one role into images/<profile>-<role>.iso (+ manifest, SHA256SUMS);
-    /// a role-less profile (client) into images/<profile>.iso.
+    /// a role-less profile (client) into images/<profile>.iso; an instance profile (dns) into
+    /// images/<instance>.iso.
     #[command(after_help = "Examples:
   vbuild iso router --role BACKUP
   vbuild iso router --role master -o RT1.iso --set hostname=rt1 --set lan_vlan=10
@@ -46,6 +47,10 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
         /// client), which takes none.
         #[arg(long)]
         role: Option<String>,
+        /// The site instance an instance profile (dns) is built for: a name of the site's SERVERS
+        /// line (dns1); the image's host name and default output name. Same as --set instance=NAME.
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
         /// Output ISO (default images/<profile>-<role>.iso under the root; images/<profile>.iso
         /// for a role-less profile).
         #[arg(short, long, value_name = "FILE")]
@@ -130,7 +135,7 @@ are seen by `ps` and kept in shell history.")]
     #[command(after_help = "Examples:
   vbuild secrets pack /tmp/lab-secrets -o /tmp/dns1.secrets
   vbuild secrets pack /tmp/lab-secrets -o /tmp/alice.secrets --only pki/ca.crt --only pki/clients/alice.crt --only pki/clients/alice.key
-  vlaunch images/dns-master.iso --secrets /tmp/dns1.secrets --wait-ready
+  vlaunch images/dns1.iso --secrets /tmp/dns1.secrets --wait-ready
 
 Refuses (naming the file) anything readable by group or others, symbolic links and devices.
 Without --only, everything but pki/clients/ (client keys go to users, not appliances).
@@ -182,6 +187,18 @@ fn secrets(cmd: SecretsCmd) -> Result<()> {
         SecretsCmd::List { file } => print!("{}", vbuild::secrets::list(&file)?),
     }
     Ok(())
+}
+
+/// `--instance NAME` is the build variable `instance` ([`vbuild::instance::VAR`]), after the
+/// `--set`s so the flag wins.
+fn with_instance(
+    mut sets: Vec<(String, String)>,
+    instance: Option<String>,
+) -> Vec<(String, String)> {
+    if let Some(i) = instance {
+        sets.push((vbuild::instance::VAR.to_string(), i));
+    }
+    sets
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -243,6 +260,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Iso {
             profile,
             role,
+            instance,
             output,
             sets,
             site,
@@ -259,6 +277,7 @@ fn run(cli: Cli) -> Result<()> {
                         .ok_or_else(|| anyhow!("--set {s}: expected KEY=VALUE"))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            let sets = with_instance(sets, instance);
             let req = vbuild::BuildRequest {
                 root,
                 profile,

@@ -35,6 +35,10 @@ pub struct Service {
     /// appliance.toml as names only; the overlay itself never enters the image (docs/secrets.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// An image file (`/etc/ramux/dhcp-relay.conf`) without which the service is left out of
+    /// appliance.toml: the site decides, at build time ([`crate::instance::site_services`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_if: Option<String>,
 }
 
 impl Service {
@@ -84,6 +88,8 @@ pub struct RawProfile {
     pub remove: Vec<String>,
     /// Default site file (relative to the profile directory), used when --site is not given.
     pub site: Option<String>,
+    /// `"site"`: one image per instance of the site's SERVERS line (docs/builder.md, Instances).
+    pub instances: Option<String>,
 }
 
 /// A template source file and where it lands in the image.
@@ -119,6 +125,8 @@ pub struct Profile {
     pub services: Vec<Service>,
     pub remove: Vec<String>,
     pub site: Option<PathBuf>,
+    /// See [`RawProfile::instances`].
+    pub instances: Option<String>,
     pub templates: Vec<Template>,
     /// Every file that defines the profile (profile.toml files and templates), for hashing.
     pub input_files: Vec<PathBuf>,
@@ -230,6 +238,7 @@ pub fn load(root: &Path, name: &str) -> Result<Profile> {
         services: vec![],
         remove: vec![],
         site: None,
+        instances: None,
         templates: vec![],
         input_files: vec![],
     };
@@ -283,6 +292,9 @@ pub fn load(root: &Path, name: &str) -> Result<Profile> {
             }
             prof.input_files.push(p.clone());
             prof.site = Some(p);
+        }
+        if let Some(i) = raw.instances {
+            prof.instances = Some(crate::instance::check_kind(&n, &i)?);
         }
         if let Some(b) = raw.base {
             prof.base_tarball = b.tarball.map(|t| dir.join(t));
