@@ -910,6 +910,10 @@ pub fn build_release(template: &BuildRequest, out_dir: Option<&Path>) -> Result<
     let mut reports = Vec::new();
     for (name, _) in profile::list(&template.root)? {
         let prof = profile::load(&template.root, &name)?;
+        if let Some(r) = crate::instance::release(template, &prof, &dir)? {
+            reports.extend(r);
+            continue;
+        }
         for (role, stem) in release_plan(&prof) {
             let mut req = template.clone();
             req.profile = name.clone();

@@ -282,6 +282,36 @@ pub fn relay_files(path: Option<&Path>, role: &str, defines: &[(String, String)]
         .unwrap_or_default())
 }
 
+/// `vbuild release` for an instance profile: one image per server of its default site
+/// (`images/dns1.iso`, `images/dns2.iso`); `None` for other profiles.
+pub fn release(
+    template: &BuildRequest,
+    prof: &Profile,
+    dir: &Path,
+) -> Result<Option<Vec<crate::BuildReport>>> {
+    if prof.instances.is_none() {
+        return Ok(None);
+    }
+    let path = prof.site.clone().ok_or_else(|| {
+        anyhow!(
+            "release: profile '{}' has instances but no default site (site = \"FILE\")",
+            prof.name
+        )
+    })?;
+    let site = compile(&path, "release", &[])?;
+    let mut reports = Vec::new();
+    for server in &site.services.servers {
+        let mut req = template.clone();
+        req.profile = prof.name.clone();
+        req.sets = vec![(VAR.into(), server.name.clone())];
+        req.out = Some(dir.join(format!("{}.iso", server.name)));
+        let r = crate::build_iso(&req)
+            .with_context(|| format!("release: {} {}", prof.name, server.name))?;
+        reports.push(r);
+    }
+    Ok(Some(reports))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
