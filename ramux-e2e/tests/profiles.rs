@@ -24,7 +24,8 @@ impl Drop for CliVm {
 
 #[test]
 fn dns_boots_bios_cd_through_the_cli() {
-    let img = image("dns");
+    // dns is built per site instance (docs/dns.md): dns1 of the profile's default site.
+    let img = image_with("dns", "", &[("instance", "dns1")]);
     let vlaunch_bin = ramux_bin("vlaunch");
     let _slot = qemu_slots(1);
     let vm = CliVm {
@@ -64,7 +65,7 @@ fn dns_boots_bios_cd_through_the_cli() {
         .unwrap();
     assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
     let w: serde_json::Value = serde_json::from_slice(&w.stdout).unwrap();
-    assert_eq!(w["ready"]["host"], "dns-backup", "{w}");
+    assert_eq!(w["ready"]["host"], "dns1", "{w}");
 
     let ps = cli(&["ps", "--json"]).output().unwrap();
     let ps: serde_json::Value = serde_json::from_slice(&ps.stdout).unwrap();
