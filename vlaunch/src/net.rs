@@ -205,6 +205,7 @@ pub fn ensure_switch(dir: &Path, timeout: Duration) -> Result<SwitchStatus> {
         .arg("-M")
         .arg(switch_mgmt(dir))
         .stdin(std::process::Stdio::null());
+    close_inherited_fds(&mut cmd);
     let out = cmd
         .output()
         .with_context(|| format!("starting {}", bin.display()))?;
@@ -238,9 +239,51 @@ pub fn ensure_switch(dir: &Path, timeout: Duration) -> Result<SwitchStatus> {
     )
 }
 
+/// Daemons vlaunch starts (switches, QEMU) outlive it: they must not keep the descriptors it
+/// inherited, such as the lock of a `flock` around it, which would then be held until the
+/// switch or VM stops. Closes every descriptor above stderr in the child before exec.
+pub fn close_inherited_fds(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: close_range is async-signal-safe and touches only the child's descriptor table;
+    // std sets up stdin/stdout/stderr (0-2) before this runs.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                for fd in 3..1024 {
+                    libc::close(fd);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daemons_do_not_inherit_our_descriptors() {
+        // dup() makes a descriptor without CLOEXEC, like the one `flock CMD` hands down.
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let fd = unsafe { libc::dup(std::os::fd::AsRawFd::as_raw_fd(&f)) };
+        assert!(fd > 2);
+        let fds = |close: bool| {
+            let mut c = Command::new("ls");
+            c.arg("/proc/self/fd");
+            if close {
+                close_inherited_fds(&mut c);
+            }
+            let out = c.output().unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert!(fds(false).contains(&fd.to_string()));
+        assert!(!fds(true).contains(&fd.to_string()));
+        unsafe { libc::close(fd) };
+    }
 
     #[test]
     fn plan_nics_rules() {

@@ -361,12 +361,13 @@ pub fn start(prepared: Prepared) -> Result<Vm> {
     write_atomic(&paths.vm_json, &serde_json::to_vec_pretty(&record)?)?;
     let log = fs::File::create(&paths.qemu_log)
         .with_context(|| format!("creating {}", paths.qemu_log.display()))?;
-    let mut child = Command::new(qemu::QEMU)
-        .args(qemu::qemu_args(&record.spec))
+    let mut cmd = Command::new(qemu::QEMU);
+    cmd.args(qemu::qemu_args(&record.spec))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
-        .process_group(0)
+        .process_group(0);
+    let mut child = crate::net::close_inherited_fds(&mut cmd)
         .spawn()
         .with_context(|| format!("starting {}", qemu::QEMU))?;
     let started = Instant::now();

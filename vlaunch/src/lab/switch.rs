@@ -229,9 +229,9 @@ pub fn start(argv: &[String], dir: &Path) -> Result<u32> {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    let out = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]).stdin(Stdio::null());
+    let out = crate::net::close_inherited_fds(&mut cmd)
         .output()
         .with_context(|| format!("starting {}", argv[0]))?;
     if !out.status.success() {
