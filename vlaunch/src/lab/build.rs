@@ -85,14 +85,22 @@ pub fn request(
         .as_ref()
         .map(|r| r.value.to_string())
         .unwrap_or_default();
-    let site_path = (node.profile.value == "router")
+    // An instance profile (dns) is built as the site's instance of the node's name.
+    let per_instance =
+        vbuild::profile::load(root, &node.profile.value).is_ok_and(|p| p.instances.is_some());
+    let site_path = (node.profile.value == "router" || per_instance)
         .then(|| lab.site.as_ref().map(|s| s.value.clone()))
         .flatten();
+    let mut sets = sets_for(node, site)?;
+    if per_instance {
+        sets.retain(|(k, _)| k != "hostname");
+        sets.push(("instance".into(), node.name.value.to_lowercase()));
+    }
     Ok(vbuild::build::BuildRequest {
         root: root.to_path_buf(),
         profile: node.profile.value.clone(),
         role,
-        sets: sets_for(node, site)?,
+        sets,
         site: site_path,
         out: Some(node.iso.clone()),
         quiet: true,
@@ -255,6 +263,18 @@ mod tests {
             .unwrap()
             .is_empty());
         assert!(sets_for(mv2, None).is_err(), "via vip needs the site");
+    }
+
+    #[test]
+    fn a_dns_node_is_built_as_the_site_instance_of_its_name() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let l = lab();
+        let text = "name = \"t\"\n[node.DNS1]\nprofile = \"dns\"\n";
+        let c = ramux_lab::check_text(text, "lab.toml", Path::new("/l"), None);
+        let dns = c.lab.unwrap().nodes.remove(0);
+        let r = request(&l, &dns, &root, None).unwrap();
+        assert_eq!(r.sets, [("instance".to_string(), "dns1".to_string())]);
+        assert_eq!(r.site, l.site.as_ref().map(|s| s.value.clone()));
     }
 
     #[test]
