@@ -82,9 +82,12 @@ pub fn boot(dir: &LabDir, st: &mut LabState, n: &Node, say: &mut dyn FnMut(&str)
     let ok = match r {
         Ok(ready) => {
             say(&format!("{name}: ready after {:.1} s", ready.seconds));
+            for f in &ready.failures {
+                say(&format!("{name}:   but {f}"));
+            }
             rec.state = NodeState::Ready;
             rec.ready_seconds = Some(ready.seconds);
-            rec.last_lines.clear();
+            rec.last_lines = ready.failures;
             vm.detach();
             true
         }

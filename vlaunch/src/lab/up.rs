@@ -399,7 +399,12 @@ fn finish(
                 "{name}: ready after {:.1} s: {}",
                 ready.seconds, ready.info.line
             ));
-            run.mark(name, NodeState::Ready, Some(ready.seconds), vec![]);
+            // Up, but something did not start (a service without its secret): said, and kept
+            // as the node's last lines for `status`.
+            for f in &ready.failures {
+                (run.say)(&format!("{name}:   but {f}"));
+            }
+            run.mark(name, NodeState::Ready, Some(ready.seconds), ready.failures);
             vm.detach();
             NodeState::Ready
         }
