@@ -12,6 +12,8 @@
 
 mod common;
 
+use common::ns_sh as sh;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -43,17 +45,6 @@ impl Drop for Namespaces {
             let _ = Command::new("ip").args(["netns", "del", n]).output();
         }
     }
-}
-
-fn sh(ns: &str, cmd: &str) -> Output {
-    let mut c = if ns.is_empty() {
-        Command::new("sh")
-    } else {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, "sh"]);
-        c
-    };
-    c.args(["-c", cmd]).output().expect("run sh")
 }
 
 fn sh_ok(ns: &str, cmd: &str) -> String {

@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::ns_sh as sh;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -47,17 +49,6 @@ fn sh_ok(ns: &str, cmd: &str) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn sh(ns: &str, cmd: &str) -> Output {
-    let mut c = if ns.is_empty() {
-        Command::new("sh")
-    } else {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, "sh"]);
-        c
-    };
-    c.args(["-c", cmd]).output().expect("run sh")
 }
 
 /// The lab as seen from one host: its namespace and its lab directory root.

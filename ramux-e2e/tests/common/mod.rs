@@ -497,3 +497,16 @@ pub fn arp_reply(f: &[u8]) -> Option<([u8; 6], [u8; 4])> {
     }
     Some((f[22..28].try_into().ok()?, f[28..32].try_into().ok()?))
 }
+
+/// `sh -c CMD` in network namespace `ns` (here when `ns` is empty), as the namespace tests run
+/// their setup and probes.
+pub fn ns_sh(ns: &str, cmd: &str) -> std::process::Output {
+    let mut c = if ns.is_empty() {
+        Command::new("sh")
+    } else {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns, "sh"]);
+        c
+    };
+    c.args(["-c", cmd]).output().expect("run sh")
+}
