@@ -17,6 +17,7 @@
 //! | VM state layout | [`vm_state`] | vlaunch | vlaunch (`ps`, `console`, `stop`) |
 //! | MAC addresses | [`mac`] | vlaunch | vswitch (learned), guests |
 //! | the site secrets overlay | [`secrets`] | vbuild (`secrets pack`) | vlaunch (fw_cfg), ramux-init |
+//! | VPN authorisation setup | [`vpn`] | labwall (`vpn`) | ramux-vpn-auth |
 //!
 //! The boot sequence that uses these files is described in `docs/init.md`; the layouts from the
 //! user's side in `docs/launcher.md` and `docs/switch.md`.
@@ -29,6 +30,7 @@ pub mod role;
 pub mod secrets;
 pub mod switch_dir;
 pub mod vm_state;
+pub mod vpn;
 
 pub use appliance::{Appliance, Service};
 pub use mac::Mac;
