@@ -1,10 +1,12 @@
 //! The seed lab (labs/seed.toml) end to end through the CLI, the one full lab run of the suite:
-//! `up --build` builds what is missing (routers with the site baked in, three clients with their
-//! addresses) and boots RT1, RT2, MV1, MV2 and internet; `test` runs the file's tests (ping
-//! through the VIP, https allowed and ssh blocked to web1, srv and users apart, the DNAT from the
-//! internet client, the matrix generated from the site compared live with labwall's simulator,
-//! and the failover on SIGKILL of RT1 within the VRRP theory); then `restart` brings RT1 back,
-//! `fault unplug`/`plug` pulls a cable, and `down` leaves nothing.
+//! `up --build` builds what is missing (routers with the site baked in, the site's two dns
+//! servers as instances dns1 and dns2, three clients) and a throwaway secrets set, and boots RT1,
+//! RT2, DNS1, DNS2, MV1, MV2 and internet; `test` runs the file's tests (ping through the VIP,
+//! https allowed and ssh blocked to web1, a DNS query to dns1, MV2's lease through the routers'
+//! relay and a name resolved, srv and users apart, the DNAT from the internet client, the matrix
+//! generated from the site compared live with labwall's simulator, the failover on SIGKILL of
+//! RT1 within the VRRP theory, then leasing and resolving with DNS1 crashed); then `restart`
+//! brings RT1 back, `fault unplug`/`plug` pulls a cable, and `down` leaves nothing.
 
 mod common;
 
@@ -87,7 +89,7 @@ fn the_seed_lab_passes_its_tests_and_survives_the_loss_of_rt1() {
     let (ok, status) = seed.json(&["status", "seed", "--json"]);
     assert!(ok);
     assert_eq!(status["schema_version"], 1);
-    for n in ["RT1", "RT2", "MV1", "MV2", "internet"] {
+    for n in ["RT1", "RT2", "DNS1", "DNS2", "MV1", "MV2", "internet"] {
         assert_eq!(node_state(&status, n), "ready", "{status}");
     }
 
@@ -119,6 +121,15 @@ fn the_seed_lab_passes_its_tests_and_survives_the_loss_of_rt1() {
         "e2e: failover outage {outage} ms, theory {} ms",
         fo["measured"]["theory_ms"]
     );
+    let lease = result(&report, "users lease through the relay, the VIP as gateway");
+    let leased = lease["measured"]["lease"].as_str().unwrap_or("");
+    assert!(leased.starts_with("172.16.20."), "{lease}");
+    let without = result(&report, "users still lease with DNS1 down");
+    let detail = without["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("from server 172.16.10.14"),
+        "DNS2 leased: {without}"
+    );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(
         xml.contains("<testsuite name=\"seed\"") && xml.contains("failures=\"0\""),
@@ -131,6 +142,7 @@ fn the_seed_lab_passes_its_tests_and_survives_the_loss_of_rt1() {
         "stopped",
         "the failover crashed RT1"
     );
+    assert_eq!(node_state(&status, "DNS1"), "stopped", "down = DNS1");
     assert!(seed.run(&["restart", "seed", "RT1"]).status.success());
     let ping_vip = [
         "exec",

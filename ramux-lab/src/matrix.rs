@@ -4,8 +4,11 @@
 //! (`labwall::explain`, the same nft IR the routers load) with the site line that decided.
 //! Whatever cannot be probed is listed with the reason and the fix, never skipped silently.
 //!
-//! Where a lab node is: a client with a static address is in the zone of the site interface
-//! whose network holds it (DHCP clients only at run time, so not here); routers are zone `fw`.
+//! Where a lab node is: a client with a static address, a DHCP client with its lease and an
+//! instance appliance (DNS1 = the site's dns1) are in the zone of the site interface whose
+//! network holds their address (leases and site addresses come in as `known`); routers are zone
+//! `fw`. Probes start only on nodes with a guest agent; an appliance answers with its own
+//! services (ping, a TCP connect, a DNS query), so nothing else is probed towards it.
 //! The routers carry no exec agent, so no probe starts in `fw` and no listener opens there:
 //! towards `fw` only ping is probed, at the VIP of the interface the source comes in on.
 
@@ -17,7 +20,7 @@ use labwall::model::{builtin_service, l4_of, AddrSel, Dnat, Iface, Site, L4};
 use serde::Serialize;
 
 use crate::model::{Address, Expect, Lab};
-use crate::probe::{ser_expect, Holder, ProbePlan, Proto};
+use crate::probe::{has_agent, ser_expect, Holder, Leases, ProbePlan, Proto};
 
 /// At most this many probes (after dedupe); the rest are listed as unprobed. The seed site
 /// with tests/labs/matrix.toml gives 52: 4 zones, 8 services, ping only towards `fw`.
@@ -93,6 +96,8 @@ struct Placed<'a> {
     name: &'a str,
     addr: Ipv4Addr,
     iface: &'a Iface,
+    /// Runs probes and listeners (a client); else an appliance answering with its own services.
+    agent: bool,
 }
 
 /// A service as probed: its name and what is sent.
@@ -115,9 +120,9 @@ struct Want<'a> {
 
 /// Every probe the site asks for, against `site` and `rs` compiled as the MASTER
 /// ([`crate::sitefile::SiteModel::master`]).
-pub fn matrix(lab: &Lab, compiled: &labwall::Compiled) -> Matrix {
+pub fn matrix(lab: &Lab, compiled: &labwall::Compiled, known: &Leases) -> Matrix {
     let site = &compiled.site;
-    let placed = place(lab, site);
+    let placed = place(lab, site, known);
     let mut m = Matrix::default();
     let wants = wants(site, &mut m.unprobed);
     let mut seen = BTreeSet::new();
@@ -177,16 +182,19 @@ fn bound(m: &mut Matrix) {
     }
 }
 
-/// The lab's static clients in the site's networks, in file order.
-fn place<'a>(lab: &'a Lab, site: &'a Site) -> Vec<Placed<'a>> {
+/// The lab's clients and instance appliances in the site's networks, in file order: static
+/// addresses from the file, leases and the appliances' site addresses from `known`.
+fn place<'a>(lab: &'a Lab, site: &'a Site, known: &Leases) -> Vec<Placed<'a>> {
     let clients = lab
         .nodes
         .iter()
         .filter(|n| n.enabled && n.profile.value != "router");
     clients
         .filter_map(|n| {
-            let Address::Static { addr, .. } = n.address.value else {
-                return None;
+            let addr = match n.address.value {
+                Address::Static { addr, .. } => addr,
+                Address::Unset | Address::Dhcp => *known.get(&n.name.value)?,
+                _ => return None,
             };
             let iface = site
                 .ifaces
@@ -196,6 +204,7 @@ fn place<'a>(lab: &'a Lab, site: &'a Site) -> Vec<Placed<'a>> {
                 name: &n.name.value,
                 addr,
                 iface,
+                agent: has_agent(n),
             })
         })
         .collect()
@@ -430,11 +439,12 @@ fn pick<'a, 'p>(
     site: &Site,
     zone: &str,
     sel: Option<&AddrSel>,
+    source: bool,
 ) -> Result<&'p Placed<'a>, String> {
     let inside = |p: &&Placed| match sel {
         None => true,
         Some(s) => s.nets.iter().any(|n| n.contains(IpAddr::V4(p.addr))),
-    };
+    } && (p.agent || !source);
     if let Some(p) = placed.iter().filter(|p| p.iface.zone == zone).find(inside) {
         return Ok(p);
     }
@@ -445,6 +455,11 @@ fn pick<'a, 'p>(
              (a DHCP client's address is known only at run time)"
         ),
     })
+}
+
+/// What an appliance's own services answer: ping (its kernel), a TCP connect, a DNS query.
+fn appliance_probe(p: Proto) -> bool {
+    matches!(p, Proto::Ping | Proto::Tcp(_) | Proto::Udp(53))
 }
 
 /// Where a probe goes: address, listener.
@@ -502,8 +517,15 @@ fn dst_for(w: &Want, site: &Site, src: &Placed, placed: &[Placed]) -> Result<Dst
     if w.dst_zone == "fw" {
         return fw_dst(w, src);
     }
-    let p = pick(placed, site, &w.dst_zone, w.dst_sel)?;
-    let listener = (w.svc.proto != Proto::Ping).then(|| p.name.to_string());
+    let p = pick(placed, site, &w.dst_zone, w.dst_sel, false)?;
+    if !p.agent && !appliance_probe(w.svc.proto) {
+        return Err(format!(
+            "{} is an appliance without a guest agent: {} there has no prober \
+             (ping, tcp and dns are probed; a radius test asks RADIUS)",
+            p.name, w.svc.name
+        ));
+    }
+    let listener = (w.svc.proto != Proto::Ping && p.agent).then(|| p.name.to_string());
     Ok(Dst {
         addr: p.addr,
         listener,
@@ -517,7 +539,7 @@ fn probe_for(
     rs: &labwall::nft::Ruleset,
     placed: &[Placed],
 ) -> Result<MatrixProbe, String> {
-    let src = pick(placed, site, &w.src_zone, w.src_sel)?;
+    let src = pick(placed, site, &w.src_zone, w.src_sel, true)?;
     let dst = dst_for(w, site, src, placed)?;
     let (proto, dport) = match w.svc.proto {
         Proto::Ping => (LwProto::Icmp, None),

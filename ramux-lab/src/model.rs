@@ -21,6 +21,9 @@ pub struct Lab {
     pub dir: PathBuf,
     /// The site file, resolved against `dir`.
     pub site: Option<At<PathBuf>>,
+    /// The lab's site secrets directory (`vbuild secrets init`), resolved against `dir`: packed
+    /// at `up` for every node with `secrets = true`, read by the `radius` tests.
+    pub secrets: Option<At<PathBuf>>,
     pub switches: Vec<Switch>,
     pub uplinks: Vec<Uplink>,
     /// In file order.
@@ -181,6 +184,8 @@ pub struct Node {
     pub address: At<Address>,
     /// The node's site secrets overlay, resolved against the lab directory.
     pub secrets: Option<PathBuf>,
+    /// `secrets = true`: the lab's secrets directory, packed for this node at `up`.
+    pub lab_secrets: bool,
     /// Only the NICs that could be read (each keeps its index in the file).
     pub nics: Vec<Nic>,
     /// How many NICs the file lists, readable or not.
@@ -254,4 +259,6 @@ pub struct LabTest {
     pub kind: TestKind,
     pub expect: Expect,
     pub listen: Option<At<String>>,
+    /// `down = "NODE"`: the node is crashed (if running) before the test and stays down.
+    pub down: Option<At<String>>,
 }

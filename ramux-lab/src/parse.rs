@@ -15,7 +15,7 @@ use crate::raw::{Cx, Entries, Raw, Spanned, Table};
 use crate::units::{parse_duration, parse_memory_mib};
 
 const TOP_KEYS: &[&str] = &[
-    "name", "site", "images", "defaults", "switch", "uplink", "node", "test",
+    "name", "site", "images", "secrets", "defaults", "switch", "uplink", "node", "test",
 ];
 const DEFAULT_KEYS: &[&str] = &[
     "profile",
@@ -68,6 +68,7 @@ const TEST_KEYS: &[&str] = &[
     "probe",
     "max_outage",
     "matrix",
+    "down",
 ];
 /// The keys of `[[test]]` that say what it does; exactly one per test.
 const TEST_KINDS: &[&str] = &["ping", "tcp", "udp", "dhcp", "dns", "failover", "matrix"];
@@ -131,9 +132,17 @@ pub struct NodeSpec {
     pub iso: Option<At<String>>,
     pub after: Vec<At<String>>,
     pub address: Option<At<Address>>,
-    /// A packed site secrets overlay for this node (`vbuild secrets pack`).
-    pub secrets: Option<At<String>>,
+    /// A packed site secrets overlay for this node (`vbuild secrets pack`), or `true`: the
+    /// lab's secrets directory, packed at `up`.
+    pub secrets: Option<At<NodeSecrets>>,
     pub nics: Vec<NicSpec>,
+}
+
+/// A node's `secrets`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeSecrets {
+    File(String),
+    Lab,
 }
 
 /// The lab file as written.
@@ -142,6 +151,7 @@ pub struct LabFile {
     pub name: Option<At<String>>,
     pub site: Option<At<String>>,
     pub images: Option<At<String>>,
+    pub secrets: Option<At<String>>,
     pub defaults: Settings,
     pub switches: Vec<Switch>,
     pub uplinks: Vec<Uplink>,
@@ -162,6 +172,9 @@ pub fn lab_file(root: &Entries, cx: &mut Cx) -> LabFile {
         images: t
             .take("images")
             .and_then(|v| cx.string(v, "images", "\"../images\"")),
+        secrets: t
+            .take("secrets")
+            .and_then(|v| cx.string(v, "secrets", "\"../secrets/seed\"")),
         ..LabFile::default()
     };
     if let Some(v) = t.take("defaults") {
@@ -292,9 +305,7 @@ fn node(name: At<String>, body: &Entries, cx: &mut Cx) -> Option<NodeSpec> {
             parse_address,
         )
     });
-    let secrets = t
-        .take("secrets")
-        .and_then(|v| cx.string(v, "secrets", "\"../secrets/dns1.cpio\""));
+    let secrets = t.take("secrets").and_then(|v| node_secrets(cx, v));
     let nics = t.take("nics").map(|v| nics(cx, v)).unwrap_or_default();
     t.finish(cx);
     Some(NodeSpec {
@@ -308,6 +319,19 @@ fn node(name: At<String>, body: &Entries, cx: &mut Cx) -> Option<NodeSpec> {
         secrets,
         nics,
     })
+}
+
+/// `secrets = "FILE"` (an overlay) or `secrets = true` (the lab's directory, packed at `up`).
+fn node_secrets(cx: &mut Cx, v: &Spanned<Raw>) -> Option<At<NodeSecrets>> {
+    let example = "true (the lab's secrets directory) or \"../secrets/dns1.cpio\"";
+    match v.get_ref() {
+        Raw::Bool(true) => Some(At::new(NodeSecrets::Lab, cx.at_of(v))),
+        Raw::Str(s) => Some(At::new(NodeSecrets::File(s.clone()), cx.at_of(v))),
+        _ => {
+            cx.wrong_type(v, "secrets", "true or a file name", example);
+            None
+        }
+    }
 }
 
 fn nics(cx: &mut Cx, v: &Spanned<Raw>) -> Vec<NicSpec> {
@@ -585,6 +609,9 @@ fn test(cx: &mut Cx, body: &Entries, pos: Pos) -> Option<LabTest> {
     let expect = t
         .take("expect")
         .and_then(|v| choice(cx, v, "expect", &expects));
+    let down = t
+        .take("down")
+        .and_then(|v| cx.string(v, "down", "\"DNS1\""));
     let kind = test_kind(&mut t, cx, pos);
     t.finish(cx);
     let Some(name) = name else {
@@ -599,6 +626,7 @@ fn test(cx: &mut Cx, body: &Entries, pos: Pos) -> Option<LabTest> {
         kind: kind?,
         expect: expect.map_or(Expect::Ok, |e| e.value),
         listen,
+        down,
     })
 }
 

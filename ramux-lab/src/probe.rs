@@ -14,6 +14,29 @@ use crate::site::SiteFacts;
 /// Addresses known only at run time (a DHCP client's lease), by node name. Empty before `up`.
 pub type Leases = BTreeMap<String, Ipv4Addr>;
 
+/// Profiles whose images carry the QEMU guest agent: probes start there and listeners open
+/// there. The appliances (router, dns, vpn) have none; their own services answer instead.
+pub const AGENT_PROFILES: &[&str] = &["client", "nas"];
+
+/// The node runs commands through the guest agent.
+pub fn has_agent(n: &Node) -> bool {
+    AGENT_PROFILES.contains(&n.profile.value.as_str())
+}
+
+/// The site addresses of the lab's appliances built as instances of the site (`up --build`
+/// builds DNS1 as instance dns1): a role-less node without `address` whose name, in lower case,
+/// is a HOST of the site holds that HOST's first IPv4 address. Merged into the [`Leases`].
+pub fn instance_addresses(lab: &Lab, site: &SiteFacts) -> Leases {
+    lab.nodes
+        .iter()
+        .filter(|n| n.enabled && n.role.is_none() && n.address.value == Address::Unset)
+        .filter_map(|n| {
+            let a = site.hosts.get(&n.name.value.to_lowercase())?.first()?;
+            Some((n.name.value.clone(), *a))
+        })
+        .collect()
+}
+
 /// The spelling of the uplink's VIP as a target (`vip:VLAN` for the VLANs).
 pub const UPLINK_VIP: &str = "vip:uplink";
 
@@ -249,9 +272,10 @@ pub fn plan_test(
     if let Some(l) = &t.listen {
         ep.holder = Some(Holder::Node(l.value.clone()));
     }
+    // An appliance (no agent) answers with its own service: no listener there.
     let listener = match (proto, &ep.holder) {
         (Proto::Ping, _) | (_, Some(Holder::Vip)) | (_, None) => None,
-        (_, Some(Holder::Node(n))) => Some(n.clone()),
+        (_, Some(Holder::Node(n))) => lab.node(n).filter(|n| has_agent(n)).map(|_| n.clone()),
     };
     Ok(ProbePlan {
         from: from.value.clone(),

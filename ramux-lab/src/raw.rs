@@ -260,7 +260,7 @@ impl Cx {
         self.pos(v.start())
     }
 
-    fn wrong_type(&mut self, v: &Spanned<Raw>, key: &str, expected: &str, example: &str) {
+    pub fn wrong_type(&mut self, v: &Spanned<Raw>, key: &str, expected: &str, example: &str) {
         let pos = self.at_of(v);
         self.diags.error(
             pos,

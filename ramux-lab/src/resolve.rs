@@ -10,7 +10,7 @@ use ramux_contract::mac::derived;
 
 use crate::diag::{At, Diags, Pos};
 use crate::model::{Accel, Address, Boot, Firmware, Lab, Nic, Node};
-use crate::parse::{LabFile, NicSpec, NodeSpec, Settings};
+use crate::parse::{LabFile, NicSpec, NodeSecrets, NodeSpec, Settings};
 
 /// Built-in defaults (what a node gets when neither it nor `[defaults]` says).
 pub const DEFAULT_MEMORY_MIB: u64 = 256;
@@ -59,6 +59,10 @@ pub fn resolve(file: &LabFile, dir: &Path, diags: &mut Diags) -> Lab {
         dir: dir.to_path_buf(),
         site: file
             .site
+            .as_ref()
+            .map(|s| At::new(dir.join(&s.value), s.pos)),
+        secrets: file
+            .secrets
             .as_ref()
             .map(|s| At::new(dir.join(&s.value), s.pos)),
         switches: file.switches.clone(),
@@ -153,7 +157,14 @@ fn node(
             .address
             .clone()
             .unwrap_or(At::new(Address::Unset, spec.name.pos)),
-        secrets: spec.secrets.as_ref().map(|s| dir.join(&s.value)),
+        secrets: match spec.secrets.as_ref().map(|s| &s.value) {
+            Some(NodeSecrets::File(f)) => Some(dir.join(f)),
+            _ => None,
+        },
+        lab_secrets: matches!(
+            spec.secrets.as_ref().map(|s| &s.value),
+            Some(NodeSecrets::Lab)
+        ),
         nics,
         nics_written: spec.nics.len(),
     })

@@ -145,6 +145,16 @@ fn nodes(lab: &Lab, diags: &mut Diags) {
                 fix,
             );
         }
+        if n.lab_secrets && lab.secrets.is_none() {
+            diags.error(
+                n.name.pos,
+                format!(
+                    "{} takes the lab's secrets (`secrets = true`), but the lab names no `secrets` directory",
+                    n.name.value
+                ),
+                "add secrets = \"DIR\" at the top (vlaunch lab up creates a throwaway one there)",
+            );
+        }
         if router && n.address.value != crate::model::Address::Unset {
             diags.error(
                 n.address.pos,
@@ -406,6 +416,16 @@ fn test_nodes(lab: &Lab, t: &LabTest, diags: &mut Diags) {
     }
     if let Some(l) = &t.listen {
         must_be_node.push(("listen", l));
+    }
+    if let Some(d) = &t.down {
+        must_be_node.push(("down", d));
+        if matches!(t.kind, TestKind::Failover { .. } | TestKind::Matrix) {
+            diags.error(
+                d.pos,
+                format!("test {:?}: `down` is for probe tests", t.name.value),
+                "a failover test faults its node itself: remove `down`",
+            );
+        }
     }
     for (key, name) in must_be_node {
         if lab.node(&name.value).is_none() {

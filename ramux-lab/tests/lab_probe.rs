@@ -34,7 +34,7 @@ fn find<'a>(m: &'a Matrix, from: &str, dst: &str, proto: Proto) -> &'a MatrixPro
 
 #[test]
 fn the_matrix_of_the_seed_site() {
-    let m = matrix(&lab(), &model().master);
+    let m = matrix(&lab(), &model().master, &Leases::new());
     let https = find(&m, "MV2", "172.16.10.21", Proto::Tcp(443));
     assert_eq!(
         (
@@ -44,18 +44,18 @@ fn the_matrix_of_the_seed_site() {
         ),
         ("users", "srv", "https")
     );
-    assert_eq!((https.expect, https.decided_by), (Expect::Ok, Some(49)));
+    assert_eq!((https.expect, https.decided_by), (Expect::Ok, Some(53)));
     assert_eq!(
         (https.listener.as_deref(), https.iif.as_str()),
         (Some("MV1"), "vlan20")
     );
-    // ssh is no rule's: the simulator finds the NOROUTE srv users guard (line 29) decides,
+    // ssh is no rule's: the simulator finds the NOROUTE srv users guard (line 31) decides,
     // before the final POLICY all all REJECT would
     let ssh = find(&m, "MV2", "172.16.10.21", Proto::Tcp(22));
-    assert_eq!((ssh.expect, ssh.decided_by), (Expect::Blocked, Some(29)));
-    // the DNAT flow: to the uplink VIP, answered by MV1 behind it, allowed by line 51
+    assert_eq!((ssh.expect, ssh.decided_by), (Expect::Blocked, Some(31)));
+    // the DNAT flow: to the uplink VIP, answered by MV1 behind it, allowed by line 55
     let dnat = find(&m, "internet", "10.1.1.4", Proto::Tcp(443));
-    assert_eq!((dnat.expect, dnat.decided_by), (Expect::Ok, Some(51)));
+    assert_eq!((dnat.expect, dnat.decided_by), (Expect::Ok, Some(55)));
     assert_eq!(
         (dnat.listener.as_deref(), dnat.dst_zone.as_str()),
         (Some("MV1"), "srv")
@@ -64,17 +64,17 @@ fn the_matrix_of_the_seed_site() {
     let fw = find(&m, "MV2", "172.16.20.1", Proto::Ping);
     assert_eq!(
         (fw.expect, fw.decided_by, fw.listener.clone()),
-        (Expect::Ok, Some(54), None)
+        (Expect::Ok, Some(58), None)
     );
     assert_eq!(fw.plan().target.holder, Some(Holder::Vip));
     let out = find(&m, "internet", "172.16.20.50", Proto::Udp(53));
-    assert_eq!((out.expect, out.decided_by), (Expect::Blocked, Some(68)));
+    assert_eq!((out.expect, out.decided_by), (Expect::Blocked, Some(72)));
     assert!(m.probes.len() < MAX_PROBES, "{}", m.probes.len());
 }
 
 #[test]
 fn the_matrix_says_why_it_cannot_probe() {
-    let m = matrix(&lab(), &model().master);
+    let m = matrix(&lab(), &model().master, &Leases::new());
     let reason = |line: u32| {
         m.unprobed
             .iter()
@@ -83,28 +83,31 @@ fn the_matrix_says_why_it_cannot_probe() {
             .unwrap_or_else(|| panic!("line {line} not unprobed: {:#?}", m.unprobed))
     };
     assert_eq!(
-        reason(47),
+        reason(50),
         "no lab node in zone srv holds dns1's address 172.16.10.10: give a client that address"
     );
     assert_eq!(
-        reason(48),
+        reason(52),
         "no lab node in zone users has an address in nas 172.16.20.240/28: give a client one"
     );
-    assert!(reason(61).starts_with("no lab node holds vpn1's address 172.16.10.20"));
+    assert!(reason(65).starts_with("no lab node holds vpn1's address 172.16.10.20"));
     assert!(
-        reason(54).contains("no listener can be opened"),
+        reason(58).contains("no listener can be opened"),
         "{}",
-        reason(54)
+        reason(58)
     );
     let from_fw = m.unprobed.iter().filter(|u| u.src_zone == "fw").count();
-    assert_eq!(from_fw, 3, "one line per pair from fw");
+    assert_eq!(
+        from_fw, 4,
+        "one line per pair from fw (the relay's fw -> srv included)"
+    );
 }
 
 #[test]
 fn the_matrix_is_deterministic_and_deduplicated() {
     let (lab, model) = (lab(), model());
-    let a = matrix(&lab, &model.master);
-    assert_eq!(a, matrix(&lab, &model.master));
+    let a = matrix(&lab, &model.master, &Leases::new());
+    assert_eq!(a, matrix(&lab, &model.master, &Leases::new()));
     let mut keys: Vec<_> = a
         .probes
         .iter()
@@ -206,7 +209,7 @@ fn the_seed_sites_vrrp_and_its_failover_theory() {
 #[test]
 fn a_matrix_probe_reports_the_line_that_decided() {
     use ramux_lab::report::{judge_matrix, Outcome, Seen};
-    let m = matrix(&lab(), &model().master);
+    let m = matrix(&lab(), &model().master, &Leases::new());
     let p = find(&m, "MV2", "172.16.10.21", Proto::Tcp(443));
     let seen = Seen::Answered {
         by: Some("MV1".into()),
@@ -217,7 +220,7 @@ fn a_matrix_probe_reports_the_line_that_decided() {
     assert_eq!(r.name, "the matrix: users -> srv https (MV2)");
     assert_eq!(
         r.detail,
-        "tcp 172.16.20.50 -> 172.16.10.21:443 answered by MV1 in 3 ms; ALLOW users -> srv, site line 49"
+        "tcp 172.16.20.50 -> 172.16.10.21:443 answered by MV1 in 3 ms; ALLOW users -> srv, site line 53"
     );
     let ssh = find(&m, "MV2", "172.16.10.21", Proto::Tcp(22));
     let r = judge_matrix("the matrix", ssh, &seen, std::time::Duration::ZERO);
@@ -227,6 +230,6 @@ fn a_matrix_probe_reports_the_line_that_decided() {
 #[test]
 fn the_seed_matrix_size() {
     // docs/lab.md quotes it: a change here is worth a look at the generator
-    let m = matrix(&lab(), &model().master);
-    assert_eq!((m.probes.len(), m.unprobed.len()), (52, 13));
+    let m = matrix(&lab(), &model().master, &Leases::new());
+    assert_eq!((m.probes.len(), m.unprobed.len()), (52, 17));
 }

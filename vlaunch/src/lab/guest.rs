@@ -143,6 +143,62 @@ pub fn parse_nslookup(out: &str) -> Vec<String> {
         .collect()
 }
 
+/// busybox nslookup heard back from the server (an answer, NXDOMAIN too), not a timeout.
+pub fn dns_answered(out: &str) -> bool {
+    !out.trim().is_empty()
+        && !out.contains("timed out")
+        && !out.contains("no servers could be reached")
+}
+
+/// A DHCP exchange run now, beside the client's own udhcpc: its event script only prints the
+/// lease (`-s` with a script that configures nothing), `-q` quits once bound without releasing.
+pub const FRESH_LEASE: &str = "umask 077; s=/tmp/ramux-fresh-lease.sh; \
+printf '%s\\n' '#!/bin/sh' '[ \"$1\" = bound ] && echo \"lease ip=$ip router=$router serverid=$serverid dns=$dns\"' 'exit 0' >$s; \
+chmod 700 $s; udhcpc -i eth0 -f -q -n -t 4 -T 3 -s $s 2>/dev/null; rm -f $s; true";
+
+/// What a fresh exchange leased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshLease {
+    pub ip: Ipv4Addr,
+    pub router: Ipv4Addr,
+    /// The DHCP server that answered (its own address, not the relay's).
+    pub server: Option<Ipv4Addr>,
+    pub dns: Vec<Ipv4Addr>,
+}
+
+impl FreshLease {
+    pub fn describe(&self) -> String {
+        let dns: Vec<String> = self.dns.iter().map(Ipv4Addr::to_string).collect();
+        format!(
+            "{} via {} from server {} (DNS {})",
+            self.ip,
+            self.router,
+            self.server.map_or("?".into(), |s| s.to_string()),
+            dns.join(" ")
+        )
+    }
+}
+
+/// `lease ip=A router=R serverid=S dns=D1 D2` -> the lease.
+pub fn parse_fresh_lease(out: &str) -> Option<FreshLease> {
+    let l = out.lines().find_map(|l| l.trim().strip_prefix("lease "))?;
+    let (head, dns) = l.split_once("dns=").unwrap_or((l, ""));
+    let field = |k: &str| {
+        head.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next()?.parse::<Ipv4Addr>().ok())
+    };
+    Some(FreshLease {
+        ip: field("ip=")?,
+        router: field("router=")?,
+        server: field("serverid="),
+        dns: dns
+            .split_whitespace()
+            .filter_map(|d| d.parse().ok())
+            .collect(),
+    })
+}
+
 /// `192.168.1.1 dev eth0 lladdr 00:16:3e:aa:bb:cc REACHABLE` -> the MAC.
 pub fn parse_neigh(out: &str) -> Option<String> {
     let mut w = out.split_whitespace();
@@ -176,6 +232,26 @@ mod tests {
         let ns = "Server:\t\t172.16.10.10\nAddress:\t172.16.10.10:53\n\n\
                   Name:\tweb1.site\nAddress: 172.16.10.21\n";
         assert_eq!(parse_nslookup(ns), ["172.16.10.21"]);
+        let f = parse_fresh_lease(
+            "udhcpc: started\nlease ip=172.16.20.60 router=172.16.20.1 serverid=172.16.10.14 dns=172.16.10.10 172.16.10.14\n",
+        )
+        .unwrap();
+        assert_eq!(f.ip.to_string(), "172.16.20.60");
+        assert_eq!(
+            f.server.map(|s| s.to_string()).as_deref(),
+            Some("172.16.10.14")
+        );
+        assert_eq!(f.dns.len(), 2);
+        assert!(
+            parse_fresh_lease("lease ip=1.2.3.4 dns=\n").is_none(),
+            "no router"
+        );
+        assert!(dns_answered(
+            "Server:\t\t172.16.10.10\n** server can't find x: NXDOMAIN\n"
+        ));
+        assert!(!dns_answered(
+            ";; connection timed out; no servers could be reached\n"
+        ));
         let n = "172.16.20.1 dev eth0 lladdr 00:16:3E:AA:BB:CC REACHABLE\n";
         assert_eq!(parse_neigh(n).as_deref(), Some("00:16:3e:aa:bb:cc"));
     }

@@ -60,6 +60,7 @@ impl<'a> Run<'a> {
     /// The DHCP clients' leases, read from their eth0 (a client without one is left out and
     /// its tests say so).
     pub fn learn_leases(&mut self) {
+        self.leases = probe::instance_addresses(self.lab, &self.site.facts);
         let dhcp: Vec<String> = self
             .lab
             .nodes
@@ -110,6 +111,9 @@ impl<'a> Run<'a> {
     /// nc.openbsd (Debian's busybox nc has no -u), which the client image carries.
     fn nc(&mut self, p: &ProbePlan, port: u16) -> Result<Seen> {
         let udp = matches!(p.proto, Proto::Udp(_));
+        if udp && port == 53 && p.listener.is_none() {
+            return self.dns_query(p);
+        }
         let (listen, send) = if udp {
             (
                 format!("nc.openbsd -u -l {port}"),
@@ -161,6 +165,26 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// udp/53 to an appliance: a real query (its dnsmasq answers; any answer, NXDOMAIN too,
+    /// means the packet got through).
+    fn dns_query(&mut self, p: &ProbePlan) -> Result<Seen> {
+        let line = format!("nslookup ramux-probe.invalid {} 2>&1", p.target.addr);
+        let t0 = Instant::now();
+        let out = self.guest(&p.from)?.sh(&line, Duration::from_secs(20))?;
+        let rtt_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let by = match &p.target.holder {
+            Some(Holder::Node(n)) => Some(n.clone()),
+            _ => None,
+        };
+        Ok(
+            if guest::dns_answered(&String::from_utf8_lossy(&out.stdout)) {
+                Seen::Answered { by, rtt_ms }
+            } else {
+                Seen::NoAnswer
+            },
+        )
+    }
+
     /// Starts a listener in the background on `node`; its pid. The short pause lets it bind
     /// before the probe is sent.
     fn listen(&mut self, node: &str, line: &str, log: &str) -> Result<u32> {
@@ -183,7 +207,7 @@ impl<'a> Run<'a> {
         if let TestKind::Matrix = t.kind {
             return self.matrix(t, say);
         }
-        let (result, detail, measured) = match self.one(t) {
+        let (result, detail, measured) = match self.take_down(t, say).and_then(|_| self.one(t)) {
             Ok(r) => r,
             Err(e) => (Outcome::Error, format!("{e:#}"), Measured::default()),
         };
@@ -198,6 +222,24 @@ impl<'a> Run<'a> {
         };
         say(&report::text_line(&r));
         vec![r]
+    }
+
+    /// `down = "NODE"`: crash it before the test unless it is down already; it stays down.
+    fn take_down(&mut self, t: &LabTest, say: &mut dyn FnMut(&str)) -> Result<()> {
+        let Some(d) = &t.down else { return Ok(()) };
+        let h = self.handle(&d.value)?;
+        if h.running().is_err() {
+            return Ok(());
+        }
+        say(&format!(
+            "{}: crashing {} first (down)",
+            t.name.value, d.value
+        ));
+        fault::apply(&h, FaultCmd::Crash)?;
+        let (dir, st) = (self.dir.clone(), &mut self.state);
+        fault::record(&dir, st, &d.value, FaultCmd::Crash)?;
+        self.guests.remove(&d.value);
+        Ok(())
     }
 
     fn one(&mut self, t: &LabTest) -> Result<(Outcome, String, Measured)> {
@@ -240,23 +282,38 @@ impl<'a> Run<'a> {
         let addr = g.address("eth0")?;
         let gw =
             guest::parse_gateway(&g.sh_ok("ip -4 route show default", Duration::from_secs(10))?);
+        let fresh =
+            guest::parse_fresh_lease(&g.sh_ok(guest::FRESH_LEASE, Duration::from_secs(40))?);
         let facts = &self.site.facts;
         let (net, vip) = (facts.vlan_networks.get(&vid), facts.vips.get(&vid));
         let m = Measured {
-            lease: addr.map(|a| a.0),
+            lease: fresh.as_ref().map(|f| f.ip),
             ..Measured::default()
         };
-        let in_net =
-            matches!((addr, net), (Some((a, _)), Some((n, len))) if probe::same_net(a, *n, *len));
-        let pass = in_net && gw.is_some() && gw == vip.copied();
+        let in_net = |a: Ipv4Addr| matches!(net, Some((n, len)) if probe::same_net(a, *n, *len));
+        let booted = addr.is_some_and(|(a, _)| in_net(a)) && gw.is_some() && gw == vip.copied();
+        let now = fresh
+            .as_ref()
+            .is_some_and(|f| in_net(f.ip) && Some(f.router) == vip.copied() && !f.dns.is_empty());
         let detail = format!(
-            "{from} eth0 {} via {} (VLAN {vid}: network {}, VIP {})",
+            "{from} eth0 {} via {}; a new exchange now: {} (VLAN {vid}: network {}, VIP {})",
             addr.map_or("no address".into(), |(a, n)| format!("{a}/{n}")),
             gw.map_or("no gateway".into(), |g| g.to_string()),
+            fresh
+                .as_ref()
+                .map_or("no lease".into(), guest::FreshLease::describe),
             net.map_or("?".into(), |(n, l)| format!("{n}/{l}")),
             vip.map_or("?".into(), |v| v.to_string())
         );
-        Ok((if pass { Outcome::Pass } else { Outcome::Fail }, detail, m))
+        Ok((
+            if booted && now {
+                Outcome::Pass
+            } else {
+                Outcome::Fail
+            },
+            detail,
+            m,
+        ))
     }
 
     fn dns(
@@ -284,7 +341,7 @@ impl<'a> Run<'a> {
 
     /// One result per generated probe, each compared with the simulator's verdict.
     fn matrix(&mut self, t: &LabTest, say: &mut dyn FnMut(&str)) -> Vec<TestResult> {
-        let m = ramux_lab::matrix::matrix(self.lab, &self.site.master);
+        let m = ramux_lab::matrix::matrix(self.lab, &self.site.master, &self.leases);
         say(&format!(
             "{}: {} probes from the site, {} pairs not probeable",
             t.name.value,

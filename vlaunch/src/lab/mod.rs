@@ -20,6 +20,7 @@ pub mod guest;
 pub mod labtest;
 pub mod node;
 pub mod restart;
+pub mod secrets;
 pub mod state;
 pub mod status;
 pub mod switch;

@@ -184,7 +184,11 @@ pub fn launch_options(node: &Node, dir: &LabDir) -> LaunchOptions {
     o.macs = node.nics.iter().map(|c| c.mac.value).collect();
     o.models = node.nics.iter().map(|c| c.model.clone()).collect();
     o.qemu_args = node.qemu_args.clone();
-    o.secrets = node.secrets.clone();
+    o.secrets = if node.lab_secrets {
+        Some(super::secrets::overlay_path(dir, node))
+    } else {
+        node.secrets.clone()
+    };
     o.state_root = dir.vms_root();
     o
 }
@@ -319,6 +323,7 @@ pub fn up(lab: &Lab, file: &Path, opts: &UpOptions, say: &mut dyn FnMut(&str)) -
         say,
     };
     run.save()?;
+    super::secrets::prepare(lab, &run.dir, &order, run.say)?;
     run.start_switches()?;
     if opts.wait {
         boot_gated(&mut run, &order, opts.max_booting.max(1))?;

@@ -1,0 +1,158 @@
+//! The lab's site secrets (`secrets = "DIR"` at the top of the lab file): a throwaway set made
+//! from the site when the directory does not exist (`vbuild secrets init` with the site's NAS
+//! secret names, 802.1X users and certificate CNs), and one overlay packed from it per node
+//! with `secrets = true`, handed to the VM as fw_cfg like `vlaunch --secrets`
+//! (docs/secrets.md). A real site's secrets are never made here: name an existing directory.
+
+use super::state::LabDir;
+use anyhow::{anyhow, Context, Result};
+use labwall::aaa::IdentityKind;
+use ramux_lab::model::{Lab, Node};
+use std::path::{Path, PathBuf};
+
+/// Where the overlay of `node` is written (in the lab's state directory, mode 0600).
+pub fn overlay_path(dir: &LabDir, node: &Node) -> PathBuf {
+    dir.0
+        .join("secrets")
+        .join(format!("{}.cpio", node.name.value))
+}
+
+/// Makes the lab's secrets directory if it is missing, then packs the overlay of every
+/// selected node with `secrets = true`.
+pub fn prepare(lab: &Lab, dir: &LabDir, nodes: &[String], say: &mut dyn FnMut(&str)) -> Result<()> {
+    let wanted: Vec<&Node> = nodes
+        .iter()
+        .filter_map(|n| lab.node(n))
+        .filter(|n| n.lab_secrets)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let src = lab
+        .secrets
+        .as_ref()
+        .map(|s| s.value.clone())
+        .ok_or_else(|| anyhow!("nodes take the lab's secrets, but the lab names no `secrets`"))?;
+    if !src.exists() {
+        make_throwaway(lab, &src, say)?;
+    }
+    for n in wanted {
+        let bytes = vbuild::secrets::pack(&src, &[])
+            .with_context(|| format!("packing {} for {}", src.display(), n.name.value))?;
+        let out = overlay_path(dir, n);
+        std::fs::create_dir_all(out.parent().expect("has a parent"))?;
+        vbuild::secrets::write_overlay(&out, &bytes)?;
+    }
+    Ok(())
+}
+
+/// What a throwaway set for the site holds: NAS secret names, 802.1X users (random
+/// passwords), certificate CNs (802.1X CNs and VPN users).
+pub fn request_for(
+    site: &labwall::model::Site,
+    dir: &Path,
+) -> Result<vbuild::secrets::InitRequest> {
+    let s = &site.services;
+    let mut nas: Vec<String> = s.nas.iter().map(|n| n.secret.clone()).collect();
+    nas.sort();
+    nas.dedup();
+    let mut users = Vec::new();
+    let mut cns: Vec<String> = s.vpn_users.iter().map(|u| u.cn.clone()).collect();
+    for id in &s.dot1x {
+        match id.kind {
+            IdentityKind::User => users.push((id.name.clone(), random_password()?)),
+            IdentityKind::CertCn => cns.push(id.name.clone()),
+        }
+    }
+    cns.sort();
+    cns.dedup();
+    Ok(vbuild::secrets::InitRequest {
+        dir: dir.to_path_buf(),
+        nas,
+        users,
+        cns,
+    })
+}
+
+fn random_password() -> Result<String> {
+    let mut b = [0u8; 12];
+    getrandom(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn getrandom(buf: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .context("reading /dev/urandom")
+}
+
+/// `vbuild secrets init` for the lab's site; the users' passwords go beside their client
+/// certificates (`pki/clients/<user>.password`, never packed), for the lab's own clients.
+fn make_throwaway(lab: &Lab, dir: &Path, say: &mut dyn FnMut(&str)) -> Result<()> {
+    let site = lab
+        .site
+        .as_ref()
+        .ok_or_else(|| anyhow!("the lab's secrets are made from its site: add `site`"))?;
+    let c = labwall::compile_path(&site.value, &master_options())
+        .map_err(|d| anyhow!("{}", labwall::diag::render_all(&d)))?;
+    let req = request_for(&c.site, dir)?;
+    vbuild::secrets::init(&req)?;
+    for (user, pw) in &req.users {
+        let f = dir
+            .join(vbuild::secrets::CLIENTS_DIR)
+            .join(format!("{user}.password"));
+        write_private(&f, format!("{pw}\n").as_bytes())?;
+    }
+    say(&format!(
+        "lab: secrets: {} did not exist: made a throwaway set for the site (NAS {}, users {}, CNs {})",
+        dir.display(),
+        req.nas.join(" "),
+        req.users.iter().map(|u| u.0.as_str()).collect::<Vec<_>>().join(" "),
+        req.cns.join(" ")
+    ));
+    Ok(())
+}
+
+fn master_options() -> labwall::Options {
+    labwall::Options {
+        role: "MASTER".into(),
+        defines: vec![],
+        allow_exec: false,
+        compat_vips_all: false,
+        system_hostname: None,
+    }
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(data)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_throwaway_set_covers_the_sites_nas_users_and_cns() {
+        let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/router/site.lw");
+        let c = labwall::compile_path(&site, &master_options()).unwrap();
+        let r = request_for(&c.site, Path::new("/x")).unwrap();
+        assert_eq!(r.nas, ["sw1", "vpn1"]);
+        let users: Vec<&str> = r.users.iter().map(|u| u.0.as_str()).collect();
+        assert_eq!(users, ["alice", "bob"]);
+        assert!(r
+            .users
+            .iter()
+            .all(|u| u.1.len() == 24 && u.1 != r.users[0].1 || u.0 == "alice"));
+        assert_eq!(r.cns, ["alice", "alice-8021x", "bob"]);
+    }
+}
