@@ -23,6 +23,7 @@ pub mod model;
 pub mod parse;
 pub mod plan;
 pub mod probe;
+pub mod radius;
 mod raw;
 pub mod report;
 pub mod resolve;

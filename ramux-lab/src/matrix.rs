@@ -194,7 +194,6 @@ fn place<'a>(lab: &'a Lab, site: &'a Site, known: &Leases) -> Vec<Placed<'a>> {
             let addr = match n.address.value {
                 Address::Static { addr, .. } => addr,
                 Address::Unset | Address::Dhcp => *known.get(&n.name.value)?,
-                _ => return None,
             };
             let iface = site
                 .ifaces
@@ -444,9 +443,20 @@ fn pick<'a, 'p>(
     let inside = |p: &&Placed| match sel {
         None => true,
         Some(s) => s.nets.iter().any(|n| n.contains(IpAddr::V4(p.addr))),
-    } && (p.agent || !source);
-    if let Some(p) = placed.iter().filter(|p| p.iface.zone == zone).find(inside) {
+    };
+    let mut here = placed
+        .iter()
+        .filter(|p| p.iface.zone == zone)
+        .filter(inside);
+    if let Some(p) = here.clone().find(|p| p.agent || !source) {
         return Ok(p);
+    }
+    if let Some(p) = here.next() {
+        return Err(format!(
+            "{} holds the address but is an appliance without a guest agent: probes start \
+             only on clients",
+            p.name
+        ));
     }
     Err(match sel {
         Some(s) => no_node(site, zone, s),

@@ -227,6 +227,16 @@ pub enum TestKind {
         name: At<String>,
         addresses: Vec<String>,
     },
+    /// A RADIUS request from `from` (a NAS of the site) to `server`, as a switch (MAB) or a
+    /// supplicant behind one (PEAP, EAP-TLS) sends it.
+    Radius {
+        method: RadiusMethod,
+        server: At<String>,
+        /// The MAC (MAB), the user (PEAP) or the certificate CN (TLS).
+        identity: At<String>,
+        /// The VLAN the Access-Accept must carry (RFC 3580 Tunnel-Private-Group-Id).
+        vlan: Option<u16>,
+    },
     Failover {
         node: At<String>,
         fault: Fault,
@@ -234,6 +244,14 @@ pub enum TestKind {
         max_outage: Duration,
     },
     Matrix,
+}
+
+/// How a `radius` test authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RadiusMethod {
+    Mab,
+    Peap,
+    Tls,
 }
 
 /// A fault to apply to a node.

@@ -8,8 +8,8 @@ use ramux_contract::Role;
 
 use crate::diag::{At, Pos};
 use crate::model::{
-    Accel, Address, Boot, Engine, Expect, Fault, Firmware, Gateway, LabTest, Switch, TestKind,
-    Uplink, VlanMode, Vxlan,
+    Accel, Address, Boot, Engine, Expect, Fault, Firmware, Gateway, LabTest, RadiusMethod, Switch,
+    TestKind, Uplink, VlanMode, Vxlan,
 };
 use crate::raw::{Cx, Entries, Raw, Spanned, Table};
 use crate::units::{parse_duration, parse_memory_mib};
@@ -69,9 +69,15 @@ const TEST_KEYS: &[&str] = &[
     "max_outage",
     "matrix",
     "down",
+    "radius",
+    "server",
+    "identity",
+    "vlan",
 ];
 /// The keys of `[[test]]` that say what it does; exactly one per test.
-const TEST_KINDS: &[&str] = &["ping", "tcp", "udp", "dhcp", "dns", "failover", "matrix"];
+const TEST_KINDS: &[&str] = &[
+    "ping", "tcp", "udp", "dhcp", "dns", "radius", "failover", "matrix",
+];
 
 /// The settings `[defaults]` and a node share; a node's own value wins.
 #[derive(Debug, Clone, Default)]
@@ -605,15 +611,22 @@ fn test(cx: &mut Cx, body: &Entries, pos: Pos) -> Option<LabTest> {
     let listen = t
         .take("listen")
         .and_then(|v| cx.string(v, "listen", "\"RT1\""));
-    let expects = [("ok", Expect::Ok), ("blocked", Expect::Blocked)];
-    let expect = t
-        .take("expect")
-        .and_then(|v| choice(cx, v, "expect", &expects));
+    let expects = [
+        ("ok", Expect::Ok),
+        ("blocked", Expect::Blocked),
+        ("accept", Expect::Ok),
+        ("reject", Expect::Blocked),
+    ];
+    let expect_v = t.take("expect");
+    let expect = expect_v.and_then(|v| choice(cx, v, "expect", &expects));
     let down = t
         .take("down")
         .and_then(|v| cx.string(v, "down", "\"DNS1\""));
     let kind = test_kind(&mut t, cx, pos);
     t.finish(cx);
+    if let (Some(v), Some(k)) = (expect_v, &kind) {
+        expect_words(cx, v, k);
+    }
     let Some(name) = name else {
         cx.diags
             .error(pos, "a test has no `name`", "add name = \"what it shows\"");
@@ -628,6 +641,25 @@ fn test(cx: &mut Cx, body: &Entries, pos: Pos) -> Option<LabTest> {
         listen,
         down,
     })
+}
+
+/// `accept`/`reject` belong to radius tests, `ok`/`blocked` to the others.
+fn expect_words(cx: &mut Cx, v: &Spanned<Raw>, kind: &TestKind) {
+    let Raw::Str(word) = v.get_ref() else { return };
+    let radius = matches!(kind, TestKind::Radius { .. });
+    if radius != matches!(word.as_str(), "accept" | "reject") {
+        let fix = if radius {
+            "a radius test expects \"accept\" or \"reject\""
+        } else {
+            "this test expects \"ok\" or \"blocked\""
+        };
+        let pos = cx.at_of(v);
+        cx.diags.error(
+            pos,
+            format!("`expect` = {word:?} does not fit this test"),
+            fix,
+        );
+    }
 }
 
 /// The one kind key of a test and the keys that go with it.
@@ -673,8 +705,45 @@ fn test_kind(t: &mut Table, cx: &mut Cx, pos: Pos) -> Option<TestKind> {
                 addresses: addresses.map_or_else(Vec::new, |a| a.value),
             })
         }
+        "radius" => radius(t, cx, v, pos),
         _ => failover(t, cx, v, pos),
     }
+}
+
+/// `radius = "mab"|"peap"|"tls"`, `server`, `identity`, optional `vlan`.
+fn radius(t: &mut Table, cx: &mut Cx, v: &Spanned<Raw>, pos: Pos) -> Option<TestKind> {
+    let methods = [
+        ("mab", RadiusMethod::Mab),
+        ("peap", RadiusMethod::Peap),
+        ("tls", RadiusMethod::Tls),
+    ];
+    let method = choice(cx, v, "radius", &methods);
+    let (server_v, id_v) = (t.take("server"), t.take("identity"));
+    let examples = [
+        ("server", "\"dns1\""),
+        (
+            "identity",
+            "\"52:54:00:20:00:30\" (MAB), \"alice\" (PEAP, TLS)",
+        ),
+    ];
+    for ((key, example), given) in examples.iter().zip([server_v.is_some(), id_v.is_some()]) {
+        if !given {
+            cx.diags.error(
+                pos,
+                format!("a radius test needs `{key}`"),
+                format!("add {key} = {example}"),
+            );
+        }
+    }
+    let server = server_v.and_then(|s| cx.string(s, "server", "\"dns1\""));
+    let identity = id_v.and_then(|s| cx.string(s, "identity", "\"alice\""));
+    let vlan = t.take("vlan").and_then(|x| vid(cx, x, "vlan"));
+    Some(TestKind::Radius {
+        method: method?.value,
+        server: server?,
+        identity: identity?,
+        vlan,
+    })
 }
 
 /// `tcp = "web1:443"`.

@@ -93,6 +93,7 @@ pub fn kind_name(k: &TestKind) -> &'static str {
         TestKind::Udp { .. } => "udp",
         TestKind::Dhcp => "dhcp",
         TestKind::Dns { .. } => "dns",
+        TestKind::Radius { .. } => "radius",
         TestKind::Failover { .. } => "failover",
         TestKind::Matrix => "matrix",
     }

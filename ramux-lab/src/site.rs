@@ -357,6 +357,7 @@ fn test_targets(lab: &Lab, site: &SiteFacts, diags: &mut Diags) {
             | TestKind::Tcp { target, .. }
             | TestKind::Udp { target, .. } => target,
             TestKind::Failover { probe, .. } => probe,
+            TestKind::Radius { server, .. } => server,
             _ => continue,
         };
         let v = target.value.as_str();

@@ -478,3 +478,39 @@ mod trunk_tests {
         assert!(e.contains("is not one or two IPv4 addresses"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod secrets_and_down_tests {
+    use std::path::Path;
+
+    fn errors(top: &str, node: &str, test: &str) -> String {
+        let text = format!(
+            "name = \"t\"\n{top}\n[node.DNS1]\nprofile = \"dns\"\niso = \"d.iso\"\n{node}\n\
+             [node.MV2]\nprofile = \"client\"\niso = \"c.iso\"\n\
+             [[test]]\nname = \"lease\"\nfrom = \"MV2\"\ndhcp = true\n{test}\n"
+        );
+        let c = crate::check_text(&text, "lab.toml", Path::new("/l"), None);
+        crate::render_all(&c.diagnostics)
+    }
+
+    #[test]
+    fn lab_secrets_need_the_directory_and_down_a_node() {
+        let e = errors("", "secrets = true", "");
+        assert!(
+            e.contains("DNS1 takes the lab's secrets (`secrets = true`), but the lab names no `secrets` directory"),
+            "{e}"
+        );
+        assert!(!errors("secrets = \"s\"", "secrets = true", "").contains("error"));
+        let e = errors("", "secrets = 3", "");
+        assert!(
+            e.contains("`secrets`") && e.contains("true or a file name"),
+            "{e}"
+        );
+        let e = errors("", "", "down = \"DNS9\"");
+        assert!(
+            e.contains("`down` = \"DNS9\" is not a node of this lab"),
+            "{e}"
+        );
+        assert!(!errors("", "", "down = \"DNS1\"").contains("error"));
+    }
+}

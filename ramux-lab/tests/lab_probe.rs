@@ -233,3 +233,52 @@ fn the_seed_matrix_size() {
     let m = matrix(&lab(), &model().master, &Leases::new());
     assert_eq!((m.probes.len(), m.unprobed.len()), (52, 17));
 }
+
+/// A radius test runs on a node holding a NAS line's address and asks the site's server; a
+/// node that is no NAS is refused before anything runs.
+#[test]
+fn a_radius_test_is_planned_from_a_nas_of_the_site() {
+    let text = r#"name = "r"
+site = "../../../profiles/router/site.lw"
+[node.NAS1]
+profile = "nas"
+iso = "n.iso"
+address = "172.16.20.241/24 via vip"
+[node.MV2]
+profile = "client"
+iso = "c.iso"
+address = "172.16.20.50/24 via vip"
+[node.DNS1]
+profile = "dns"
+iso = "d.iso"
+[[test]]
+name = "mab"
+from = "NAS1"
+radius = "mab"
+server = "dns1"
+identity = "52:54:00:20:00:30"
+vlan = 20
+[[test]]
+name = "peap from a user"
+from = "MV2"
+radius = "peap"
+server = "DNS1"
+identity = "alice"
+expect = "reject"
+"#;
+    let c = ramux_lab::check_text(text, "r.toml", &crate_dir().join("tests/labs"), None);
+    let lab = c.lab.expect("a lab");
+    let m = model();
+    let known = ramux_lab::probe::instance_addresses(&lab, &m.facts);
+    assert_eq!(known.get("DNS1"), Some(&ip("172.16.10.10")));
+    let p = ramux_lab::radius::plan(&lab, &m.master.site, &m.facts, &lab.tests[0], &known).unwrap();
+    assert_eq!((p.nas.as_str(), p.server), ("sw1", ip("172.16.10.10")));
+    assert_eq!((p.expect, p.vlan), (Expect::Ok, Some(20)));
+    let e = ramux_lab::radius::plan(&lab, &m.master.site, &m.facts, &lab.tests[1], &known)
+        .unwrap_err();
+    assert!(e.contains("MV2 (172.16.20.50) is no NAS of the site"), "{e}");
+    let bad = text.replace("expect = \"reject\"", "expect = \"blocked\"");
+    let c = ramux_lab::check_text(&bad, "r.toml", &crate_dir().join("tests/labs"), None);
+    let e = ramux_lab::render_all(&c.diagnostics);
+    assert!(e.contains("`expect` = \"blocked\" does not fit this test"), "{e}");
+}

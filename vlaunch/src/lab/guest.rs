@@ -40,6 +40,20 @@ impl Guest {
             .with_context(|| format!("{}: running {script:?}", self.name))
     }
 
+    /// [`Guest::sh`] with `input` on its stdin (how files reach the guest: the agent, never
+    /// the network under test).
+    pub fn sh_input(
+        &mut self,
+        script: &str,
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        let argv = ["/bin/sh".to_string(), "-c".into(), script.to_string()];
+        self.agent
+            .exec(&argv, Some(input), timeout)
+            .with_context(|| format!("{}: running {script:?}", self.name))
+    }
+
     /// [`Guest::sh`], stdout as text; an error when it exits non-zero.
     pub fn sh_ok(&mut self, script: &str, timeout: Duration) -> Result<String> {
         let o = self.sh(script, timeout)?;

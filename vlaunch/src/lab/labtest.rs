@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use ramux_lab::failover::{self, FailoverMeasured};
 use ramux_lab::model::{Address, Lab, LabTest, TestKind};
 use ramux_lab::probe::{self, Holder, Leases, ProbePlan, Proto};
+use ramux_lab::radius;
 use ramux_lab::report::{self, Measured, Outcome, Seen, TestResult};
 use ramux_lab::sitefile::SiteModel;
 use std::collections::BTreeMap;
@@ -168,7 +169,8 @@ impl<'a> Run<'a> {
     /// udp/53 to an appliance: a real query (its dnsmasq answers; any answer, NXDOMAIN too,
     /// means the packet got through).
     fn dns_query(&mut self, p: &ProbePlan) -> Result<Seen> {
-        let line = format!("nslookup ramux-probe.invalid {} 2>&1", p.target.addr);
+        // The server's own PTR: dnsmasq answers the site's reverse zone itself (bogus-priv).
+        let line = format!("nslookup {0} {0} 2>&1", p.target.addr);
         let t0 = Instant::now();
         let out = self.guest(&p.from)?.sh(&line, Duration::from_secs(20))?;
         let rtt_ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -251,6 +253,7 @@ impl<'a> Run<'a> {
                 Ok(report::judge_probe(&plan, self.src_of(&plan.from), &seen))
             }
             TestKind::Dhcp => self.dhcp(t),
+            TestKind::Radius { .. } => self.radius(t),
             TestKind::Dns { name, addresses } => self.dns(t, &name.value, addresses),
             TestKind::Failover {
                 node,
@@ -376,6 +379,54 @@ impl<'a> Run<'a> {
             out.push(r);
         }
         out
+    }
+}
+
+impl Run<'_> {
+    /// A RADIUS request from a NAS node: its files copied in through the agent (mode 0600 in a
+    /// private directory), radclient or eapol_test run, the directory removed.
+    fn radius(&mut self, t: &LabTest) -> Result<(Outcome, String, Measured)> {
+        let p = radius::plan(
+            self.lab,
+            &self.site.master.site,
+            &self.site.facts,
+            t,
+            &self.leases,
+        )
+        .map_err(anyhow::Error::msg)?;
+        let secrets = self
+            .lab
+            .secrets
+            .as_ref()
+            .map(|s| s.value.clone())
+            .context("a radius test reads the NAS secret from the lab's `secrets` directory")?;
+        let dir = format!("/tmp/{}", self.token());
+        let g = self.guest(&p.from)?;
+        g.sh_ok(&format!("umask 077; mkdir {dir}"), Duration::from_secs(10))?;
+        for f in &p.files {
+            let src = match &f.source {
+                radius::Source::Secrets(rel) => secrets.join(rel),
+                radius::Source::Client(name) => {
+                    secrets.join(vbuild::secrets::CLIENTS_DIR).join(name)
+                }
+            };
+            let data = std::fs::read(&src)
+                .with_context(|| format!("reading {} for the probe", src.display()))?;
+            let put = format!("umask 077; cat >{dir}/{}", f.name);
+            g.sh_input(&put, &data, Duration::from_secs(10))?;
+        }
+        let line = format!("{}; rm -rf {dir}", radius::command(&p, &dir));
+        let out = g.sh(&line, Duration::from_secs(60))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("not found") && !text.contains("Received") {
+            bail!(
+                "{}: no radclient/eapol_test in the image (the nas profile has them): {text}",
+                p.from
+            );
+        }
+        let a = radius::parse(p.method, &text);
+        let (outcome, detail) = radius::judge(&p, &a);
+        Ok((outcome, detail, Measured::default()))
     }
 }
 

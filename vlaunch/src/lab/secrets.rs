@@ -94,9 +94,8 @@ fn make_throwaway(lab: &Lab, dir: &Path, say: &mut dyn FnMut(&str)) -> Result<()
         .site
         .as_ref()
         .ok_or_else(|| anyhow!("the lab's secrets are made from its site: add `site`"))?;
-    let c = labwall::compile_path(&site.value, &master_options())
-        .map_err(|d| anyhow!("{}", labwall::diag::render_all(&d)))?;
-    let req = request_for(&c.site, dir)?;
+    let m = ramux_lab::sitefile::site_model(&site.value).map_err(anyhow::Error::msg)?;
+    let req = request_for(&m.master.site, dir)?;
     vbuild::secrets::init(&req)?;
     for (user, pw) in &req.users {
         let f = dir
@@ -105,23 +104,17 @@ fn make_throwaway(lab: &Lab, dir: &Path, say: &mut dyn FnMut(&str)) -> Result<()
         write_private(&f, format!("{pw}\n").as_bytes())?;
     }
     say(&format!(
-        "lab: secrets: {} did not exist: made a throwaway set for the site (NAS {}, users {}, CNs {})",
+        "secrets: {} did not exist: made a throwaway set for the site (NAS {}, users {}, CNs {})",
         dir.display(),
         req.nas.join(" "),
-        req.users.iter().map(|u| u.0.as_str()).collect::<Vec<_>>().join(" "),
+        req.users
+            .iter()
+            .map(|u| u.0.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
         req.cns.join(" ")
     ));
     Ok(())
-}
-
-fn master_options() -> labwall::Options {
-    labwall::Options {
-        role: "MASTER".into(),
-        defines: vec![],
-        allow_exec: false,
-        compat_vips_all: false,
-        system_hostname: None,
-    }
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<()> {
@@ -144,8 +137,8 @@ mod tests {
     #[test]
     fn a_throwaway_set_covers_the_sites_nas_users_and_cns() {
         let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/router/site.lw");
-        let c = labwall::compile_path(&site, &master_options()).unwrap();
-        let r = request_for(&c.site, Path::new("/x")).unwrap();
+        let m = ramux_lab::sitefile::site_model(&site).unwrap();
+        let r = request_for(&m.master.site, Path::new("/x")).unwrap();
         assert_eq!(r.nas, ["sw1", "vpn1"]);
         let users: Vec<&str> = r.users.iter().map(|u| u.0.as_str()).collect();
         assert_eq!(users, ["alice", "bob"]);
