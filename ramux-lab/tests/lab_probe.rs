@@ -274,11 +274,17 @@ expect = "reject"
     let p = ramux_lab::radius::plan(&lab, &m.master.site, &m.facts, &lab.tests[0], &known).unwrap();
     assert_eq!((p.nas.as_str(), p.server), ("sw1", ip("172.16.10.10")));
     assert_eq!((p.expect, p.vlan), (Expect::Ok, Some(20)));
-    let e = ramux_lab::radius::plan(&lab, &m.master.site, &m.facts, &lab.tests[1], &known)
-        .unwrap_err();
-    assert!(e.contains("MV2 (172.16.20.50) is no NAS of the site"), "{e}");
+    let e =
+        ramux_lab::radius::plan(&lab, &m.master.site, &m.facts, &lab.tests[1], &known).unwrap_err();
+    assert!(
+        e.contains("MV2 (172.16.20.50) is no NAS of the site"),
+        "{e}"
+    );
     let bad = text.replace("expect = \"reject\"", "expect = \"blocked\"");
     let c = ramux_lab::check_text(&bad, "r.toml", &crate_dir().join("tests/labs"), None);
     let e = ramux_lab::render_all(&c.diagnostics);
-    assert!(e.contains("`expect` = \"blocked\" does not fit this test"), "{e}");
+    assert!(
+        e.contains("`expect` = \"blocked\" does not fit this test"),
+        "{e}"
+    );
 }
