@@ -26,6 +26,49 @@ impl Loader for FsLoader {
     }
 }
 
+/// The files a site reads besides itself: every `INCLUDE` taken under `defines` (ROLE
+/// included), in the order read, each once. Build manifests list them as inputs, so an edit of
+/// an included users file makes the images that compiled it stale.
+pub fn included_files(site: &Path, defines: &[(String, String)]) -> Vec<PathBuf> {
+    let Ok(text) = std::fs::read_to_string(site) else {
+        return Vec::new();
+    };
+    let rec = Recording(std::cell::RefCell::new(Vec::new()));
+    let opts = PreOptions {
+        defines: defines.to_vec(),
+        allow_exec: false,
+        system_hostname: Some("ramux".into()),
+    };
+    let _ = preprocess_with(&rec, &NoShell, site, &text, &opts);
+    let mut seen = Vec::new();
+    for p in rec.0.into_inner() {
+        if !seen.contains(&p) {
+            seen.push(p);
+        }
+    }
+    seen
+}
+
+/// [`FsLoader`] that remembers what it read.
+struct Recording(std::cell::RefCell<Vec<PathBuf>>);
+impl Loader for Recording {
+    fn load(&self, path: &Path) -> Result<String, String> {
+        let r = FsLoader.load(path);
+        if r.is_ok() {
+            self.0.borrow_mut().push(path.to_path_buf());
+        }
+        r
+    }
+}
+
+/// Runs nothing: listing a site's includes never executes its backticks.
+struct NoShell;
+impl Shell for NoShell {
+    fn run(&self, _cmd: &str) -> Result<String, String> {
+        Err("not run while listing includes".into())
+    }
+}
+
 /// Loader over an in-memory map (tests, fuzzing).
 pub struct MapLoader(pub HashMap<PathBuf, String>);
 impl Loader for MapLoader {
@@ -792,6 +835,27 @@ mod tests {
                 "IF without ENDIF"
             ]
         );
+    }
+
+    #[test]
+    fn included_files_are_listed_once_and_follow_if() {
+        let d = std::env::temp_dir().join(format!("lw-inc-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        let w = |n: &str, t: &str| std::fs::write(d.join(n), t).unwrap();
+        w(
+            "site.lw",
+            "INCLUDE sub/u.lw\nIF $ROLE == MASTER\nINCLUDE m.lw\nENDIF\nINCLUDE sub/u.lw\n",
+        );
+        w("sub/u.lw", "");
+        w("m.lw", "");
+        let role = |r: &str| vec![("ROLE".to_string(), r.to_string())];
+        let got = included_files(&d.join("site.lw"), &role("MASTER"));
+        assert_eq!(got, [d.join("sub/u.lw"), d.join("m.lw")]);
+        assert_eq!(
+            included_files(&d.join("site.lw"), &role("BACKUP")),
+            [d.join("sub/u.lw")]
+        );
+        std::fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]

@@ -225,6 +225,8 @@ struct Site {
     /// (path in image, content)
     files: Vec<(String, String)>,
     input: Option<(String, String)>,
+    /// The files the site INCLUDEs (key, sha256), for the manifest.
+    included: Vec<(String, String)>,
 }
 
 fn load_site(
@@ -237,6 +239,7 @@ fn load_site(
         vars: BTreeMap::new(),
         files: vec![],
         input: None,
+        included: vec![],
     };
     let Some(path) = path else { return Ok(site) };
     let data =
@@ -527,11 +530,19 @@ fn role_site(
     hostname: &str,
     sets: &[(String, String)],
 ) -> Result<Site> {
+    let site_path = req.site.clone().or_else(|| prof.site.clone());
     if let Some((files, input)) = crate::instance::site_files(req, prof, sets)? {
         let (vars, input) = (BTreeMap::new(), Some(input));
-        return Ok(Site { vars, files, input });
+        let mut site = Site {
+            vars,
+            files,
+            input,
+            included: vec![],
+        };
+        let defines = [("ROLE".to_string(), "MASTER".to_string())];
+        add_included(&req.root, site_path.as_deref(), &defines, &mut site)?;
+        return Ok(site);
     }
-    let site_path = req.site.clone().or_else(|| prof.site.clone());
     if role == NO_ROLE {
         if let Some(p) = site_path
             .as_deref()
@@ -549,7 +560,27 @@ fn role_site(
     let mut site = load_site(&req.root, site_path.as_deref(), role, &defines)?;
     let relay = crate::instance::relay_files(site_path.as_deref(), role, &defines)?;
     site.files.extend(relay);
+    defines.push(("ROLE".into(), role.into()));
+    add_included(&req.root, site_path.as_deref(), &defines, &mut site)?;
     Ok(site)
+}
+
+/// The files a labwall site INCLUDEs, with their hashes, as manifest inputs (`site/<path>`
+/// like the site itself), so an edit of an included users file makes the image stale.
+fn add_included(
+    root: &Path,
+    path: Option<&Path>,
+    defines: &[(String, String)],
+    site: &mut Site,
+) -> Result<()> {
+    let Some(path) = path.filter(|p| p.extension() == Some("lw".as_ref())) else {
+        return Ok(());
+    };
+    for f in labwall::preprocess::included_files(path, defines) {
+        site.included
+            .push((rel_display(root, &f), sha256_file(&f)?));
+    }
+    Ok(())
 }
 
 /// The boot menu title: `ramux router BACKUP (router-backup)`, or without the role.
@@ -750,6 +781,9 @@ fn add_site_and_binaries(
         top.insert(dest, Node::file(0o644, ep, text.clone().into_bytes()), ep);
     }
     if let Some((k, v)) = &site.input {
+        inputs.insert(k.clone(), v.clone());
+    }
+    for (k, v) in &site.included {
         inputs.insert(k.clone(), v.clone());
     }
     for (name, data) in binaries {

@@ -187,6 +187,12 @@ fn router_iso_is_reproducible_and_hybrid() {
     let ka = String::from_utf8_lossy(&get("etc/keepalived/keepalived.conf").2).into_owned();
     assert!(ka.contains("BACKUP"), "{ka}");
     assert!(m["inputs"]["profiles/router/site.lw"].is_string());
+    // and what it INCLUDEs (an edit of the users file makes the image stale)
+    assert!(
+        m["inputs"]["profiles/router/users.lw"].is_string(),
+        "{}",
+        m["inputs"]
+    );
     // Nothing of the build host: mmdebstrap's copy of the host's resolv.conf is dropped.
     let base = zstd::stream::decode_all(&data[..base_len]).unwrap();
     let base_entries = vbuild::cpio::read_newc(&base).unwrap();
