@@ -96,6 +96,7 @@ pub fn compile_source(
         return Err(diags);
     }
     let ruleset = nft::build(&site);
+    diags.extend(aaa::reach::nas_to_radius(&site, &ruleset, &lines));
     let outputs = RoleOutputs {
         network_ip: emit::network_ip(&site),
         sysctl_conf: emit::sysctl_conf(&site),

@@ -1,9 +1,10 @@
 //! The seed lab (labs/seed.toml) end to end through the CLI, the one full lab run of the suite:
 //! `up --build` builds what is missing (routers with the site baked in, the site's two dns
-//! servers as instances dns1 and dns2, three clients) and a throwaway secrets set, and boots RT1,
-//! RT2, DNS1, DNS2, MV1, MV2 and internet; `test` runs the file's tests (ping through the VIP,
-//! https allowed and ssh blocked to web1, a DNS query to dns1, MV2's lease through the routers'
-//! relay and a name resolved, srv and users apart, the DNAT from the internet client, the matrix
+//! servers as instances dns1 and dns2, three clients, a NAS) and a throwaway secrets set, and
+//! boots RT1, RT2, DNS1, DNS2, MV1, MV2, NAS1 and internet; `test` runs the file's tests (ping
+//! through the VIP, https allowed and ssh blocked to web1, a DNS query to dns1, MV2's lease
+//! through the routers' relay and a name resolved, MAB, PEAP and EAP-TLS from NAS1 to the
+//! servers with the VLAN they return, srv and users apart, the DNAT from the internet client, the matrix
 //! generated from the site compared live with labwall's simulator, the failover on SIGKILL of
 //! RT1 within the VRRP theory, then leasing and resolving with DNS1 crashed); then `restart`
 //! brings RT1 back, `fault unplug`/`plug` pulls a cable, and `down` leaves nothing.
@@ -89,7 +90,9 @@ fn the_seed_lab_passes_its_tests_and_survives_the_loss_of_rt1() {
     let (ok, status) = seed.json(&["status", "seed", "--json"]);
     assert!(ok);
     assert_eq!(status["schema_version"], 1);
-    for n in ["RT1", "RT2", "DNS1", "DNS2", "MV1", "MV2", "internet"] {
+    for n in [
+        "RT1", "RT2", "DNS1", "DNS2", "MV1", "MV2", "NAS1", "internet",
+    ] {
         assert_eq!(node_state(&status, n), "ready", "{status}");
     }
 
@@ -129,6 +132,16 @@ fn the_seed_lab_passes_its_tests_and_survives_the_loss_of_rt1() {
     assert!(
         detail.contains("from server 172.16.10.14"),
         "DNS2 leased: {without}"
+    );
+    let radius = report["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["kind"] == "radius" && t["result"] == "pass")
+        .count();
+    assert_eq!(
+        radius, 5,
+        "MAB accept and reject, PEAP, EAP-TLS, MAB with DNS1 down"
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(

@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 pub mod radius;
+pub mod reach;
 
 /// A MAC address, as written in the site (`52:54:00:10:00:50`).
 pub type MacAddr = [u8; 6];
