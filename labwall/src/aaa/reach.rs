@@ -22,7 +22,7 @@ pub fn nas_to_radius(site: &Site, rs: &Ruleset, lines: &[Line]) -> Vec<Diagnosti
         };
         for s in &site.services.servers {
             let to = iface_of(site, IpAddr::V4(s.addr));
-            if to.is_none_or(|t| t.name == from.name) {
+            if to.map_or(true, |t| t.name == from.name) {
                 continue;
             }
             let p = Packet {
