@@ -120,6 +120,16 @@ fn check_names(root: &Path, name: &str) {
 fn dns1_serves_dhcp_and_names_and_needs_its_secrets() {
     let dns = image_with("dns", "", &[("instance", "dns1")]);
     assert_eq!(dns.report.hostname, "dns1");
+    // The manifest says which secrets the overlay must bring, never their content.
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&dns.report.manifest).unwrap()).unwrap();
+    let radius = m["secrets"]["radius"]
+        .as_array()
+        .expect("radius expects secrets");
+    for s in ["pki/radius.key", "radius/nas/sw1", "radius/nas/vpn1"] {
+        assert!(radius.iter().any(|x| x == s), "{s} in {radius:?}");
+    }
+    assert!(m["secrets"].get("dnsmasq").is_none(), "{}", m["secrets"]);
     let client = image_with("client", "", &[("address", "dhcp")]);
     let tmp = tempfile::tempdir().unwrap();
     let overlay = secrets_overlay(tmp.path());

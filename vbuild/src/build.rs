@@ -472,6 +472,12 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         base: base_desc,
         inputs,
         set: sets.iter().cloned().collect(),
+        secrets: prof
+            .services
+            .iter()
+            .filter(|s| !s.secrets.is_empty())
+            .map(|s| (s.name.clone(), s.secrets.clone()))
+            .collect(),
         packages: if btar.packages.is_empty() {
             layer.meta.status_packages.clone()
         } else {

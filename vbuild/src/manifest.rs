@@ -57,6 +57,9 @@ pub struct Manifest {
     pub inputs: BTreeMap<String, String>,
     /// `--set` values.
     pub set: BTreeMap<String, String>,
+    /// The site secrets the appliance expects in its overlay, per service: paths below
+    /// /run/ramux/secrets, names only, never content (docs/secrets.md). Empty: it needs none.
+    pub secrets: BTreeMap<String, Vec<String>>,
     pub packages: Vec<Package>,
     pub kernel: Kernel,
     pub modules: Modules,

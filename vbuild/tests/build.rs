@@ -187,6 +187,11 @@ fn router_iso_is_reproducible_and_hybrid() {
     let ka = String::from_utf8_lossy(&get("etc/keepalived/keepalived.conf").2).into_owned();
     assert!(ka.contains("BACKUP"), "{ka}");
     assert!(m["inputs"]["profiles/router/site.lw"].is_string());
+    assert_eq!(
+        m["secrets"],
+        serde_json::json!({}),
+        "a router needs no secrets"
+    );
     // and what it INCLUDEs (an edit of the users file makes the image stale)
     assert!(
         m["inputs"]["profiles/router/users.lw"].is_string(),
