@@ -21,7 +21,7 @@ pub const KIND: &str = "site";
 pub const RADIUS_DIR: &str = "etc/freeradius/3.0";
 /// The dns profile's radius service (overlays/dns): makes /run/freeradius, then
 /// ramux-radius-start renders the secrets and runs FreeRADIUS.
-pub const RADIUS_START: &str = "/usr/sbin/ramux-dns-radius";
+pub const RADIUS_START: &str = "/usr/sbin/ramux-radius-start";
 
 /// Files of the image, `(path relative to the image root, content)`.
 pub type Files = Vec<(String, String)>;
