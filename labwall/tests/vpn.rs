@@ -99,6 +99,8 @@ fn model_and_contract() {
                 ramux_contract::vpn::MGMT_DIR
             ),
             "management-client-auth\n".into(),
+            "management-hold\n".into(),
+            "auth-user-pass-optional\n".into(),
             format!("port {}\n", 1100 + vid),
             format!("dev tun{vid}\n"),
             "verb 3\n".into(),

@@ -144,6 +144,7 @@ fn a_real_client_connects_through_the_relay_and_reaches_its_vlan() {
     lab.start_relay().unwrap();
     let sock = lab.start_server().unwrap();
     let _auth = MgmtResponder::start(&sock, &lab.site, &lab.vpn).unwrap();
+    lab.wait_listen(1110).unwrap();
     let profile = lab.client_profile(None).unwrap();
     let took = lab.connect(&profile, "client.log").unwrap();
     eprintln!("connected through the relay in {} ms", took.as_millis());

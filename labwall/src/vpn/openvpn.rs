@@ -56,6 +56,7 @@ pub fn server_conf(site: &Site, me: &VpnServer, v: &VpnVlan) -> Result<String, S
         "management {} unix\nmanagement-client-auth",
         mgmt_socket(vid)
     );
+    s.push_str("# starts serving once ramux-vpn-auth is there to answer (`hold release`)\nmanagement-hold\n");
     s.push_str("# the certificate is the credential: without this, management-client-auth makes\n");
     s.push_str(
         "# OpenVPN refuse every client that sends no username/password\nauth-user-pass-optional\n",

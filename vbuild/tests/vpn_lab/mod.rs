@@ -229,7 +229,7 @@ impl VpnLab {
         std::fs::write(&p, conf).map_err(|e| e.to_string())?;
         let (vpn, p) = (self.vpn.clone(), p.display().to_string());
         self.spawn(&vpn, &["openvpn", "--config", &p], "server.log")?;
-        self.wait_listen(1110)?;
+        // management-hold: it listens on 1110 once the responder said `hold release`
         wait(|| sock.exists(), "the management socket")?;
         Ok(sock)
     }
@@ -357,7 +357,8 @@ impl MgmtResponder {
         site: &labwall::model::Site,
         ns: &str,
     ) -> Result<MgmtResponder, String> {
-        let s = UnixStream::connect(sock).map_err(|e| format!("{}: {e}", sock.display()))?;
+        let mut s = UnixStream::connect(sock).map_err(|e| format!("{}: {e}", sock.display()))?;
+        s.write_all(b"hold release\n").map_err(|e| e.to_string())?;
         let users: Vec<(String, String)> = site
             .services
             .vpn_users
