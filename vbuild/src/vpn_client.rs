@@ -83,18 +83,22 @@ pub fn render(site: &Site, user: &str, pki: &ClientPki) -> Result<String> {
     ] {
         let _ = writeln!(s, "<{tag}>\n{}\n</{tag}>", text.trim_end());
     }
+    connections(&mut s, site, port(u.vlan));
+    Ok(s)
+}
+
+/// `remote-random`, then one block per VPN server, through its relay, to the user's VLAN port.
+fn connections(s: &mut String, site: &Site, vlan_port: u32) {
     s.push_str(
         "# one block per VPN server, each through its relay; a random one first\nremote-random\n",
     );
     for srv in &site.vpn.servers {
         let _ = writeln!(
-            s,
+            *s,
             "<connection>\nremote {0} {1}\nhttp-proxy {0} {RELAY_PORT}\n</connection>",
-            srv.public_name,
-            port(u.vlan)
+            srv.public_name, vlan_port
         );
     }
-    Ok(s)
 }
 
 /// Writes `text` as `out` with mode 0600 from the start (a temp file in the same directory,

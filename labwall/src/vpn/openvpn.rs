@@ -48,6 +48,12 @@ pub fn server_conf(site: &Site, me: &VpnServer, v: &VpnVlan) -> Result<String, S
     s.push_str("script-security 2\nup \"/bin/sh -c '/sbin/ip link set dev $0 up mtu $1'\"\n");
     let _ = writeln!(s, "push \"route-gateway {}\"", leg.addr);
     push_names(&mut s, site, vid);
+    control(&mut s, me, vid);
+    Ok(s)
+}
+
+/// Who may connect: the management interface (ramux-vpn-auth), the PKI and the TLS settings.
+fn control(s: &mut String, me: &VpnServer, vid: u16) {
     s.push_str(
         "# no ifconfig-pool: ramux-vpn-auth pushes the user's address (VPNUSER) or refuses\n",
     );
@@ -71,7 +77,6 @@ pub fn server_conf(site: &Site, me: &VpnServer, v: &VpnVlan) -> Result<String, S
     s.push_str("data-ciphers AES-256-GCM:CHACHA20-POLY1305\n");
     s.push_str("# dead peers go within a minute; the relay's Timeout (600 s) is longer\n");
     s.push_str("keepalive 10 60\nmax-clients 250\nverb 3\n");
-    Ok(s)
 }
 
 /// The VLAN's DNS servers (its DHCP line's, else the SERVERS) and the site domain.
