@@ -152,6 +152,36 @@ fn a_real_client_connects_through_the_relay_and_reaches_its_vlan() {
     assert!(addr.contains("inet 172.16.10.130/24"), "{addr}");
     let ping = lab.exec(&lab.out, &["ping", "-c", "1", "-W", "5", "172.16.10.21"]);
     assert!(ping.is_ok(), "{ping:?}\n{}", lab.log("server.log"));
+    // never another VLAN: with a route of its own to VLAN 20, nothing reaches a VLAN 20 host
+    // (the user's table sends it to VLAN 10's router, never out of eth0.20)
+    let out = lab.out.clone();
+    lab.exec(
+        &out,
+        &["ip", "route", "add", "172.16.20.0/24", "dev", "tun0"],
+    )
+    .unwrap();
+    let cross = lab.exec(&out, &["ping", "-c", "1", "-W", "1", "172.16.20.21"]);
+    assert!(cross.is_err(), "{cross:?}");
+    // a forged source: OpenVPN drops it before the kernel sees it
+    lab.exec(
+        &out,
+        &["ip", "addr", "add", "172.16.10.140/32", "dev", "tun0"],
+    )
+    .unwrap();
+    let forged = lab.exec(
+        &out,
+        &[
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-I",
+            "172.16.10.140",
+            "172.16.10.21",
+        ],
+    );
+    assert!(forged.is_err(), "{forged:?}");
     // the relay's log names the CONNECT it let through
     assert!(
         lab.log("tinyproxy.log").contains("vpn1.lab.demo.fr"),

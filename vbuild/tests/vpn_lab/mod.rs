@@ -74,6 +74,7 @@ pub struct VpnLab {
     pub vpn: String,
     pub out: String,
     pub h10: String,
+    pub h20: String,
     pub tmp: PathBuf,
     pub secrets: PathBuf,
     pub site: labwall::model::Site,
@@ -91,12 +92,13 @@ impl VpnLab {
             vpn: format!("vbv{id}"),
             out: format!("vbo{id}"),
             h10: format!("vbh{id}"),
+            h20: format!("vbk{id}"),
             secrets: tmp.join("secrets"),
             tmp,
             site,
             daemons: Vec::new(),
         };
-        for ns in [&lab.vpn, &lab.out, &lab.h10] {
+        for ns in [&lab.vpn, &lab.out, &lab.h10, &lab.h20] {
             sh(&["ip", "netns", "add", ns])?;
         }
         lab.make_secrets()?;
@@ -130,12 +132,11 @@ impl VpnLab {
     fn network(&self) -> Result<(), String> {
         self.veth(&self.vpn, "eth1", &self.out, "o0", "10.1.1.50/24")?;
         self.veth(&self.vpn, "eth0.10", &self.h10, "h0", "172.16.10.21/24")?;
+        self.veth(&self.vpn, "eth0.20", &self.h20, "h0", "172.16.20.21/24")?;
         let net: String = self
             .file("network.ip")
             .lines()
-            .filter(|l| {
-                !l.starts_with("link add") && !l.contains(" eth0 ") && !l.contains("eth0.20")
-            })
+            .filter(|l| !l.starts_with("link add") && !l.contains(" eth0 "))
             .filter(|l| !l.contains("dev eth0 ") && !l.ends_with("dev eth0"))
             .map(|l| format!("{l}\n"))
             .collect();
@@ -314,7 +315,7 @@ impl Drop for VpnLab {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for ns in [&self.vpn, &self.out, &self.h10] {
+        for ns in [&self.vpn, &self.out, &self.h10, &self.h20] {
             let _ = sh(&["ip", "netns", "del", ns]);
             let _ = std::fs::remove_dir_all(format!("/etc/netns/{ns}"));
         }
