@@ -196,6 +196,9 @@ pub fn fuzz_compile(data: &[u8]) {
             for s in &c.site.services.servers {
                 let _ = dnsmasq::dnsmasq_conf(&c.site, &s.name);
             }
+            for s in &c.site.vpn.servers {
+                let _ = vpn::vpn_files(&c.site, &s.name);
+            }
         }
     }
 }

@@ -140,6 +140,47 @@ fn bad_sites_are_refused_with_their_lines() {
     }
 }
 
+/// `labwall vpn`: every file into DIR (nested openvpn/), replaced whole; an unknown instance
+/// writes nothing and names the servers.
+#[test]
+fn cli_writes_the_files_atomically() {
+    let tmp = std::env::temp_dir().join(format!("lwvpn-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let site = dir().join("sites/vpn/site.lw");
+    let run = |inst: &str, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_labwall"))
+            .args([
+                "vpn",
+                site.to_str().unwrap(),
+                "-D",
+                "HOSTNAME=fw",
+                "--instance",
+                inst,
+                "-o",
+            ])
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let out = tmp.join("vpn1");
+    let o = run("vpn1", &out);
+    assert!(o.status.success(), "{o:?}");
+    let conf = std::fs::read_to_string(out.join("openvpn/vlan20.conf")).unwrap();
+    assert_eq!(conf, get(&files("vpn1"), "openvpn/vlan20.conf"));
+    let o = run("vpn9", &tmp.join("vpn9"));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && !tmp.join("vpn9").exists(), "{e}");
+    assert!(
+        e.contains("instance vpn9 is not a VPNSERVER (the site has vpn1 vpn2)"),
+        "{e}"
+    );
+    let o = run("vpn2", &out);
+    assert!(o.status.success(), "{o:?}");
+    let f = std::fs::read_to_string(out.join("tinyproxy.filter")).unwrap();
+    assert_eq!(f, "^vpn2\\.lab\\.demo\\.fr$\n");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
 /// The fuzz body reaches the new statements (and truncations of them).
 #[test]
 fn fuzz_body_takes_the_vpn_site() {
