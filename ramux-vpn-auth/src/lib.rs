@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod fuzzing;
 pub mod kernel;
 pub mod mgmt;
 pub mod radius;
