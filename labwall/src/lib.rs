@@ -20,6 +20,7 @@ pub mod net;
 pub mod nft;
 pub mod parse;
 pub mod preprocess;
+pub mod vpn;
 
 use diag::Diagnostic;
 use parse::{FsLoader, Loader, PreOptions};
@@ -196,6 +197,9 @@ pub fn fuzz_compile(data: &[u8]) {
             for s in &c.site.services.servers {
                 let _ = dnsmasq::dnsmasq_conf(&c.site, &s.name);
             }
+            for s in &c.site.vpn.servers {
+                let _ = vpn::vpn_files(&c.site, &s.name);
+            }
         }
     }
 }
@@ -231,7 +235,11 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) -> std::io::Result<()> {
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp)?;
     for (n, t) in files {
-        std::fs::write(tmp.join(n), t)?;
+        let p = tmp.join(n);
+        if let Some(d) = p.parent().filter(|d| *d != tmp) {
+            std::fs::create_dir_all(d)?; // nested names (the vpn role's openvpn/vlan10.conf)
+        }
+        std::fs::write(p, t)?;
     }
     if dir.exists() {
         use std::ffi::CString;

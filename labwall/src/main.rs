@@ -93,6 +93,20 @@ enum Cmd {
         #[arg(long, default_value = labwall::aaa::secrets::RUN_DIR)]
         secrets_dir: String,
     },
+    /// The vpn role: write one VPN appliance's files into DIR (OpenVPN per VLAN, tinyproxy, network, ruleset, vpn-auth.toml)
+    #[command(
+        after_help = "Examples:\n  labwall vpn site.lw --instance vpn1 -o out/vpn1   # out/vpn1/openvpn/vlan10.conf, tinyproxy.conf, ruleset.nft, ..."
+    )]
+    Vpn {
+        #[command(flatten)]
+        c: Common,
+        /// The appliance: the HOST alias of one of the site's VPNSERVER lines (vpn1, vpn2)
+        #[arg(long)]
+        instance: String,
+        /// Output directory (replaced atomically)
+        #[arg(short = 'o', long)]
+        out: PathBuf,
+    },
     /// Which rule or policy decides a packet, with its source line (offline simulation)
     #[command(
         after_help = "Examples:\n  labwall explain site.lw --role MASTER --from 172.16.20.5 --to 172.16.10.21 --proto tcp --dport 443\n  labwall explain site.lw --role MASTER --from 10.1.1.1 --to 10.1.1.4 --proto tcp --dport 443 --json\n  labwall explain site.lw --role MASTER --from 172.16.10.50 --to 10.1.1.1 --in vlan20 --proto icmp"
@@ -211,6 +225,7 @@ fn main() -> ExitCode {
         Cmd::Compile { c, role, out } => cmd_compile(&c, role, &out),
         Cmd::Check { c, backend } => cmd_check(&c, backend),
         Cmd::Dns { c, instance, out } => cmd_dns(&c, &instance, out.as_deref()),
+        Cmd::Vpn { c, instance, out } => cmd_vpn(&c, &instance, &out),
         Cmd::Radius {
             c,
             out,
@@ -456,5 +471,34 @@ fn cmd_dns(c: &Common, instance: &str, out: Option<&std::path::Path>) -> ExitCod
         return ExitCode::from(1);
     }
     eprintln!("labwall: {instance}: wrote {}/dnsmasq.conf", dir.display());
+    ExitCode::SUCCESS
+}
+
+/// `labwall vpn`: every file of one VPN appliance into `-o DIR`, atomically.
+fn cmd_vpn(c: &Common, instance: &str, out: &std::path::Path) -> ExitCode {
+    let comp = match compile(c, "MASTER") {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    let files = match labwall::vpn::vpn_files(&comp.site, instance) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("labwall: {e}: nothing written");
+            return ExitCode::from(1);
+        }
+    };
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    if let Err(e) = labwall::write_files(out, &refs) {
+        eprintln!("labwall: cannot write {}: {e}", out.display());
+        return ExitCode::from(1);
+    }
+    eprintln!(
+        "labwall: {instance}: wrote {} files into {}",
+        files.len(),
+        out.display()
+    );
     ExitCode::SUCCESS
 }

@@ -220,6 +220,9 @@ pub struct Site {
     /// not in the JSON model dump.
     #[serde(skip)]
     pub services: crate::aaa::Services,
+    /// The vpn role (VPN, VPNSERVER); not in the JSON model dump.
+    #[serde(skip)]
+    pub vpn: crate::vpn::VpnSite,
 }
 
 impl Site {

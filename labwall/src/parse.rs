@@ -11,6 +11,7 @@ mod interfaces;
 mod names;
 mod services;
 mod settings;
+mod vpn;
 
 pub use crate::line::{Line, Token};
 pub use crate::preprocess::{preprocess, FsLoader, Loader, MapLoader, PreOptions};
@@ -226,6 +227,21 @@ pub enum Stmt {
         addr: Ipv4Addr,
         addr_tok: Token,
     },
+    /// `VPN <VLAN>... [PEERS <VLAN>...]` (vpn role).
+    Vpn {
+        vlans: Vec<Token>,
+        peers: Vec<Token>,
+    },
+    /// `VPNSERVER <host> <public name> <outside>/<len> [GW <ip>] [<VLAN>:<ip>...]` (vpn role).
+    VpnServer {
+        host: Token,
+        name: Token,
+        outside: (Ipv4Addr, u8),
+        outside_tok: Token,
+        gw: Option<Ipv4Addr>,
+        /// (VLAN name, leg address, token)
+        legs: Vec<(String, Ipv4Addr, Token)>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -266,6 +282,8 @@ pub const KEYWORDS: &[&str] = &[
     "MAB",
     "DOT1X",
     "VPNUSER",
+    "VPN",
+    "VPNSERVER",
 ];
 
 /// Parse the preprocessed lines into statements. Bad lines produce diagnostics and are skipped;
@@ -316,6 +334,8 @@ fn parse_stmt(p: &mut LineParser) -> Option<Stmt> {
         "MAB" => services::mab(p),
         "DOT1X" => services::dot1x(p),
         "VPNUSER" => services::vpnuser(p),
+        "VPN" => vpn::vpn(p),
+        "VPNSERVER" => vpn::vpnserver(p),
         _ => unknown_statement(p),
     }
 }

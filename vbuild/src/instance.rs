@@ -23,6 +23,12 @@ pub const RADIUS_DIR: &str = "etc/freeradius/3.0";
 /// ramux-radius-start renders the secrets and runs FreeRADIUS.
 pub const RADIUS_START: &str = "/usr/sbin/ramux-radius-start";
 
+/// The vpn profile: its instances are the site's VPNSERVER lines, its files the vpn role's.
+pub const VPN_PROFILE: &str = "vpn";
+/// In a profile service, replaced by each VLAN id the instance serves: the service is
+/// repeated once per `etc/ramux/openvpn/vlan<id>.conf` of the image (`openvpn-vlan10`, ...).
+pub const VLAN_PLACEHOLDER: &str = "@VLAN@";
+
 /// Files of the image, `(path relative to the image root, content)`.
 pub type Files = Vec<(String, String)>;
 
@@ -95,7 +101,11 @@ pub fn site_files(
             )
         })?;
     let site = compile(&path, name, sets)?;
-    let files = instance_files(&site, name)?;
+    let files = if prof.name == VPN_PROFILE {
+        vpn_files(&site, name)?
+    } else {
+        instance_files(&site, name)?
+    };
     let key = path
         .strip_prefix(&req.root)
         .ok()
@@ -153,6 +163,16 @@ pub fn instance_files(site: &Site, instance: &str) -> Result<Files> {
             .map(|(rel, text)| (format!("{RADIUS_DIR}/{rel}"), text)),
     );
     Ok(out)
+}
+
+/// One VPN appliance's files (labwall's vpn role): under /etc/ramux, `hosts` as /etc/hosts.
+pub fn vpn_files(site: &Site, instance: &str) -> Result<Files> {
+    let files = labwall::vpn::vpn_files(site, instance).map_err(|e| anyhow!(e))?;
+    let place = |n: &str| match n {
+        "hosts" => "etc/hosts".to_string(),
+        _ => format!("{}/{n}", in_image(labwall::vpn::ETC)),
+    };
+    Ok(files.into_iter().map(|(n, t)| (place(&n), t)).collect())
 }
 
 fn in_image(p: &str) -> String {
@@ -235,6 +255,8 @@ pub fn site_services(mut prof: Profile, site_files: &[(String, String)]) -> Prof
         Some(f) => site_files.iter().any(|(p, _)| p == files::in_image(f)),
         None => true,
     });
+    prof.services = per_vlan_services(prof.services, site_files);
+    add_vpn_auth_secrets(&mut prof, site_files);
     let list = format!("{RADIUS_DIR}/ramux/start");
     let Some((_, start)) = site_files.iter().find(|(p, _)| *p == list) else {
         return prof;
@@ -251,6 +273,79 @@ pub fn site_services(mut prof: Profile, site_files: &[(String, String)]) -> Prof
         }
     }
     prof
+}
+
+/// A service whose argv holds [`VLAN_PLACEHOLDER`] once per VLAN server config of the image
+/// (none: left out), named `<name>-vlan<id>`, needing the secrets its config names (`ca`,
+/// `cert`, `key`, `tls-crypt` under the secrets directory): ramux-init then holds back a server
+/// whose key is missing with one `ramux: failed` line.
+fn per_vlan_services(
+    services: Vec<crate::profile::Service>,
+    site_files: &[(String, String)],
+) -> Vec<crate::profile::Service> {
+    let dir = format!("{}/openvpn/vlan", in_image(labwall::vpn::ETC));
+    let confs: Vec<(&str, &str)> = site_files
+        .iter()
+        .filter_map(|(p, t)| Some((p.strip_prefix(&dir)?.strip_suffix(".conf")?, t.as_str())))
+        .collect();
+    let mut out = Vec::new();
+    for s in services {
+        if !s.argv.iter().any(|a| a.contains(VLAN_PLACEHOLDER)) {
+            out.push(s);
+            continue;
+        }
+        for (vid, conf) in &confs {
+            let mut v = s.clone();
+            v.name = format!("{}-vlan{vid}", s.name);
+            v.argv = s
+                .argv
+                .iter()
+                .map(|a| a.replace(VLAN_PLACEHOLDER, vid))
+                .collect();
+            for rel in conf_secrets(conf) {
+                if !v.secrets.contains(&rel) {
+                    v.secrets.push(rel);
+                }
+            }
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// The secrets an OpenVPN config reads from the secrets directory (`cert /run/ramux/secrets/pki/vpn1.crt`).
+fn conf_secrets(conf: &str) -> Vec<String> {
+    let prefix = format!("{}/", ramux_contract::secrets::RUN_DIR);
+    conf.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(k, _)| matches!(*k, "ca" | "cert" | "key" | "tls-crypt"))
+        .filter_map(|(_, p)| p.trim().strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}
+
+/// The ramux-vpn-auth service needs the NAS secret its generated vpn-auth.toml names.
+fn add_vpn_auth_secrets(prof: &mut Profile, site_files: &[(String, String)]) {
+    let conf = in_image(ramux_contract::vpn::VPN_AUTH_CONF);
+    let Some((_, text)) = site_files.iter().find(|(p, _)| *p == conf) else {
+        return;
+    };
+    let names: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("secret = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .map(str::to_string)
+        .collect();
+    for s in prof
+        .services
+        .iter_mut()
+        .filter(|s| s.argv[0].ends_with("/ramux-vpn-auth"))
+    {
+        for n in &names {
+            if !s.secrets.contains(n) {
+                s.secrets.push(n.clone());
+            }
+        }
+    }
 }
 
 /// The secret files a generated `ramux/start` list names (`nas radius/nas/sw1` lines...).
@@ -300,16 +395,27 @@ pub fn release(
     })?;
     let site = compile(&path, "release", &[])?;
     let mut reports = Vec::new();
-    for server in &site.services.servers {
+    for name in instance_names(&site, &prof.name) {
         let mut req = template.clone();
         req.profile = prof.name.clone();
-        req.sets = vec![(VAR.into(), server.name.clone())];
-        req.out = Some(dir.join(format!("{}.iso", server.name)));
-        let r = crate::build_iso(&req)
-            .with_context(|| format!("release: {} {}", prof.name, server.name))?;
+        req.sets = vec![(VAR.into(), name.clone())];
+        req.out = Some(dir.join(format!("{name}.iso")));
+        let r = crate::build_iso(&req).with_context(|| format!("release: {} {name}", prof.name))?;
         reports.push(r);
     }
     Ok(Some(reports))
+}
+
+/// The instances of a profile in its site: the VPNSERVER lines for vpn, SERVERS otherwise.
+pub fn instance_names(site: &Site, profile: &str) -> Vec<String> {
+    if profile == VPN_PROFILE {
+        return site.vpn.servers.iter().map(|s| s.name.clone()).collect();
+    }
+    site.services
+        .servers
+        .iter()
+        .map(|s| s.name.clone())
+        .collect()
 }
 
 #[cfg(test)]
@@ -433,5 +539,67 @@ mod tests {
         let router = crate::profile::load(&root, "router").unwrap();
         let e = prepare(&req, &router).unwrap_err().to_string();
         assert!(e.contains("has no instances"), "{e}");
+    }
+
+    fn vpn_site() -> PathBuf {
+        repo().join("labwall/tests/sites/vpn/site.lw")
+    }
+
+    #[test]
+    fn vpn1_files_and_per_vlan_services() {
+        let s = compile(&vpn_site(), "vpn1", &[]).unwrap();
+        let f = vpn_files(&s, "vpn1").unwrap();
+        for p in [
+            "etc/ramux/openvpn/vlan10.conf",
+            "etc/ramux/openvpn/vlan20.conf",
+            "etc/ramux/tinyproxy.conf",
+            "etc/ramux/network.ip",
+            "etc/ramux/ruleset.nft",
+            "etc/ramux/vpn-auth.toml",
+            "etc/hosts",
+        ] {
+            get(&f, p);
+        }
+        assert!(get(&f, "etc/ramux/network.ip")
+            .contains("link add link eth0 name eth0.20 type vlan id 20\n"));
+        let e = vpn_files(&s, "vpn3").unwrap_err().to_string();
+        assert!(e.contains("instance vpn3 is not a VPNSERVER"), "{e}");
+        let vpn = crate::profile::load(&repo(), "vpn").unwrap();
+        assert_eq!(vpn.instances.as_deref(), Some("site"));
+        let vpn = site_services(vpn, &f);
+        let names: Vec<&str> = vpn.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["openvpn-vlan10", "openvpn-vlan20", "relay", "vpn-auth"]
+        );
+        let o = &vpn.services[1];
+        assert_eq!(o.argv, ["/usr/sbin/ramux-openvpn", "20"]);
+        for x in [
+            "pki/ca.crt",
+            "vpn/tls-crypt.key",
+            "pki/vpn1.crt",
+            "pki/vpn1.key",
+        ] {
+            assert!(o.secrets.iter().any(|y| y == x), "{x}: {:?}", o.secrets);
+        }
+        assert_eq!(vpn.services[3].secrets, ["radius/nas/vpn1"]);
+        assert_eq!(instance_names(&s, VPN_PROFILE), ["vpn1", "vpn2"]);
+        assert_eq!(instance_names(&s, "dns"), ["dns1", "dns2"]);
+    }
+
+    #[test]
+    fn vpn_instances_differ_in_their_own_files_only() {
+        let s = compile(&vpn_site(), "vpn1", &[]).unwrap();
+        let (a, b) = (
+            vpn_files(&s, "vpn1").unwrap(),
+            vpn_files(&s, "vpn2").unwrap(),
+        );
+        assert_eq!(a, vpn_files(&s, "vpn1").unwrap());
+        let two = get(&b, "etc/ramux/openvpn/vlan10.conf");
+        assert!(
+            two.contains("cert /run/ramux/secrets/pki/vpn2.crt\n"),
+            "{two}"
+        );
+        assert!(get(&b, "etc/ramux/tinyproxy.filter").contains("vpn2"));
     }
 }

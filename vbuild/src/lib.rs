@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod profile;
 pub mod rootfs;
 pub mod secrets;
+pub mod vpn_client;
 
 pub use build::{build_iso, build_release, BuildReport, BuildRequest};
 

@@ -16,7 +16,7 @@ use std::process::ExitCode;
   vbuild iso router --role MASTER -o /tmp/RT1.iso --set hostname=rt1
   vbuild iso client --set address=172.16.20.50/24 --set gateway=172.16.20.1
   vbuild iso dns --instance dns1 --site labwall/tests/sites/dns/site.lw
-  SOURCE_DATE_EPOCH=1700000000 vbuild iso vpn --role BACKUP --quiet
+  SOURCE_DATE_EPOCH=1700000000 vbuild iso vpn --instance vpn1 --quiet
   vbuild secrets init /tmp/lab-secrets --nas sw1 --user alice:wonderland --cn alice
   vbuild secrets pack /tmp/lab-secrets -o /tmp/dns1.secrets")]
 struct Cli {
@@ -100,6 +100,26 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
         #[arg(long)]
         json: bool,
     },
+    /// A VPN user's single-file OpenVPN profile (.ovpn, mode 0600): inline CA, certificate,
+    /// key and tls-crypt key, one <connection> per VPN server through its relay on 443. For the
+    /// user, never for an appliance.
+    #[command(after_help = "Examples:
+  vbuild secrets init /tmp/lab-secrets --site labwall/tests/sites/vpn/site.lw
+  vbuild vpn-client alice --site labwall/tests/sites/vpn/site.lw --secrets /tmp/lab-secrets -o alice.ovpn
+  openvpn --config alice.ovpn")]
+    VpnClient {
+        /// The VPN user: a VPNUSER CN of the site (its certificate: pki/clients/<USER>.crt).
+        user: String,
+        /// The labwall site file.
+        #[arg(long, value_name = "SITE.lw")]
+        site: PathBuf,
+        /// The site secrets directory (vbuild secrets init).
+        #[arg(long, value_name = "DIR")]
+        secrets: PathBuf,
+        /// The profile to write (replaced atomically, mode 0600).
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
     /// Site secrets: a throwaway lab PKI and secrets, and the overlay vlaunch hands to a VM
     /// (docs/secrets.md). Never in an ISO.
     #[command(subcommand)]
@@ -130,6 +150,14 @@ are seen by `ps` and kept in shell history.")]
         /// Client certificate CN (repeatable): pki/clients/<CN>.crt and .key.
         #[arg(long = "cn", value_name = "CN")]
         cns: Vec<String>,
+        /// VPN server (repeatable), NAME or NAME:PUBLIC-DNS-NAME: pki/<NAME>.crt and .key, and
+        /// the site's vpn/tls-crypt.key.
+        #[arg(long = "vpn-server", value_name = "NAME[:PUBLIC]")]
+        vpn_servers: Vec<String>,
+        /// Also everything the labwall site names: its NAS secrets, a client certificate per
+        /// VPNUSER and DOT1X CN, its VPNSERVERs (with their public names).
+        #[arg(long, value_name = "SITE.lw")]
+        site: Option<PathBuf>,
     },
     /// Pack a secrets directory into an overlay file (mode 0600) for `vlaunch --secrets`.
     #[command(after_help = "Examples:
@@ -157,10 +185,25 @@ fn secrets(cmd: SecretsCmd) -> Result<()> {
     match cmd {
         SecretsCmd::Init {
             dir,
-            nas,
+            mut nas,
             users,
-            cns,
+            mut cns,
+            vpn_servers,
+            site,
         } => {
+            let mut vpn: Vec<(String, Option<String>)> = vpn_servers
+                .iter()
+                .map(|v| match v.split_once(':') {
+                    Some((n, p)) => (n.to_string(), Some(p.to_string())),
+                    None => (v.clone(), None),
+                })
+                .collect();
+            if let Some(site) = site {
+                let n = vbuild::secrets::site_names(&compile_site(&site)?);
+                vbuild::secrets::merge(&mut nas, &n.nas);
+                vbuild::secrets::merge(&mut cns, &n.cns);
+                vbuild::secrets::merge(&mut vpn, &n.vpn);
+            }
             let users = users
                 .iter()
                 .map(|u| {
@@ -175,7 +218,7 @@ fn secrets(cmd: SecretsCmd) -> Result<()> {
                 users,
                 cns,
             };
-            for f in vbuild::secrets::init(&req)? {
+            for f in vbuild::secrets::init_with_vpn(&req, &vpn)? {
                 println!("{}", dir.join(f).display());
             }
         }
@@ -187,6 +230,24 @@ fn secrets(cmd: SecretsCmd) -> Result<()> {
         SecretsCmd::List { file } => print!("{}", vbuild::secrets::list(&file)?),
     }
     Ok(())
+}
+
+/// The checked model of a labwall site (as MASTER: the services do not depend on the role).
+fn compile_site(site: &std::path::Path) -> Result<labwall::model::Site> {
+    let opts = labwall::Options {
+        role: "MASTER".into(),
+        defines: vec![("HOSTNAME".into(), "vbuild".into())],
+        ..Default::default()
+    };
+    labwall::compile_path(site, &opts)
+        .map(|c| c.site)
+        .map_err(|d| {
+            anyhow!(
+                "labwall site {}:\n{}",
+                site.display(),
+                labwall::diag::render_all(&d).trim_end()
+            )
+        })
 }
 
 /// `--instance NAME` is the build variable `instance` ([`vbuild::instance::VAR`]), after the
@@ -215,6 +276,15 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.cmd {
         Cmd::Secrets(cmd) => secrets(cmd)?,
+        Cmd::VpnClient {
+            user,
+            site,
+            secrets,
+            output,
+        } => {
+            vbuild::vpn_client::make(&user, &site, &secrets, &output)?;
+            println!("{}", output.display());
+        }
         Cmd::Profiles { json } => {
             let list = vbuild::profile::list(&root)?;
             if json {

@@ -32,14 +32,28 @@ pub struct InitRequest {
     pub nas: Vec<String>,
     /// 802.1X users and their passwords (only the NT hash is written).
     pub users: Vec<(String, String)>,
-    /// Client certificate CNs (`pki/clients/<cn>.crt/.key`).
+    /// Client certificate CNs (`pki/clients/<cn>.crt/.key`): 802.1X EAP-TLS and VPN users.
     pub cns: Vec<String>,
 }
+
+/// The VPN servers `init` makes certificates for: `pki/<name>.crt/.key` (serverAuth), with
+/// the server's public DNS name as a subjectAltName when known; any entry also makes the
+/// site's [`TLS_CRYPT_KEY`]. (A separate argument: [`InitRequest`] is built field by field by
+/// other crates' tests.)
+pub type VpnServers = [(String, Option<String>)];
+
+/// The site-wide OpenVPN tls-crypt key (OpenVPN static key format, 2048 bits).
+pub const TLS_CRYPT_KEY: &str = labwall::vpn::TLS_CRYPT_KEY;
 
 /// Creates a throwaway site PKI and secrets in `req.dir` (new or empty), files 0600, dirs
 /// 0700; returns the files written, relative to the directory.
 pub fn init(req: &InitRequest) -> Result<Vec<String>> {
-    check_names(req)?;
+    init_with_vpn(req, &[])
+}
+
+/// [`init`] plus the VPN servers' material.
+pub fn init_with_vpn(req: &InitRequest, vpn: &VpnServers) -> Result<Vec<String>> {
+    check_names(req, vpn)?;
     prepare_dir(&req.dir)?;
     let mut w = Writer {
         dir: req.dir.clone(),
@@ -50,11 +64,12 @@ pub fn init(req: &InitRequest) -> Result<Vec<String>> {
     }
     let (ca_pem, ca) = make_ca()?;
     w.file(CA_CERT, ca_pem.as_bytes())?;
-    let (crt, key) = make_leaf(&ca, "radius", ExtendedKeyUsagePurpose::ServerAuth)?;
+    let (crt, key) = make_leaf(&ca, "radius", &[], ExtendedKeyUsagePurpose::ServerAuth)?;
     w.file(RADIUS_CERT, crt.as_bytes())?;
     w.file(RADIUS_KEY, key.as_bytes())?;
+    vpn_material(&mut w, &ca, vpn)?;
     for cn in &req.cns {
-        let (crt, key) = make_leaf(&ca, cn, ExtendedKeyUsagePurpose::ClientAuth)?;
+        let (crt, key) = make_leaf(&ca, cn, &[], ExtendedKeyUsagePurpose::ClientAuth)?;
         w.file(&format!("{CLIENTS_DIR}/{cn}.crt"), crt.as_bytes())?;
         w.file(&format!("{CLIENTS_DIR}/{cn}.key"), key.as_bytes())?;
     }
@@ -73,9 +88,87 @@ pub fn init(req: &InitRequest) -> Result<Vec<String>> {
     Ok(w.written)
 }
 
-fn check_names(req: &InitRequest) -> Result<()> {
+/// Each VPN server's certificate and key, and the site's tls-crypt key (when there are any).
+fn vpn_material(
+    w: &mut Writer,
+    ca: &Issuer<'_, KeyPair>,
+    servers: &[(String, Option<String>)],
+) -> Result<()> {
+    for (name, public) in servers {
+        let san: Vec<String> = public.iter().cloned().collect();
+        let (crt, key) = make_leaf(ca, name, &san, ExtendedKeyUsagePurpose::ServerAuth)?;
+        w.file(&format!("pki/{name}.crt"), crt.as_bytes())?;
+        w.file(&format!("pki/{name}.key"), key.as_bytes())?;
+    }
+    if !servers.is_empty() {
+        make_dir(&w.dir.join("vpn"))?;
+        w.file(TLS_CRYPT_KEY, static_key(&random_bytes(256)?).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// What a site asks of `init`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteNames {
+    /// Its NAS lines' secret names.
+    pub nas: Vec<String>,
+    /// Client certificate CNs: the VPN users, then the 802.1X EAP-TLS identities.
+    pub cns: Vec<String>,
+    /// Its VPN servers, with their public names.
+    pub vpn: Vec<(String, Option<String>)>,
+}
+
+/// The names `init` makes secrets for, as the site gives them.
+pub fn site_names(site: &labwall::model::Site) -> SiteNames {
+    let svc = &site.services;
+    let tls = svc
+        .dot1x
+        .iter()
+        .filter(|d| d.kind == labwall::aaa::IdentityKind::CertCn);
+    let cns = svc
+        .vpn_users
+        .iter()
+        .map(|u| u.cn.clone())
+        .chain(tls.map(|d| d.name.clone()));
+    let vpn = site
+        .vpn
+        .servers
+        .iter()
+        .map(|v| (v.name.clone(), Some(v.public_name.clone())));
+    SiteNames {
+        nas: svc.nas.iter().map(|n| n.secret.clone()).collect(),
+        cns: cns.collect(),
+        vpn: vpn.collect(),
+    }
+}
+
+/// Adds `more` to `list`, keeping the first of each name.
+pub fn merge<T: PartialEq + Clone>(list: &mut Vec<T>, more: &[T]) {
+    for m in more {
+        if !list.contains(m) {
+            list.push(m.clone());
+        }
+    }
+}
+
+/// OpenVPN's static key file (what `openvpn --genkey tls-crypt` writes): 256 bytes as 16 lines
+/// of 32 hex digits between the V1 markers. Made here from /dev/urandom, like every other
+/// secret of `init`, so the host needs no openvpn to make a lab's secrets.
+pub fn static_key(bytes: &[u8]) -> String {
+    let mut s = String::from(
+        "#\n# 2048 bit OpenVPN static key\n#\n-----BEGIN OpenVPN Static key V1-----\n",
+    );
+    for line in bytes.chunks(16) {
+        s.push_str(&crate::hex(line));
+        s.push('\n');
+    }
+    s + "-----END OpenVPN Static key V1-----\n"
+}
+
+fn check_names(req: &InitRequest, vpn: &VpnServers) -> Result<()> {
     let users = req.users.iter().map(|(u, _)| u);
-    for n in req.nas.iter().chain(&req.cns).chain(users) {
+    let vpn = vpn.iter().map(|(n, _)| n);
+    for n in req.nas.iter().chain(&req.cns).chain(users).chain(vpn) {
         contract::check_path(n).map_err(|e| anyhow!("name {n:?}: {e}"))?;
         if n.contains('/') {
             bail!("name {n:?}: one path component, no '/'");
@@ -172,9 +265,12 @@ fn make_ca() -> Result<(String, Issuer<'static, KeyPair>)> {
 fn make_leaf(
     ca: &Issuer<'_, KeyPair>,
     cn: &str,
+    extra_names: &[String],
     eku: ExtendedKeyUsagePurpose,
 ) -> Result<(String, String)> {
-    let mut p = CertificateParams::new(vec![cn.to_string()])?;
+    let mut names = vec![cn.to_string()];
+    names.extend(extra_names.iter().cloned());
+    let mut p = CertificateParams::new(names)?;
     validity(&mut p);
     p.serial_number = Some(serial()?);
     p.distinguished_name.push(DnType::CommonName, cn);

@@ -24,6 +24,7 @@ mod interfaces;
 mod names;
 mod nat;
 mod settings;
+mod vpn;
 mod vrrp;
 
 use super::{Alias, Dnat, Iface, Instance, Noroute, Policy, Rule, Site, Snat, Sync, Zone};
@@ -64,6 +65,7 @@ pub fn analyse(
         dnats: Vec::new(),
         sync: None,
         aaa: aaa::Collected::default(),
+        vpn: crate::vpn::VpnSite::default(),
     };
     a.check_interfaces();
     a.collect_names(stmts);
@@ -73,6 +75,7 @@ pub fn analyse(
     a.build_vrrp_instances();
     a.check_vips();
     a.collect_services(stmts);
+    a.collect_vpn(stmts);
     a.collect_filter(stmts);
     a.add_relay_rules();
     a.add_default_policies();
@@ -166,6 +169,8 @@ struct Analysis<'a> {
     sync: Option<Sync>,
     /// The dns role's statements (DOMAIN, SERVERS, DHCP, ...), with their lines.
     aaa: aaa::Collected,
+    /// The vpn role's statements (VPN, VPNSERVER).
+    vpn: crate::vpn::VpnSite,
 }
 
 impl Analysis<'_> {
@@ -199,6 +204,7 @@ impl Analysis<'_> {
             instances: self.instances,
             sync: self.sync,
             services: self.aaa.svc,
+            vpn: self.vpn,
         }
     }
 }

@@ -84,7 +84,7 @@ impl Analysis<'_> {
     }
 
     /// The internal VLAN interface `t` names (its DEV/VLAN name, as in ZONE), or an error.
-    fn vlan_named(&mut self, l: &Line, t: &Token) -> Option<u16> {
+    pub(super) fn vlan_named(&mut self, l: &Line, t: &Token) -> Option<u16> {
         let i = self.ifaces.iter().find(|i| i.name == t.text);
         match i.and_then(|i| i.vid) {
             Some(v) => Some(v),
@@ -309,7 +309,7 @@ impl Analysis<'_> {
 }
 
 /// The first IPv4 host address of an alias.
-fn first_v4(nets: &[Net]) -> Option<Ipv4Addr> {
+pub(super) fn first_v4(nets: &[Net]) -> Option<Ipv4Addr> {
     nets.iter().find_map(|n| match n.network() {
         IpAddr::V4(a) if n.is_host() => Some(a),
         _ => None,

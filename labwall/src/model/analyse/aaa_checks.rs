@@ -102,7 +102,7 @@ impl Analysis<'_> {
         }
     }
 
-    fn router_v4(&self) -> Vec<Ipv4Addr> {
+    pub(super) fn router_v4(&self) -> Vec<Ipv4Addr> {
         let all = self
             .ifaces
             .iter()
@@ -110,7 +110,7 @@ impl Analysis<'_> {
         all.flatten().collect()
     }
 
-    fn check_not_dynamic(&mut self, l: &Line, t: &Token, a: Ipv4Addr, who: &str) {
+    pub(super) fn check_not_dynamic(&mut self, l: &Line, t: &Token, a: Ipv4Addr, who: &str) {
         let svc = &self.aaa.svc;
         if let Some((d, dl)) = svc
             .dhcp
@@ -151,7 +151,7 @@ impl Analysis<'_> {
         }
     }
 
-    fn check_once(
+    pub(super) fn check_once(
         &mut self,
         seen: &mut BTreeMap<Ipv4Addr, (String, String)>,
         l: &Line,
