@@ -167,8 +167,6 @@ fn server_restart_cleans_up_and_reconnects(lab: &mut Lab) {
         "mgmt_lost counted",
     );
     drop(a);
-    let _ = std::fs::remove_file(lab.path("vlan10.sock"));
-    let _ = std::fs::remove_file(lab.path("server.log"));
     lab.openvpn = Some(lab.start_openvpn());
     common::wait_log(
         &lab.path("server.log"),

@@ -243,7 +243,64 @@ impl Lab {
         p
     }
 
+    /// The OpenVPN server with the management interface ramux-vpn-auth serves.
     pub fn start_openvpn(&self) -> Proc {
+        let m = self.path("vlan10.sock");
+        let auth = format!(
+            "management {} unix\nmanagement-client-auth\nmanagement-hold\nauth-user-pass-optional\n",
+            m.display()
+        );
+        let p = self.start_openvpn_with(&auth);
+        wait_for(Duration::from_secs(15), || m.exists(), "management socket");
+        p
+    }
+
+    /// The old method, for the benchmark: a synchronous client-connect script asking RADIUS
+    /// with radclient (`timeout_s` x 1 try), and learn-address adding the route and proxy entry.
+    pub fn start_openvpn_script(&self, timeout_s: u32) -> Proc {
+        let cc = self.path("client-connect.sh");
+        let secret = self.path("secrets/radius/nas/vpn1");
+        let script = format!(
+            "#!/bin/sh\n# client-connect: synchronous RADIUS check; OpenVPN waits for it.\n\
+             reply=$(printf 'User-Name = \"%s\"\\nNAS-Identifier = \"vpn1-vlan10\"\\nNAS-Port-Type = Virtual\\n\
+             Calling-Station-Id = \"%s\"\\nMessage-Authenticator = 0x00\\n' \"$common_name\" \"$untrusted_ip\" |\n\
+             radclient -x -r 1 -t {timeout_s} -S {secret} 172.16.10.10:1812 auth 2>&1)\n\
+             case $reply in *'Received Access-Accept'*) ;; *) exit 1 ;; esac\n\
+             ip=$(printf '%s\\n' \"$reply\" | sed -n 's/^[[:space:]]*Framed-IP-Address = //p' | head -n 1)\n\
+             vlan=$(printf '%s\\n' \"$reply\" | sed -n 's/^[[:space:]]*Tunnel-Private-Group-Id[:0-9]* = \"\\(.*\\)\"$/\\1/p' | head -n 1)\n\
+             [ \"$vlan\" = 10 ] && [ -n \"$ip\" ] || exit 1\n\
+             printf 'ifconfig-push %s 255.255.255.0\\n' \"$ip\" > \"$1\"\n",
+            secret = secret.display()
+        );
+        fs::write(&cc, script).unwrap();
+        let la = self.path("learn-address.sh");
+        fs::write(
+            &la,
+            "#!/bin/sh\ncase $1 in add|update) ip route replace \"$2/32\" dev \"$dev\"; \
+             ip neigh replace proxy \"$2\" dev leg ;;\ndelete) ip route del \"$2/32\" dev \"$dev\"; \
+             ip neigh del proxy \"$2\" dev leg ;;\nesac\nexit 0\n",
+        )
+        .unwrap();
+        for f in [&cc, &la] {
+            fs::set_permissions(f, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let auth = format!(
+            "client-connect {}\nlearn-address {}\n",
+            cc.display(),
+            la.display()
+        );
+        let p = self.start_openvpn_with(&auth);
+        wait_log(
+            &self.path("server.log"),
+            "Initialization Sequence Completed",
+            Duration::from_secs(15),
+        );
+        p
+    }
+
+    fn start_openvpn_with(&self, auth: &str) -> Proc {
+        let _ = fs::remove_file(self.path("vlan10.sock"));
+        let _ = fs::remove_file(self.path("server.log"));
         let up = self.path("up.sh");
         fs::write(
             &up,
@@ -258,11 +315,9 @@ impl Lab {
              ifconfig-noexec\npush \"route-gateway 172.16.10.20\"\nscript-security 2\nup {up}\n\
              ca {s}/pki/ca.crt\ncert {s}/pki/radius.crt\nkey {s}/pki/radius.key\ndh none\n\
              remote-cert-tls client\ntls-version-min 1.2\ndata-ciphers AES-256-GCM\ndisable-dco\n\
-             keepalive 10 60\nmanagement {m} unix\nmanagement-client-auth\nmanagement-hold\nauth-user-pass-optional\n\
-             verb 3\nlog {l}\n",
+             keepalive 10 60\n{auth}verb 3\nlog {l}\n",
             up = up.display(),
             s = sec.display(),
-            m = self.path("vlan10.sock").display(),
             l = self.path("server.log").display(),
         );
         fs::write(self.path("server.conf"), conf).unwrap();
@@ -273,13 +328,7 @@ impl Lab {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let p = Proc(child);
-        wait_for(
-            Duration::from_secs(15),
-            || self.path("vlan10.sock").exists(),
-            "management socket",
-        );
-        p
+        Proc(child)
     }
 
     /// The daemon's configuration file, with the RADIUS server at `radius`.
