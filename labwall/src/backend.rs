@@ -86,14 +86,27 @@ pub fn add_standins(ns: &Netns, names: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// A new file, mode 0600 (keepalived.conf holds auth_pass), never through an existing path.
+fn write_new(p: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(p)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("{}: {e}", p.display()))
+}
+
 /// `nft -c -f` and `keepalived -t -f` of one role's outputs in a fresh namespace.
 pub fn check_role(site: &Site, out: &RoleOutputs, tmpdir: &Path, tag: &str) -> Result<(), String> {
     let ns = Netns::new(&format!("lw-{}-{tag}", std::process::id()))?;
     add_standins(&ns, &iface_names(site))?;
     let nft = tmpdir.join(format!("ruleset-{tag}.nft"));
     let ka = tmpdir.join(format!("keepalived-{tag}.conf"));
-    std::fs::write(&nft, &out.ruleset_nft).map_err(|e| e.to_string())?;
-    std::fs::write(&ka, &out.keepalived_conf).map_err(|e| e.to_string())?;
+    write_new(&nft, &out.ruleset_nft)?;
+    write_new(&ka, &out.keepalived_conf)?;
     ns.exec(&["nft", "-c", "-f", &nft.to_string_lossy()])
         .map_err(|e| format!("{tag}: ruleset.nft rejected by the kernel: {e}"))?;
     ns.exec(&["keepalived", "-t", "-f", &ka.to_string_lossy(), "-l", "-n"])

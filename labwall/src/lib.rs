@@ -220,6 +220,28 @@ pub fn output_files(o: &RoleOutputs) -> Vec<(&'static str, &str)> {
     ]
 }
 
+/// keepalived.conf carries the VRRP `auth_pass`: owner only. The others are plain config.
+pub fn output_mode(name: &str) -> u32 {
+    if name.ends_with("keepalived.conf") {
+        0o600
+    } else {
+        0o644
+    }
+}
+
+/// A new file with `mode` (never through an existing path or link).
+fn write_new(p: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(p)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
 /// [`write_outputs`] for any set of (name, text) files (the routers' `dhcp-relay.conf` too).
 pub fn write_files(dir: &Path, files: &[(&str, &str)]) -> std::io::Result<()> {
     let parent = dir
@@ -233,13 +255,16 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) -> std::io::Result<()> {
         .unwrap_or_else(|| "out".into());
     let tmp = parent.join(format!(".{base}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp)?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(0o755).create(&tmp)?;
+    }
     for (n, t) in files {
         let p = tmp.join(n);
         if let Some(d) = p.parent().filter(|d| *d != tmp) {
             std::fs::create_dir_all(d)?; // nested names (the vpn role's openvpn/vlan10.conf)
         }
-        std::fs::write(p, t)?;
+        write_new(&p, t, output_mode(n))?;
     }
     if dir.exists() {
         use std::ffi::CString;

@@ -354,20 +354,26 @@ fn backend_check(comps: &[labwall::Compiled]) -> Result<(), ExitCode> {
         );
         return Err(ExitCode::from(2));
     }
-    let tmp = std::env::temp_dir().join(format!("labwall-check-{}", std::process::id()));
-    let _ = std::fs::create_dir_all(&tmp);
+    // Private (mkdtemp: 0700, random name): a predictable path in /tmp let a local user plant
+    // symlinks that the check (as root) wrote through, auth_pass included.
+    let dir = match tempfile::Builder::new().prefix("labwall-check-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("labwall: cannot create a private work directory: {e}");
+            return Err(ExitCode::from(1));
+        }
+    };
+    let tmp = dir.path().to_path_buf();
     for (comp, tag) in comps.iter().zip(["m", "b"]) {
         eprintln!(
             "labwall: backend check {}: nft -c -f, keepalived -t (veth stand-ins for the interfaces)",
             comp.site.role
         );
         if let Err(e) = labwall::backend::check_role(&comp.site, &comp.outputs, &tmp, tag) {
-            let _ = std::fs::remove_dir_all(&tmp);
             eprintln!("labwall: {e}");
             return Err(ExitCode::from(1));
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     Ok(())
 }
 

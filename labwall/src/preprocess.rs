@@ -117,6 +117,28 @@ pub struct PreOptions {
 }
 
 const MAX_INCLUDE_DEPTH: usize = 16;
+/// INCLUDEs taken in one run, all files together: depth alone lets a file that includes two
+/// others at every level expand 2^16 times.
+const MAX_INCLUDES: usize = 256;
+
+/// The path without `.` components and with `a/..` folded, so `./x.lw`, `x.lw` and `d/../x.lw`
+/// are one file for the loop check (lexical: the loader may not be the file system).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) =>
+            {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// Preprocess `text` (the file at `path`); backtick commands go to [`SystemShell`].
 pub fn preprocess(
@@ -146,6 +168,7 @@ pub fn preprocess_with(
         lines: Vec::new(),
         diags: Vec::new(),
         stack: Vec::new(),
+        included: 0,
     };
     for (k, v) in &opts.defines {
         p.vars.insert(k.clone(), v.clone());
@@ -154,7 +177,7 @@ pub fn preprocess_with(
             p.hostname = Some(v.clone());
         }
     }
-    p.file(path, text);
+    p.file(&normalize(path), text);
     (p.lines, p.diags)
 }
 
@@ -171,6 +194,8 @@ struct Preprocessor<'a> {
     diags: Vec<Diagnostic>,
     /// Files being read (INCLUDE loop detection).
     stack: Vec<PathBuf>,
+    /// INCLUDEs taken so far (bounded by [`MAX_INCLUDES`]).
+    included: usize,
 }
 
 fn is_name(s: &str) -> bool {
@@ -484,11 +509,21 @@ impl Preprocessor<'_> {
         }
         let cur = self.stack.last().cloned().unwrap_or_default();
         let p = Path::new(&line.toks[1].text);
-        let path = if p.is_absolute() {
+        let path = normalize(&if p.is_absolute() {
             p.to_path_buf()
         } else {
             cur.parent().unwrap_or(Path::new("")).join(p)
-        };
+        });
+        self.included += 1;
+        if self.included > MAX_INCLUDES {
+            let msg = format!(
+                "more than {MAX_INCLUDES} INCLUDEs in one site: {}",
+                path.display()
+            );
+            let fix = "include each file once (INCLUDE is not a loop)";
+            self.diags.push(line.diag_at(&line.toks[1], msg).fix(fix));
+            return;
+        }
         if self.stack.len() >= MAX_INCLUDE_DEPTH || self.stack.contains(&path) {
             self.diags.push(
                 line.diag_at(
@@ -856,6 +891,49 @@ mod tests {
             [d.join("sub/u.lw")]
         );
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_self_include_spelled_differently_is_a_loop_not_an_explosion() {
+        struct Every(std::cell::Cell<usize>);
+        impl Loader for Every {
+            fn load(&self, _: &Path) -> Result<String, String> {
+                self.0.set(self.0.get() + 1);
+                Ok("INCLUDE ./x.lw\nINCLUDE ./x.lw\n".into())
+            }
+        }
+        let loads = Every(std::cell::Cell::new(0));
+        let text = "INCLUDE ./x.lw\nINCLUDE ./x.lw\n";
+        let o = opts(&[], false);
+        let (_, d) = preprocess_with(&loads, &FakeShell, Path::new("x.lw"), text, &o);
+        assert_eq!(loads.0.get(), 0, "x.lw and ./x.lw are one file");
+        assert!(
+            d.iter().all(|d| d.message.starts_with("INCLUDE loop")),
+            "{d:?}"
+        );
+        // a chain of distinct names is bounded in total, not only in depth
+        struct Fan(std::cell::Cell<usize>);
+        impl Loader for Fan {
+            fn load(&self, p: &Path) -> Result<String, String> {
+                self.0.set(self.0.get() + 1);
+                let n = p.display().to_string();
+                Ok(format!("INCLUDE {n}a\nINCLUDE {n}b\n").replace("dir/", ""))
+            }
+        }
+        let fan = Fan(std::cell::Cell::new(0));
+        let (_, d) = preprocess_with(
+            &fan,
+            &FakeShell,
+            Path::new("f"),
+            "INCLUDE fa\nINCLUDE fb\n",
+            &o,
+        );
+        assert!(fan.0.get() <= MAX_INCLUDES, "{} loads", fan.0.get());
+        assert!(
+            d.iter()
+                .any(|d| d.message.starts_with("more than 256 INCLUDEs")),
+            "{d:?}"
+        );
     }
 
     #[test]

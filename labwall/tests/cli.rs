@@ -61,6 +61,13 @@ fn compile_writes_four_files_and_replaces_atomically() {
         assert!(std::fs::read_to_string(out.join("keepalived.conf"))
             .unwrap()
             .contains(&format!("router_id {host}")));
+        // keepalived.conf holds auth_pass: owner only; the rest is plain config
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |f: &str| std::fs::metadata(out.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            (mode("keepalived.conf"), mode("ruleset.nft")),
+            (0o600, 0o644)
+        );
     }
     // no temp dirs left behind
     let left: Vec<_> = std::fs::read_dir(&t.0)
@@ -257,4 +264,57 @@ fn backend_check_accepts_seed_and_example() {
         "AH: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// `check --backend` as root writes the rulesets (keepalived.conf with its auth_pass) into a
+/// work directory. A local user who plants that directory, with a symlink where a file will be,
+/// must not get a root file overwritten: the directory is private (mkdtemp), never the
+/// predictable `$TMPDIR/labwall-check-<pid>` that the child's own pid names here.
+#[test]
+fn backend_check_does_not_write_through_a_planted_directory() {
+    use std::os::unix::process::CommandExt;
+    assert!(unsafe { libc::geteuid() } == 0, "needs root");
+    let t = tmp("planted");
+    let victim = t.0.join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let tmpdir = t.0.join("tmp");
+    std::fs::create_dir_all(&tmpdir).unwrap();
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sites/seed/site.lw");
+    let (plant_root, victim_c) = (tmpdir.clone(), victim.clone());
+    let mut cmd = bin();
+    cmd.args([
+        "check",
+        &site.to_string_lossy(),
+        "-D",
+        "HOSTNAME=fw",
+        "--backend",
+    ])
+    .env("TMPDIR", &tmpdir);
+    // SAFETY: runs in the child between fork and exec; it only makes a directory and links.
+    unsafe {
+        cmd.pre_exec(move || {
+            let d = plant_root.join(format!("labwall-check-{}", std::process::id()));
+            std::fs::create_dir(&d)?;
+            for f in [
+                "ruleset-m.nft",
+                "keepalived-m.conf",
+                "ruleset-b.nft",
+                "keepalived-b.conf",
+            ] {
+                std::os::unix::fs::symlink(&victim_c, d.join(f))?;
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "{err}"
+    );
+    // and its own directory is gone afterwards; only the planted one is left
+    let left: Vec<_> = std::fs::read_dir(&tmpdir).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1, "{left:?}");
 }
