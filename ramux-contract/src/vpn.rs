@@ -4,10 +4,13 @@
 //! Why a daemon and not a client-connect script: every VLAN has one single-threaded OpenVPN
 //! server. A synchronous script freezes all of that VLAN's users while RADIUS is slow, and the
 //! deferred-file variant costs about a second per connect in OpenVPN's polling. Each server is
-//! therefore started with `management <socket> unix` and `management-client-auth`, and
-//! ramux-vpn-auth answers its `>CLIENT:CONNECT` events asynchronously (`client-auth` with the
-//! RADIUS address, or `client-deny`), adds the /32 route and the proxy-ARP entry on
-//! `>CLIENT:ESTABLISHED` and removes them on `>CLIENT:DISCONNECT` (docs/vpn.md).
+//! therefore started with `management <socket> unix`, `management-client-auth`,
+//! `management-hold` (no user before ramux-vpn-auth is attached; it sends `hold release`) and
+//! `auth-user-pass-optional` (else OpenVPN 2.6 refuses certificate-only clients before asking),
+//! and ramux-vpn-auth answers its `>CLIENT:CONNECT` events asynchronously (`client-auth` with
+//! the RADIUS address, or `client-deny`), adds the /32 route and the proxy-ARP entry on
+//! `>CLIENT:ESTABLISHED` and removes them on `>CLIENT:DISCONNECT` (docs/vpn.md,
+//! docs/vpn-auth.md).
 
 use serde::{Deserialize, Serialize};
 

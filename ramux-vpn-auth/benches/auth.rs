@@ -27,6 +27,7 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
     let mut lab = Lab::new("b");
+    lab.nice = false;
     lab.openvpn = None;
     let (mut stall, mut connect) = ([vec![], vec![]], [vec![], vec![]]);
     for r in 0..rounds {

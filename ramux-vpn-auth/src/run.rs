@@ -374,3 +374,35 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_reader_caps_long_lines_and_strips_cr() {
+        let mut input = b">INFO:hello\r\n".to_vec();
+        input.extend(std::iter::repeat(b'A').take(MAX_LINE * 3));
+        input.extend_from_slice(b"\nSUCCESS: ok\nno newline at end");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let got = rt.block_on(async {
+            // A tiny buffer: lines arrive in many pieces, as from a socket.
+            let mut r = LineReader::new(BufReader::with_capacity(7, &input[..]));
+            let mut v = vec![];
+            while let Some(l) = r.next().await.unwrap() {
+                v.push(l);
+            }
+            v
+        });
+        assert_eq!(
+            got,
+            [
+                Some(">INFO:hello".to_string()),
+                None,
+                Some("SUCCESS: ok".to_string())
+            ]
+        );
+    }
+}
