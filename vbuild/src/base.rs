@@ -104,6 +104,118 @@ fn publish_dir(tmp: &Path, fin: &Path) -> Result<()> {
     }
 }
 
+/// `suite`, `mirror` and `sources` go to mmdebstrap as positional arguments: a value starting
+/// with `-` would become an option, so each is checked before anything runs.
+pub fn check_debian_args(suite: &str, mirror: &str, sources: &[String]) -> Result<()> {
+    let ok_suite = !suite.is_empty()
+        && !suite.starts_with('-')
+        && suite
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !ok_suite {
+        bail!("base suite {suite:?} is not a Debian suite name (letters, digits, '.', '_', '-'; not starting with '-'): fix [base] suite in profile.toml, e.g. suite = \"bookworm\"");
+    }
+    for (what, v) in
+        std::iter::once(("mirror", mirror)).chain(sources.iter().map(|s| ("sources", s.as_str())))
+    {
+        let url = ["http://", "https://", "file:/", "copy:/", "mirror+"]
+            .iter()
+            .any(|p| v.starts_with(p));
+        let line = v.starts_with("deb ") || v.starts_with("deb-src ");
+        if v.starts_with('-') || v.contains('\n') || !(url || line) {
+            bail!("base {what} {v:?} is neither a mirror URL (http://, https://, file:/) nor a sources line (deb ...): fix [base] {what} in profile.toml");
+        }
+    }
+    Ok(())
+}
+
+/// The tarball's sha256 when it matches the one recorded beside it at publish time; None when
+/// the entry was cut short or edited (a truncated tarball must not count as a cache hit).
+fn verified_sha(dir: &Path) -> Result<Option<String>> {
+    let Ok(want) = std::fs::read_to_string(dir.join("base.tar.sha256")) else {
+        return Ok(None);
+    };
+    let got = sha256_file(&dir.join("base.tar"))?;
+    Ok((got == want.trim()).then_some(got))
+}
+
+/// Makes the cache entry `dir`: mmdebstrap into a private temp directory, the package list and
+/// the tarball's checksum beside it, everything synced, then one rename.
+fn run_mmdebstrap(
+    cache: &Path,
+    key: &str,
+    (suite, mirror, sources): (&str, &str, &[String]),
+    pk: &[String],
+    prog: &Progress,
+    dir: &Path,
+) -> Result<()> {
+    tool::require("mmdebstrap", "mmdebstrap")?;
+    std::fs::create_dir_all(cache)
+        .with_context(|| format!("cannot create cache dir {}", cache.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&crate::tmp_prefix(&format!("base-{}.tmp-", &key[..16])))
+        .tempdir_in(cache)?
+        .keep();
+    let _guard = crate::RemoveOnDrop(tmp.clone());
+    let list = tmp.join("packages.txt");
+    prog.step(&format!(
+        "mmdebstrap {suite}: {} packages (cached afterwards)",
+        pk.len()
+    ));
+    // The extract hook runs while the .debs are still in the apt cache: record exact
+    // package names and versions for the manifest.
+    let hook = format!(
+        "for f in \"$1\"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat='${{Package}} ${{Version}}\\n' \"$f\"; done | LC_ALL=C sort > '{}'",
+        list.display()
+    );
+    let mut cmd = Command::new("mmdebstrap");
+    die_with_parent(&mut cmd);
+    let out = cmd
+        .env("SOURCE_DATE_EPOCH", MMDEBSTRAP_EPOCH)
+        .env("LC_ALL", "C.UTF-8")
+        .arg("--variant=extract")
+        .arg("--quiet")
+        .arg(format!("--include={}", pk.join(",")))
+        .arg(format!("--extract-hook={hook}"))
+        .arg(suite)
+        .arg(tmp.join("base.tar"))
+        .arg(mirror)
+        .args(sources)
+        .output()
+        .context("cannot run mmdebstrap")?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err
+            .lines()
+            .rev()
+            .take(15)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        bail!(
+            "mmdebstrap failed ({}) for suite {suite}, mirror {mirror}, packages {}:\n{}",
+            out.status,
+            pk.join(" "),
+            tail.join("\n")
+        );
+    }
+    let version = tool::version("mmdebstrap", &["--version"]).unwrap_or_default();
+    let pkgs = parse_packages(&std::fs::read_to_string(&list).unwrap_or_default());
+    let meta = serde_json::json!({ "mmdebstrap": version, "packages": pkgs });
+    std::fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
+    let sha = sha256_file(&tmp.join("base.tar"))?;
+    std::fs::write(tmp.join("base.tar.sha256"), &sha)?;
+    for f in ["base.tar", "meta.json", "packages.txt", "base.tar.sha256"] {
+        if let Ok(f) = std::fs::File::open(tmp.join(f)) {
+            f.sync_all()?;
+        }
+    }
+    crate::sync_dir(&tmp)?;
+    publish_dir(&tmp, dir)?;
+    crate::sync_dir(cache)
+}
+
 /// Returns the base tarball, running mmdebstrap on a cache miss.
 pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseTar> {
     match src {
@@ -127,6 +239,7 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
             let mut pk = packages.clone();
             pk.sort();
             pk.dedup();
+            check_debian_args(suite, mirror, sources)?;
             let key = sha_of(&[
                 BASE_FORMAT,
                 suite,
@@ -138,74 +251,23 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
             let dir = cache.join(format!("base-{}", &key[..16]));
             let tar = dir.join("base.tar");
             let meta_p = dir.join("meta.json");
-            let cache_hit = tar.is_file() && meta_p.is_file();
-            if !cache_hit {
-                tool::require("mmdebstrap", "mmdebstrap")?;
-                std::fs::create_dir_all(cache)
-                    .with_context(|| format!("cannot create cache dir {}", cache.display()))?;
-                let tmp = tempfile::Builder::new()
-                    .prefix(&crate::tmp_prefix(&format!("base-{}.tmp-", &key[..16])))
-                    .tempdir_in(cache)?
-                    .keep();
-                let _guard = crate::RemoveOnDrop(tmp.clone());
-                let list = tmp.join("packages.txt");
+            let mut cache_hit = tar.is_file() && meta_p.is_file();
+            if cache_hit && verified_sha(&dir)?.is_none() {
                 prog.step(&format!(
-                    "mmdebstrap {suite}: {} packages (cached afterwards)",
-                    pk.len()
+                    "cache entry {} fails its checksum (cut short or edited): rebuilding it",
+                    dir.display()
                 ));
-                // The extract hook runs while the .debs are still in the apt cache: record exact
-                // package names and versions for the manifest.
-                let hook = format!(
-                    "for f in \"$1\"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat='${{Package}} ${{Version}}\\n' \"$f\"; done | LC_ALL=C sort > '{}'",
-                    list.display()
-                );
-                let mut cmd = Command::new("mmdebstrap");
-                die_with_parent(&mut cmd);
-                let out = cmd
-                    .env("SOURCE_DATE_EPOCH", MMDEBSTRAP_EPOCH)
-                    .env("LC_ALL", "C.UTF-8")
-                    .arg("--variant=extract")
-                    .arg("--quiet")
-                    .arg(format!("--include={}", pk.join(",")))
-                    .arg(format!("--extract-hook={hook}"))
-                    .arg(suite)
-                    .arg(tmp.join("base.tar"))
-                    .arg(mirror)
-                    .args(sources)
-                    .output()
-                    .context("cannot run mmdebstrap")?;
-                if !out.status.success() {
-                    let err = String::from_utf8_lossy(&out.stderr);
-                    let tail: Vec<&str> = err
-                        .lines()
-                        .rev()
-                        .take(15)
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                        .rev()
-                        .collect();
-                    bail!(
-                        "mmdebstrap failed ({}) for suite {suite}, mirror {mirror}, packages {}:\n{}",
-                        out.status,
-                        pk.join(" "),
-                        tail.join("\n")
-                    );
-                }
-                let version = tool::version("mmdebstrap", &["--version"]).unwrap_or_default();
-                let pkgs = parse_packages(&std::fs::read_to_string(&list).unwrap_or_default());
-                let meta = serde_json::json!({ "mmdebstrap": version, "packages": pkgs });
-                std::fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
-                publish_dir(&tmp, &dir)?;
+                std::fs::remove_dir_all(&dir)
+                    .with_context(|| format!("cannot remove {}", dir.display()))?;
+                cache_hit = false;
+            }
+            if !cache_hit {
+                run_mmdebstrap(cache, &key, (suite, mirror, sources), &pk, prog, &dir)?;
             }
             let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(&meta_p)?)?;
             let packages: Vec<Package> = serde_json::from_value(meta["packages"].clone())?;
-            let sha = if let Ok(s) = std::fs::read_to_string(dir.join("base.tar.sha256")) {
-                s.trim().to_string()
-            } else {
-                let s = sha256_file(&tar)?;
-                crate::write_atomic(&dir.join("base.tar.sha256"), s.as_bytes())?;
-                s
-            };
+            let sha = verified_sha(&dir)?
+                .ok_or_else(|| anyhow!("cache entry {} fails its checksum", dir.display()))?;
             Ok(BaseTar {
                 path: tar,
                 sha256: sha,
@@ -712,6 +774,40 @@ pub fn write_layer(tree: &Tree, compression: &str, out: &Path) -> Result<(u64, u
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn mmdebstrap_arguments_cannot_become_options() {
+        let ok = check_debian_args("bookworm", "http://deb.debian.org/debian", &[]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let e = check_debian_args("--aptopt=x", "http://deb.debian.org/debian", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("base suite \"--aptopt=x\" is not a Debian suite name"),
+            "{e}"
+        );
+        let e = check_debian_args("bookworm", "--hook-dir=/tmp/x", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("base mirror \"--hook-dir=/tmp/x\""), "{e}");
+        let src = ["deb http://deb.debian.org/debian bookworm-updates main".to_string()];
+        assert!(check_debian_args("bookworm", "http://deb.debian.org/debian", &src).is_ok());
+        let bad = ["--customize-hook=sh".to_string()];
+        assert!(check_debian_args("bookworm", "http://deb.debian.org/debian", &bad).is_err());
+    }
+
+    #[test]
+    fn a_cut_short_tarball_is_no_cache_hit() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("base.tar"), b"0123456789").unwrap();
+        let sha = sha256_file(&d.path().join("base.tar")).unwrap();
+        std::fs::write(d.path().join("base.tar.sha256"), format!("{sha}\n")).unwrap();
+        assert_eq!(verified_sha(d.path()).unwrap(), Some(sha));
+        std::fs::write(d.path().join("base.tar"), b"01234").unwrap();
+        assert_eq!(verified_sha(d.path()).unwrap(), None);
+        std::fs::remove_file(d.path().join("base.tar.sha256")).unwrap();
+        assert_eq!(verified_sha(d.path()).unwrap(), None);
+    }
     use super::*;
 
     #[test]

@@ -16,7 +16,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// ramux binaries copied into /usr/sbin when present in the bin dir (docs/builder.md).
-pub const RAMUX_BINARIES: &[&str] = &["ramux-init", "vrrpd", "vswitch", "labwall"];
+pub const RAMUX_BINARIES: &[&str] = &[
+    "ramux-init",
+    "vrrpd",
+    "vswitch",
+    "labwall",
+    "ramux-vpn-auth",
+];
 
 /// What to build.
 #[derive(Debug, Clone, Default)]
@@ -182,6 +188,14 @@ fn valid_hostname(h: &str) -> bool {
 
 /// Adds a directory tree (overlay) to `tree`; files keep only their executable bit (git does not
 /// track more), everything is root-owned and stamped with the build clock.
+/// An overlay file's mode in the image: 0755 or 0644 as git knows them, but never more open than
+/// the source (an overlay `etc/shadow` kept 0600 in the checkout stays 0600; forcing 0644 made
+/// it world-readable). The owner keeps read/write, so a file is never unreadable to root.
+fn overlay_mode(src: u32) -> u32 {
+    let base = if src & 0o111 != 0 { 0o755 } else { 0o644 };
+    base & (src | 0o600)
+}
+
 fn add_overlay(
     tree: &mut Tree,
     dir: &Path,
@@ -207,13 +221,9 @@ fn add_overlay(
             tree.insert(&rel, Node::dir(0o755, epoch), epoch);
         } else if ft.is_file() {
             let data = std::fs::read(e.path()).with_context(|| format!("cannot read {key}"))?;
-            let exec = e.metadata()?.permissions().mode() & 0o111 != 0;
+            let src = e.metadata()?.permissions().mode();
             inputs.insert(key, hex(&Sha256::digest(&data)));
-            tree.insert(
-                &rel,
-                Node::file(if exec { 0o755 } else { 0o644 }, epoch, data),
-                epoch,
-            );
+            tree.insert(&rel, Node::file(overlay_mode(src), epoch, data), epoch);
         }
     }
     Ok(())
@@ -784,7 +794,8 @@ fn add_site_and_binaries(
     inputs: &mut BTreeMap<String, String>,
 ) {
     for (dest, text) in &site.files {
-        top.insert(dest, Node::file(0o644, ep, text.clone().into_bytes()), ep);
+        let mode = labwall::output_mode(dest);
+        top.insert(dest, Node::file(mode, ep, text.clone().into_bytes()), ep);
     }
     if let Some((k, v)) = &site.input {
         inputs.insert(k.clone(), v.clone());
@@ -927,8 +938,12 @@ fn base_description(
 /// killed build never leaves a manifest for an ISO that is not there.
 fn publish(dest: &Destination, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> Result<()> {
     crate::set_mode(tmp_iso, 0o644)?;
+    std::fs::File::open(tmp_iso)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("cannot sync {}", tmp_iso.display()))?;
     std::fs::rename(tmp_iso, &dest.iso)
         .with_context(|| format!("cannot write {}", dest.iso.display()))?;
+    crate::sync_dir(&dest.dir)?;
     write_atomic(&dest.manifest, mjson)?;
     let mname = format!("{}.manifest.json", dest.name);
     manifest::update_sums(
@@ -987,6 +1002,21 @@ fn compression_label(c: &str) -> String {
             base::ZSTD_LEVEL,
             zstd::zstd_safe::version_string()
         )
+    }
+}
+
+#[cfg(test)]
+mod mode_tests {
+    #[test]
+    fn overlay_modes_never_open_up() {
+        use super::overlay_mode;
+        assert_eq!(overlay_mode(0o100644), 0o644);
+        assert_eq!(overlay_mode(0o100664), 0o644);
+        assert_eq!(overlay_mode(0o100755), 0o755);
+        assert_eq!(overlay_mode(0o100600), 0o600);
+        assert_eq!(overlay_mode(0o100700), 0o700);
+        assert_eq!(overlay_mode(0o100640), 0o640);
+        assert_eq!(overlay_mode(0o100400), 0o600);
     }
 }
 

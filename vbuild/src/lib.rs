@@ -65,12 +65,21 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
             )
         })?;
     t.write_all(data)
+        .and_then(|()| t.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     set_mode(t.path(), 0o644)?;
     t.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    sync_dir(dir)
+}
+
+/// fsync a directory, so a rename into it survives a crash (the data was synced before the
+/// rename; without this the new name can vanish and the old, or an empty file, come back).
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync directory {}", dir.display()))
 }
 
 pub(crate) fn set_mode(p: &Path, mode: u32) -> Result<()> {

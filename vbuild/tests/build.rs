@@ -185,6 +185,9 @@ fn router_iso_is_reproducible_and_hybrid() {
         assert!(!get(f).2.is_empty(), "{f} is empty");
     }
     let ka = String::from_utf8_lossy(&get("etc/keepalived/keepalived.conf").2).into_owned();
+    // it holds auth_pass: root only in the image (the other site files stay 0644)
+    assert_eq!(get("etc/keepalived/keepalived.conf").1 & 0o7777, 0o600);
+    assert_eq!(get("etc/ramux/ruleset.nft").1 & 0o7777, 0o644);
     assert!(ka.contains("BACKUP"), "{ka}");
     assert!(m["inputs"]["profiles/router/site.lw"].is_string());
     assert_eq!(
