@@ -353,6 +353,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         .cache_dir
         .clone()
         .unwrap_or_else(|| root.join("images/cache"));
+    let _owner = crate::claim_owner();
     // Leftovers of killed builds (a 400 MB module stage on tmpfs among them).
     crate::sweep_stale(&cache, ".tmp-");
     crate::sweep_stale(Path::new("/dev/shm"), "vbuild-stage-");
@@ -937,6 +938,9 @@ fn base_description(
 /// Publishes the ISO first, then its manifest, then the sums (each rename is atomic), so a
 /// killed build never leaves a manifest for an ISO that is not there.
 fn publish(dest: &Destination, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> Result<()> {
+    // One build at a time publishes this name: otherwise two builds into one images/ could
+    // leave one's ISO beside the other's manifest.
+    let _lock = crate::lock_file(&dest.dir.join(format!(".{}.lock", dest.name)))?;
     crate::set_mode(tmp_iso, 0o644)?;
     std::fs::File::open(tmp_iso)
         .and_then(|f| f.sync_all())

@@ -94,8 +94,76 @@ pub(crate) fn tmp_prefix(base: &str) -> String {
     format!("{base}{}-", std::process::id())
 }
 
+/// An exclusive flock on `path` (created if missing), held until the file is dropped.
+pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a valid open descriptor; released when `f` is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("cannot lock {}", path.display()));
+    }
+    Ok(f)
+}
+
+/// Where running builds hold their owner locks (global tmpfs, like the module stage).
+const OWNERS_DIR: &str = "/dev/shm/vbuild-owners";
+
+/// A running build's claim on its pid: an flock'd `OWNERS_DIR/<pid>-<nonce>.lock`, held until
+/// dropped. flock is seen across PID namespaces, where `/proc/<pid>` of a build in another
+/// namespace (a container) looks dead and its work directories were swept from under it.
+pub struct Owner(#[allow(dead_code)] Option<tempfile::NamedTempFile>);
+
+/// Claims the current pid for the build's lifetime (best effort: without /dev/shm, no claim).
+pub fn claim_owner() -> Owner {
+    Owner(claim_in(Path::new(OWNERS_DIR), std::process::id()))
+}
+
+fn claim_in(dir: &Path, pid: u32) -> Option<tempfile::NamedTempFile> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(dir).ok()?;
+    let f = tempfile::Builder::new()
+        .prefix(&format!("{pid}-"))
+        .suffix(".lock")
+        .tempfile_in(dir)
+        .ok()?;
+    // SAFETY: flock on a valid descriptor, released when the file is closed.
+    (unsafe { libc::flock(f.as_file().as_raw_fd(), libc::LOCK_EX) } == 0).then_some(f)
+}
+
+/// Someone holds a lock named for `pid` in `owners` (a live build, maybe in another namespace).
+fn claimed(owners: &Path, pid: u32) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(rd) = std::fs::read_dir(owners) else {
+        return false;
+    };
+    let prefix = format!("{pid}-");
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .any(|e| {
+            let Ok(f) = std::fs::File::open(e.path()) else {
+                return false;
+            };
+            // SAFETY: flock on a valid descriptor; a free lock is released at once on close.
+            let free = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+            if free {
+                let _ = std::fs::remove_file(e.path()); // its build died without cleaning up
+            }
+            !free
+        })
+}
+
 /// Removes entries of `dir` named `...<marker><pid>-...` whose process no longer exists.
 pub(crate) fn sweep_stale(dir: &Path, marker: &str) {
+    sweep_stale_with(dir, marker, Path::new(OWNERS_DIR))
+}
+
+fn sweep_stale_with(dir: &Path, marker: &str, owners: &Path) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -106,7 +174,10 @@ pub(crate) fn sweep_stale(dir: &Path, marker: &str) {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+        let alive = pid == std::process::id()
+            || Path::new(&format!("/proc/{pid}")).exists()
+            || claimed(owners, pid);
+        if !alive {
             let p = e.path();
             let _ = if p.is_dir() {
                 std::fs::remove_dir_all(&p)
@@ -228,6 +299,22 @@ mod tests {
         assert!(!dead.exists() && !dead_file.exists());
         assert!(alive.exists() && other.exists());
         assert!(tmp_prefix("a-").starts_with(&format!("a-{}-", std::process::id())));
+    }
+
+    /// A build in another PID namespace: its pid is not in our /proc, but it holds its claim,
+    /// so its work directory stays; once the claim is gone the leftovers are swept.
+    #[test]
+    fn sweep_spares_a_build_claimed_from_another_namespace() {
+        let d = tempfile::tempdir().unwrap();
+        let owners = d.path().join("owners");
+        let work = d.path().join(".work-999999997-x");
+        std::fs::create_dir_all(&work).unwrap();
+        let claim = claim_in(&owners, 999_999_997).expect("a claim");
+        sweep_stale_with(d.path(), ".work-", &owners);
+        assert!(work.exists(), "swept while its owner runs elsewhere");
+        drop(claim);
+        sweep_stale_with(d.path(), ".work-", &owners);
+        assert!(!work.exists());
     }
 
     #[test]
