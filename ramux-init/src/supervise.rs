@@ -8,6 +8,9 @@
 
 /// A run at least this long counts as healthy and resets the backoff.
 pub const HEALTHY_MS: u64 = 10_000;
+/// Lower bound of every restart delay, whatever `restart_delay_ms` says (0 included): a service
+/// that dies at once must not respawn in a tight loop that eats the CPU and floods the console.
+pub const MIN_RESTART_MS: u64 = 100;
 /// Upper bound of the exponential backoff.
 pub const MAX_BACKOFF_MS: u64 = 30_000;
 
@@ -201,6 +204,7 @@ impl Supervisor {
 
 /// Delay before the `failures`-th consecutive restart (1-based).
 pub fn backoff(base_ms: u64, failures: u32) -> u64 {
+    let base_ms = base_ms.max(MIN_RESTART_MS);
     let shift = failures.saturating_sub(1).min(16);
     let cap = MAX_BACKOFF_MS.max(base_ms);
     base_ms.saturating_mul(1u64 << shift).min(cap)
@@ -322,7 +326,9 @@ mod tests {
     fn large_base_delay_is_not_capped_below_itself() {
         assert_eq!(backoff(60_000, 1), 60_000);
         assert_eq!(backoff(60_000, 5), 60_000);
-        assert_eq!(backoff(0, 3), 0);
+        // restart_delay_ms = 0 is no tight loop: at least 100 ms, still doubling
+        assert_eq!(backoff(0, 1), MIN_RESTART_MS);
+        assert_eq!(backoff(0, 3), 4 * MIN_RESTART_MS);
         assert_eq!(backoff(u64::MAX, 40), u64::MAX);
     }
 }
