@@ -7,12 +7,17 @@
 //!   right after the line powers the appliance off).
 //! - `ramux: failed WHAT: REASON`: something did not work (a module, a service, a labwall
 //!   file); always one line, so it can be grepped.
+//! - `ramux: not ready profile=P role=R host=H: REASON`: printed instead of the ready line when
+//!   the appliance failed closed (its network or firewall did not apply): no forwarding, no
+//!   services. Whoever waits for the ready line stops waiting here.
 //! - `ramux: up S s after kernel start (...)`: where the boot time went, after the ready line.
 
 /// What every ready line starts with.
 pub const READY_MARKER: &str = "ramux: ready profile=";
 /// What every failure line starts with.
 pub const FAILED_MARKER: &str = "ramux: failed ";
+/// What the line printed instead of the ready line starts with.
+pub const NOT_READY_MARKER: &str = "ramux: not ready profile=";
 /// What the boot-time line starts with.
 pub const UP_MARKER: &str = "ramux: up ";
 
@@ -55,6 +60,19 @@ pub fn failed_line(what: &str, reason: &str) -> String {
     format!("{FAILED_MARKER}{what}: {}", one_line(reason))
 }
 
+/// `ramux: not ready profile=P role=R host=H: REASON`.
+pub fn not_ready_line(profile: &str, role: &str, host: &str, reason: &str) -> String {
+    format!(
+        "{NOT_READY_MARKER}{profile} role={role} host={host}: {}",
+        one_line(reason)
+    )
+}
+
+/// The not-ready line in `line` (from its marker on), if it holds one.
+pub fn find_not_ready(line: &str) -> Option<&str> {
+    line.find(NOT_READY_MARKER).map(|at| &line[at..])
+}
+
 /// Where a failure line starts in `line`, if it holds one.
 pub fn find_failed(line: &str) -> Option<usize> {
     line.find(FAILED_MARKER)
@@ -72,6 +90,23 @@ pub fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_not_ready_line_is_no_ready_line() {
+        let l = not_ready_line(
+            "router",
+            "MASTER",
+            "r1",
+            "/etc/ramux/ruleset.nft did not apply",
+        );
+        assert_eq!(
+            l,
+            "ramux: not ready profile=router role=MASTER host=r1: /etc/ramux/ruleset.nft did not apply"
+        );
+        assert!(parse_ready(&l).is_none());
+        assert_eq!(find_not_ready(&format!("\x1b[0m{l}")), Some(l.as_str()));
+        assert!(find_not_ready(&ready_line("router", "MASTER", "r1")).is_none());
+    }
 
     #[test]
     fn ready_line_round_trips() {

@@ -93,3 +93,51 @@ fn router_backup_applies_site_vlans_and_ruleset_on_a_trunk_port() {
     // Untagged on the access port: the ethertype right after the MACs is ARP.
     assert_eq!(f[12..14], [0x08, 0x06]);
 }
+
+/// A router booted with one NIC cannot apply its site (`ip -batch` fails on the missing eth1):
+/// it fails closed. No ready line but `ramux: not ready ...`, so `wait_ready` returns at once
+/// with that line instead of timing out; forwarding stays off and vrrpd is not started, so it
+/// can neither take the VIPs nor route unfiltered.
+#[test]
+fn a_router_whose_site_does_not_apply_fails_closed() {
+    let img = image("router");
+    let _slot = qemu_slots(1);
+    let mut sw = SwitchGuard::new();
+    sw.start_vswitch(
+        "port/create 1\nvlan/create 10\nvlan/create 20\nvlan/addport 10 1\nvlan/addport 20 1\n",
+    );
+    let root = state_root();
+    let mut opts = options(&img, "closed", root.path());
+    opts.switch_dir = Some(sw.dir.clone());
+    opts.ports = vec![1];
+    let mut log = |m: &str| eprintln!("e2e: {m}");
+    let vm = vlaunch::launch(&opts, &mut log).expect("launch");
+    let mut g = VmGuard {
+        vm,
+        state_root: root,
+    };
+    let e = match g.vm.wait_ready(BOOT_TIMEOUT, &mut |_, _| {}) {
+        Ok(r) => panic!("a router without eth1 said ready: {}", r.info.line),
+        Err(e) => e,
+    };
+    assert!(
+        e.reason
+            .contains("failed closed: ramux: not ready profile=router"),
+        "{e}"
+    );
+    assert!(e.reason.contains("forwarding stays off"), "{e}");
+    assert!(
+        e.failures
+            .iter()
+            .any(|f| f.starts_with("ramux: failed labwall")),
+        "{e}"
+    );
+    let sock = g.vm.paths().serial_sock.clone();
+    let out = console_run(
+        &sock,
+        "echo fwd-$((6*7)) $(cat /proc/sys/net/ipv4/ip_forward) $(pidof vrrpd || echo no-vrrpd)",
+        "fwd-42 ",
+        Duration::from_secs(60),
+    );
+    assert!(out.contains("fwd-42 0 no-vrrpd"), "{out}");
+}

@@ -91,9 +91,12 @@ pub fn run() -> ! {
     };
     let mut phases = String::new();
     let mut secrets = None;
+    let mut fatal = None;
     if let Some(a) = &appliance {
-        phases = bring_up(&con, a);
-        kinds.extend(a.services.iter().cloned().map(Kind::Service));
+        (phases, fatal) = bring_up(&con, a);
+        if fatal.is_none() {
+            kinds.extend(a.services.iter().cloned().map(Kind::Service));
+        }
         // After the module list (qemu_fw_cfg), before any service starts.
         let (installed, lines) = crate::secrets::install();
         for l in lines {
@@ -140,7 +143,14 @@ pub fn run() -> ! {
     // the moment it appears, and an ACPI event sent before the subscription is lost.
     let mut power = PowerWatch::open(&con);
     power.rescan(&con, clock());
-    if let Some(a) = &appliance {
+    if let (Some(a), Some(why)) = (&appliance, &fatal) {
+        // Fail closed: no forwarding, no services (a router must not take the VIPs it cannot
+        // filter for), and no ready line, so whoever waits for it hears the failure.
+        con.say(&console::not_ready_line(
+            a,
+            &format!("{why}; forwarding stays off, services not started"),
+        ));
+    } else if let Some(a) = &appliance {
         con.say(&console::ready_line(a));
         if let Some(up) = sys::uptime() {
             con.say(&format!(
@@ -180,7 +190,7 @@ fn hold_back_without_secrets(
 
 /// Modules, hostname, loopback, network configuration (everything before services).
 /// Returns where the time went, for the boot-time line.
-fn bring_up(con: &Console, a: &Appliance) -> String {
+fn bring_up(con: &Console, a: &Appliance) -> (String, Option<String>) {
     let running = sys::kernel_release();
     if !running.is_empty() && running != a.kernel_release {
         con.say(&format!(
@@ -207,44 +217,59 @@ fn bring_up(con: &Console, a: &Appliance) -> String {
         con.say(&console::failed_line("loopback", &e));
     }
     let t = Instant::now();
-    if Path::new(SYSCTL_CONF).exists() {
-        for e in sys::apply_sysctl(Path::new(SYSCTL_CONF)) {
-            con.say(&console::failed_line("labwall", &e));
-        }
-    }
-    if Path::new(NETWORK_IP).exists() {
-        match sys::find_tool(&["/sbin/ip", "/bin/ip", "/usr/sbin/ip", "/usr/bin/ip"]) {
-            Some(ip) => {
-                if let Err(e) = sys::run_tool(&[&ip, "-batch", NETWORK_IP], TOOL_TIMEOUT) {
-                    con.say(&console::failed_line("labwall", &e));
-                }
-            }
-            None => con.say(&console::failed_line(
-                "labwall",
-                &format!("{NETWORK_IP} present but no `ip` in the image (Debian package iproute2)"),
-            )),
-        }
-    }
-    if Path::new(RULESET_NFT).exists() {
-        match sys::find_tool(&["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"]) {
-            Some(nft) => {
-                if let Err(e) = sys::run_tool(&[&nft, "-f", RULESET_NFT], TOOL_TIMEOUT) {
-                    con.say(&console::failed_line("labwall", &e));
-                }
-            }
-            None => con.say(&console::failed_line(
-                "labwall",
-                &format!(
-                    "{RULESET_NFT} present but no `nft` in the image (Debian package nftables)"
-                ),
-            )),
-        }
-    }
-    format!(
+    let fatal = network(con);
+    let phases = format!(
         "modules {:.2} s, network {:.2} s",
         modules.as_secs_f64(),
         t.elapsed().as_secs_f64()
-    )
+    );
+    (phases, fatal)
+}
+
+/// A key that makes the machine forward packets between interfaces.
+pub fn is_forwarding(key: &str) -> bool {
+    let k = key.replace('/', ".");
+    k.ends_with(".ip_forward") || k.ends_with(".forwarding")
+}
+
+/// sysctl.conf (forwarding last), network.ip, ruleset.nft. Fails closed: forwarding is switched
+/// on only once the addresses and the ruleset are in place, so a router whose firewall did not
+/// load never forwards unfiltered. Returns why it failed, if it did.
+fn network(con: &Console) -> Option<String> {
+    let sysctl = Path::new(SYSCTL_CONF);
+    if sysctl.exists() {
+        for e in sys::apply_sysctl_where(sysctl, true, |k| !is_forwarding(k)) {
+            con.say(&console::failed_line("labwall", &e));
+        }
+    }
+    let mut fatal = None;
+    let ip = ["/sbin/ip", "/bin/ip", "/usr/sbin/ip", "/usr/bin/ip"];
+    let nft = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"];
+    for (file, tools, args, pkg) in [
+        (NETWORK_IP, &ip[..], "-batch", "iproute2"),
+        (RULESET_NFT, &nft[..], "-f", "nftables"),
+    ] {
+        if fatal.is_some() || !Path::new(file).exists() {
+            continue;
+        }
+        let r = match sys::find_tool(tools) {
+            Some(t) => sys::run_tool(&[&t, args, file], TOOL_TIMEOUT),
+            None => Err(format!(
+                "{file} present but no `{}` in the image (Debian package {pkg})",
+                tools[0].rsplit('/').next().unwrap_or("")
+            )),
+        };
+        if let Err(e) = r {
+            con.say(&console::failed_line("labwall", &e));
+            fatal = Some(format!("{file} did not apply"));
+        }
+    }
+    if fatal.is_none() && sysctl.exists() {
+        for e in sys::apply_sysctl_where(sysctl, false, is_forwarding) {
+            con.say(&console::failed_line("labwall", &e));
+        }
+    }
+    fatal
 }
 
 /// Loads `button` (ACPI power button) and `evdev` (its /dev/input node) from the running
@@ -608,5 +633,26 @@ pub fn last_resort() -> ! {
             Action::Reboot => RebootMode::RB_AUTOBOOT,
             Action::Halt => RebootMode::RB_HALT_SYSTEM,
         });
+    }
+}
+
+#[cfg(test)]
+mod fail_closed_tests {
+    #[test]
+    fn forwarding_keys_are_held_until_the_firewall_is_in() {
+        for k in [
+            "net.ipv4.ip_forward",
+            "net/ipv4/ip_forward",
+            "net.ipv6.conf.all.forwarding",
+            "net.ipv4.conf.vlan10.forwarding",
+        ] {
+            assert!(super::is_forwarding(k), "{k}");
+        }
+        for k in [
+            "net.ipv4.conf.all.rp_filter",
+            "net.ipv4.neigh.default.proxy_delay",
+        ] {
+            assert!(!super::is_forwarding(k), "{k}");
+        }
     }
 }

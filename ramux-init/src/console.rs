@@ -11,6 +11,11 @@ pub fn ready_line(a: &Appliance) -> String {
     ramux_contract::console::ready_line(&a.profile, &a.role, &a.hostname)
 }
 
+/// The line printed instead of [`ready_line`] when the appliance failed closed.
+pub fn not_ready_line(a: &Appliance, reason: &str) -> String {
+    ramux_contract::console::not_ready_line(&a.profile, &a.role, &a.hostname, reason)
+}
+
 /// The console line for a supervised entry's failure.
 pub fn failure_line(f: &Failure) -> String {
     let mut reason = match &f.cause {

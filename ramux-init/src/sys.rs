@@ -218,6 +218,16 @@ pub fn loopback_up() -> Result<(), String> {
 
 /// Applies sysctl.conf; returns one message per problem (`file:line: key: reason`).
 pub fn apply_sysctl(path: &Path) -> Vec<String> {
+    apply_sysctl_where(path, true, |_| true)
+}
+
+/// [`apply_sysctl`] for the settings whose key `keep` accepts; parse errors only when
+/// `report_parse` (a file applied in two passes reports them once).
+pub fn apply_sysctl_where(
+    path: &Path,
+    report_parse: bool,
+    keep: impl Fn(&str) -> bool,
+) -> Vec<String> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => return vec![format!("{}: {e}", path.display())],
@@ -225,9 +235,10 @@ pub fn apply_sysctl(path: &Path) -> Vec<String> {
     let (settings, errors) = crate::sysctl::parse(&text);
     let mut out: Vec<String> = errors
         .into_iter()
+        .filter(|_| report_parse)
         .map(|e| format!("{}:{}: {}", path.display(), e.line, e.message))
         .collect();
-    for s in settings {
+    for s in settings.into_iter().filter(|s| keep(&s.key)) {
         let r = OpenOptions::new()
             .write(true)
             .open(s.proc_path())

@@ -70,6 +70,7 @@ pub struct ConsoleScanner {
     last: VecDeque<String>,
     keep: usize,
     ready: Option<ReadyInfo>,
+    not_ready: Option<String>,
     failures: Vec<String>,
 }
 
@@ -81,6 +82,7 @@ impl ConsoleScanner {
             last: VecDeque::new(),
             keep,
             ready: None,
+            not_ready: None,
             failures: Vec::new(),
         }
     }
@@ -102,6 +104,9 @@ impl ConsoleScanner {
         if self.ready.is_none() {
             self.ready = parse_ready(&line);
         }
+        if self.not_ready.is_none() {
+            self.not_ready = ramux_contract::console::find_not_ready(&line).map(String::from);
+        }
         if let Some(at) = ramux_contract::console::find_failed(&line) {
             if self.failures.len() < 64 {
                 self.failures.push(line[at..].to_string());
@@ -118,6 +123,11 @@ impl ConsoleScanner {
     /// The first ready line seen, if any.
     pub fn ready(&self) -> Option<&ReadyInfo> {
         self.ready.as_ref()
+    }
+
+    /// The `ramux: not ready ...` line, if the appliance failed closed.
+    pub fn not_ready(&self) -> Option<&str> {
+        self.not_ready.as_deref()
     }
 
     /// `ramux: failed ...` lines seen (at most 64).

@@ -506,6 +506,9 @@ pub fn wait_ready_log(
             last_lines: sc.last_lines(),
             failures: sc.failures().to_vec(),
         };
+        if let Some(l) = sc.not_ready() {
+            return Err(not_ready(&sc, format!("the appliance failed closed: {l}")));
+        }
         if let Some(exit) = alive() {
             // Read what QEMU flushed before dying, then give up.
             if let Some(f) = file.as_mut() {
