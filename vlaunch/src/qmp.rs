@@ -9,7 +9,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -65,7 +65,14 @@ pub struct Qmp {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     events: VecDeque<(String, Value)>,
+    /// The per-read timeout, also the whole of one [`Qmp::wait_event`].
+    timeout: Duration,
 }
+
+/// The longest QMP line read (QEMU's replies are a few KiB; a `query-*` of a big VM tens).
+pub const MAX_LINE: u64 = 1 << 20;
+/// Events kept while waiting for another (the oldest are dropped beyond it).
+pub const MAX_EVENTS: usize = 256;
 
 impl Qmp {
     /// Connects, reads the greeting and leaves capabilities negotiation mode. `timeout` bounds
@@ -79,6 +86,7 @@ impl Qmp {
             reader: BufReader::new(s.try_clone()?),
             writer: s,
             events: VecDeque::new(),
+            timeout,
         };
         match q.read()? {
             QmpMessage::Greeting(_) => {}
@@ -90,12 +98,15 @@ impl Qmp {
 
     fn read(&mut self) -> Result<QmpMessage> {
         let mut line = String::new();
-        let n = self
-            .reader
+        let n = (&mut self.reader)
+            .take(MAX_LINE)
             .read_line(&mut line)
             .context("reading from QMP")?;
         if n == 0 {
             bail!("QMP connection closed by QEMU");
+        }
+        if n as u64 == MAX_LINE && !line.ends_with('\n') {
+            bail!("QMP sent a line over {MAX_LINE} bytes: not QEMU, or a broken one");
         }
         parse_message(&line)
     }
@@ -117,7 +128,7 @@ impl Qmp {
                 QmpMessage::Error { class, desc } => {
                     bail!("QMP command {command} failed: {class}: {desc}")
                 }
-                QmpMessage::Event { name, data } => self.events.push_back((name, data)),
+                QmpMessage::Event { name, data } => self.queue(name, data),
                 QmpMessage::Greeting(_) => bail!("QMP: unexpected second greeting"),
             }
         }
@@ -128,17 +139,31 @@ impl Qmp {
         if let Some(i) = self.events.iter().position(|(n, _)| n == name) {
             return Ok(self.events.remove(i).map(|(_, d)| d).unwrap_or(Value::Null));
         }
+        // One deadline for the whole wait: other events arriving forever must not extend it.
+        let deadline = std::time::Instant::now() + self.timeout;
         loop {
+            if std::time::Instant::now() >= deadline {
+                bail!("QMP: no {name} event within {:?}", self.timeout);
+            }
             match self.read()? {
                 QmpMessage::Event { name: n, data } if n == name => return Ok(data),
-                QmpMessage::Event { name: n, data } => self.events.push_back((n, data)),
+                QmpMessage::Event { name: n, data } => self.queue(n, data),
                 other => bail!("QMP: unexpected message while waiting for {name}: {other:?}"),
             }
         }
     }
 
+    /// Queues an event seen while waiting for something else, within [`MAX_EVENTS`].
+    fn queue(&mut self, name: String, data: Value) {
+        if self.events.len() == MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back((name, data));
+    }
+
     /// Changes the timeout of every later read and write (e.g. to wait long for an event).
     pub fn set_timeout(&mut self, timeout: Duration) -> Result<()> {
+        self.timeout = timeout;
         let t = Some(timeout.max(Duration::from_millis(1)));
         self.writer.set_read_timeout(t)?;
         self.writer.set_write_timeout(t)?;
@@ -203,6 +228,42 @@ mod tests {
         ] {
             fuzz_qmp(s);
         }
+    }
+
+    /// A peer that never ends a line, and one that sends other events forever: both end in an
+    /// error within bounds instead of growing memory or waiting for ever.
+    #[test]
+    fn endless_lines_and_event_floods_are_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("qmp.sock");
+        let l = UnixListener::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            for flood in [false, true] {
+                let (s, _) = l.accept().unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                let mut line = String::new();
+                w.write_all(b"{\"QMP\": {}}\n").unwrap();
+                r.read_line(&mut line).unwrap();
+                w.write_all(b"{\"return\": {}}\n").unwrap();
+                let chunk = if flood {
+                    b"{\"event\": \"RTC_CHANGE\"}\n".repeat(100)
+                } else {
+                    vec![b' '; 64 * 1024]
+                };
+                while w.write_all(&chunk).is_ok() {}
+            }
+        });
+        let mut q = Qmp::connect(&path, Duration::from_secs(5)).unwrap();
+        let e = q.wait_event("SHUTDOWN").unwrap_err().to_string();
+        assert!(e.contains("over 1048576 bytes"), "{e}");
+        drop(q);
+        let mut q = Qmp::connect(&path, Duration::from_millis(500)).unwrap();
+        let e = q.wait_event("SHUTDOWN").unwrap_err().to_string();
+        assert!(e.contains("no SHUTDOWN event within"), "{e}");
+        assert!(q.take_events().len() <= MAX_EVENTS);
+        drop(q);
+        t.join().unwrap();
     }
 
     /// A scripted QMP peer on a real socket: greeting, capabilities, an event interleaved before

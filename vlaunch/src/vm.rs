@@ -170,6 +170,10 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
             dir.display()
         );
     }
+    // Held until this launch has recorded its QEMU: a second `vlaunch` of the same name waits
+    // for nothing and is refused, instead of both seeing no pid and the second stealing the
+    // first one's QMP socket and pidfile.
+    let _starting = lock_name(&opts.state_root, &name)?;
     if let Some(pid) = running_pid(&paths) {
         bail!("VM {name} is already running (pid {pid}): `vlaunch stop {name}` first, or pick another --name");
     }
@@ -414,9 +418,46 @@ pub fn launch(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<Vm
     Ok(vm)
 }
 
-/// The last `n` lines of a text file ("" when missing).
+/// The exclusive, non-blocking start lock of VM `name` (`<state root>/.<name>.lock`, beside
+/// its directory, which a start replaces).
+pub fn lock_name(root: &Path, name: &str) -> Result<fs::File> {
+    use std::os::fd::AsRawFd;
+    fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    let p = root.join(format!(".{name}.lock"));
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&p)
+        .with_context(|| format!("opening {}", p.display()))?;
+    // SAFETY: flock on a valid open descriptor; released when `f` is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        bail!("VM {name} is being started by another vlaunch right now: wait for it, or pick another --name");
+    }
+    Ok(f)
+}
+
+/// How much of a file's end [`tail_file`] reads: a guest's console log can grow without bound.
+pub const TAIL_BYTES: u64 = 256 * 1024;
+
+/// The last `n` lines of a text file ("" when missing), read from its last [`TAIL_BYTES`].
 pub fn tail_file(path: &Path, n: usize) -> String {
-    let s = fs::read(path).unwrap_or_default();
+    let mut s = Vec::new();
+    if let Ok(mut f) = fs::File::open(path) {
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let from = len.saturating_sub(TAIL_BYTES);
+        if f.seek(SeekFrom::Start(from)).is_ok() {
+            let _ = f.take(TAIL_BYTES).read_to_end(&mut s);
+        }
+        if from > 0 {
+            // the first line read is cut: drop it
+            let cut = s
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(s.len(), |i| i + 1);
+            s.drain(..cut);
+        }
+    }
     let mut sc = ConsoleScanner::new(n);
     sc.feed(&s);
     sc.last_lines().join("\n")
@@ -927,6 +968,39 @@ pub fn list(root: &Path) -> Result<Vec<VmStatus>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A second start of a name while the first is still starting is refused (before QEMU),
+    /// not a second QEMU stealing the first one's sockets.
+    #[test]
+    fn a_name_being_started_cannot_be_started_twice() {
+        let d = tempfile::tempdir().unwrap();
+        let held = lock_name(d.path(), "r1").unwrap();
+        let mut o = LaunchOptions::new(Path::new("/nonexistent.iso"));
+        o.name = Some("r1".into());
+        o.state_root = d.path().to_path_buf();
+        let iso = d.path().join("x.iso");
+        std::fs::write(&iso, b"").unwrap();
+        o.iso = iso;
+        let e = launch(&o, &mut |_| {}).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            e.contains("is being started by another vlaunch right now"),
+            "{e}"
+        );
+        drop(held);
+        assert!(lock_name(d.path(), "r1").is_ok());
+        assert!(lock_name(d.path(), "r2").is_ok());
+    }
+
+    /// The tail of a huge console log reads only its end.
+    #[test]
+    fn tail_reads_the_end_only() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("serial.log");
+        let mut big = "x".repeat(100).repeat(30_000); // 3 MB of one endless line
+        big.push_str("\nlast one\n");
+        std::fs::write(&p, &big).unwrap();
+        assert_eq!(tail_file(&p, 3), "last one");
+    }
 
     #[test]
     fn names() {
