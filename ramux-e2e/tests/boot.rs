@@ -45,7 +45,8 @@ fn router_boots_bios_cd_then_console_and_acpi_poweroff() {
     let img = image("router");
     let _slot = qemu_slots(1);
     let root = state_root();
-    let opts = options(&img, "bioscd", root.path());
+    let mut opts = options(&img, "bioscd", root.path());
+    let _sw = router_nics(&mut opts);
     let (mut g, ready) = boot(opts, root);
     assert_eq!(ready.info.profile, "router");
     assert_eq!(ready.info.role, "BACKUP");
@@ -92,6 +93,7 @@ fn boot_mode(tag: &str, uefi: bool, usb: bool) {
     let mut opts = options(&img, tag, root.path());
     opts.uefi = uefi;
     opts.usb = usb;
+    let _sw = router_nics(&mut opts);
     let (g, ready) = boot(opts, root);
     assert_eq!(ready.info.profile, "router");
     let spec = &g.vm.record.spec;

@@ -32,6 +32,10 @@ fn dns_boots_bios_cd_through_the_cli() {
         root: state_root(),
         name: vm_name("dns"),
     };
+    // eth0, its leg in VLAN 10: without it the appliance fails closed.
+    let mut sw = SwitchGuard::new();
+    sw.start_vswitch("port/create 1\n");
+    let sw_dir = sw.dir.to_str().unwrap().to_string();
     let cli = |args: &[&str]| {
         let mut c = Command::new(&vlaunch_bin);
         c.args(args).env("VLAUNCH_STATE_DIR", vm.root.path());
@@ -44,6 +48,10 @@ fn dns_boots_bios_cd_through_the_cli() {
         &vm.name,
         "--mem",
         &mem,
+        "--switch",
+        &sw_dir,
+        "--port",
+        "1",
         &format!("--wait-ready={}", BOOT_TIMEOUT.as_secs()),
         "--json",
     ])
@@ -98,9 +106,12 @@ fn dns_boots_bios_cd_through_the_cli() {
 
 #[test]
 fn vpn_boots_bios_cd_in_the_foreground() {
-    let img = image("vpn");
+    let img = image_with("vpn", "", &[("instance", "vpn1")]);
     let vlaunch_bin = ramux_bin("vlaunch");
     let _slot = qemu_slots(1);
+    // eth0 the VLAN trunk, eth1 the outside: without them the appliance fails closed.
+    let mut sw = SwitchGuard::new();
+    sw.start_vswitch("port/create 1\nport/create 2\n");
     let vm = CliVm {
         root: state_root(),
         name: vm_name("vpn"),
@@ -112,6 +123,12 @@ fn vpn_boots_bios_cd_in_the_foreground() {
             &vm.name,
             "--mem",
             &img.mem_mib().to_string(),
+            "--switch",
+            sw.dir.to_str().unwrap(),
+            "--port",
+            "1",
+            "--port",
+            "2",
         ])
         .env("VLAUNCH_STATE_DIR", vm.root.path())
         .stdin(Stdio::null())
@@ -131,7 +148,7 @@ fn vpn_boots_bios_cd_in_the_foreground() {
     });
     let t0 = std::time::Instant::now();
     let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("ramux: ready profile=vpn role=BACKUP") {
+    while !String::from_utf8_lossy(&seen).contains("ramux: ready profile=vpn role=- host=vpn1") {
         if t0.elapsed() > BOOT_TIMEOUT {
             let _ = child.kill();
             panic!(

@@ -249,7 +249,8 @@ fn network(con: &Console) -> Option<String> {
         (NETWORK_IP, &ip[..], "-batch", "iproute2"),
         (RULESET_NFT, &nft[..], "-f", "nftables"),
     ] {
-        if fatal.is_some() || !Path::new(file).exists() {
+        // The ruleset loads even when network.ip failed: more filtering is the safe side.
+        if !Path::new(file).exists() {
             continue;
         }
         let r = match sys::find_tool(tools) {
@@ -261,7 +262,7 @@ fn network(con: &Console) -> Option<String> {
         };
         if let Err(e) = r {
             con.say(&console::failed_line("labwall", &e));
-            fatal = Some(format!("{file} did not apply"));
+            fatal.get_or_insert(format!("{file} did not apply"));
         }
     }
     if fatal.is_none() && sysctl.exists() {

@@ -211,6 +211,16 @@ pub fn state_root() -> tempfile::TempDir {
         .expect("temp dir")
 }
 
+/// A router applies its site at boot and fails closed without the NICs it names (eth0, eth1):
+/// a private vswitch with two plain ports for them. Keep the guard while the VM runs.
+pub fn router_nics(opts: &mut LaunchOptions) -> SwitchGuard {
+    let mut sw = SwitchGuard::new();
+    sw.start_vswitch("port/create 1\nport/create 2\n");
+    opts.switch_dir = Some(sw.dir.clone());
+    opts.ports = vec![1, 2];
+    sw
+}
+
 /// Launches and waits for the ready line; panics with the console tail otherwise.
 pub fn boot(opts: LaunchOptions, state_root: tempfile::TempDir) -> (VmGuard, vlaunch::Ready) {
     let mut log = |m: &str| eprintln!("e2e: {m}");
