@@ -2,7 +2,7 @@
 //! [`crate::fsm::Router`]. One thread, one poll loop; nothing in the loop blocks on a child
 //! process or a slow client.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::config::{self, Config, InstanceConfig, Script, V3Checksum};
+use crate::control::{self as ctl, Control, ControlStats};
 use crate::fsm::{Action, NotifyTarget, Router, State, Time};
 use crate::garp::GarpSchedule;
 use crate::netlink::{AddrSpec, Link, Netlink, IFA_F_SECONDARY};
+use crate::ratelimit::{LogLimiter, Verdict};
 use crate::status::{Counters, GroupStatus, InstanceStatus, Mismatch, Status, TransitionStatus};
 use crate::sys::{self, NdSocket, PacketSocket, VrrpSocket};
 use crate::validate::{self, CsumForm, Drop, RxMeta};
@@ -98,7 +100,6 @@ struct Inst {
     vips: Vec<Vip>,
     counters: Counters,
     mismatch: Option<(Time, Mismatch)>,
-    logged: HashMap<(IpAddr, String), Time>,
     garp: GarpSchedule,
 }
 
@@ -123,6 +124,8 @@ struct Daemon {
     children: Vec<Script_>,
     unknown_vrid: u64,
     malformed: u64,
+    /// Drop log lines, keyed by (instance, source, reason).
+    log_limit: LogLimiter<(usize, IpAddr, std::mem::Discriminant<Drop>)>,
 }
 
 impl Daemon {
@@ -152,6 +155,7 @@ impl Daemon {
             children: Vec::new(),
             unknown_vrid: 0,
             malformed: 0,
+            log_limit: LogLimiter::default(),
         })
     }
 
@@ -207,14 +211,6 @@ impl Daemon {
         let _ = std::fs::remove_file(&opts.socket);
         if let Some(p) = &opts.pid_file {
             let _ = std::fs::remove_file(p);
-        }
-    }
-
-    /// Answer every waiting control-socket client.
-    fn on_clients(&mut self, listener: &UnixListener) {
-        while let Ok((s, _)) = listener.accept() {
-            let _ = s.set_nonblocking(false);
-            self.serve(s);
         }
     }
 
@@ -548,11 +544,6 @@ impl Daemon {
                     Drop::NotPeer => c.not_peer += 1,
                 }
                 let detail = drop_detail(&i.cfg, &d, msg);
-                let key = (rx.src, format!("{d:?}"));
-                let due = i
-                    .logged
-                    .get(&key)
-                    .map_or(true, |t| now >= *t + Duration::from_secs(10));
                 if d.is_config_mismatch() {
                     i.mismatch = Some((
                         now,
@@ -563,23 +554,9 @@ impl Daemon {
                         },
                     ));
                 }
-                if due {
-                    if i.logged.len() > 1024 {
-                        // Spoofed sources must not grow this without bound.
-                        i.logged.clear();
-                    }
-                    i.logged.insert(key, now);
-                    if d.is_config_mismatch() {
-                        log(&format!(
-                            "ERROR instance {}: CONFIGURATION MISMATCH with peer {}: {detail}. Its adverts are dropped, so both routers will become MASTER (split brain): make both configurations agree",
-                            i.cfg.name, rx.src
-                        ));
-                    } else {
-                        log(&format!(
-                            "instance {}: dropped advert from {}: {detail}",
-                            i.cfg.name, rx.src
-                        ));
-                    }
+                let key = (idx, rx.src, std::mem::discriminant(&d));
+                if let Verdict::Log { suppressed } = self.log_limit.check(now, key) {
+                    log_drop(&i.cfg.name, rx.src, &d, &detail, suppressed);
                 }
             }
         }
@@ -648,6 +625,8 @@ impl Daemon {
                     }),
                 })
                 .collect(),
+            control: ControlStats::default(),
+            log_suppressed: self.log_limit.suppressed,
             groups: self
                 .router
                 .groups
@@ -665,18 +644,36 @@ impl Daemon {
         }
     }
 
-    fn serve(&self, stream: UnixStream) {
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-        let mut line = String::new();
-        let _ = BufReader::new(&stream).read_line(&mut line);
-        let mut w = &stream;
-        let reply = match line.trim() {
-            "status" | "" => serde_json::to_string(&self.status()).unwrap_or_default(),
-            other => format!("{{\"error\":\"unknown command '{other}'\"}}"),
-        };
-        let _ = w.write_all(reply.as_bytes());
-        let _ = w.write_all(b"\n");
+    /// The reply to one control command (a JSON line without its newline).
+    fn answer(&self, cmd: ctl::Command, control: &ControlStats) -> String {
+        match cmd {
+            ctl::Command::Status => {
+                let mut st = self.status();
+                st.control = control.clone();
+                serde_json::to_string(&st).unwrap_or_default()
+            }
+            ctl::Command::Unknown(other) => {
+                serde_json::json!({ "error": format!("unknown command '{other}'") }).to_string()
+            }
+        }
+    }
+}
+
+/// One drop log line; `suppressed` lines were rate-limited away before it.
+fn log_drop(inst: &str, src: IpAddr, d: &Drop, detail: &str, suppressed: u64) {
+    if suppressed > 0 {
+        log(&format!(
+            "{suppressed} drop log line(s) suppressed by the rate limit (see status log_suppressed)"
+        ));
+    }
+    if d.is_config_mismatch() {
+        log(&format!(
+            "ERROR instance {inst}: CONFIGURATION MISMATCH with peer {src}: {detail}. Its adverts are dropped, so both routers will become MASTER (split brain): make both configurations agree"
+        ));
+    } else {
+        log(&format!(
+            "instance {inst}: dropped advert from {src}: {detail}"
+        ));
     }
 }
 
@@ -762,7 +759,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let setup = Setup::new(&opts.config, &cfg, &mut nl, &links)?;
     let mut local_addrs = local_addresses(&mut nl)?;
     remove_stale_vips(&mut nl, &setup.insts, &mut local_addrs);
-    let listener = bind_control(&opts.socket)?;
+    let mut control = Control::new(bind_control(&opts.socket)?)?;
     let mut d = Daemon::new(cfg, nl, setup, local_addrs)?;
     log(&format!(
         "started (pid {}), {} instance(s), control socket {}",
@@ -771,11 +768,19 @@ pub fn run(opts: &Options) -> Result<()> {
         opts.socket.display()
     ));
     d.start_router();
-    let mut fds: Vec<i32> = vec![signals.as_raw_fd(), monitor.raw_fd(), listener.as_raw_fd()];
-    fds.extend(d.socks.iter().map(|s| s.fd.as_raw_fd()));
+    let mut fixed: Vec<(i32, i16)> = vec![
+        (signals.as_raw_fd(), libc::POLLIN),
+        (monitor.raw_fd(), libc::POLLIN),
+        (control.listener_fd(), libc::POLLIN),
+    ];
+    fixed.extend(d.socks.iter().map(|s| (s.fd.as_raw_fd(), libc::POLLIN)));
+    let nfixed = fixed.len();
     loop {
-        let timeout = poll_timeout_ms(d.now(), d.next_deadline());
-        for r in sys::poll_readable(&fds, timeout)? {
+        let mut fds = fixed.clone();
+        fds.extend(control.conn_fds());
+        let next = earliest(d.next_deadline(), control.next_deadline());
+        let timeout = poll_timeout_ms(d.now(), next);
+        for r in sys::poll_events(&fds, timeout)? {
             match r {
                 0 => {
                     if d.on_signals(signals.as_raw_fd()) {
@@ -787,10 +792,15 @@ pub fn run(opts: &Options) -> Result<()> {
                     let ev = monitor.read_link_events();
                     d.on_links(ev);
                 }
-                2 => d.on_clients(&listener),
-                n => d.on_socket(n - 3),
+                2 => control.on_accept(d.now()),
+                n if n < nfixed => d.on_socket(n - 3),
+                n => {
+                    let stats = control.stats.clone();
+                    control.on_ready(n - nfixed, &mut |cmd| d.answer(cmd, &stats));
+                }
             }
         }
+        control.sweep(d.now());
         d.housekeeping();
     }
 }
@@ -857,6 +867,9 @@ impl Setup {
                     c.interface
                 );
             };
+            if let Err(e) = advert_fits(c, l.mtu) {
+                bail!("{}:{}: instance {}: {e}", file.display(), c.line, c.name);
+            }
             let sock = s.socket_for(c, l)?;
             let src = primary_addr(nl, c, l.index)?;
             let vips = instance_vips(file, c, links)?;
@@ -869,7 +882,6 @@ impl Setup {
                 vips,
                 counters: Counters::default(),
                 mismatch: None,
-                logged: HashMap::new(),
                 garp: GarpSchedule::default(),
             });
         }
@@ -891,6 +903,30 @@ impl Setup {
         self.sock_keys.push(key);
         Ok(self.socks.len() - 1)
     }
+}
+
+/// The IP packet length of an instance's advert (IP header without options included).
+fn advert_ip_len(c: &InstanceConfig) -> usize {
+    let n = c.vips.len();
+    match (c.version, c.family) {
+        (Version::V2, _) => 20 + 16 + 4 * n,
+        (Version::V3, Family::V4) => 20 + 8 + 4 * n,
+        (Version::V3, Family::V6) => 40 + 8 + 16 * n,
+    }
+}
+
+/// An advert must fit the interface MTU: a fragmented advert is lost with any fragment, and
+/// keepalived drops what it cannot read (docs/security-vrrpd.md, Packet bounds).
+fn advert_fits(c: &InstanceConfig, mtu: u32) -> Result<(), String> {
+    let len = advert_ip_len(c);
+    if mtu != 0 && len > mtu as usize {
+        return Err(format!(
+            "its advert ({} addresses, {len} bytes) exceeds the MTU {mtu} of {}: split the VIPs over several instances or move some to virtual_ipaddress_excluded",
+            c.vips.len(),
+            c.interface
+        ));
+    }
+    Ok(())
 }
 
 /// The interface called `name`, if it exists.
@@ -1015,7 +1051,10 @@ fn bind_control(path: &Path) -> Result<UnixListener> {
     let _ = std::fs::remove_file(path);
     let l = UnixListener::bind(path)
         .with_context(|| format!("binding control socket {}", path.display()))?;
-    l.set_nonblocking(true)?;
+    // Only root (and whoever root lets into the directory) may ask: docs/security-vrrpd.md.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod 0600 {}", path.display()))?;
     Ok(l)
 }
 
@@ -1048,6 +1087,7 @@ mod tests {
             name: name.into(),
             mac: [2, 0, 0, 0, 0, index as u8],
             up,
+            mtu: 1500,
         }
     }
 
@@ -1071,6 +1111,36 @@ mod tests {
             poll_timeout_ms(ms(0), Some(Duration::from_secs(86400))),
             1000
         );
+    }
+
+    #[test]
+    fn adverts_must_fit_the_mtu() {
+        let vips = |n: usize, v6: bool| {
+            let mut s = String::from(
+                "vrrp_instance a {\n interface e1\n virtual_router_id 1\n virtual_ipaddress {\n",
+            );
+            for k in 0..n {
+                if v6 {
+                    s.push_str(&format!(" fe80::{:x}/64\n", k + 1));
+                } else {
+                    s.push_str(&format!(" 10.0.{}.{}\n", k / 200, k % 200 + 1));
+                }
+            }
+            s + " }\n}\n"
+        };
+        let c = conf(&vips(255, false));
+        assert_eq!(advert_ip_len(&c.instances[0]), 20 + 16 + 4 * 255);
+        assert!(advert_fits(&c.instances[0], 1500).is_ok());
+        let c = conf(&vips(90, true));
+        assert_eq!(advert_ip_len(&c.instances[0]), 40 + 8 + 16 * 90);
+        assert!(advert_fits(&c.instances[0], 1500).is_ok());
+        let c = conf(&vips(91, true));
+        let e = advert_fits(&c.instances[0], 1500).unwrap_err();
+        assert!(
+            e.starts_with("its advert (91 addresses, 1504 bytes) exceeds the MTU 1500 of e1"),
+            "{e}"
+        );
+        assert!(advert_fits(&c.instances[0], 9000).is_ok());
     }
 
     #[test]

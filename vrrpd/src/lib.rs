@@ -6,10 +6,12 @@
 //! driven by an explicit `now`) with [`garp`] (when to re-announce the VIPs). [`daemon`] wires them to raw sockets, [`netlink`] and notify
 //! scripts; [`status`] is the document `vrrpd status` prints.
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod fsm;
 pub mod garp;
 pub mod netlink;
+pub mod ratelimit;
 pub mod status;
 pub mod sys;
 pub mod validate;

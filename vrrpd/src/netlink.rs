@@ -31,6 +31,7 @@ const IFA_BROADCAST: u16 = 4;
 const IFA_FLAGS: u16 = 8;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
 /// Address flag: a secondary address in a subnet that already has a primary.
 pub const IFA_F_SECONDARY: u32 = 0x01;
 const IFA_F_NODAD: u32 = 0x02;
@@ -44,6 +45,8 @@ pub struct Link {
     pub mac: [u8; 6],
     /// IFF_UP and IFF_RUNNING.
     pub up: bool,
+    /// IFLA_MTU (0 if the kernel did not say).
+    pub mtu: u32,
 }
 
 /// One address on an interface.
@@ -128,6 +131,7 @@ pub fn parse_link(p: &[u8]) -> Option<Link> {
     let flags = u32::from_ne_bytes([p[8], p[9], p[10], p[11]]);
     let mut name = None;
     let mut mac = [0u8; 6];
+    let mut mtu = 0;
     for (ty, d) in attrs(&p[16..]) {
         match ty {
             IFLA_IFNAME => {
@@ -136,6 +140,7 @@ pub fn parse_link(p: &[u8]) -> Option<Link> {
                 )
             }
             IFLA_ADDRESS if d.len() == 6 => mac.copy_from_slice(d),
+            IFLA_MTU if d.len() == 4 => mtu = u32::from_ne_bytes([d[0], d[1], d[2], d[3]]),
             _ => {}
         }
     }
@@ -145,6 +150,7 @@ pub fn parse_link(p: &[u8]) -> Option<Link> {
         name: name?,
         mac,
         up,
+        mtu,
     })
 }
 

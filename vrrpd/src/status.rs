@@ -82,6 +82,12 @@ pub struct Status {
     pub malformed: u64,
     pub instances: Vec<InstanceStatus>,
     pub groups: Vec<GroupStatus>,
+    /// Control socket connections (docs/security-vrrpd.md).
+    #[serde(default)]
+    pub control: crate::control::ControlStats,
+    /// Drop log lines not written because of the rate limits (docs/security-vrrpd.md).
+    #[serde(default)]
+    pub log_suppressed: u64,
 }
 
 impl Status {

@@ -197,7 +197,9 @@ impl VrrpSocket {
 
     /// Receive one datagram, or None when the queue is empty.
     pub fn recv(&self) -> io::Result<Option<Rx>> {
-        let mut buf = vec![0u8; 2048];
+        // One byte more than the largest legal packet, so a longer one is seen as too long
+        // (bad_length) instead of being cut to a plausible size.
+        let mut buf = vec![0u8; MAX_PACKET + 1];
         // SAFETY: sockaddr_storage is plain data.
         let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         // IPv6 has no header to read these from: they come as control messages.
@@ -478,12 +480,25 @@ pub fn read_signal(fd: RawFd) -> Option<u32> {
 }
 
 /// poll(2) over `fds` for readability; returns the readable ones' positions.
+/// The largest legal VRRP packet as a raw socket hands it over: 255 IPv6 addresses
+/// (8 + 16 x 255 bytes, no IP header on IPv6), or an IPv4 header with options (60) and 255
+/// IPv4 addresses with v2 auth (16 + 4 x 255).
+pub const MAX_PACKET: usize = 8 + 16 * 255;
+const _: () = assert!(MAX_PACKET >= 60 + 16 + 4 * 255);
+
 pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<usize>> {
+    let fds: Vec<(RawFd, i16)> = fds.iter().map(|&fd| (fd, libc::POLLIN)).collect();
+    poll_events(&fds, timeout_ms)
+}
+
+/// poll(2) on (fd, events) pairs: the indexes of those with any event (errors and hang-ups
+/// included, so the caller reads and closes them).
+pub fn poll_events(fds: &[(RawFd, i16)], timeout_ms: i32) -> io::Result<Vec<usize>> {
     let mut p: Vec<libc::pollfd> = fds
         .iter()
-        .map(|&fd| libc::pollfd {
+        .map(|&(fd, events)| libc::pollfd {
             fd,
-            events: libc::POLLIN,
+            events,
             revents: 0,
         })
         .collect();

@@ -4,7 +4,7 @@
 //! address, and keeps the ctl stream open for the life of the endpoint (its EOF closes it).
 //! Refusals close the ctl stream (vde_switch 2.3.2 leaves the client hanging).
 
-use super::sys::client_uid;
+use super::sys::{fd_path, open_client_socket, peer_uid};
 use super::transport::{bind_data_socket, Conn, Sink};
 use super::{Daemon, FIRST_CONN};
 use crate::accounts;
@@ -142,18 +142,18 @@ impl Daemon {
         if r.path.is_empty() {
             bail!("client sent an empty socket path");
         }
-        let uid = client_uid(&r.path).with_context(|| {
-            format!(
-                "client socket {} not accessible",
-                String::from_utf8_lossy(&r.path)
-            )
-        })?;
-        let gids = accounts::user_gids_from_files(uid);
         let i = tok.0 - FIRST_CONN;
         let Some(Some(Conn::CtlPending { s, .. })) = self.conns.get(i) else {
             bail!("connection vanished")
         };
         let id = s.as_raw_fd() as u32;
+        // Who the client is comes from the kernel, not from the socket it names: naming
+        // someone else's socket (or /dev/log) must neither borrow their identity nor make
+        // the switch, as root, connect to it.
+        let uid = peer_uid(s.as_raw_fd()).context("SO_PEERCRED on the control connection")?;
+        let client = Path::new(std::ffi::OsStr::from_bytes(&r.path));
+        let client_file = open_client_socket(client, uid)?;
+        let gids = accounts::user_gids_from_files(uid);
         let info = EndpointInfo {
             id,
             module: "unix prog".into(),
@@ -163,10 +163,10 @@ impl Daemon {
             .sw
             .alloc(r.port, Some(uid), &gids, info)
             .map_err(|e| anyhow::anyhow!("{e} ({:?})", r.port))?;
-        let client = Path::new(std::ffi::OsStr::from_bytes(&r.path));
+        let target = fd_path(&client_file, client);
         let (cfg, layout) = (&self.cfg, self.layout());
         let (sock, path) =
-            match bind_data_socket(&layout, port, id, client, uid, cfg.mode, cfg.group) {
+            match bind_data_socket(&layout, port, id, &target, uid, cfg.mode, cfg.group) {
                 Ok(x) => x,
                 Err(e) => {
                     self.sw.release(port, id);

@@ -2,7 +2,7 @@
 //! management sockets, the rc file, the start-up commands, then the command line's
 //! transports (whose order decides which ports they get).
 
-use super::sys::chown_group;
+use super::sys::{check_dir, chmod_nofollow, chown_nofollow, fchmod_fchgrp, open_dir_nofollow};
 use super::transport::Connector;
 use super::{log, Config, Daemon};
 use crate::console;
@@ -11,7 +11,6 @@ use crate::layout::SwitchDir;
 use anyhow::{bail, Context, Result};
 use mio::net::UnixListener;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Create the switch directory (and its missing parents) with the configured mode and
@@ -25,20 +24,27 @@ pub(super) fn create_switch_dir(cfg: &Config) -> Result<bool> {
     }
     match std::fs::create_dir(dir) {
         Ok(()) => {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(cfg.dir_mode()))
-                .with_context(|| format!("chmod {}", dir.display()))?;
-            chown_group(dir, None, cfg.group)
-                .with_context(|| format!("chgrp {}", dir.display()))?;
+            set_dir_mode(dir, cfg.dir_mode(), cfg.group)?;
             Ok(true)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if !dir.is_dir() {
-                bail!("{} exists and is not a directory", dir.display());
-            }
+            check_dir(dir, cfg.group)?;
             Ok(false)
         }
         Err(e) => Err(e).with_context(|| format!("mkdir {}", dir.display())),
     }
+}
+
+/// chmod/chgrp a directory the switch created, through a descriptor opened O_NOFOLLOW.
+pub(super) fn set_dir_mode(dir: &Path, mode: u32, group: Option<u32>) -> Result<()> {
+    let f = open_dir_nofollow(dir).with_context(|| format!("open {}", dir.display()))?;
+    fchmod_fchgrp(&f, mode, group).with_context(|| format!("chmod/chgrp {}", dir.display()))
+}
+
+/// chmod/chgrp a socket the switch bound, never following a symlink put in its place.
+pub(super) fn set_socket_mode(path: &Path, mode: u32, group: Option<u32>) -> Result<()> {
+    chmod_nofollow(path, mode).with_context(|| format!("chmod {}", path.display()))?;
+    chown_nofollow(path, None, group).with_context(|| format!("chgrp {}", path.display()))
 }
 
 /// Remove a socket left by a switch that is gone; fail if something still listens on it.
@@ -64,8 +70,7 @@ pub(super) fn bind_ctl(cfg: &Config) -> Result<UnixListener> {
     )?;
     let ctl =
         UnixListener::bind(&ctl_path).with_context(|| format!("bind {}", ctl_path.display()))?;
-    std::fs::set_permissions(&ctl_path, std::fs::Permissions::from_mode(cfg.mode))?;
-    chown_group(&ctl_path, None, cfg.group)?;
+    set_socket_mode(&ctl_path, cfg.mode, cfg.group)?;
     Ok(ctl)
 }
 
@@ -81,8 +86,7 @@ pub(super) fn bind_mgmt(cfg: &Config) -> Result<Option<UnixListener>> {
     )?;
     let l =
         UnixListener::bind(m).with_context(|| format!("bind management socket {}", m.display()))?;
-    std::fs::set_permissions(m, std::fs::Permissions::from_mode(cfg.mgmt_mode))?;
-    chown_group(m, None, cfg.mgmt_group)?;
+    set_socket_mode(m, cfg.mgmt_mode, cfg.mgmt_group)?;
     Ok(Some(l))
 }
 
@@ -236,5 +240,90 @@ mod tests {
             "{e}"
         );
         assert!(!dir.exists());
+    }
+
+    fn cfg_in(dir: &Path) -> Config {
+        Config {
+            sock_dir: dir.to_path_buf(),
+            numports: 2,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn an_existing_directory_writable_by_others_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("sw");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
+        let e = format!("{:#}", Daemon::new(cfg_in(&dir)).err().expect("refused"));
+        assert!(e.contains(&dir.display().to_string()), "{e}");
+        assert!(e.contains("chmod go-w"), "{e}");
+        assert!(!dir.join("ctl").exists(), "nothing bound in it");
+        // Group-writable is fine when it is the switch's group (its own, or `-g`'s).
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o2770))
+            .unwrap();
+        let gid = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(&dir).unwrap());
+        let other = Config {
+            group: Some(gid + 1),
+            ..cfg_in(&dir)
+        };
+        let e = format!("{:#}", Daemon::new(other).err().expect("refused"));
+        assert!(e.contains("its group"), "{e}");
+        let mut d = Daemon::new(Config {
+            group: Some(gid),
+            ..cfg_in(&dir)
+        })
+        .expect("the switch's own group may write");
+        d.cleanup();
+    }
+
+    #[test]
+    fn an_existing_directory_of_another_user_is_refused() {
+        if !super::super::sys::is_root() {
+            return;
+        }
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("sw");
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(65534), None).unwrap();
+        let e = format!("{:#}", Daemon::new(cfg_in(&dir)).err().expect("refused"));
+        assert!(e.contains("owned by uid 65534"), "{e}");
+        assert!(e.contains(&dir.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn a_symlink_in_place_of_a_directory_or_socket_is_never_followed() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("sw");
+        std::fs::create_dir(&dir).unwrap();
+        let target = t.path().join("precious");
+        std::fs::write(&target, "x").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        if super::super::sys::is_root() {
+            std::os::unix::fs::chown(&target, Some(65534), Some(65534)).unwrap();
+        }
+        let before = std::fs::metadata(&target).unwrap();
+        // DIR.streams is a symlink to the file: --port-streams must not chmod/chown it.
+        std::os::unix::fs::symlink(&target, t.path().join("sw.streams")).unwrap();
+        let cfg = Config {
+            port_streams: true,
+            group: Some(0),
+            ..cfg_in(&dir)
+        };
+        let e = format!("{:#}", Daemon::new(cfg).err().expect("refused"));
+        assert!(e.contains("symlink"), "{e}");
+        let after = std::fs::metadata(&target).unwrap();
+        assert_eq!(after.mode(), before.mode(), "target's mode unchanged");
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        // A socket path replaced by a symlink: the nofollow helpers refuse it.
+        let link = dir.join("ctl");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(set_socket_mode(&link, 0o666, Some(0)).is_err());
+        let after = std::fs::metadata(&target).unwrap();
+        assert_eq!(after.mode(), before.mode(), "target's mode unchanged");
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
     }
 }

@@ -1,14 +1,13 @@
 //! `--dgram PATH[:PORT]`: a unix datagram socket for QEMU `-netdev dgram` (raw frames);
 //! frames go back to the address the peer last sent from.
 
-use super::super::sys::chown_group;
+use super::super::setup::set_socket_mode;
 use super::super::Daemon;
 use super::{port_request, Recv, Sink};
 use crate::core::EndpointInfo;
 use anyhow::{Context, Result};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
@@ -32,8 +31,7 @@ impl Daemon {
         let s =
             UnixDatagram::bind(path).with_context(|| format!("bind --dgram {}", path.display()))?;
         s.set_nonblocking(true)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(self.cfg.mode))?;
-        chown_group(path, None, self.cfg.group)?;
+        set_socket_mode(path, self.cfg.mode, self.cfg.group)?;
         let id = s.as_raw_fd() as u32;
         let info = EndpointInfo {
             id,

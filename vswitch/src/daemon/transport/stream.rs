@@ -4,9 +4,11 @@
 //! to. Each peer becomes an endpoint whose frames are switched straight out of its
 //! reassembly buffer.
 
-use super::super::sys::{chown_group, set_nonblocking};
+use super::super::setup::{set_dir_mode, set_socket_mode};
+use super::super::sys::{check_dir, peer_uid, set_nonblocking};
 use super::super::{Daemon, FIRST_CONN, MAX_FRAME_LEN, READ_BUDGET};
 use super::{port_request, Conn, Endpoint, Sink};
+use crate::accounts;
 use crate::core::EndpointInfo;
 use crate::wire;
 use anyhow::{Context, Result};
@@ -16,7 +18,6 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -34,15 +35,20 @@ impl Listener {
         }
     }
 
-    /// Accept one peer as a plain fd-backed stream.
-    fn accept(&self) -> io::Result<File> {
+    /// Accept one peer as a plain fd-backed stream, with its kernel uid: SO_PEERCRED for
+    /// a unix peer, none for a TCP peer (a remote host's uid means nothing here).
+    fn accept(&self) -> io::Result<(File, Option<u32>)> {
         Ok(match self {
-            Listener::Unix(l) => File::from(OwnedFd::from(l.accept()?.0)),
+            Listener::Unix(l) => {
+                let s = File::from(OwnedFd::from(l.accept()?.0));
+                let uid = peer_uid(s.as_raw_fd()).ok();
+                (s, uid)
+            }
             Listener::Tcp(l) => {
                 let (s, _) = l.accept()?;
                 // QEMU disables Nagle on its side too: frames are latency-sensitive.
                 let _ = s.set_nodelay(true);
-                File::from(OwnedFd::from(s))
+                (File::from(OwnedFd::from(s)), None)
             }
         })
     }
@@ -86,13 +92,13 @@ impl Daemon {
         let dir = layout.streams();
         match std::fs::create_dir(&dir) {
             Ok(()) => self.created_streams_dir = true,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // The same rules as the switch directory: one owned by another user (or a
+            // symlink) could have its sockets replaced.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => check_dir(&dir, self.cfg.group)?,
             Err(e) => return Err(e).with_context(|| format!("create {}", dir.display())),
         }
         // The same mode as the switch directory.
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(self.cfg.dir_mode()))
-            .with_context(|| format!("chmod {}", dir.display()))?;
-        chown_group(&dir, None, self.cfg.group)?;
+        set_dir_mode(&dir, self.cfg.dir_mode(), self.cfg.group)?;
         for p in 1..=self.cfg.numports {
             self.add_stream_listener(&layout.stream(p), Some(p))?;
         }
@@ -108,8 +114,7 @@ impl Daemon {
         let l = std::os::unix::net::UnixListener::bind(path)
             .with_context(|| format!("bind --stream {}", path.display()))?;
         l.set_nonblocking(true)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(self.cfg.mode))?;
-        chown_group(path, None, self.cfg.group)?;
+        set_socket_mode(path, self.cfg.mode, self.cfg.group)?;
         self.listen(Listener::Unix(l), port, path.to_path_buf())
     }
 
@@ -142,21 +147,28 @@ impl Daemon {
                 return;
             };
             let (port, path) = (*port, path.clone());
-            let s = match l.accept() {
-                Ok(s) => s,
+            let (s, uid) = match l.accept() {
+                Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) => {
                     self.log.log("accept", &e.to_string());
                     return;
                 }
             };
-            self.add_stream_peer(s, port, format!("stream peer on {}", path.display()));
+            self.add_stream_peer(s, uid, port, format!("stream peer on {}", path.display()));
         }
     }
 
     /// Make a connected stream socket (accepted, or connected to a `server=on` QEMU) an
-    /// endpoint. Returns the endpoint index.
-    fn add_stream_peer(&mut self, s: File, port: Option<u16>, descr: String) -> Option<usize> {
+    /// endpoint under the port ACLs with the peer's kernel `uid` (the same rule as the VDE
+    /// handshake). Returns the endpoint index.
+    fn add_stream_peer(
+        &mut self,
+        s: File,
+        uid: Option<u32>,
+        port: Option<u16>,
+        descr: String,
+    ) -> Option<usize> {
         set_nonblocking(s.as_raw_fd()).ok()?;
         let id = s.as_raw_fd() as u32;
         let info = EndpointInfo {
@@ -164,7 +176,8 @@ impl Daemon {
             module: "stream".into(),
             descr: descr.clone(),
         };
-        let p = match self.sw.alloc(port_request(port), Some(0), &[], info) {
+        let gids = uid.map(accounts::user_gids_from_files).unwrap_or_default();
+        let p = match self.sw.alloc(port_request(port), uid, &gids, info) {
             Ok(p) => p,
             Err(e) => {
                 self.stats.refused_requests += 1;
@@ -191,7 +204,9 @@ impl Daemon {
             self.connectors[k].last_try = Some(Instant::now());
             if let Ok(s) = std::os::unix::net::UnixStream::connect(&path) {
                 let s = File::from(OwnedFd::from(s));
-                let ep = self.add_stream_peer(s, port, format!("stream server {}", path.display()));
+                let uid = peer_uid(s.as_raw_fd()).ok();
+                let descr = format!("stream server {}", path.display());
+                let ep = self.add_stream_peer(s, uid, port, descr);
                 self.connectors[k].ep = ep;
             }
         }

@@ -1,7 +1,7 @@
 //! VDE datagram endpoints: the switch side of a VDE client's data socket (`DIR/PPP.ID`,
 //! created by the handshake) and its batched reader (`recvmmsg`).
 
-use super::super::sys::{chown_group, is_root, set_sndbuf};
+use super::super::sys::{chmod_nofollow, chown_nofollow, is_root, set_sndbuf};
 use super::super::{Daemon, READ_BUDGET, RECV_BATCH};
 use super::{Endpoint, Sink};
 use crate::core::{DropReason, PortId};
@@ -11,7 +11,6 @@ use mio::net::UnixDatagram;
 use mio::Token;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Bind the switch side of endpoint `id`'s data socket and connect it to the client's
@@ -33,9 +32,10 @@ pub(in crate::daemon) fn bind_data_socket(
         let _ = std::fs::remove_file(&path);
         return Err(e).with_context(|| format!("connect to client {}", client.display()));
     }
-    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+    // Never through a symlink: the switch directory is writable by its group.
+    let _ = chmod_nofollow(&path, mode);
     if is_root() {
-        let _ = chown_group(&path, Some(uid), group);
+        let _ = chown_nofollow(&path, Some(uid), group);
     }
     // Bigger send buffer: more room in the kernel before our own queue is needed.
     set_sndbuf(sock.as_raw_fd(), 1 << 20);

@@ -1,0 +1,177 @@
+//! The switch's defences against its clients (docs/security-vswitch.md): who a client is
+//! comes from the kernel, a client only makes the switch connect to its own sockets, and
+//! every transport is judged by the same port ACLs.
+
+#[allow(unused_imports)]
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vswitch::client::VdeClient;
+use vswitch::wire::{PortRequest, RequestRepr};
+
+const NOBODY: u32 = 65534;
+
+/// Run `f` on a thread whose credentials are `nobody`'s. The raw setresuid/setresgid
+/// syscalls change only the calling thread (glibc's wrappers would change every thread of
+/// the test process), and the kernel records them for every socket the thread connects.
+fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: plain syscalls with integer arguments, on this thread only.
+        unsafe {
+            assert_eq!(
+                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<u32>()),
+                0
+            );
+            assert_eq!(
+                libc::syscall(libc::SYS_setresgid, NOBODY, NOBODY, NOBODY),
+                0
+            );
+            assert_eq!(
+                libc::syscall(libc::SYS_setresuid, NOBODY, NOBODY, NOBODY),
+                0
+            );
+        }
+        f()
+    })
+    .join()
+    .expect("nobody's thread")
+}
+
+/// A switch whose sockets `nobody` can reach (`-m 666`, its temp dir searchable).
+fn open_switch(extra: &[&str]) -> Sw {
+    let mut args = vec!["-m", "666"];
+    args.extend_from_slice(extra);
+    let sw = Sw::start(&args);
+    std::fs::set_permissions(sw.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    sw
+}
+
+/// Send a raw request naming `path` on DIR/ctl; true if the switch answered with a data
+/// socket address, false if it closed the connection (refused).
+fn request_naming(sock: &Path, path: &Path) -> bool {
+    let mut ctl = UnixStream::connect(sock.join("ctl")).expect("connect ctl");
+    let req = RequestRepr {
+        port: PortRequest::Any,
+        path: path.as_os_str().as_encoded_bytes().to_vec(),
+        description: b"probe".to_vec(),
+    };
+    ctl.write_all(&req.emit()).unwrap();
+    ctl.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut b = [0u8; 200];
+    ctl.read(&mut b).expect("reply or EOF within 10 s") > 0
+}
+
+/// A counter of `showinfo`'s `counters` line.
+fn counter(sw: &Sw, name: &str) -> u64 {
+    let r = sw.mgmt().cmd("showinfo").unwrap();
+    let line = r
+        .data
+        .iter()
+        .find(|l| l.starts_with("counters "))
+        .expect("counters");
+    let kv = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")));
+    kv.expect(name).parse().unwrap()
+}
+
+fn port_active(sw: &Sw, p: u16) -> bool {
+    sw.mgmt().cmd(&format!("port/print {p}")).unwrap().code == 1000
+}
+
+#[test]
+fn a_client_is_its_kernel_uid_not_the_owner_of_the_socket_it_names() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let sw = open_switch(&["-n", "4"]);
+    // A socket root owns, in a place nobody can reach (like /dev/log).
+    let root_sock = sw.dir.path().join("root.sock");
+    let _keep = UnixDatagram::bind(&root_sock).unwrap();
+    std::fs::set_permissions(&root_sock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    sw.cmds(&[
+        "port/create 2",
+        "port/setuser 2 nobody",
+        "port/create 3",
+        "port/setuser 3 root",
+    ]);
+    let sock = sw.sock.clone();
+    let (rs, devlog) = (root_sock.clone(), PathBuf::from("/dev/log"));
+    let _root_on_1 = sw.port(1);
+    let (named_root, named_devlog, own2, own3, busy1) = as_nobody(move || {
+        (
+            request_naming(&sock, &rs),
+            devlog.exists() && request_naming(&sock, &devlog),
+            VdeClient::connect(&sock, PortRequest::Port(2), "nobody").is_ok(),
+            VdeClient::connect(&sock, PortRequest::Port(3), "nobody").is_ok(),
+            VdeClient::connect(&sock, PortRequest::Port(1), "nobody").is_ok(),
+        )
+    });
+    assert!(!named_root, "nobody naming a root-owned socket is refused");
+    assert!(!named_devlog, "nobody naming /dev/log is refused");
+    assert!(own2, "nobody's own socket on nobody's port is served");
+    assert!(!own3, "a port of another user refuses nobody");
+    assert!(!busy1, "a port root uses is busy for nobody");
+    // Root may still name its own socket, and the switch counted the refusals.
+    assert!(request_naming(&sw.sock, &root_sock));
+    assert!(counter(&sw, "refused_requests") >= 2);
+}
+
+#[test]
+fn stream_and_tcp_peers_get_the_same_acls_as_vde_clients() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = tcp.local_addr().unwrap();
+    drop(tcp);
+    let tcp_arg = format!("{addr}@4");
+    let sw = open_switch(&["-n", "4", "--port-streams", "--stream-tcp", &tcp_arg]);
+    sw.cmds(&[
+        "port/create 2",
+        "port/setuser 2 nobody",
+        "port/create 3",
+        "port/setuser 3 root",
+        "port/create 4",
+        "port/setuser 4 nobody",
+    ]);
+    let streams = vswitch::daemon::port_streams_dir(&sw.sock);
+    // nobody's unix stream on port 3 (root's) is closed at once; on port 2 it is served.
+    let s3 = streams.join("3");
+    let refused3 = as_nobody(move || closed_by_switch(UnixStream::connect(&s3).unwrap()));
+    assert!(refused3, "nobody refused on root's port over a stream");
+    let s2 = streams.join("2");
+    let held = as_nobody(move || UnixStream::connect(s2).unwrap());
+    wait_for("nobody on port 2", Duration::from_secs(10), || {
+        port_active(&sw, 2)
+    });
+    drop(held);
+    // A TCP peer has no uid: a port with a user refuses it.
+    let t = std::net::TcpStream::connect(addr).unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut b = [0u8; 16];
+    assert_eq!(
+        (&t).read(&mut b).expect("EOF within 10 s"),
+        0,
+        "TCP peer refused"
+    );
+    // Root's own unix stream is still served on root's port.
+    let _root = UnixStream::connect(streams.join("3")).unwrap();
+    wait_for("root on port 3", Duration::from_secs(10), || {
+        port_active(&sw, 3)
+    });
+}
+
+/// The switch closed this stream (EOF within 10 s) rather than serving it.
+fn closed_by_switch(mut s: UnixStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut b = [0u8; 16];
+    matches!(s.read(&mut b), Ok(0))
+}
