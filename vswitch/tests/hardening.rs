@@ -175,3 +175,53 @@ fn closed_by_switch(mut s: UnixStream) -> bool {
     let mut b = [0u8; 16];
     matches!(s.read(&mut b), Ok(0))
 }
+
+/// Start `vswitch -s SOCK -p PIDF -d` and return its exit status and stderr.
+fn start_daemon(sock: &Path, pidf: &Path) -> (bool, String) {
+    let o = std::process::Command::new(bin())
+        .arg("-s")
+        .arg(sock)
+        .arg("-p")
+        .arg(pidf)
+        .arg("-d")
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+fn pid_in(pidf: &Path) -> i32 {
+    std::fs::read_to_string(pidf)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_switch_killed_with_sigkill_leaves_nothing_that_blocks_a_restart() {
+    let t = tempfile::tempdir().unwrap();
+    let (sock, pidf) = (t.path().join("sw"), t.path().join("sw.pid"));
+    let (ok, err) = start_daemon(&sock, &pidf);
+    assert!(ok, "{err}");
+    let first = pid_in(&pidf);
+    // A second start while it runs is still refused, naming the pidfile.
+    let (ok, err) = start_daemon(&t.path().join("sw2"), &pidf);
+    assert!(!ok && err.contains("pidfile"), "{err}");
+    // SAFETY: signalling the switch we started.
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    wait_for("the killed switch to go", Duration::from_secs(10), || {
+        !Path::new(&format!("/proc/{first}")).exists()
+    });
+    let (ok, err) = start_daemon(&sock, &pidf);
+    assert!(ok, "restart after SIGKILL: {err}");
+    let second = pid_in(&pidf);
+    assert_ne!(first, second);
+    // SAFETY: as above.
+    unsafe { libc::kill(second, libc::SIGTERM) };
+    wait_for("the switch to clean up", Duration::from_secs(10), || {
+        !pidf.exists()
+    });
+}

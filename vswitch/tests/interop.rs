@@ -532,7 +532,8 @@ fn daemon_mode_pidfile_modes_and_shutdown_cleanup() {
         String::from_utf8_lossy(&o.stderr).contains("another switch is already listening"),
         "{o:?}"
     );
-    // A stale pidfile makes the daemon fail after the fork: the exit status still says so.
+    // A pidfile of a running vswitch makes the daemon fail after the fork: the exit status
+    // still says so (one left by a killed switch is taken over: tests/hardening.rs).
     let other = dir.path().join("sw2");
     let o = Command::new(bin())
         .arg("-s")

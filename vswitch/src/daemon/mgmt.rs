@@ -12,6 +12,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Token};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
 
 /// A session's input beyond this without a newline is not a console client: drop it.
 const MAX_SESSION_INPUT: usize = 64 * 1024;
@@ -349,7 +350,7 @@ impl Daemon {
             }
             return Ok(());
         };
-        let f = File::create(&p).map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+        let f = open_capture(Path::new(&p))?;
         let mut w = BufWriter::new(f);
         if w.write_all(&crate::pcap::file_header(65535)).is_err() {
             return Err(libc::EIO);
@@ -357,6 +358,28 @@ impl Daemon {
         self.captures.insert(port, Capture { w, path: p });
         Ok(())
     }
+}
+
+/// Open a capture file the way a root daemon must: never through a symlink (O_NOFOLLOW),
+/// never blocking (O_NONBLOCK: a FIFO without a reader fails instead of stalling the loop),
+/// and only a regular file (a FIFO or a device would block or worse). Truncated only once
+/// it is known to be a regular file. Errors are errnos for the console.
+fn open_capture(p: &Path) -> Result<File, i32> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(p)
+        .map_err(errno)?;
+    if !f.metadata().map_err(errno)?.file_type().is_file() {
+        return Err(libc::EINVAL);
+    }
+    f.set_len(0).map_err(errno)?;
+    Ok(f)
 }
 
 #[cfg(test)]
@@ -397,5 +420,45 @@ mod tests {
             assert!(closing);
             assert_eq!(text, format!("1000 Success\n{}", console::END_OF_SESSION));
         }
+    }
+
+    #[test]
+    fn captures_refuse_fifos_and_symlinks() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let cfg = super::super::Config {
+            sock_dir: t.path().join("sw"),
+            numports: 2,
+            ..Default::default()
+        };
+        let mut d = Daemon::new(cfg).unwrap();
+        // A FIFO with a reader (without one, a blocking open would hang the loop for good).
+        let fifo = t.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo/open with a valid path.
+        let rd = unsafe {
+            assert_eq!(libc::mkfifo(c.as_ptr(), 0o600), 0);
+            libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK)
+        };
+        assert!(rd >= 0);
+        let r = d.console_line(&format!("port/capture 1 {}", fifo.display()));
+        // SAFETY: closing the fd we opened.
+        unsafe { libc::close(rd) };
+        assert!(r.errno > 0, "a FIFO is refused");
+        // A symlink to a file: the file is left alone.
+        let target = t.path().join("precious");
+        std::fs::write(&target, "keep").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = t.path().join("link.pcap");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let r = d.console_line(&format!("port/capture 1 {}", link.display()));
+        assert!(r.errno > 0, "a symlink is refused");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        // A regular file is fine.
+        let ok = t.path().join("ok.pcap");
+        let r = d.console_line(&format!("port/capture 1 {}", ok.display()));
+        assert_eq!(r.errno, 0);
+        d.cleanup();
+        assert_eq!(std::fs::metadata(&ok).unwrap().len(), 24, "pcap header");
     }
 }
