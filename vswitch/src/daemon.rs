@@ -186,8 +186,11 @@ impl Daemon {
             addr ^ (std::process::id() as u64) << 32 ^ 0x9e37_79b9_7f4a_7c15
         };
         let numports = cfg.numports;
+        let mut sw = Switch::new(numports, cfg.hub, cfg.hashsize);
+        sw.table.max_entries = cfg.mac_table_size;
+        sw.table.max_per_port = cfg.mac_per_port;
         Ok(Daemon {
-            sw: Switch::new(numports, cfg.hub, cfg.hashsize),
+            sw,
             poll: Poll::new()?,
             ctl,
             mgmt,

@@ -225,3 +225,54 @@ fn a_switch_killed_with_sigkill_leaves_nothing_that_blocks_a_restart() {
         !pidf.exists()
     });
 }
+
+/// A value of `hash/showinfo`: the number after `key` on the line that starts with it.
+fn hash_info(sw: &Sw, key: &str) -> u64 {
+    let r = sw.mgmt().cmd("hash/showinfo").unwrap();
+    let line = r.data.iter().find(|l| l.starts_with(key)).expect(key);
+    line[key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_guest_spraying_source_macs_fills_only_its_share_and_known_macs_still_forward() {
+    let sw = Sw::start(&["-n", "4"]);
+    let (spray, b, a) = (sw.port(1), sw.port(2), sw.port(3));
+    let (ma, mb, ms) = (mac(0xa), mac(0xb), mac(0x5));
+    a.send(&frame(ms, ma, None, 60)); // A is known on port 3 before the spray
+    spray.send(&frame(ma, ms, None, 60));
+    a.recv();
+    // 100k frames from distinct source MACs to the sprayer's own MAC: each is learned
+    // (or refused) and then dropped as same-port, so nothing else is disturbed.
+    const N: u64 = 100_000;
+    for i in 0..N {
+        let src = [
+            0x02,
+            0x77,
+            (i >> 24) as u8,
+            (i >> 16) as u8,
+            (i >> 8) as u8,
+            i as u8,
+        ];
+        spray.send(&frame(ms, src, None, 60));
+    }
+    let refused = N - (1024 - 1); // the sprayer's own MAC took one of its 1024
+    wait_for("the spray to be switched", Duration::from_secs(60), || {
+        hash_info(&sw, "Refused learnings") >= refused
+    });
+    assert_eq!(hash_info(&sw, "Refused learnings"), refused);
+    // B, new on port 2, is still learned, and its frame to A goes to A.
+    b.send(&frame(ma, mb, None, 60));
+    let got = a.recv();
+    assert_eq!(&got[6..12], &mb[..]);
+    assert_eq!(
+        hash_info(&sw, "Entries"),
+        1024 + 2,
+        "the sprayer's 1024, A and B"
+    );
+    assert_eq!(counter(&sw, "mac_refused"), refused);
+}

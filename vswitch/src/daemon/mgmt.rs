@@ -241,7 +241,7 @@ impl Daemon {
 
     /// Run one console line for management session `session` (None = rc file / stdin).
     fn session_line(&mut self, line: &str, session: Option<usize>) -> Reply {
-        let read = |p: &str| std::fs::read_to_string(p);
+        let read = |p: &str| read_script(Path::new(p));
         let ctx = Ctx {
             pid: std::process::id(),
             mac: self.mac,
@@ -258,6 +258,7 @@ impl Daemon {
                 ("zero_length_datagrams", self.stats.zero_length_datagrams),
                 ("died_mid_frame", self.stats.died_mid_frame),
                 ("bad_stream_lengths", self.stats.bad_stream_lengths),
+                ("mac_refused", self.sw.table.refused),
             ],
             debug_on: match session.and_then(|i| self.conns.get(i)) {
                 Some(Some(Conn::Mgmt { debug, .. })) => debug.clone(),
@@ -360,6 +361,26 @@ impl Daemon {
     }
 }
 
+/// Most bytes of a `load` script (a console's command file is a few KiB).
+const SCRIPT_MAX: u64 = 1 << 20;
+
+/// Read a `load` script: a regular file (`load /dev/zero` or a FIFO would stall the loop
+/// for good), at most [`SCRIPT_MAX`] bytes.
+fn read_script(p: &Path) -> io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(p)?;
+    let md = f.metadata()?;
+    if !md.file_type().is_file() || md.len() > SCRIPT_MAX {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let mut text = String::new();
+    f.take(SCRIPT_MAX).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Open a capture file the way a root daemon must: never through a symlink (O_NOFOLLOW),
 /// never blocking (O_NONBLOCK: a FIFO without a reader fails instead of stalling the loop),
 /// and only a regular file (a FIFO or a device would block or worse). Truncated only once
@@ -420,6 +441,17 @@ mod tests {
             assert!(closing);
             assert_eq!(text, format!("1000 Success\n{}", console::END_OF_SESSION));
         }
+    }
+
+    #[test]
+    fn scripts_must_be_small_regular_files() {
+        assert!(read_script(Path::new("/dev/zero")).is_err());
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("rc");
+        std::fs::write(&p, "vlan/create 3\n").unwrap();
+        assert_eq!(read_script(&p).unwrap(), "vlan/create 3\n");
+        std::fs::write(&p, vec![b'#'; SCRIPT_MAX as usize + 1]).unwrap();
+        assert!(read_script(&p).is_err());
     }
 
     #[test]
