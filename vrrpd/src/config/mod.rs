@@ -367,6 +367,23 @@ mod tests {
     }
 }
 
+/// Fuzz body (fuzz/fuzz_targets/config.rs, tests/robust.rs): any bytes give a configuration
+/// or `file:line` errors, never a panic.
+pub fn fuzz_one(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match parse_str(&text, Path::new("fuzz.conf")) {
+        Ok(c) => {
+            for i in &c.instances {
+                assert!(i.vips.len() <= 255 && i.vrid >= 1);
+            }
+        }
+        Err(e) => {
+            assert!(!e.0.is_empty());
+            assert!(e.0.iter().all(|d| d.line >= 1));
+        }
+    }
+}
+
 /// Hostile inputs: nesting, size (docs/security-vrrpd.md, Configuration bounds).
 #[cfg(test)]
 mod bounds {
