@@ -17,6 +17,12 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Most handshakes pending at once (clients that connected and sent no whole request).
+pub(super) const MAX_PENDING: usize = 128;
+/// How long a client may take to send its request (real ones send it with the connect).
+pub(super) const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a pending handshake stands after a read.
 #[derive(Debug, PartialEq)]
@@ -78,6 +84,8 @@ impl Daemon {
         loop {
             match self.ctl.accept() {
                 Ok((mut s, _)) => {
+                    // Before choosing the token: an eviction frees a slot.
+                    self.make_room_for_pending();
                     let tok = self.next_token();
                     if self
                         .poll
@@ -85,7 +93,13 @@ impl Daemon {
                         .register(&mut s, tok, Interest::READABLE)
                         .is_ok()
                     {
-                        let t2 = self.new_slot(Conn::CtlPending { s, buf: Vec::new() });
+                        let since = Instant::now();
+                        let c = Conn::CtlPending {
+                            s,
+                            buf: Vec::new(),
+                            since,
+                        };
+                        let t2 = self.new_slot(c);
                         debug_assert_eq!(t2, tok);
                         // Real clients have usually sent their request already.
                         self.ctl_pending(tok);
@@ -100,10 +114,43 @@ impl Daemon {
         }
     }
 
+    /// The pending handshakes, with when each was accepted.
+    fn pending(&self) -> Vec<(Token, Instant)> {
+        let p = self.conns.iter().enumerate().filter_map(|(i, c)| match c {
+            Some(Conn::CtlPending { since, .. }) => Some((Token(FIRST_CONN + i), *since)),
+            _ => None,
+        });
+        p.collect()
+    }
+
+    /// At [`MAX_PENDING`] handshakes, close the oldest: a client that connects and never
+    /// sends must not hold descriptors until the switch can accept nobody (a real client
+    /// sends its request with its connect, so it is never the oldest for long).
+    fn make_room_for_pending(&mut self) {
+        let p = self.pending();
+        if p.len() < MAX_PENDING {
+            return;
+        }
+        if let Some((tok, _)) = p.iter().min_by_key(|(_, t)| *t) {
+            self.stats.pending_evicted += 1;
+            self.close_conn(*tok);
+        }
+    }
+
+    /// Close handshakes pending longer than [`PENDING_TIMEOUT`] (from the timers).
+    pub(super) fn expire_pending(&mut self) {
+        for (tok, since) in self.pending() {
+            if since.elapsed() >= PENDING_TIMEOUT {
+                self.stats.pending_timeouts += 1;
+                self.close_conn(tok);
+            }
+        }
+    }
+
     /// A pending handshake is readable: read, then wait, refuse, or make the endpoint.
     pub(super) fn ctl_pending(&mut self, tok: Token) {
         let i = tok.0 - FIRST_CONN;
-        let Some(Some(Conn::CtlPending { s, buf })) = self.conns.get_mut(i) else {
+        let Some(Some(Conn::CtlPending { s, buf, .. })) = self.conns.get_mut(i) else {
             return;
         };
         let eof = read_request(s, buf);

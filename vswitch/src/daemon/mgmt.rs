@@ -143,6 +143,9 @@ impl Daemon {
             {
                 out.extend_from_slice(text.as_bytes());
                 *c |= closing;
+                if out.len() > MGMT_OUT_MAX {
+                    break;
+                }
             }
             if closing {
                 break;
@@ -154,8 +157,17 @@ impl Daemon {
         else {
             return;
         };
+        // Judged before writing: the lines loop stops (and drops the rest) at the bound.
+        let overflow = out.len() > MGMT_OUT_MAX;
         eof |= write_session(s, out);
-        if eof || (*closing && out.is_empty()) {
+        if overflow {
+            // A session that does not read its output (a debug subscriber gone quiet, a
+            // script of commands never reading the replies) is dropped, not buffered.
+            self.stats.mgmt_overflows += 1;
+            self.log
+                .log("mgmt", "session dropped: it does not read its output");
+        }
+        if eof || overflow || (*closing && out.is_empty()) {
             self.close_conn(tok);
         }
     }
@@ -259,6 +271,9 @@ impl Daemon {
                 ("died_mid_frame", self.stats.died_mid_frame),
                 ("bad_stream_lengths", self.stats.bad_stream_lengths),
                 ("mac_refused", self.sw.table.refused),
+                ("pending_evicted", self.stats.pending_evicted),
+                ("pending_timeouts", self.stats.pending_timeouts),
+                ("mgmt_overflows", self.stats.mgmt_overflows),
             ],
             debug_on: match session.and_then(|i| self.conns.get(i)) {
                 Some(Some(Conn::Mgmt { debug, .. })) => debug.clone(),
@@ -360,6 +375,10 @@ impl Daemon {
         Ok(())
     }
 }
+
+/// Most output bytes a management session may leave unread before it is dropped (a whole
+/// `hash/print` of a full MAC table is ~0.5 MiB).
+pub(super) const MGMT_OUT_MAX: usize = 4 << 20;
 
 /// Most bytes of a `load` script (a console's command file is a few KiB).
 const SCRIPT_MAX: u64 = 1 << 20;
