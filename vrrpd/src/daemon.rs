@@ -19,7 +19,7 @@ use crate::config::{self, Config, InstanceConfig, Script, V3Checksum};
 use crate::control::{self as ctl, Control, ControlStats};
 use crate::fsm::{Action, NotifyTarget, Router, State, Time};
 use crate::garp::GarpSchedule;
-use crate::netlink::{AddrSpec, Link, Netlink, IFA_F_SECONDARY};
+use crate::netlink::{AddrSpec, Link, LinkEvent, Netlink, IFA_F_SECONDARY};
 use crate::ratelimit::{LogLimiter, Verdict};
 use crate::status::{Counters, GroupStatus, InstanceStatus, Mismatch, Status, TransitionStatus};
 use crate::sys::{self, NdSocket, PacketSocket, VrrpSocket};
@@ -114,6 +114,10 @@ struct Daemon {
     start: Instant,
     nl: Netlink,
     socks: Vec<VrrpSocket>,
+    /// (interface, IPv6) of each socket, to reopen it when its interface is re-created.
+    sock_keys: Vec<(String, bool)>,
+    /// The interface index each watched name had last, to notice a re-created interface.
+    indexes: BTreeMap<String, u32>,
     insts: Vec<Inst>,
     router: Router,
     cfg: Config,
@@ -145,6 +149,8 @@ impl Daemon {
             start: Instant::now(),
             nl,
             socks: s.socks,
+            sock_keys: s.sock_keys,
+            indexes: s.indexes,
             insts: s.insts,
             router,
             cfg,
@@ -562,13 +568,24 @@ impl Daemon {
         }
     }
 
-    fn on_links(&mut self, links: Vec<Link>) {
+    /// Link changes: a deleted interface is down (FAULT), a re-created one is resolved again
+    /// by name (new index, MAC, socket), then its up/down state is applied.
+    fn on_links(&mut self, events: Vec<LinkEvent>) {
         let now = self.now();
-        for l in links {
+        for LinkEvent { link: l, deleted } in events {
             let Some(old) = self.links.get(&l.name).copied() else {
                 continue;
             };
+            if deleted {
+                log(&format!("interface {} was deleted", l.name));
+                self.indexes.remove(&l.name);
+            } else if self.indexes.get(&l.name) != Some(&l.index) {
+                self.rebind(&l);
+            }
             if old != l.up {
+                if l.up {
+                    self.resolve_sources(&l);
+                }
                 self.links.insert(l.name.clone(), l.up);
                 log(&format!(
                     "interface {} is {}",
@@ -577,6 +594,41 @@ impl Daemon {
                 ));
                 let acts = self.router.link(now, &l.name, l.up);
                 self.apply(acts);
+            }
+        }
+    }
+
+    /// An interface (re)appeared under a new index: point VIPs, sockets and sources at it.
+    fn rebind(&mut self, l: &Link) {
+        log(&format!(
+            "interface {} appeared (index {}): resolving it again",
+            l.name, l.index
+        ));
+        self.indexes.insert(l.name.clone(), l.index);
+        for v in self.insts.iter_mut().flat_map(|i| i.vips.iter_mut()) {
+            if v.dev == l.name {
+                v.spec.index = l.index;
+                v.mac = l.mac;
+            }
+        }
+        for (k, (name, v6)) in self.sock_keys.iter().enumerate() {
+            if *name == l.name {
+                match VrrpSocket::open(name, l.index, *v6) {
+                    Ok(s) => self.socks[k] = s,
+                    Err(e) => log(&format!("reopening the socket on {name} failed: {e}")),
+                }
+            }
+        }
+    }
+
+    /// The advert source of the instances on `l`, read again (it may have been re-added).
+    fn resolve_sources(&mut self, l: &Link) {
+        for idx in 0..self.insts.len() {
+            if self.insts[idx].cfg.interface == l.name {
+                match primary_addr(&mut self.nl, &self.insts[idx].cfg, l.index) {
+                    Ok(a) => self.insts[idx].src = a,
+                    Err(e) => log(&format!("{e}: keeping {}", self.insts[idx].src)),
+                }
             }
         }
     }
@@ -768,15 +820,15 @@ pub fn run(opts: &Options) -> Result<()> {
         opts.socket.display()
     ));
     d.start_router();
-    let mut fixed: Vec<(i32, i16)> = vec![
-        (signals.as_raw_fd(), libc::POLLIN),
-        (monitor.raw_fd(), libc::POLLIN),
-        (control.listener_fd(), libc::POLLIN),
-    ];
-    fixed.extend(d.socks.iter().map(|s| (s.fd.as_raw_fd(), libc::POLLIN)));
-    let nfixed = fixed.len();
+    let nfixed = 3 + d.socks.len();
     loop {
-        let mut fds = fixed.clone();
+        // Rebuilt each time: a re-created interface gets a new socket (Daemon::rebind).
+        let mut fds: Vec<(i32, i16)> = vec![
+            (signals.as_raw_fd(), libc::POLLIN),
+            (monitor.raw_fd(), libc::POLLIN),
+            (control.listener_fd(), libc::POLLIN),
+        ];
+        fds.extend(d.socks.iter().map(|s| (s.fd.as_raw_fd(), libc::POLLIN)));
         fds.extend(control.conn_fds());
         let next = earliest(d.next_deadline(), control.next_deadline());
         let timeout = poll_timeout_ms(d.now(), next);
@@ -845,6 +897,8 @@ struct Setup {
     primaries: Vec<IpAddr>,
     /// Every interface whose state matters, with its state at startup.
     watched: BTreeMap<String, bool>,
+    /// The index of every watched interface that exists at startup.
+    indexes: BTreeMap<String, u32>,
 }
 
 impl Setup {
@@ -856,6 +910,7 @@ impl Setup {
             insts: Vec::new(),
             primaries: Vec::new(),
             watched: BTreeMap::new(),
+            indexes: BTreeMap::new(),
         };
         for c in &cfg.instances {
             let Some(l) = find_link(links, &c.interface) else {
@@ -886,6 +941,11 @@ impl Setup {
             });
         }
         watch_group_links(cfg, links, &mut s.watched);
+        for name in s.watched.keys() {
+            if let Some(l) = find_link(links, name) {
+                s.indexes.insert(name.clone(), l.index);
+            }
+        }
         Ok(s)
     }
 

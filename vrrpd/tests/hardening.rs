@@ -269,3 +269,49 @@ fn large_ipv6_adverts_are_received_whole() {
     assert_eq!(counter(&st, "bad_length"), 0, "{st}");
     assert!(!lab.addrs6(1).contains(&vip), "split brain: {st}");
 }
+
+/// Item 3: the VRRP interface is deleted (FAULT) and re-created under a new index: the
+/// instance recovers and puts its VIP on the new interface.
+#[test]
+fn deleted_and_recreated_interface_gets_its_vip_back() {
+    let mut lab = Lab::new(&["vlan10"], vrrpd());
+    let vips = [lab.vip(0)];
+    lab.start(0, Impl::Vrrpd, &one_conf(&lab, 3, false, "0.2", 150));
+    lab.wait_holder(&vips, 0, S(6));
+    let r1 = lab.r[0].clone();
+    let cl = lab.cl.clone();
+    lab::sh(&["ip", "-n", &r1, "link", "del", "vlan10"]);
+    lab.wait("instance FAULT while vlan10 is missing", S(3), |l| {
+        l.status(0)["instances"][0]["state"] == "FAULT"
+    });
+    let veth = ["ip", "-n", &r1, "link", "add", "vlan10", "type", "veth"];
+    lab::sh(&[&veth[..], &["peer", "name", "p0s0", "netns", &cl]].concat());
+    lab::sh(&[
+        "ip", "-n", &cl, "link", "set", "p0s0", "master", "br0", "up",
+    ]);
+    lab::sh(&[
+        "ip",
+        "-n",
+        &r1,
+        "addr",
+        "add",
+        "10.10.0.2/24",
+        "dev",
+        "vlan10",
+    ]);
+    lab::sh(&["ip", "-n", &r1, "link", "set", "vlan10", "up"]);
+    lab.wait("r1 holds the VIP on the new vlan10", S(6), |l| {
+        let out = lab::sh(&["ip", "-n", &l.r[0], "-4", "addr", "show", "dev", "vlan10"]);
+        out.contains(&format!("{}/24", l.vip(0)))
+    });
+    let st = lab.status(0);
+    assert_eq!(st["instances"][0]["state"], "MASTER", "{st}");
+    assert!(lab.client_ping(vips[0]), "{}", lab.all_logs());
+    // Adverts go out on the new interface (the one send error is the priority-0 advert
+    // tried while vlan10 was being deleted).
+    let (before, errs) = (counter(&st, "adverts_out"), counter(&st, "send_errors"));
+    std::thread::sleep(Duration::from_millis(600));
+    let st = lab.status(0);
+    assert!(counter(&st, "adverts_out") > before, "{st}");
+    assert_eq!(counter(&st, "send_errors"), errs, "{st}");
+}
