@@ -20,6 +20,7 @@ use crate::control::{self as ctl, Control, ControlStats};
 use crate::fsm::{Action, NotifyTarget, Router, State, Time};
 use crate::garp::GarpSchedule;
 use crate::netlink::{AddrSpec, Link, LinkEvent, Netlink, IFA_F_SECONDARY};
+use crate::pathcheck;
 use crate::ratelimit::{LogLimiter, Verdict};
 use crate::status::{Counters, GroupStatus, InstanceStatus, Mismatch, Status, TransitionStatus};
 use crate::sys::{self, NdSocket, PacketSocket, VrrpSocket};
@@ -101,6 +102,10 @@ struct Inst {
     counters: Counters,
     mismatch: Option<(Time, Mismatch)>,
     garp: GarpSchedule,
+    /// When a valid advert was last accepted (pathcheck).
+    last_heard: Option<Time>,
+    /// Whether the path is broken now, and when that was last logged.
+    broken: (bool, Option<Time>),
 }
 
 struct Script_ {
@@ -241,6 +246,37 @@ impl Daemon {
         self.apply(acts);
         self.run_garps(now);
         self.reap();
+        self.check_paths(now);
+    }
+
+    /// docs/security-vrrpd.md, Broken paths: flag (status) and log (once per change, at most
+    /// once a minute per member) a group member deaf to a master the others hear.
+    fn check_paths(&mut self, now: Time) {
+        let heard: Vec<Option<Time>> = self.insts.iter().map(|i| i.last_heard).collect();
+        let mdi: Vec<Time> = self
+            .router
+            .instances
+            .iter()
+            .map(|f| f.master_down_interval())
+            .collect();
+        for g in &self.router.groups {
+            let flags = pathcheck::broken(now, &g.members, &heard, &mdi);
+            for (&m, b) in g.members.iter().zip(flags) {
+                let i = &mut self.insts[m];
+                if b == i.broken.0 {
+                    continue;
+                }
+                i.broken.0 = b;
+                let due = i
+                    .broken
+                    .1
+                    .map_or(true, |t| now >= t + Duration::from_secs(60));
+                if b && due {
+                    i.broken.1 = Some(now);
+                    log(&format!("ERROR sync group {}: instance {} hears no master while the other members do: its path to the peer ({}) is broken", g.name, i.cfg.name, i.cfg.interface));
+                }
+            }
+        }
     }
 
     fn apply(&mut self, actions: Vec<Action>) {
@@ -522,6 +558,7 @@ impl Daemon {
         match res {
             Ok(v) => {
                 i.counters.adverts_in += 1;
+                i.last_heard = Some(now);
                 if v.priority == 0 {
                     i.counters.priority_zero_in += 1;
                 }
@@ -689,6 +726,12 @@ impl Daemon {
                     members: g
                         .members
                         .iter()
+                        .map(|&m| self.insts[m].cfg.name.clone())
+                        .collect(),
+                    broken_paths: g
+                        .members
+                        .iter()
+                        .filter(|&&m| self.insts[m].broken.0)
                         .map(|&m| self.insts[m].cfg.name.clone())
                         .collect(),
                 })
@@ -938,6 +981,8 @@ impl Setup {
                 counters: Counters::default(),
                 mismatch: None,
                 garp: GarpSchedule::default(),
+                last_heard: None,
+                broken: (false, None),
             });
         }
         watch_group_links(cfg, links, &mut s.watched);

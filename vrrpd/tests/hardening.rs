@@ -315,3 +315,56 @@ fn deleted_and_recreated_interface_gets_its_vip_back() {
     assert!(counter(&st, "adverts_out") > before, "{st}");
     assert_eq!(counter(&st, "send_errors"), errs, "{st}");
 }
+
+/// Item 5: a sync group whose second VLAN is cut between the routers: the backup's member on
+/// it hears no master while the other member does; said once in the log and in status.
+#[test]
+fn sync_group_member_with_a_cut_vlan_is_reported() {
+    let mut lab = Lab::new(&["vlan10", "vlan20"], vrrpd());
+    let mk = |lab: &Lab, prio: u8| {
+        let inst = |name, iface, vrid, seg: usize| Inst {
+            name,
+            iface,
+            vrid,
+            priority: prio,
+            advert_int: "0.2",
+            vips: vec![format!("{}/24 dev {iface}", lab.vip(seg))],
+            extra: "",
+        };
+        conf(
+            3,
+            false,
+            &[
+                inst("interne", "vlan10", 100, 0),
+                inst("externe", "vlan20", 101, 1),
+            ],
+            &[("G", &["interne", "externe"])],
+        )
+    };
+    let vips = [lab.vip(0), lab.vip(1)];
+    lab.start(0, Impl::Vrrpd, &mk(&lab, 150));
+    lab.start(1, Impl::Vrrpd, &mk(&lab, 100));
+    lab.wait_holder(&vips, 0, S(8));
+    let broken = |l: &Lab| l.status(1)["groups"][0]["broken_paths"].clone();
+    lab.wait("no broken path while both VLANs carry adverts", S(3), |l| {
+        broken(l) == serde_json::json!([])
+    });
+    // Cut r2's port on the vlan20 bridge (carrier stays up: no FAULT).
+    lab::sh(&["ip", "-n", &lab.cl, "link", "set", "p1s1", "nomaster"]);
+    lab.wait("r2 reports externe's broken path", S(5), |l| {
+        broken(l) == serde_json::json!(["externe"])
+    });
+    std::thread::sleep(S(2));
+    let log = lab.log(1);
+    assert_eq!(
+        log.matches("hears no master while the other members do")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(lab.status(1)["groups"][0]["state"], "BACKUP");
+    lab::sh(&["ip", "-n", &lab.cl, "link", "set", "p1s1", "master", "br1"]);
+    lab.wait("the path is restored", S(5), |l| {
+        broken(l) == serde_json::json!([])
+    });
+}
