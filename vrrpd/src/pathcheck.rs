@@ -54,7 +54,7 @@ mod tests {
             [false, true]
         );
         assert_eq!(
-            broken(now, &[0, 2], &[None, Some(s(97))], &mdi),
+            broken(now, &[0, 2], &[None, None, Some(s(97))], &mdi),
             [true, false]
         );
         // Exactly at the MDI still counts as heard.
