@@ -23,6 +23,7 @@ mod config;
 mod datapath;
 mod egress;
 mod event_loop;
+pub mod fuzz;
 mod handshake;
 mod lifecycle;
 mod log;

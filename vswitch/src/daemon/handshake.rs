@@ -26,7 +26,7 @@ pub(super) const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a pending handshake stands after a read.
 #[derive(Debug, PartialEq)]
-enum Pending {
+pub(super) enum Pending {
     /// Not a whole header yet: wait for more.
     Wait,
     /// The client went away before sending a whole header (`bytes` of it, maybe 0).
@@ -38,7 +38,7 @@ enum Pending {
 }
 
 /// Judge the bytes a client has sent so far on its ctl stream (`eof`: it closed it).
-fn classify(buf: &[u8], eof: bool) -> Pending {
+pub(super) fn classify(buf: &[u8], eof: bool) -> Pending {
     if buf.len() < REQUEST_HEADER_LEN {
         return if eof {
             Pending::Gone { bytes: buf.len() }
@@ -52,8 +52,17 @@ fn classify(buf: &[u8], eof: bool) -> Pending {
     }
 }
 
+/// Which pending handshake to close before accepting another: the oldest, once there are
+/// [`MAX_PENDING`] (the pure core of the bound; `T` is when each was accepted).
+pub(super) fn pending_victim<K: Copy, T: Ord + Copy>(pending: &[(K, T)]) -> Option<K> {
+    if pending.len() < MAX_PENDING {
+        return None;
+    }
+    pending.iter().min_by_key(|(_, t)| *t).map(|(k, _)| *k)
+}
+
 /// The endpoint description `port/print` shows: the request's, without its NUL padding.
-fn description(raw: &[u8]) -> String {
+pub(super) fn description(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw)
         .trim_end_matches('\0')
         .to_string()
@@ -127,13 +136,9 @@ impl Daemon {
     /// sends must not hold descriptors until the switch can accept nobody (a real client
     /// sends its request with its connect, so it is never the oldest for long).
     fn make_room_for_pending(&mut self) {
-        let p = self.pending();
-        if p.len() < MAX_PENDING {
-            return;
-        }
-        if let Some((tok, _)) = p.iter().min_by_key(|(_, t)| *t) {
+        if let Some(tok) = pending_victim(&self.pending()) {
             self.stats.pending_evicted += 1;
-            self.close_conn(*tok);
+            self.close_conn(tok);
         }
     }
 

@@ -15,11 +15,11 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
 /// A session's input beyond this without a newline is not a console client: drop it.
-const MAX_SESSION_INPUT: usize = 64 * 1024;
+pub(super) const MAX_SESSION_INPUT: usize = 64 * 1024;
 
 /// Take the command lines out of a session's input: every complete line, then (like
 /// vde_switch's one read = one command) a trailing partial line too. `inbuf` is left empty.
-fn take_lines(inbuf: &mut Vec<u8>) -> Vec<String> {
+pub(super) fn take_lines(inbuf: &mut Vec<u8>) -> Vec<String> {
     let mut lines = Vec::new();
     while let Some(p) = inbuf.iter().position(|&b| b == b'\n') {
         let l: Vec<u8> = inbuf.drain(..=p).collect();
@@ -34,7 +34,7 @@ fn take_lines(inbuf: &mut Vec<u8>) -> Vec<String> {
 
 /// What a session gets back for one command: the rendered reply, then the prompt, or
 /// `9999 END OF SESSION` when the command ends the session (returned as true).
-fn session_reply(r: &Reply) -> (String, bool) {
+pub(super) fn session_reply(r: &Reply) -> (String, bool) {
     let mut text = String::new();
     if r.errno >= 0 {
         r.render(&mut text);
