@@ -435,7 +435,14 @@ pub enum AllocError {
     Busy,
     /// Port ACL refuses this uid.
     Denied,
+    /// The port already has [`MAX_ENDPOINTS_PER_PORT`] endpoints.
+    TooMany,
 }
+
+/// Most endpoints one port may have (vde_plug and stream peers of the same user may share
+/// a port; a TCP listener's peers all have no uid and would otherwise pile up on its port,
+/// each with its own egress queue).
+pub const MAX_ENDPOINTS_PER_PORT: usize = 64;
 
 impl std::fmt::Display for AllocError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -444,6 +451,7 @@ impl std::fmt::Display for AllocError {
             AllocError::Full => "no free port",
             AllocError::Busy => "port in use by another user",
             AllocError::Denied => "port access control denies this user",
+            AllocError::TooMany => "port has too many endpoints",
         })
     }
 }
@@ -546,6 +554,9 @@ impl Switch {
         if port.active() {
             if port.user != uid {
                 return Err(AllocError::Busy);
+            }
+            if port.endpoints.len() >= MAX_ENDPOINTS_PER_PORT {
+                return Err(AllocError::TooMany);
             }
         } else {
             port.user = uid;
@@ -928,6 +939,18 @@ mod tests {
         sw.forward(1, &frame(B, A, Some(99)), 0, &mut out).unwrap();
         assert_eq!(out.iter().map(|e| e.port).collect::<Vec<_>>(), vec![2, 3]);
         assert!(sw.table.is_empty());
+    }
+
+    #[test]
+    fn a_port_takes_a_bounded_number_of_endpoints() {
+        let mut sw = Switch::new(3, false, 128);
+        for i in 0..MAX_ENDPOINTS_PER_PORT as u32 {
+            assert_eq!(sw.alloc(PortRequest::Port(2), None, &[], ep(i)), Ok(2));
+        }
+        let r = sw.alloc(PortRequest::Port(2), None, &[], ep(999));
+        assert_eq!(r, Err(AllocError::TooMany));
+        assert!(sw.release(2, 0));
+        assert_eq!(sw.alloc(PortRequest::Port(2), None, &[], ep(999)), Ok(2));
     }
 
     #[test]
