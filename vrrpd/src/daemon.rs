@@ -19,7 +19,8 @@ use crate::config::{self, Config, InstanceConfig, Script, V3Checksum};
 use crate::control::{self as ctl, Control, ControlStats};
 use crate::fsm::{Action, NotifyTarget, Router, State, Time};
 use crate::garp::GarpSchedule;
-use crate::netlink::{AddrSpec, Link, Netlink, IFA_F_SECONDARY};
+use crate::netlink::{AddrSpec, Link, LinkEvent, Netlink, IFA_F_SECONDARY};
+use crate::pathcheck;
 use crate::ratelimit::{LogLimiter, Verdict};
 use crate::status::{Counters, GroupStatus, InstanceStatus, Mismatch, Status, TransitionStatus};
 use crate::sys::{self, NdSocket, PacketSocket, VrrpSocket};
@@ -101,6 +102,10 @@ struct Inst {
     counters: Counters,
     mismatch: Option<(Time, Mismatch)>,
     garp: GarpSchedule,
+    /// When a valid advert was last accepted (pathcheck).
+    last_heard: Option<Time>,
+    /// Whether the path is broken now, and when that was last logged.
+    broken: (bool, Option<Time>),
 }
 
 struct Script_ {
@@ -114,6 +119,10 @@ struct Daemon {
     start: Instant,
     nl: Netlink,
     socks: Vec<VrrpSocket>,
+    /// (interface, IPv6) of each socket, to reopen it when its interface is re-created.
+    sock_keys: Vec<(String, bool)>,
+    /// The interface index each watched name had last, to notice a re-created interface.
+    indexes: BTreeMap<String, u32>,
     insts: Vec<Inst>,
     router: Router,
     cfg: Config,
@@ -145,6 +154,8 @@ impl Daemon {
             start: Instant::now(),
             nl,
             socks: s.socks,
+            sock_keys: s.sock_keys,
+            indexes: s.indexes,
             insts: s.insts,
             router,
             cfg,
@@ -235,6 +246,37 @@ impl Daemon {
         self.apply(acts);
         self.run_garps(now);
         self.reap();
+        self.check_paths(now);
+    }
+
+    /// docs/security-vrrpd.md, Broken paths: flag (status) and log (once per change, at most
+    /// once a minute per member) a group member deaf to a master the others hear.
+    fn check_paths(&mut self, now: Time) {
+        let heard: Vec<Option<Time>> = self.insts.iter().map(|i| i.last_heard).collect();
+        let mdi: Vec<Time> = self
+            .router
+            .instances
+            .iter()
+            .map(|f| f.master_down_interval())
+            .collect();
+        for g in &self.router.groups {
+            let flags = pathcheck::broken(now, &g.members, &heard, &mdi);
+            for (&m, b) in g.members.iter().zip(flags) {
+                let i = &mut self.insts[m];
+                if b == i.broken.0 {
+                    continue;
+                }
+                i.broken.0 = b;
+                let due = i
+                    .broken
+                    .1
+                    .map_or(true, |t| now >= t + Duration::from_secs(60));
+                if b && due {
+                    i.broken.1 = Some(now);
+                    log(&format!("ERROR sync group {}: instance {} hears no master while the other members do: its path to the peer ({}) is broken", g.name, i.cfg.name, i.cfg.interface));
+                }
+            }
+        }
     }
 
     fn apply(&mut self, actions: Vec<Action>) {
@@ -516,6 +558,7 @@ impl Daemon {
         match res {
             Ok(v) => {
                 i.counters.adverts_in += 1;
+                i.last_heard = Some(now);
                 if v.priority == 0 {
                     i.counters.priority_zero_in += 1;
                 }
@@ -562,13 +605,24 @@ impl Daemon {
         }
     }
 
-    fn on_links(&mut self, links: Vec<Link>) {
+    /// Link changes: a deleted interface is down (FAULT), a re-created one is resolved again
+    /// by name (new index, MAC, socket), then its up/down state is applied.
+    fn on_links(&mut self, events: Vec<LinkEvent>) {
         let now = self.now();
-        for l in links {
+        for LinkEvent { link: l, deleted } in events {
             let Some(old) = self.links.get(&l.name).copied() else {
                 continue;
             };
+            if deleted {
+                log(&format!("interface {} was deleted", l.name));
+                self.indexes.remove(&l.name);
+            } else if self.indexes.get(&l.name) != Some(&l.index) {
+                self.rebind(&l);
+            }
             if old != l.up {
+                if l.up {
+                    self.resolve_sources(&l);
+                }
                 self.links.insert(l.name.clone(), l.up);
                 log(&format!(
                     "interface {} is {}",
@@ -577,6 +631,41 @@ impl Daemon {
                 ));
                 let acts = self.router.link(now, &l.name, l.up);
                 self.apply(acts);
+            }
+        }
+    }
+
+    /// An interface (re)appeared under a new index: point VIPs, sockets and sources at it.
+    fn rebind(&mut self, l: &Link) {
+        log(&format!(
+            "interface {} appeared (index {}): resolving it again",
+            l.name, l.index
+        ));
+        self.indexes.insert(l.name.clone(), l.index);
+        for v in self.insts.iter_mut().flat_map(|i| i.vips.iter_mut()) {
+            if v.dev == l.name {
+                v.spec.index = l.index;
+                v.mac = l.mac;
+            }
+        }
+        for (k, (name, v6)) in self.sock_keys.iter().enumerate() {
+            if *name == l.name {
+                match VrrpSocket::open(name, l.index, *v6) {
+                    Ok(s) => self.socks[k] = s,
+                    Err(e) => log(&format!("reopening the socket on {name} failed: {e}")),
+                }
+            }
+        }
+    }
+
+    /// The advert source of the instances on `l`, read again (it may have been re-added).
+    fn resolve_sources(&mut self, l: &Link) {
+        for idx in 0..self.insts.len() {
+            if self.insts[idx].cfg.interface == l.name {
+                match primary_addr(&mut self.nl, &self.insts[idx].cfg, l.index) {
+                    Ok(a) => self.insts[idx].src = a,
+                    Err(e) => log(&format!("{e}: keeping {}", self.insts[idx].src)),
+                }
             }
         }
     }
@@ -637,6 +726,12 @@ impl Daemon {
                     members: g
                         .members
                         .iter()
+                        .map(|&m| self.insts[m].cfg.name.clone())
+                        .collect(),
+                    broken_paths: g
+                        .members
+                        .iter()
+                        .filter(|&&m| self.insts[m].broken.0)
                         .map(|&m| self.insts[m].cfg.name.clone())
                         .collect(),
                 })
@@ -768,15 +863,15 @@ pub fn run(opts: &Options) -> Result<()> {
         opts.socket.display()
     ));
     d.start_router();
-    let mut fixed: Vec<(i32, i16)> = vec![
-        (signals.as_raw_fd(), libc::POLLIN),
-        (monitor.raw_fd(), libc::POLLIN),
-        (control.listener_fd(), libc::POLLIN),
-    ];
-    fixed.extend(d.socks.iter().map(|s| (s.fd.as_raw_fd(), libc::POLLIN)));
-    let nfixed = fixed.len();
+    let nfixed = 3 + d.socks.len();
     loop {
-        let mut fds = fixed.clone();
+        // Rebuilt each time: a re-created interface gets a new socket (Daemon::rebind).
+        let mut fds: Vec<(i32, i16)> = vec![
+            (signals.as_raw_fd(), libc::POLLIN),
+            (monitor.raw_fd(), libc::POLLIN),
+            (control.listener_fd(), libc::POLLIN),
+        ];
+        fds.extend(d.socks.iter().map(|s| (s.fd.as_raw_fd(), libc::POLLIN)));
         fds.extend(control.conn_fds());
         let next = earliest(d.next_deadline(), control.next_deadline());
         let timeout = poll_timeout_ms(d.now(), next);
@@ -845,6 +940,8 @@ struct Setup {
     primaries: Vec<IpAddr>,
     /// Every interface whose state matters, with its state at startup.
     watched: BTreeMap<String, bool>,
+    /// The index of every watched interface that exists at startup.
+    indexes: BTreeMap<String, u32>,
 }
 
 impl Setup {
@@ -856,6 +953,7 @@ impl Setup {
             insts: Vec::new(),
             primaries: Vec::new(),
             watched: BTreeMap::new(),
+            indexes: BTreeMap::new(),
         };
         for c in &cfg.instances {
             let Some(l) = find_link(links, &c.interface) else {
@@ -883,9 +981,16 @@ impl Setup {
                 counters: Counters::default(),
                 mismatch: None,
                 garp: GarpSchedule::default(),
+                last_heard: None,
+                broken: (false, None),
             });
         }
         watch_group_links(cfg, links, &mut s.watched);
+        for name in s.watched.keys() {
+            if let Some(l) = find_link(links, name) {
+                s.indexes.insert(name.clone(), l.index);
+            }
+        }
         Ok(s)
     }
 

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod fsm;
 pub mod garp;
 pub mod netlink;
+pub mod pathcheck;
 pub mod ratelimit;
 pub mod status;
 pub mod sys;

@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 const NLMSG_HDR: usize = 16;
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
@@ -47,6 +48,13 @@ pub struct Link {
     pub up: bool,
     /// IFLA_MTU (0 if the kernel did not say).
     pub mtu: u32,
+}
+
+/// A link notification: new or changed, or deleted (docs/security-vrrpd.md, Interfaces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkEvent {
+    pub link: Link,
+    pub deleted: bool,
 }
 
 /// One address on an interface.
@@ -373,14 +381,16 @@ impl Netlink {
     }
 
     /// Drain pending link notifications (monitor socket).
-    pub fn read_link_events(&self) -> Vec<Link> {
+    pub fn read_link_events(&self) -> Vec<LinkEvent> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 65536];
         while let Ok(n) = self.recv(&mut buf) {
             for (t, p) in messages(&buf[..n]) {
-                if t == RTM_NEWLINK {
-                    if let Some(l) = parse_link(p) {
-                        out.push(l);
+                if t == RTM_NEWLINK || t == RTM_DELLINK {
+                    if let Some(mut link) = parse_link(p) {
+                        let deleted = t == RTM_DELLINK;
+                        link.up &= !deleted;
+                        out.push(LinkEvent { link, deleted });
                     }
                 }
             }

@@ -71,6 +71,9 @@ pub struct GroupStatus {
     pub name: String,
     pub state: State,
     pub members: Vec<String>,
+    /// Members that hear no master while another member does: a broken path to the peer.
+    #[serde(default)]
+    pub broken_paths: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -152,6 +155,12 @@ impl Status {
                 g.state.name(),
                 g.members.join(" ")
             ));
+            if !g.broken_paths.is_empty() {
+                s.push_str(&format!(
+                    "  BROKEN PATH to the peer: {} hear(s) no master while the other members do\n",
+                    g.broken_paths.join(" ")
+                ));
+            }
         }
         s
     }

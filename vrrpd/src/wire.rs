@@ -53,7 +53,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Address family of the addresses carried in a packet (fixed by the transport, not the packet).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 pub enum Family {
     V4,
     V6,

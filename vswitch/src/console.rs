@@ -393,10 +393,21 @@ fn port_lines(sw: &Switch, p: PortId, out: &mut Vec<String>) {
 
 /// Run one console line.
 pub fn execute(sw: &mut Switch, ctx: &Ctx<'_>, line: &str) -> Reply {
-    execute_depth(sw, ctx, line, 0)
+    execute_depth(sw, ctx, line, 0, &std::cell::Cell::new(LOAD_BUDGET))
 }
 
-fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Reply {
+/// Most commands one console line may run, `load`s included: nested `load`s are bounded
+/// in depth (8) and, with this, in total (a script loading itself twice per line would
+/// otherwise run 2^8 times its length, with the loop stalled meanwhile).
+pub const LOAD_BUDGET: u32 = 10_000;
+
+fn execute_depth(
+    sw: &mut Switch,
+    ctx: &Ctx<'_>,
+    line: &str,
+    depth: u32,
+    budget: &std::cell::Cell<u32>,
+) -> Reply {
     let trimmed = line
         .trim_start_matches([' ', '\t'])
         .trim_end_matches(['\n', '\r']);
@@ -411,6 +422,10 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
     let Some((cmd, arg)) = parse_command_line(line) else {
         return Reply::err(libc::ENOSYS);
     };
+    if budget.get() == 0 {
+        return Reply::err(libc::E2BIG);
+    }
+    budget.set(budget.get() - 1);
     match cmd.split_once('/').map_or("", |(group, _)| group) {
         "hash" => hash_cmd(sw, ctx, cmd, arg),
         "fstp" => fstp_cmd(sw, ctx, cmd, arg),
@@ -421,12 +436,18 @@ fn execute_depth(sw: &mut Switch, ctx: &Ctx<'_>, line: &str, depth: u32) -> Repl
             _ => port_setup_cmd(sw, cmd, arg),
         },
         "vlan" => vlan_cmd(sw, cmd, arg),
-        _ => general_cmd(sw, ctx, cmd, arg, depth),
+        _ => general_cmd(sw, ctx, cmd, arg, (depth, budget)),
     }
 }
 
 /// Session, help, info, `load`, `json`, `debug/*` and `plugin/*` commands.
-fn general_cmd(sw: &mut Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str, depth: u32) -> Reply {
+fn general_cmd(
+    sw: &mut Switch,
+    ctx: &Ctx<'_>,
+    cmd: &str,
+    arg: &str,
+    (depth, budget): (u32, &std::cell::Cell<u32>),
+) -> Reply {
     match cmd {
         "logout" => Reply::action(Action::Logout),
         "shutdown" => Reply::action(Action::Shutdown),
@@ -476,8 +497,12 @@ fn general_cmd(sw: &mut Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str, depth: u32)
                 Ok(text) => {
                     let mut out = Reply::ok();
                     for l in text.lines() {
+                        if budget.get() == 0 {
+                            out.errno = libc::E2BIG;
+                            break;
+                        }
                         let _ = writeln!(out.prefix, "vde[{arg}]: {l}");
-                        let r = execute_depth(sw, ctx, l, depth + 1);
+                        let r = execute_depth(sw, ctx, l, depth + 1, budget);
                         if r.errno >= 0 {
                             r.render(&mut out.prefix);
                         }
@@ -540,6 +565,13 @@ fn hash_cmd(sw: &mut Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str) -> Reply {
             format!("GC interval {} secs", sw.table.gcint_s),
             format!("GC expire {} secs", sw.table.expire_ms / 1000),
             format!("Min persistence {} secs", sw.table.minper_ms / 1000),
+            format!(
+                "Entries {} max {} per port {}",
+                sw.table.len(),
+                sw.table.max_entries,
+                sw.table.max_per_port
+            ),
+            format!("Refused learnings {}", sw.table.refused),
         ]),
         "hash/setsize" | "hash/setgcint" | "hash/setexpire" | "hash/setminper" => {
             let Some(v) = ints(arg, 1).map(|v| v[0]) else {
@@ -1011,7 +1043,7 @@ mod tests {
         assert_eq!(run(&mut sw, "bogus"), "1038 Function not implemented\n");
         assert_eq!(
             run(&mut sw, "hash/showinfo"),
-            "0000 DATA END WITH '.'\nHash size 128\nGC interval 2 secs\nGC expire 100 secs\nMin persistence 3 secs\n.\n1000 Success\n"
+            "0000 DATA END WITH '.'\nHash size 128\nGC interval 2 secs\nGC expire 100 secs\nMin persistence 3 secs\nEntries 0 max 8192 per port 1024\nRefused learnings 0\n.\n1000 Success\n"
         );
         assert_eq!(
             run(&mut sw, "vlan/print"),
@@ -1135,6 +1167,22 @@ mod tests {
             run(&mut sw, "load /nope"),
             "1002 No such file or directory\n"
         );
+    }
+
+    #[test]
+    fn nested_loads_have_a_total_budget_besides_their_depth() {
+        let mut sw = Switch::new(8, false, 128);
+        let reads = std::cell::Cell::new(0u32);
+        // Each level loads itself four times: 4^8 loads deep down without a budget.
+        let read = |_: &str| {
+            reads.set(reads.get() + 1);
+            Ok("load /x.rc\n".repeat(4))
+        };
+        let r = execute(&mut sw, &ctx(&read), "load /x.rc");
+        assert!(reads.get() <= LOAD_BUDGET, "{} loads", reads.get());
+        assert_eq!(r.errno, libc::E2BIG);
+        // The next line has its own budget.
+        assert_eq!(run(&mut sw, "vlan/create 9"), "1000 Success\n");
     }
 
     #[test]

@@ -199,7 +199,18 @@ pub enum Learned {
     Kept {
         on: PortId,
     },
+    /// Not learned: the table (or the port's share of it) is full. Frames to this MAC are
+    /// flooded, as for any unknown address.
+    Refused,
 }
+
+/// Default bound of the whole MAC table (Open vSwitch's mac-table-size is 2048; a lab of
+/// dozens of VMs stays far below 8192, and a full table costs ~1 MiB and a sub-millisecond
+/// ageing pass).
+pub const DEFAULT_MAC_TABLE_SIZE: usize = 8192;
+/// Default bound of the MACs one port may hold: one guest spraying random source
+/// addresses takes an eighth of the table at most, so the others keep learning.
+pub const DEFAULT_MAC_PER_PORT: usize = 1024;
 
 /// Per-VLAN MAC learning table with ageing (vde_switch semantics: key = (VLAN, MAC),
 /// entries expire after `expire_ms`, a MAC moves only after `minper_ms` without refresh).
@@ -211,6 +222,14 @@ pub struct MacTable {
     pub expire_ms: u64,
     pub minper_ms: u64,
     last_gc_ms: u64,
+    /// Bound of the whole table (`--mac-table-size`).
+    pub max_entries: usize,
+    /// Bound of one port's entries (`--mac-per-port`).
+    pub max_per_port: usize,
+    /// Entries per port (index = port), kept with the map.
+    per_port: Vec<usize>,
+    /// Learnings refused because a bound was reached.
+    pub refused: u64,
 }
 
 impl MacTable {
@@ -223,47 +242,91 @@ impl MacTable {
             expire_ms: 100_000,
             minper_ms: 3_000,
             last_gc_ms: 0,
+            max_entries: DEFAULT_MAC_TABLE_SIZE,
+            max_per_port: DEFAULT_MAC_PER_PORT,
+            per_port: Vec::new(),
+            refused: 0,
         }
     }
 
-    /// Learn `mac` on `port` in `vlan` at `now_ms`.
+    /// Entries `port` holds.
+    pub fn port_entries(&self, port: PortId) -> usize {
+        self.per_port.get(port as usize).copied().unwrap_or(0)
+    }
+
+    fn count(&mut self, port: PortId, up: bool) {
+        let i = port as usize;
+        if self.per_port.len() <= i {
+            self.per_port.resize(i + 1, 0);
+        }
+        let c = &mut self.per_port[i];
+        *c = if up { *c + 1 } else { c.saturating_sub(1) };
+    }
+
+    /// Whether `port` may take one more entry (a new MAC, or one moving to it).
+    fn room_on(&self, port: PortId) -> bool {
+        self.port_entries(port) < self.max_per_port
+    }
+
+    /// Put `mac` on `port` in place of an entry of `old` (moved or expired), within the
+    /// per-port bound.
+    fn repoint(&mut self, key: (u16, Mac), old: PortId, port: PortId, now_ms: u64) -> bool {
+        if old != port && !self.room_on(port) {
+            self.refused += 1;
+            return false;
+        }
+        self.count(old, false);
+        self.count(port, true);
+        self.map.insert(
+            key,
+            MacEntry {
+                port,
+                last_seen_ms: now_ms,
+            },
+        );
+        true
+    }
+
+    /// Insert a new MAC within both bounds.
+    fn insert_new(&mut self, key: (u16, Mac), port: PortId, now_ms: u64) -> Learned {
+        if self.map.len() >= self.max_entries || !self.room_on(port) {
+            self.refused += 1;
+            return Learned::Refused;
+        }
+        self.count(port, true);
+        self.map.insert(
+            key,
+            MacEntry {
+                port,
+                last_seen_ms: now_ms,
+            },
+        );
+        Learned::New
+    }
+
+    /// Learn `mac` on `port` in `vlan` at `now_ms`, within the table's bounds.
     pub fn learn(&mut self, vlan: u16, mac: Mac, port: PortId, now_ms: u64) -> Learned {
-        let expire = self.expire_ms;
-        let minper = self.minper_ms;
-        match self.map.get_mut(&(vlan, mac)) {
-            Some(e) if now_ms.saturating_sub(e.last_seen_ms) > expire => {
-                *e = MacEntry {
-                    port,
-                    last_seen_ms: now_ms,
-                };
-                Learned::New
-            }
-            Some(e) if e.port == port => {
-                e.last_seen_ms = now_ms;
-                Learned::Refreshed
-            }
-            Some(e) => {
-                if now_ms.saturating_sub(e.last_seen_ms) > minper {
-                    let from = e.port;
-                    *e = MacEntry {
-                        port,
-                        last_seen_ms: now_ms,
-                    };
-                    Learned::Moved { from }
-                } else {
-                    Learned::Kept { on: e.port }
-                }
-            }
-            None => {
-                self.map.insert(
-                    (vlan, mac),
-                    MacEntry {
-                        port,
-                        last_seen_ms: now_ms,
-                    },
-                );
-                Learned::New
-            }
+        let (expire, minper) = (self.expire_ms, self.minper_ms);
+        let key = (vlan, mac);
+        let Some(e) = self.map.get_mut(&key) else {
+            return self.insert_new(key, port, now_ms);
+        };
+        let age = now_ms.saturating_sub(e.last_seen_ms);
+        let from = e.port;
+        if age <= expire && from == port {
+            e.last_seen_ms = now_ms;
+            return Learned::Refreshed;
+        }
+        if age <= expire && age <= minper {
+            return Learned::Kept { on: from };
+        }
+        if !self.repoint(key, from, port, now_ms) {
+            return Learned::Refused;
+        }
+        if age > expire {
+            Learned::New
+        } else {
+            Learned::Moved { from }
         }
     }
 
@@ -288,17 +351,29 @@ impl MacTable {
         self.last_gc_ms = now_ms;
         let expire = self.expire_ms;
         let before = self.map.len();
-        self.map
-            .retain(|_, e| now_ms.saturating_sub(e.last_seen_ms) <= expire);
+        let per_port = &mut self.per_port;
+        self.map.retain(|_, e| {
+            let keep = now_ms.saturating_sub(e.last_seen_ms) <= expire;
+            if !keep {
+                if let Some(c) = per_port.get_mut(e.port as usize) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+            keep
+        });
         before - self.map.len()
     }
 
     pub fn flush_port(&mut self, port: PortId) {
         self.map.retain(|_, e| e.port != port);
+        if let Some(c) = self.per_port.get_mut(port as usize) {
+            *c = 0;
+        }
     }
 
     pub fn flush_all(&mut self) {
         self.map.clear();
+        self.per_port.clear();
     }
 
     pub fn len(&self) -> usize {
@@ -330,6 +405,7 @@ impl MacTable {
     pub fn set_size(&mut self, n: usize) {
         self.hashsize = n.max(1).next_power_of_two();
         self.map = HashMap::with_capacity_and_hasher(self.hashsize, MacHasher::default());
+        self.per_port.clear();
     }
 }
 
@@ -359,7 +435,14 @@ pub enum AllocError {
     Busy,
     /// Port ACL refuses this uid.
     Denied,
+    /// The port already has [`MAX_ENDPOINTS_PER_PORT`] endpoints.
+    TooMany,
 }
+
+/// Most endpoints one port may have (vde_plug and stream peers of the same user may share
+/// a port; a TCP listener's peers all have no uid and would otherwise pile up on its port,
+/// each with its own egress queue).
+pub const MAX_ENDPOINTS_PER_PORT: usize = 64;
 
 impl std::fmt::Display for AllocError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -368,6 +451,7 @@ impl std::fmt::Display for AllocError {
             AllocError::Full => "no free port",
             AllocError::Busy => "port in use by another user",
             AllocError::Denied => "port access control denies this user",
+            AllocError::TooMany => "port has too many endpoints",
         })
     }
 }
@@ -470,6 +554,9 @@ impl Switch {
         if port.active() {
             if port.user != uid {
                 return Err(AllocError::Busy);
+            }
+            if port.endpoints.len() >= MAX_ENDPOINTS_PER_PORT {
+                return Err(AllocError::TooMany);
             }
         } else {
             port.user = uid;
@@ -671,6 +758,36 @@ mod tests {
     }
 
     #[test]
+    fn the_mac_table_is_bounded_per_switch_and_per_port() {
+        let mut t = MacTable::new(128);
+        (t.max_entries, t.max_per_port) = (8, 3);
+        let m = |i: u8| [2, 0, 0, 0, 0, i];
+        for i in 0..10 {
+            let l = t.learn(1, m(i), 1, 0);
+            assert_eq!(l == Learned::Refused, i >= 3, "{i}: {l:?}");
+        }
+        assert_eq!((t.len(), t.port_entries(1), t.refused), (3, 3, 7));
+        // Known MACs still refresh; other ports still learn, up to the table's bound.
+        assert_eq!(t.learn(1, m(0), 1, 1), Learned::Refreshed);
+        for p in 2..=4 {
+            for i in 0..3 {
+                t.learn(1, m(10 * p as u8 + i), p, 0);
+            }
+        }
+        assert_eq!(t.len(), 8);
+        assert_eq!(t.learn(1, m(99), 5, 0), Learned::Refused);
+        // A move onto a full port is refused; the MAC stays where it was.
+        assert_eq!(t.learn(1, m(20), 1, 10_000), Learned::Refused);
+        assert_eq!(t.lookup(1, &m(20), 10_000), Some(2));
+        // Ageing and flushing give the room back.
+        t.flush_port(1);
+        assert_eq!((t.len(), t.port_entries(1)), (5, 0));
+        assert_eq!(t.learn(1, m(99), 5, 0), Learned::New);
+        assert_eq!(t.gc(1_000_000), 6);
+        assert_eq!((t.len(), t.port_entries(2), t.port_entries(5)), (0, 0, 0));
+    }
+
+    #[test]
     fn learning_table_ageing_and_antiflap() {
         let mut t = MacTable::new(100);
         assert_eq!(t.hashsize, 128);
@@ -822,6 +939,18 @@ mod tests {
         sw.forward(1, &frame(B, A, Some(99)), 0, &mut out).unwrap();
         assert_eq!(out.iter().map(|e| e.port).collect::<Vec<_>>(), vec![2, 3]);
         assert!(sw.table.is_empty());
+    }
+
+    #[test]
+    fn a_port_takes_a_bounded_number_of_endpoints() {
+        let mut sw = Switch::new(3, false, 128);
+        for i in 0..MAX_ENDPOINTS_PER_PORT as u32 {
+            assert_eq!(sw.alloc(PortRequest::Port(2), None, &[], ep(i)), Ok(2));
+        }
+        let r = sw.alloc(PortRequest::Port(2), None, &[], ep(999));
+        assert_eq!(r, Err(AllocError::TooMany));
+        assert!(sw.release(2, 0));
+        assert_eq!(sw.alloc(PortRequest::Port(2), None, &[], ep(999)), Ok(2));
     }
 
     #[test]

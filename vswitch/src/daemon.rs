@@ -23,6 +23,7 @@ mod config;
 mod datapath;
 mod egress;
 mod event_loop;
+pub mod fuzz;
 mod handshake;
 mod lifecycle;
 mod log;
@@ -88,6 +89,12 @@ pub struct Stats {
     pub died_mid_frame: u64,
     /// Stream peers dropped for an impossible length prefix.
     pub bad_stream_lengths: u64,
+    /// Pending handshakes closed to make room for a new one (at `MAX_PENDING`).
+    pub pending_evicted: u64,
+    /// Pending handshakes closed after `PENDING_TIMEOUT` without a whole request.
+    pub pending_timeouts: u64,
+    /// Management sessions dropped because they did not read their output.
+    pub mgmt_overflows: u64,
 }
 
 /// The running switch.
@@ -137,6 +144,8 @@ pub struct Daemon {
     /// `--port-streams` created `DIR.streams` (removed again on exit).
     created_streams_dir: bool,
     seed: u64,
+    /// `now_ms` of the last pending-handshake timeout scan.
+    last_pending_scan_ms: u64,
 }
 
 /// Random-ish switch MAC `00:ff:xx:xx:xx:xx` like vde_switch (used only for display).
@@ -186,8 +195,11 @@ impl Daemon {
             addr ^ (std::process::id() as u64) << 32 ^ 0x9e37_79b9_7f4a_7c15
         };
         let numports = cfg.numports;
+        let mut sw = Switch::new(numports, cfg.hub, cfg.hashsize);
+        sw.table.max_entries = cfg.mac_table_size;
+        sw.table.max_per_port = cfg.mac_per_port;
         Ok(Daemon {
-            sw: Switch::new(numports, cfg.hub, cfg.hashsize),
+            sw,
             poll: Poll::new()?,
             ctl,
             mgmt,
@@ -222,6 +234,7 @@ impl Daemon {
             created_dir,
             created_streams_dir: false,
             seed,
+            last_pending_scan_ms: 0,
             cfg,
         })
     }

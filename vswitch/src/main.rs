@@ -69,6 +69,12 @@ struct Cli {
     /// MAC table size hint (rounded up to a power of two).
     #[arg(long = "hashsize", default_value_t = 128)]
     hashsize: usize,
+    /// Most MAC addresses the switch learns (more are flooded, and counted as refused).
+    #[arg(long = "mac-table-size", default_value_t = vswitch::core::DEFAULT_MAC_TABLE_SIZE)]
+    mac_table_size: usize,
+    /// Most MAC addresses one port may hold in the table.
+    #[arg(long = "mac-per-port", default_value_t = vswitch::core::DEFAULT_MAC_PER_PORT)]
+    mac_per_port: usize,
     /// Attach an existing Linux TAP device (repeatable; root or CAP_NET_ADMIN).
     #[arg(short = 't', long = "tap")]
     tap: Vec<String>,
@@ -238,6 +244,8 @@ fn real_main(cli: Cli) -> Result<i32> {
                 pidfile: cli.pidfile,
                 rcfile: cli.rcfile,
                 hashsize: cli.hashsize,
+                mac_table_size: cli.mac_table_size,
+                mac_per_port: cli.mac_per_port,
                 taps: cli.tap,
                 vxlans: cli.vxlan,
                 streams: cli.stream,

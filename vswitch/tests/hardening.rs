@@ -225,3 +225,128 @@ fn a_switch_killed_with_sigkill_leaves_nothing_that_blocks_a_restart() {
         !pidf.exists()
     });
 }
+
+/// A value of `hash/showinfo`: the number after `key` on the line that starts with it.
+fn hash_info(sw: &Sw, key: &str) -> u64 {
+    let r = sw.mgmt().cmd("hash/showinfo").unwrap();
+    let line = r.data.iter().find(|l| l.starts_with(key)).expect(key);
+    line[key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_guest_spraying_source_macs_fills_only_its_share_and_known_macs_still_forward() {
+    let sw = Sw::start(&["-n", "4"]);
+    let (spray, b, a) = (sw.port(1), sw.port(2), sw.port(3));
+    let (ma, mb, ms) = (mac(0xa), mac(0xb), mac(0x5));
+    a.send(&frame(ms, ma, None, 60)); // A is known on port 3 before the spray
+    spray.send(&frame(ma, ms, None, 60));
+    a.recv();
+    // 100k frames from distinct source MACs to the sprayer's own MAC: each is learned
+    // (or refused) and then dropped as same-port, so nothing else is disturbed.
+    const N: u64 = 100_000;
+    for i in 0..N {
+        let src = [
+            0x02,
+            0x77,
+            (i >> 24) as u8,
+            (i >> 16) as u8,
+            (i >> 8) as u8,
+            i as u8,
+        ];
+        spray.send(&frame(ms, src, None, 60));
+    }
+    let refused = N - (1024 - 1); // the sprayer's own MAC took one of its 1024
+    wait_for("the spray to be switched", Duration::from_secs(60), || {
+        hash_info(&sw, "Refused learnings") >= refused
+    });
+    assert_eq!(hash_info(&sw, "Refused learnings"), refused);
+    // B, new on port 2, is still learned, and its frame to A goes to A.
+    b.send(&frame(ma, mb, None, 60));
+    let got = a.recv();
+    assert_eq!(&got[6..12], &mb[..]);
+    assert_eq!(
+        hash_info(&sw, "Entries"),
+        1024 + 2,
+        "the sprayer's 1024, A and B"
+    );
+    assert_eq!(counter(&sw, "mac_refused"), refused);
+}
+
+/// A non-blocking connect to `path` that never waits (a full backlog is as good as idle).
+fn idle_connect(path: &Path) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let p = path.as_os_str().as_encoded_bytes();
+    // SAFETY: a zeroed sockaddr_un filled below within its bounds; plain socket calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+        assert!(fd >= 0);
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_un = std::mem::zeroed();
+        sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
+        for (d, s) in sa.sun_path.iter_mut().zip(p) {
+            *d = *s as libc::c_char;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let r = libc::connect(fd, &sa as *const _ as *const libc::sockaddr, len);
+        (r == 0).then_some(owned)
+    }
+}
+
+#[test]
+fn a_thousand_idle_control_connections_do_not_stop_a_vm_from_attaching() {
+    // The switch may hold 256 descriptors: idle connections used to take them all.
+    let sw = Sw::start_with(bin(), &["-n", "4"], &["prlimit", "--nofile=256"]);
+    let ctl = sw.sock.join("ctl");
+    let idle: Vec<_> = (0..1000).filter_map(|_| idle_connect(&ctl)).collect();
+    assert!(idle.len() > 200, "{} connected", idle.len());
+    let sock = sw.sock.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = VdeClient::connect(&sock, PortRequest::Port(2), "vm");
+        let _ = tx.send(r.map(|c| c.port));
+    });
+    let port = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("attach within 20 s");
+    assert_eq!(port.expect("attached"), Some(2));
+    assert!(counter(&sw, "pending_evicted") > 0);
+    // The idle ones still pending time out (5 s) and are closed.
+    let last = idle.last().unwrap();
+    wait_for(
+        "idle handshakes to time out",
+        Duration::from_secs(15),
+        || {
+            let mut b = [0u8; 1];
+            // SAFETY: reading one byte from a descriptor we own.
+            let n = unsafe {
+                libc::read(
+                    std::os::fd::AsRawFd::as_raw_fd(last),
+                    b.as_mut_ptr().cast(),
+                    1,
+                )
+            };
+            n == 0
+        },
+    );
+    assert!(counter(&sw, "pending_timeouts") > 0);
+}
+
+#[test]
+fn a_management_session_that_never_reads_is_dropped() {
+    let sw = Sw::start(&["-n", "4"]);
+    let mut s = UnixStream::connect(&sw.mgmt).unwrap();
+    // 64 KiB of commands, each with a few KiB of output, and never a read.
+    let cmds = "help\n".repeat(60_000 / 5);
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = s.write_all(cmds.as_bytes());
+    wait_for("the session to be dropped", Duration::from_secs(20), || {
+        counter(&sw, "mgmt_overflows") >= 1
+    });
+    // The switch still serves other sessions and clients.
+    let _p = sw.port(1);
+}

@@ -51,9 +51,37 @@ pub(super) fn tokenize(text: &str) -> Vec<(Tok, usize)> {
             }
         }
         flush(&mut cur, &mut out);
-        out.push((Tok::Newline, ln));
+        // Runs of line ends collapse into one (carrying the last line), so that looking past
+        // them is one step: no quadratic scan over blank lines.
+        match out.last_mut() {
+            Some((Tok::Newline, l)) => *l = ln,
+            _ => out.push((Tok::Newline, ln)),
+        }
     }
     out
+}
+
+/// Deepest block nesting accepted; keepalived.conf needs 3 (a group inside an instance), and
+/// a bound keeps hostile nesting from overflowing the stack.
+pub(super) const MAX_DEPTH: usize = 32;
+
+thread_local! {
+    /// Tokens visited by [`build_tree`] on this thread, so a test can show it is linear.
+    pub(super) static STEPS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Skip past the `}` closing the block whose `{` was just read, without recursion.
+fn skip_block(toks: &[(Tok, usize)], pos: &mut usize) {
+    let (mut open, start) = (1usize, *pos);
+    while *pos < toks.len() && open > 0 {
+        match toks[*pos].0 {
+            Tok::Open => open += 1,
+            Tok::Close => open -= 1,
+            _ => {}
+        }
+        *pos += 1;
+    }
+    STEPS.with(|c| c.set(c.get() + (*pos - start) as u64));
 }
 
 /// `keyword args... [{ children }]`
@@ -76,6 +104,7 @@ pub(super) fn build_tree(
     while *pos < toks.len() {
         let (t, ln) = &toks[*pos];
         *pos += 1;
+        STEPS.with(|c| c.set(c.get() + 1));
         match t {
             Tok::Word(w) => match &mut cur {
                 Some(s) => s.args.push(w.clone()),
@@ -89,15 +118,20 @@ pub(super) fn build_tree(
                 }
             },
             Tok::Newline => {
-                // A `{` on the next line still opens this statement's block.
-                let next_open = toks[*pos..]
-                    .iter()
-                    .find(|(t, _)| *t != Tok::Newline)
-                    .map(|(t, _)| *t == Tok::Open)
-                    .unwrap_or(false);
+                // A `{` on the next line still opens this statement's block (line ends are
+                // collapsed by `tokenize`, so the next token is not one).
+                let next_open = toks.get(*pos).is_some_and(|(t, _)| *t == Tok::Open);
                 if !next_open {
                     out.extend(cur.take());
                 }
+            }
+            Tok::Open if depth + 1 > MAX_DEPTH => {
+                errs.push((
+                    *ln,
+                    format!("blocks nested deeper than {MAX_DEPTH} levels: this block is ignored"),
+                ));
+                cur = None;
+                skip_block(toks, pos);
             }
             Tok::Open => {
                 let children = build_tree(toks, pos, depth + 1, errs);

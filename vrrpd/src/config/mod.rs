@@ -21,6 +21,7 @@ mod lexer;
 mod sync_group;
 mod vip;
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -232,16 +233,18 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     }
     let mut instances: Vec<InstanceConfig> = Vec::new();
     let mut groups: Vec<SyncGroupConfig> = Vec::new();
+    // Indexes for the duplicate checks, so a long file stays linear.
+    let mut names: HashSet<String> = HashSet::new();
+    let mut vrids: HashMap<(u8, String, Family), usize> = HashMap::new();
     for s in &tree {
         match s.key.as_str() {
             "global_defs" => {}
             "vrrp_instance" => {
                 if let Some(i) = parse_instance(&mut ctx, s, &g) {
-                    if instances.iter().any(|o| o.name == i.name) {
+                    let vkey = (i.vrid, i.interface.clone(), i.family);
+                    if names.contains(&i.name) {
                         ctx.err(s.line, format!("duplicate vrrp_instance '{}'", i.name));
-                    } else if let Some(o) = instances.iter().find(|o| {
-                        o.vrid == i.vrid && o.interface == i.interface && o.family == i.family
-                    }) {
+                    } else if let Some(o) = vrids.get(&vkey).map(|&k| &instances[k]) {
                         ctx.err(
                             s.line,
                             format!(
@@ -250,6 +253,8 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
                             ),
                         );
                     } else {
+                        names.insert(i.name.clone());
+                        vrids.insert(vkey, instances.len());
                         instances.push(i);
                     }
                 }
@@ -359,6 +364,97 @@ mod tests {
     fn duplicate_vrid_rejected() {
         let e = p("vrrp_instance a {\n interface e\n virtual_router_id 1\n}\nvrrp_instance b {\n interface e\n virtual_router_id 1\n}\n").unwrap_err();
         assert!(e.to_string().contains("k.conf:5:"), "{e}");
+    }
+}
+
+/// Fuzz body (fuzz/fuzz_targets/config.rs, tests/robust.rs): any bytes give a configuration
+/// or `file:line` errors, never a panic.
+pub fn fuzz_one(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match parse_str(&text, Path::new("fuzz.conf")) {
+        Ok(c) => {
+            for i in &c.instances {
+                assert!(i.vips.len() <= 255 && i.vrid >= 1);
+            }
+        }
+        Err(e) => {
+            assert!(!e.0.is_empty());
+            assert!(e.0.iter().all(|d| d.line >= 1));
+        }
+    }
+}
+
+/// Hostile inputs: nesting, size (docs/security-vrrpd.md, Configuration bounds).
+#[cfg(test)]
+mod bounds {
+    use super::lexer::{tokenize, MAX_DEPTH, STEPS};
+    use super::test_util::p;
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let text = "a {\n".repeat(100_000);
+        let e = p(&text).unwrap_err().to_string();
+        let at = MAX_DEPTH + 1;
+        assert!(
+            e.contains(&format!(
+                "k.conf:{at}: error: blocks nested deeper than {MAX_DEPTH} levels"
+            )),
+            "{}",
+            &e[..e.len().min(500)]
+        );
+        // Inside an instance too, and the instance around it still parses.
+        let mut t = String::from("vrrp_instance a {\n interface e1\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1\n }\n x ");
+        t.push_str(&"{ ".repeat(100_000));
+        t.push_str(&"} ".repeat(100_000));
+        t.push_str("\n}\n");
+        let e = p(&t).unwrap_err().to_string();
+        assert!(e.contains("k.conf:7: error: blocks nested deeper"), "{e}");
+    }
+
+    /// A file of `n` instances separated by runs of blank lines (the old quadratic case).
+    fn long_file(n: usize) -> String {
+        let mut s = String::new();
+        for k in 0..n {
+            s.push_str(&format!(
+                "vrrp_instance i{k} {{\n interface e{}\n virtual_router_id {}\n virtual_ipaddress {{\n 10.{}.{}.1/24\n }}\n}}\n",
+                k / 200,
+                k % 200 + 1,
+                (k / 250) % 250,
+                k % 250
+            ));
+            s.push_str(&"\n".repeat(30));
+        }
+        s
+    }
+
+    fn steps(text: &str) -> u64 {
+        STEPS.with(|c| c.set(0));
+        let cfg = p(text).unwrap();
+        assert!(!cfg.instances.is_empty());
+        STEPS.with(|c| c.get())
+    }
+
+    #[test]
+    fn parsing_is_linear() {
+        let one = long_file(8_000); // about 1 MB
+        let four = long_file(32_000);
+        assert!(
+            one.len() > 900_000 && four.len() > 3_600_000,
+            "{}",
+            one.len()
+        );
+        let (s1, s4) = (steps(&one), steps(&four));
+        assert!(s4 <= s1 * 9 / 2, "{s1} steps for 1 MB, {s4} for 4 MB");
+        // Blank lines are one token per run, not one per line.
+        let blank = format!("{}vrrp_instance a {{\n}}\n", "\n".repeat(1_000_000));
+        assert!(tokenize(&blank).len() < 10);
+    }
+
+    #[test]
+    fn ten_megabytes_parse() {
+        let ten = long_file(80_000);
+        assert!(ten.len() > 9_000_000);
+        assert_eq!(p(&ten).unwrap().instances.len(), 80_000);
     }
 }
 

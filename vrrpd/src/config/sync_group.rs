@@ -48,15 +48,25 @@ pub(super) fn check_members(
     groups: &[SyncGroupConfig],
     instances: &[InstanceConfig],
 ) {
+    let names: std::collections::HashSet<&str> =
+        instances.iter().map(|i| i.name.as_str()).collect();
+    let mut in_groups: std::collections::HashMap<&str, usize> = Default::default();
+    for g in groups {
+        let distinct: std::collections::HashSet<&str> =
+            g.members.iter().map(String::as_str).collect();
+        for m in distinct {
+            *in_groups.entry(m).or_default() += 1;
+        }
+    }
     for gr in groups {
         for m in &gr.members {
-            if !instances.iter().any(|i| &i.name == m) {
+            if !names.contains(m.as_str()) {
                 ctx.err(
                     gr.line,
                     format!("vrrp_sync_group {}: no vrrp_instance named '{m}'", gr.name),
                 );
             }
-            if groups.iter().filter(|o| o.members.contains(m)).count() > 1 {
+            if in_groups.get(m.as_str()).copied().unwrap_or(0) > 1 {
                 ctx.err(
                     gr.line,
                     format!("instance '{m}' is in more than one vrrp_sync_group"),

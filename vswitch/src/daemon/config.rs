@@ -100,6 +100,10 @@ pub struct Config {
     pub mgmt_mode: u32,
     pub mgmt_group: Option<u32>,
     pub hashsize: usize,
+    /// `--mac-table-size`: bound of the MAC table.
+    pub mac_table_size: usize,
+    /// `--mac-per-port`: bound of one port's MACs.
+    pub mac_per_port: usize,
     pub taps: Vec<String>,
     pub vxlans: Vec<VxlanCfg>,
     /// `--stream PATH[:PORT]` listeners for QEMU `-netdev stream` (4-byte length framing).
@@ -197,6 +201,8 @@ impl Default for Config {
             mgmt_mode: 0o600,
             mgmt_group: None,
             hashsize: 128,
+            mac_table_size: crate::core::DEFAULT_MAC_TABLE_SIZE,
+            mac_per_port: crate::core::DEFAULT_MAC_PER_PORT,
             taps: vec![],
             vxlans: vec![],
             streams: vec![],

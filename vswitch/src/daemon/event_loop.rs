@@ -176,6 +176,11 @@ impl Daemon {
     fn run_timers(&mut self) {
         let now_ms = self.now_ms();
         self.sw.table.gc(now_ms);
+        // Once a second: the pending handshakes are few, but this runs every wake-up.
+        if now_ms.saturating_sub(self.last_pending_scan_ms) >= 1000 {
+            self.last_pending_scan_ms = now_ms;
+            self.expire_pending();
+        }
         if !self.connectors.is_empty() {
             self.reconnect_streams();
         }

@@ -17,10 +17,16 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Most handshakes pending at once (clients that connected and sent no whole request).
+pub(super) const MAX_PENDING: usize = 128;
+/// How long a client may take to send its request (real ones send it with the connect).
+pub(super) const PENDING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where a pending handshake stands after a read.
 #[derive(Debug, PartialEq)]
-enum Pending {
+pub(super) enum Pending {
     /// Not a whole header yet: wait for more.
     Wait,
     /// The client went away before sending a whole header (`bytes` of it, maybe 0).
@@ -32,7 +38,7 @@ enum Pending {
 }
 
 /// Judge the bytes a client has sent so far on its ctl stream (`eof`: it closed it).
-fn classify(buf: &[u8], eof: bool) -> Pending {
+pub(super) fn classify(buf: &[u8], eof: bool) -> Pending {
     if buf.len() < REQUEST_HEADER_LEN {
         return if eof {
             Pending::Gone { bytes: buf.len() }
@@ -46,8 +52,17 @@ fn classify(buf: &[u8], eof: bool) -> Pending {
     }
 }
 
+/// Which pending handshake to close before accepting another: the oldest, once there are
+/// [`MAX_PENDING`] (the pure core of the bound; `T` is when each was accepted).
+pub(super) fn pending_victim<K: Copy, T: Ord + Copy>(pending: &[(K, T)]) -> Option<K> {
+    if pending.len() < MAX_PENDING {
+        return None;
+    }
+    pending.iter().min_by_key(|(_, t)| *t).map(|(k, _)| *k)
+}
+
 /// The endpoint description `port/print` shows: the request's, without its NUL padding.
-fn description(raw: &[u8]) -> String {
+pub(super) fn description(raw: &[u8]) -> String {
     String::from_utf8_lossy(raw)
         .trim_end_matches('\0')
         .to_string()
@@ -78,6 +93,8 @@ impl Daemon {
         loop {
             match self.ctl.accept() {
                 Ok((mut s, _)) => {
+                    // Before choosing the token: an eviction frees a slot.
+                    self.make_room_for_pending();
                     let tok = self.next_token();
                     if self
                         .poll
@@ -85,7 +102,13 @@ impl Daemon {
                         .register(&mut s, tok, Interest::READABLE)
                         .is_ok()
                     {
-                        let t2 = self.new_slot(Conn::CtlPending { s, buf: Vec::new() });
+                        let since = Instant::now();
+                        let c = Conn::CtlPending {
+                            s,
+                            buf: Vec::new(),
+                            since,
+                        };
+                        let t2 = self.new_slot(c);
                         debug_assert_eq!(t2, tok);
                         // Real clients have usually sent their request already.
                         self.ctl_pending(tok);
@@ -100,10 +123,39 @@ impl Daemon {
         }
     }
 
+    /// The pending handshakes, with when each was accepted.
+    fn pending(&self) -> Vec<(Token, Instant)> {
+        let p = self.conns.iter().enumerate().filter_map(|(i, c)| match c {
+            Some(Conn::CtlPending { since, .. }) => Some((Token(FIRST_CONN + i), *since)),
+            _ => None,
+        });
+        p.collect()
+    }
+
+    /// At [`MAX_PENDING`] handshakes, close the oldest: a client that connects and never
+    /// sends must not hold descriptors until the switch can accept nobody (a real client
+    /// sends its request with its connect, so it is never the oldest for long).
+    fn make_room_for_pending(&mut self) {
+        if let Some(tok) = pending_victim(&self.pending()) {
+            self.stats.pending_evicted += 1;
+            self.close_conn(tok);
+        }
+    }
+
+    /// Close handshakes pending longer than [`PENDING_TIMEOUT`] (from the timers).
+    pub(super) fn expire_pending(&mut self) {
+        for (tok, since) in self.pending() {
+            if since.elapsed() >= PENDING_TIMEOUT {
+                self.stats.pending_timeouts += 1;
+                self.close_conn(tok);
+            }
+        }
+    }
+
     /// A pending handshake is readable: read, then wait, refuse, or make the endpoint.
     pub(super) fn ctl_pending(&mut self, tok: Token) {
         let i = tok.0 - FIRST_CONN;
-        let Some(Some(Conn::CtlPending { s, buf })) = self.conns.get_mut(i) else {
+        let Some(Some(Conn::CtlPending { s, buf, .. })) = self.conns.get_mut(i) else {
             return;
         };
         let eof = read_request(s, buf);

@@ -15,11 +15,11 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
 /// A session's input beyond this without a newline is not a console client: drop it.
-const MAX_SESSION_INPUT: usize = 64 * 1024;
+pub(super) const MAX_SESSION_INPUT: usize = 64 * 1024;
 
 /// Take the command lines out of a session's input: every complete line, then (like
 /// vde_switch's one read = one command) a trailing partial line too. `inbuf` is left empty.
-fn take_lines(inbuf: &mut Vec<u8>) -> Vec<String> {
+pub(super) fn take_lines(inbuf: &mut Vec<u8>) -> Vec<String> {
     let mut lines = Vec::new();
     while let Some(p) = inbuf.iter().position(|&b| b == b'\n') {
         let l: Vec<u8> = inbuf.drain(..=p).collect();
@@ -34,7 +34,7 @@ fn take_lines(inbuf: &mut Vec<u8>) -> Vec<String> {
 
 /// What a session gets back for one command: the rendered reply, then the prompt, or
 /// `9999 END OF SESSION` when the command ends the session (returned as true).
-fn session_reply(r: &Reply) -> (String, bool) {
+pub(super) fn session_reply(r: &Reply) -> (String, bool) {
     let mut text = String::new();
     if r.errno >= 0 {
         r.render(&mut text);
@@ -143,6 +143,9 @@ impl Daemon {
             {
                 out.extend_from_slice(text.as_bytes());
                 *c |= closing;
+                if out.len() > MGMT_OUT_MAX {
+                    break;
+                }
             }
             if closing {
                 break;
@@ -154,8 +157,17 @@ impl Daemon {
         else {
             return;
         };
+        // Judged before writing: the lines loop stops (and drops the rest) at the bound.
+        let overflow = out.len() > MGMT_OUT_MAX;
         eof |= write_session(s, out);
-        if eof || (*closing && out.is_empty()) {
+        if overflow {
+            // A session that does not read its output (a debug subscriber gone quiet, a
+            // script of commands never reading the replies) is dropped, not buffered.
+            self.stats.mgmt_overflows += 1;
+            self.log
+                .log("mgmt", "session dropped: it does not read its output");
+        }
+        if eof || overflow || (*closing && out.is_empty()) {
             self.close_conn(tok);
         }
     }
@@ -241,7 +253,7 @@ impl Daemon {
 
     /// Run one console line for management session `session` (None = rc file / stdin).
     fn session_line(&mut self, line: &str, session: Option<usize>) -> Reply {
-        let read = |p: &str| std::fs::read_to_string(p);
+        let read = |p: &str| read_script(Path::new(p));
         let ctx = Ctx {
             pid: std::process::id(),
             mac: self.mac,
@@ -258,6 +270,10 @@ impl Daemon {
                 ("zero_length_datagrams", self.stats.zero_length_datagrams),
                 ("died_mid_frame", self.stats.died_mid_frame),
                 ("bad_stream_lengths", self.stats.bad_stream_lengths),
+                ("mac_refused", self.sw.table.refused),
+                ("pending_evicted", self.stats.pending_evicted),
+                ("pending_timeouts", self.stats.pending_timeouts),
+                ("mgmt_overflows", self.stats.mgmt_overflows),
             ],
             debug_on: match session.and_then(|i| self.conns.get(i)) {
                 Some(Some(Conn::Mgmt { debug, .. })) => debug.clone(),
@@ -360,6 +376,30 @@ impl Daemon {
     }
 }
 
+/// Most output bytes a management session may leave unread before it is dropped (a whole
+/// `hash/print` of a full MAC table is ~0.5 MiB).
+pub(super) const MGMT_OUT_MAX: usize = 4 << 20;
+
+/// Most bytes of a `load` script (a console's command file is a few KiB).
+const SCRIPT_MAX: u64 = 1 << 20;
+
+/// Read a `load` script: a regular file (`load /dev/zero` or a FIFO would stall the loop
+/// for good), at most [`SCRIPT_MAX`] bytes.
+fn read_script(p: &Path) -> io::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(p)?;
+    let md = f.metadata()?;
+    if !md.file_type().is_file() || md.len() > SCRIPT_MAX {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let mut text = String::new();
+    f.take(SCRIPT_MAX).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Open a capture file the way a root daemon must: never through a symlink (O_NOFOLLOW),
 /// never blocking (O_NONBLOCK: a FIFO without a reader fails instead of stalling the loop),
 /// and only a regular file (a FIFO or a device would block or worse). Truncated only once
@@ -420,6 +460,17 @@ mod tests {
             assert!(closing);
             assert_eq!(text, format!("1000 Success\n{}", console::END_OF_SESSION));
         }
+    }
+
+    #[test]
+    fn scripts_must_be_small_regular_files() {
+        assert!(read_script(Path::new("/dev/zero")).is_err());
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("rc");
+        std::fs::write(&p, "vlan/create 3\n").unwrap();
+        assert_eq!(read_script(&p).unwrap(), "vlan/create 3\n");
+        std::fs::write(&p, vec![b'#'; SCRIPT_MAX as usize + 1]).unwrap();
+        assert!(read_script(&p).is_err());
     }
 
     #[test]

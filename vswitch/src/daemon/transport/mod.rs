@@ -195,6 +195,8 @@ pub(super) enum Conn {
     CtlPending {
         s: UnixStream,
         buf: Vec<u8>,
+        /// When it was accepted (pending handshakes time out, the oldest go first).
+        since: std::time::Instant,
     },
     Ctl {
         s: UnixStream,

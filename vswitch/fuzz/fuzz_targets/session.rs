@@ -1,0 +1,3 @@
+//! Management console sessions (vswitch::daemon::fuzz::fuzz_session; also run by tests/robust.rs).
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vswitch::daemon::fuzz::fuzz_session(data));
