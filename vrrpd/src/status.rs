@@ -105,6 +105,13 @@ impl Status {
                 .map(|r| format!(" router_id {r}"))
                 .unwrap_or_default()
         );
+        let c = &self.control;
+        if c.rejected_busy + c.timed_out + c.oversized + self.log_suppressed > 0 {
+            s.push_str(&format!(
+                "bounds: control rejected_busy {} timed_out {} oversized {}, drop log lines suppressed {}\n",
+                c.rejected_busy, c.timed_out, c.oversized, self.log_suppressed
+            ));
+        }
         for i in &self.instances {
             let c = &i.counters;
             s.push_str(&format!(

@@ -222,6 +222,15 @@ fn spoofed_sources_cannot_flood_the_log() {
         "{st}"
     );
     assert_eq!(st["instances"][0]["state"], "MASTER", "{st}");
+    let p = lab.procs[0].as_ref().unwrap();
+    let out = lab::sh(&[
+        env!("CARGO_BIN_EXE_vrrpd"),
+        "status",
+        "--socket",
+        p.socket.to_str().unwrap(),
+    ]);
+    let want = format!("drop log lines suppressed {}", u64::from(N) - lines);
+    assert!(out.contains(&want), "{out}");
 }
 
 /// Item 4: 200 IPv6 VIPs (a 3208-byte advert, jumbo MTU): the backup receives the whole
