@@ -202,7 +202,7 @@ fn secrets(cmd: SecretsCmd) -> Result<()> {
                 let n = vbuild::secrets::site_names(&compile_site(&site)?);
                 vbuild::secrets::merge(&mut nas, &n.nas);
                 vbuild::secrets::merge(&mut cns, &n.cns);
-                vbuild::secrets::merge(&mut vpn, &n.vpn);
+                vbuild::secrets::merge_vpn(&mut vpn, &n.vpn);
             }
             let users = users
                 .iter()

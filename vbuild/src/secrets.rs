@@ -143,6 +143,21 @@ pub fn site_names(site: &labwall::model::Site) -> SiteNames {
 }
 
 /// Adds `more` to `list`, keeping the first of each name.
+/// VPN servers by name: a `--vpn-server NAME` without a public name takes the site's, one with
+/// its own keeps it, and no server appears twice (its certificate would be written twice).
+pub fn merge_vpn(list: &mut Vec<(String, Option<String>)>, more: &[(String, Option<String>)]) {
+    for (name, public) in more {
+        match list.iter_mut().find(|(n, _)| n == name) {
+            Some((_, p)) => {
+                if p.is_none() {
+                    p.clone_from(public);
+                }
+            }
+            None => list.push((name.clone(), public.clone())),
+        }
+    }
+}
+
 pub fn merge<T: PartialEq + Clone>(list: &mut Vec<T>, more: &[T]) {
     for m in more {
         if !list.contains(m) {
@@ -393,6 +408,28 @@ pub fn list(file: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vpn_server_named_by_flag_and_site_is_made_once() {
+        let mut v = vec![
+            ("vpn1".to_string(), None),
+            ("vpn9".to_string(), Some("x.example".into())),
+        ];
+        let site = [
+            ("vpn1".to_string(), Some("vpn1.lab.demo.fr".to_string())),
+            ("vpn9".to_string(), Some("vpn9.lab.demo.fr".to_string())),
+            ("vpn2".to_string(), Some("vpn2.lab.demo.fr".to_string())),
+        ];
+        merge_vpn(&mut v, &site);
+        assert_eq!(
+            v,
+            [
+                ("vpn1".to_string(), Some("vpn1.lab.demo.fr".to_string())),
+                ("vpn9".to_string(), Some("x.example".to_string())),
+                ("vpn2".to_string(), Some("vpn2.lab.demo.fr".to_string())),
+            ]
+        );
+    }
 
     #[test]
     fn nt_hash_matches_the_known_vectors() {
