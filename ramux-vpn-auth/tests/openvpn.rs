@@ -65,10 +65,11 @@ fn alice_connects_and_pings(lab: &Lab) -> common::Proc {
         "alice cannot ping the VLAN host: {}",
         String::from_utf8_lossy(&o.stdout)
     );
-    assert!(
-        lab.status().contains("cn=alice established 172.16.10.130"),
-        "{}",
-        lab.status()
+    // The status file is rewritten now and then, not on every event: wait for it.
+    wait_for(
+        VERDICT,
+        || lab.status().contains("cn=alice established 172.16.10.130"),
+        "alice established in the status file",
     );
     a
 }

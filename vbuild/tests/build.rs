@@ -514,7 +514,7 @@ fn bad_site_files_name_their_line() {
 }
 
 #[test]
-fn profiles_lists_the_three() {
+fn profiles_lists_every_profile() {
     let (ok, _) = vbuild(&["profiles"], &repo_root());
     assert!(ok);
     let o = Command::new(env!("CARGO_BIN_EXE_vbuild"))
@@ -530,7 +530,7 @@ fn profiles_lists_the_three() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, vec!["client", "dns", "router", "vpn"]);
+    assert_eq!(names, vec!["client", "dns", "nas", "router", "vpn"]);
 }
 
 /// `base = { tarball = ... }`: a user rootfs tarball (here the cached Debian one, gzip-compressed
