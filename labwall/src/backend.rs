@@ -88,15 +88,7 @@ pub fn add_standins(ns: &Netns, names: &[String]) -> Result<(), String> {
 
 /// A new file, mode 0600 (keepalived.conf holds auth_pass), never through an existing path.
 fn write_new(p: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(p)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("{}: {e}", p.display()))
+    crate::write_new(p, text, 0o600).map_err(|e| format!("{}: {e}", p.display()))
 }
 
 /// `nft -c -f` and `keepalived -t -f` of one role's outputs in a fresh namespace.

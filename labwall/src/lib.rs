@@ -230,7 +230,7 @@ pub fn output_mode(name: &str) -> u32 {
 }
 
 /// A new file with `mode` (never through an existing path or link).
-fn write_new(p: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+pub(crate) fn write_new(p: &Path, text: &str, mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -6,7 +6,7 @@
 
 use crate::base::Package;
 use crate::clock::ClockSource;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -119,19 +119,7 @@ pub fn merge_sums(existing: &str, entries: &[(String, String)]) -> String {
 
 /// Updates `dir/SHA256SUMS` under an exclusive lock (parallel builds share images/).
 pub fn update_sums(dir: &Path, entries: &[(String, String)]) -> Result<()> {
-    use std::os::fd::AsRawFd;
-    let lock_path = dir.join(".SHA256SUMS.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    // SAFETY: flock on a valid open descriptor; released when `lock` is closed.
-    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error()).context("cannot lock SHA256SUMS");
-    }
+    let _lock = crate::lock_file(&dir.join(".SHA256SUMS.lock"))?;
     let path = dir.join("SHA256SUMS");
     let old = std::fs::read_to_string(&path).unwrap_or_default();
     crate::write_atomic(&path, merge_sums(&old, entries).as_bytes())
