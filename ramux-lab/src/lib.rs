@@ -32,6 +32,7 @@ pub mod sitefile;
 pub mod status;
 pub mod units;
 pub mod validate;
+pub mod vpn;
 
 use std::path::Path;
 

@@ -244,6 +244,19 @@ pub enum TestKind {
         max_outage: Duration,
     },
     Matrix,
+    /// A VPN user's OpenVPN client on `from` (outside), its profile made from the lab's
+    /// secrets as `vbuild vpn-client` makes it, through a VPN server's relay on 443.
+    Vpn {
+        /// The VPNUSER (its certificate's CN).
+        user: At<String>,
+        /// A name asked, through the tunnel, of the first DNS server the VPN server pushed.
+        resolve: Option<At<String>>,
+        /// The answers `resolve` must give (any answer when empty).
+        addresses: Vec<String>,
+        /// `fault` and `max_outage`: the server in use is faulted, and the client must be back
+        /// through another with the same address within `max_outage`.
+        failover: Option<(Fault, Duration)>,
+    },
 }
 
 /// How a `radius` test authenticates.

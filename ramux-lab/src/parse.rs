@@ -73,10 +73,12 @@ const TEST_KEYS: &[&str] = &[
     "server",
     "identity",
     "vlan",
+    "vpn",
+    "resolve",
 ];
 /// The keys of `[[test]]` that say what it does; exactly one per test.
 const TEST_KINDS: &[&str] = &[
-    "ping", "tcp", "udp", "dhcp", "dns", "radius", "failover", "matrix",
+    "ping", "tcp", "udp", "dhcp", "dns", "radius", "failover", "matrix", "vpn",
 ];
 
 /// The settings `[defaults]` and a node share; a node's own value wins.
@@ -706,6 +708,7 @@ fn test_kind(t: &mut Table, cx: &mut Cx, pos: Pos) -> Option<TestKind> {
             })
         }
         "radius" => radius(t, cx, v, pos),
+        "vpn" => vpn(t, cx, v),
         _ => failover(t, cx, v, pos),
     }
 }
@@ -746,6 +749,46 @@ fn radius(t: &mut Table, cx: &mut Cx, v: &Spanned<Raw>, pos: Pos) -> Option<Test
     })
 }
 
+/// The words of `fault`.
+const FAULTS: [(&str, Fault); 3] = [
+    ("crash", Fault::Crash),
+    ("poweroff", Fault::Poweroff),
+    ("unplug", Fault::Unplug),
+];
+
+/// `vpn = "alice"`, optional `resolve` (+ `addresses`), optional `fault` + `max_outage`.
+fn vpn(t: &mut Table, cx: &mut Cx, v: &Spanned<Raw>) -> Option<TestKind> {
+    let user = cx.string(v, "vpn", "\"alice\"");
+    let resolve = t
+        .take("resolve")
+        .and_then(|r| cx.string(r, "resolve", "\"web1.lab.demo.fr\""));
+    let addresses = t
+        .take("addresses")
+        .and_then(|a| strings(cx, a, "addresses", "[\"172.16.10.21\"]"));
+    let fault_v = t.take("fault");
+    let fault = fault_v.and_then(|f| choice(cx, f, "fault", &FAULTS));
+    let max_v = t.take("max_outage");
+    let max = max_v.and_then(|m| cx.parsed(m, "max_outage", "\"90s\"", parse_duration));
+    if fault_v.is_some() != max_v.is_some() {
+        let at = fault_v.or(max_v).map(|x| cx.at_of(x));
+        cx.diags.error(
+            at.unwrap_or_default(),
+            "a vpn failover needs both `fault` and `max_outage`",
+            "add fault = \"crash\" and max_outage = \"90s\", or neither",
+        );
+    }
+    let failover = match (fault, max) {
+        (Some(f), Some(m)) => Some((f.value, m.value)),
+        _ => None,
+    };
+    Some(TestKind::Vpn {
+        user: user?,
+        resolve,
+        addresses: addresses.map_or_else(Vec::new, |a| a.value),
+        failover,
+    })
+}
+
 /// `tcp = "web1:443"`.
 fn host_port(cx: &mut Cx, v: &Spanned<Raw>, key: &str) -> Option<(At<String>, u16)> {
     let s = cx.string(v, key, "\"web1:443\"")?;
@@ -768,14 +811,9 @@ fn host_port(cx: &mut Cx, v: &Spanned<Raw>, key: &str) -> Option<(At<String>, u1
 
 fn failover(t: &mut Table, cx: &mut Cx, v: &Spanned<Raw>, pos: Pos) -> Option<TestKind> {
     let node = cx.string(v, "failover", "\"RT1\"");
-    let faults = [
-        ("crash", Fault::Crash),
-        ("poweroff", Fault::Poweroff),
-        ("unplug", Fault::Unplug),
-    ];
     let fault = t
         .take("fault")
-        .and_then(|f| choice(cx, f, "fault", &faults));
+        .and_then(|f| choice(cx, f, "fault", &FAULTS));
     let (probe_v, max_v) = (t.take("probe"), t.take("max_outage"));
     for (missing, key, example) in [
         (probe_v.is_none(), "probe", "\"10.1.1.50\""),

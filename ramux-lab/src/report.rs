@@ -96,6 +96,7 @@ pub fn kind_name(k: &TestKind) -> &'static str {
         TestKind::Radius { .. } => "radius",
         TestKind::Failover { .. } => "failover",
         TestKind::Matrix => "matrix",
+        TestKind::Vpn { .. } => "vpn",
     }
 }
 

@@ -3,6 +3,8 @@
 //! theory, verdicts, reports) is ramux-lab's; this module runs the probes in the guests
 //! ([`super::guest`]) and applies faults ([`super::fault`]).
 
+mod vpn;
+
 use super::fault::{self, FaultCmd};
 use super::guest::{self, Guest};
 use super::node::{self, NodeHandle};
@@ -254,6 +256,7 @@ impl<'a> Run<'a> {
             }
             TestKind::Dhcp => self.dhcp(t),
             TestKind::Radius { .. } => self.radius(t),
+            TestKind::Vpn { .. } => self.vpn(t),
             TestKind::Dns { name, addresses } => self.dns(t, &name.value, addresses),
             TestKind::Failover {
                 node,

@@ -47,31 +47,31 @@ pub fn prepare(lab: &Lab, dir: &LabDir, nodes: &[String], say: &mut dyn FnMut(&s
 }
 
 /// What a throwaway set for the site holds: NAS secret names, 802.1X users (random
-/// passwords), certificate CNs (802.1X CNs and VPN users).
+/// passwords), certificate CNs (802.1X CNs and VPN users), and the VPN servers (their
+/// certificates and the site's tls-crypt key): vbuild's [`vbuild::secrets::site_names`].
 pub fn request_for(
     site: &labwall::model::Site,
     dir: &Path,
-) -> Result<vbuild::secrets::InitRequest> {
-    let s = &site.services;
-    let mut nas: Vec<String> = s.nas.iter().map(|n| n.secret.clone()).collect();
-    nas.sort();
-    nas.dedup();
+) -> Result<(vbuild::secrets::InitRequest, Vec<(String, Option<String>)>)> {
+    let names = vbuild::secrets::site_names(site);
     let mut users = Vec::new();
-    let mut cns: Vec<String> = s.vpn_users.iter().map(|u| u.cn.clone()).collect();
-    for id in &s.dot1x {
-        match id.kind {
-            IdentityKind::User => users.push((id.name.clone(), random_password()?)),
-            IdentityKind::CertCn => cns.push(id.name.clone()),
+    for id in &site.services.dot1x {
+        if id.kind == IdentityKind::User {
+            users.push((id.name.clone(), random_password()?));
         }
     }
-    cns.sort();
-    cns.dedup();
-    Ok(vbuild::secrets::InitRequest {
+    let (mut nas, mut cns) = (names.nas, names.cns);
+    for v in [&mut nas, &mut cns] {
+        v.sort();
+        v.dedup();
+    }
+    let req = vbuild::secrets::InitRequest {
         dir: dir.to_path_buf(),
         nas,
         users,
         cns,
-    })
+    };
+    Ok((req, names.vpn))
 }
 
 fn random_password() -> Result<String> {
@@ -95,8 +95,8 @@ fn make_throwaway(lab: &Lab, dir: &Path, say: &mut dyn FnMut(&str)) -> Result<()
         .as_ref()
         .ok_or_else(|| anyhow!("the lab's secrets are made from its site: add `site`"))?;
     let m = ramux_lab::sitefile::site_model(&site.value).map_err(anyhow::Error::msg)?;
-    let req = request_for(&m.master.site, dir)?;
-    vbuild::secrets::init(&req)?;
+    let (req, vpn) = request_for(&m.master.site, dir)?;
+    vbuild::secrets::init_with_vpn(&req, &vpn)?;
     for (user, pw) in &req.users {
         let f = dir
             .join(vbuild::secrets::CLIENTS_DIR)
@@ -104,7 +104,7 @@ fn make_throwaway(lab: &Lab, dir: &Path, say: &mut dyn FnMut(&str)) -> Result<()
         write_private(&f, format!("{pw}\n").as_bytes())?;
     }
     say(&format!(
-        "secrets: {} did not exist: made a throwaway set for the site (NAS {}, users {}, CNs {})",
+        "secrets: {} did not exist: made a throwaway set for the site (NAS {}, users {}, CNs {}, VPN servers {})",
         dir.display(),
         req.nas.join(" "),
         req.users
@@ -112,7 +112,8 @@ fn make_throwaway(lab: &Lab, dir: &Path, say: &mut dyn FnMut(&str)) -> Result<()
             .map(|u| u.0.as_str())
             .collect::<Vec<_>>()
             .join(" "),
-        req.cns.join(" ")
+        req.cns.join(" "),
+        vpn.iter().map(|v| v.0.as_str()).collect::<Vec<_>>().join(" ")
     ));
     Ok(())
 }
@@ -138,8 +139,10 @@ mod tests {
     fn a_throwaway_set_covers_the_sites_nas_users_and_cns() {
         let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/router/site.lw");
         let m = ramux_lab::sitefile::site_model(&site).unwrap();
-        let r = request_for(&m.master.site, Path::new("/x")).unwrap();
-        assert_eq!(r.nas, ["sw1", "vpn1"]);
+        let (r, vpn) = request_for(&m.master.site, Path::new("/x")).unwrap();
+        assert_eq!(r.nas, ["sw1", "vpn1", "vpn2"]);
+        let servers: Vec<&str> = vpn.iter().map(|v| v.0.as_str()).collect();
+        assert_eq!(servers, ["vpn1", "vpn2"]);
         let users: Vec<&str> = r.users.iter().map(|u| u.0.as_str()).collect();
         assert_eq!(users, ["alice", "bob"]);
         assert!(r
