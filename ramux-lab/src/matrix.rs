@@ -478,8 +478,9 @@ struct Dst {
     listener: Option<String>,
 }
 
-/// A DNAT flow goes to the VIP; its target must be a lab node, which listens.
-fn dnat_dst(site: &Site, d: &Dnat, placed: &[Placed]) -> Result<Dst, String> {
+/// A DNAT flow goes to the VIP; its target must be a lab node, which listens (a client) or
+/// answers with its own services (an appliance).
+fn dnat_dst(site: &Site, d: &Dnat, placed: &[Placed], proto: Proto) -> Result<Dst, String> {
     let Some(p) = placed.iter().find(|p| p.addr == d.to) else {
         let host = site.aliases.iter().find(|a| {
             a.nets
@@ -495,9 +496,16 @@ fn dnat_dst(site: &Site, d: &Dnat, placed: &[Placed]) -> Result<Dst, String> {
             d.on
         ));
     };
+    if !p.agent && !appliance_probe(proto) {
+        return Err(format!(
+            "{} (the DNAT target of {}) is an appliance without a guest agent: this service \
+             there has no prober (ping, tcp and dns are probed)",
+            p.name, d.on
+        ));
+    }
     Ok(Dst {
         addr: d.on,
-        listener: Some(p.name.to_string()),
+        listener: p.agent.then(|| p.name.to_string()),
     })
 }
 
@@ -522,7 +530,7 @@ fn fw_dst(w: &Want, src: &Placed) -> Result<Dst, String> {
 
 fn dst_for(w: &Want, site: &Site, src: &Placed, placed: &[Placed]) -> Result<Dst, String> {
     if let Some(d) = w.dnat {
-        return dnat_dst(site, d, placed);
+        return dnat_dst(site, d, placed, w.svc.proto);
     }
     if w.dst_zone == "fw" {
         return fw_dst(w, src);

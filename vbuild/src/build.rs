@@ -130,8 +130,15 @@ fn elf_is_dynamic(data: &[u8]) -> Option<bool> {
     Some(false)
 }
 
+/// The manifest's key of input `p`: its path under `root` with `..` resolved (a lab's site
+/// given as `labs/../profiles/router/site.lw` is `profiles/router/site.lw`, which is where the
+/// stale check looks for it again), else its file name.
 fn rel_display(root: &Path, p: &Path) -> String {
-    p.strip_prefix(root)
+    let (root, p) = match (root.canonicalize(), p.canonicalize()) {
+        (Ok(r), Ok(q)) => (r, q),
+        _ => (root.to_path_buf(), p.to_path_buf()),
+    };
+    p.strip_prefix(&root)
         .map(|r| r.to_string_lossy().into_owned())
         .unwrap_or_else(|_| {
             p.file_name()
@@ -196,6 +203,18 @@ fn overlay_mode(src: u32) -> u32 {
     base & (src | 0o600)
 }
 
+/// The sha256 a manifest records for input `path`: of the file's bytes, or for a symlink (an
+/// overlay's link into a package's tree, dangling outside the image) of `symlink:TARGET`.
+pub fn input_sum(path: &Path) -> Result<String> {
+    let m = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if m.file_type().is_symlink() {
+        let t = std::fs::read_link(path)?.to_string_lossy().into_owned();
+        return Ok(hex(&Sha256::digest(format!("symlink:{t}").as_bytes())));
+    }
+    sha256_file(path)
+}
+
 fn add_overlay(
     tree: &mut Tree,
     dir: &Path,
@@ -215,7 +234,7 @@ fn add_overlay(
         let key = format!("{display}/{rel}");
         if ft.is_symlink() {
             let t = std::fs::read_link(e.path())?.to_string_lossy().into_owned();
-            inputs.insert(key, hex(&Sha256::digest(format!("symlink:{t}").as_bytes())));
+            inputs.insert(key, input_sum(e.path())?);
             tree.insert(&rel, Node::symlink(&t, epoch), epoch);
         } else if ft.is_dir() {
             tree.insert(&rel, Node::dir(0o755, epoch), epoch);

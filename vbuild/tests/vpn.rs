@@ -157,7 +157,7 @@ fn a_real_client_connects_through_the_relay_and_reaches_its_vlan() {
     let out = lab.out.clone();
     lab.exec(
         &out,
-        &["ip", "route", "add", "172.16.20.0/24", "dev", "tun0"],
+        &["ip", "route", "replace", "172.16.20.0/24", "dev", "tun0"],
     )
     .unwrap();
     let cross = lab.exec(&out, &["ping", "-c", "1", "-W", "1", "172.16.20.21"]);

@@ -47,6 +47,7 @@ pub fn server_conf(site: &Site, me: &VpnServer, v: &VpnVlan) -> Result<String, S
     );
     s.push_str("script-security 2\nup \"/bin/sh -c '/sbin/ip link set dev $0 up mtu $1'\"\n");
     let _ = writeln!(s, "push \"route-gateway {}\"", leg.addr);
+    push_routes(&mut s, site, vid);
     push_names(&mut s, site, vid);
     control(&mut s, me, vid);
     Ok(s)
@@ -77,6 +78,21 @@ fn control(s: &mut String, me: &VpnServer, vid: u16) {
     s.push_str("data-ciphers AES-256-GCM:CHACHA20-POLY1305\n");
     s.push_str("# dead peers go within a minute; the relay's Timeout (600 s) is longer\n");
     s.push_str("keepalive 10 60\nmax-clients 250\nverb 3\n");
+}
+
+/// The site's other VLAN networks, through the tunnel: a host of the VLAN reaches them through
+/// its router, and so does the user (the server's table for the VLAN sends them there; the
+/// routers' rules decide). Without these the user's client sends them to its own default
+/// route, and a VLAN whose DNS servers are in another VLAN cannot resolve.
+fn push_routes(s: &mut String, site: &Site, vid: u16) {
+    let others = site
+        .ifaces
+        .iter()
+        .filter(|i| i.vid.is_some_and(|v| v != vid) && !i.uplink);
+    for i in others {
+        let n = i.net4.trunc();
+        let _ = writeln!(s, "push \"route {} {}\"", n.addr, mask4(n.len));
+    }
 }
 
 /// The VLAN's DNS servers (its DHCP line's, else the SERVERS) and the site domain.

@@ -158,7 +158,7 @@ pub fn stale_reason(req: &vbuild::build::BuildRequest, bin_dir: &Path) -> Option
             Some(b) => bin_dir.join(b),
             None => req.root.join(key),
         };
-        let now = vbuild::sha256_file(&path).ok();
+        let now = vbuild::build::input_sum(&path).ok();
         (now.as_deref() != Some(sum.as_str())).then(|| format!("{key} changed since the build"))
     })
 }
