@@ -44,7 +44,7 @@ fn the_matrix_of_the_seed_site() {
         ),
         ("users", "srv", "https")
     );
-    assert_eq!((https.expect, https.decided_by), (Expect::Ok, Some(53)));
+    assert_eq!((https.expect, https.decided_by), (Expect::Ok, Some(55)));
     assert_eq!(
         (https.listener.as_deref(), https.iif.as_str()),
         (Some("MV1"), "vlan20")
@@ -52,10 +52,10 @@ fn the_matrix_of_the_seed_site() {
     // ssh is no rule's: the simulator finds the NOROUTE srv users guard (line 31) decides,
     // before the final POLICY all all REJECT would
     let ssh = find(&m, "MV2", "172.16.10.21", Proto::Tcp(22));
-    assert_eq!((ssh.expect, ssh.decided_by), (Expect::Blocked, Some(31)));
-    // the DNAT flow: to the uplink VIP, answered by MV1 behind it, allowed by line 55
+    assert_eq!((ssh.expect, ssh.decided_by), (Expect::Blocked, Some(32)));
+    // the DNAT flow: to the uplink VIP, answered by MV1 behind it, allowed by line 57
     let dnat = find(&m, "internet", "10.1.1.4", Proto::Tcp(443));
-    assert_eq!((dnat.expect, dnat.decided_by), (Expect::Ok, Some(55)));
+    assert_eq!((dnat.expect, dnat.decided_by), (Expect::Ok, Some(57)));
     assert_eq!(
         (dnat.listener.as_deref(), dnat.dst_zone.as_str()),
         (Some("MV1"), "srv")
@@ -64,11 +64,11 @@ fn the_matrix_of_the_seed_site() {
     let fw = find(&m, "MV2", "172.16.20.1", Proto::Ping);
     assert_eq!(
         (fw.expect, fw.decided_by, fw.listener.clone()),
-        (Expect::Ok, Some(58), None)
+        (Expect::Ok, Some(60), None)
     );
     assert_eq!(fw.plan().target.holder, Some(Holder::Vip));
     let out = find(&m, "internet", "172.16.20.50", Proto::Udp(53));
-    assert_eq!((out.expect, out.decided_by), (Expect::Blocked, Some(72)));
+    assert_eq!((out.expect, out.decided_by), (Expect::Blocked, Some(74)));
     assert!(m.probes.len() < MAX_PROBES, "{}", m.probes.len());
 }
 
@@ -83,18 +83,18 @@ fn the_matrix_says_why_it_cannot_probe() {
             .unwrap_or_else(|| panic!("line {line} not unprobed: {:#?}", m.unprobed))
     };
     assert_eq!(
-        reason(50),
+        reason(52),
         "no lab node in zone srv holds dns1's address 172.16.10.10: give a client that address"
     );
     assert_eq!(
-        reason(52),
+        reason(54),
         "no lab node in zone users has an address in nas 172.16.20.240/28: give a client one"
     );
-    assert!(reason(65).starts_with("no lab node holds vpn1's address 172.16.10.20"));
+    assert!(reason(67).starts_with("no lab node holds vpn1's address 172.16.10.20"));
     assert!(
-        reason(58).contains("no listener can be opened"),
+        reason(60).contains("no listener can be opened"),
         "{}",
-        reason(58)
+        reason(60)
     );
     let from_fw = m.unprobed.iter().filter(|u| u.src_zone == "fw").count();
     assert_eq!(
@@ -220,7 +220,7 @@ fn a_matrix_probe_reports_the_line_that_decided() {
     assert_eq!(r.name, "the matrix: users -> srv https (MV2)");
     assert_eq!(
         r.detail,
-        "tcp 172.16.20.50 -> 172.16.10.21:443 answered by MV1 in 3 ms; ALLOW users -> srv, site line 53"
+        "tcp 172.16.20.50 -> 172.16.10.21:443 answered by MV1 in 3 ms; ALLOW users -> srv, site line 55"
     );
     let ssh = find(&m, "MV2", "172.16.10.21", Proto::Tcp(22));
     let r = judge_matrix("the matrix", ssh, &seen, std::time::Duration::ZERO);
