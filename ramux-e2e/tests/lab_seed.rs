@@ -91,7 +91,7 @@ fn the_seed_lab_passes_its_tests_and_survives_the_loss_of_rt1() {
     assert!(ok);
     assert_eq!(status["schema_version"], 1);
     for n in [
-        "RT1", "RT2", "DNS1", "DNS2", "MV1", "MV2", "NAS1", "internet",
+        "RT1", "RT2", "DNS1", "DNS2", "MV1", "MV2", "NAS1", "VPN1", "VPN2", "internet",
     ] {
         assert_eq!(node_state(&status, n), "ready", "{status}");
     }
@@ -142,6 +142,20 @@ fn the_seed_lab_passes_its_tests_and_survives_the_loss_of_rt1() {
     assert_eq!(
         radius, 5,
         "MAB accept and reject, PEAP, EAP-TLS, MAB with DNS1 down"
+    );
+    let vpn = result(
+        &report,
+        "alice comes back through the other VPN server with her address",
+    );
+    let d = vpn["detail"].as_str().unwrap_or("");
+    assert!(
+        d.contains("tun 172.16.10.130/24 through vpn")
+            && d.contains("faulted: tun 172.16.10.130/24"),
+        "{vpn}"
+    );
+    eprintln!(
+        "e2e: vpn failover {} ms (the server in use crashed)",
+        vpn["measured"]["outage_ms"]
     );
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(

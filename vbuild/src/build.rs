@@ -133,7 +133,7 @@ fn elf_is_dynamic(data: &[u8]) -> Option<bool> {
 /// The manifest's key of input `p`: its path under `root` with `..` resolved (a lab's site
 /// given as `labs/../profiles/router/site.lw` is `profiles/router/site.lw`, which is where the
 /// stale check looks for it again), else its file name.
-fn rel_display(root: &Path, p: &Path) -> String {
+pub(crate) fn rel_display(root: &Path, p: &Path) -> String {
     let (root, p) = match (root.canonicalize(), p.canonicalize()) {
         (Ok(r), Ok(q)) => (r, q),
         _ => (root.to_path_buf(), p.to_path_buf()),

@@ -106,12 +106,7 @@ pub fn site_files(
     } else {
         instance_files(&site, name)?
     };
-    let key = path
-        .strip_prefix(&req.root)
-        .ok()
-        .or_else(|| path.file_name().map(Path::new))
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let key = crate::build::rel_display(&req.root, &path);
     Ok(Some((files, (key, sha256_file(&path)?))))
 }
 

@@ -46,13 +46,16 @@ pub fn prepare(lab: &Lab, dir: &LabDir, nodes: &[String], say: &mut dyn FnMut(&s
     Ok(())
 }
 
+/// A VPN server the set makes a certificate for, with its public name.
+type VpnServer = (String, Option<String>);
+
 /// What a throwaway set for the site holds: NAS secret names, 802.1X users (random
 /// passwords), certificate CNs (802.1X CNs and VPN users), and the VPN servers (their
 /// certificates and the site's tls-crypt key): vbuild's [`vbuild::secrets::site_names`].
 pub fn request_for(
     site: &labwall::model::Site,
     dir: &Path,
-) -> Result<(vbuild::secrets::InitRequest, Vec<(String, Option<String>)>)> {
+) -> Result<(vbuild::secrets::InitRequest, Vec<VpnServer>)> {
     let names = vbuild::secrets::site_names(site);
     let mut users = Vec::new();
     for id in &site.services.dot1x {
