@@ -19,6 +19,7 @@ use crate::config::{self, Config, InstanceConfig, Script, V3Checksum};
 use crate::control::{self as ctl, Control, ControlStats};
 use crate::fsm::{Action, NotifyTarget, Router, State, Time};
 use crate::garp::GarpSchedule;
+use crate::health::{self, Health};
 use crate::netlink::{AddrSpec, Link, LinkEvent, Netlink, IFA_F_SECONDARY};
 use crate::pathcheck;
 use crate::ratelimit::{LogLimiter, Verdict};
@@ -85,6 +86,19 @@ pub fn check(path: &Path) -> Result<String> {
     for g in &cfg.sync_groups {
         s.push_str(&format!("sync group {}: {}\n", g.name, g.members.join(" ")));
     }
+    for c in &cfg.scripts {
+        s.push_str(&format!(
+            "script {}: interval {:.2}s timeout {:.2}s rise {} fall {} weight {}{}: {}\n",
+            c.name,
+            c.interval.as_secs_f64(),
+            c.effective_timeout().as_secs_f64(),
+            c.rise,
+            c.fall,
+            c.weight,
+            if c.reverse { " reverse" } else { "" },
+            c.argv.join(" ")
+        ));
+    }
     Ok(s)
 }
 
@@ -131,6 +145,8 @@ struct Daemon {
     local_addrs: HashSet<IpAddr>,
     links: BTreeMap<String, bool>,
     children: Vec<Script_>,
+    /// Per configured `vrrp_script` (None: tracked by nothing, not run).
+    health: Vec<Option<Health>>,
     unknown_vrid: u64,
     malformed: u64,
     /// Drop log lines, keyed by (instance, source, reason).
@@ -150,8 +166,10 @@ impl Daemon {
         } else {
             None
         };
+        let health = health::from_config(&cfg, Duration::ZERO)?;
         Ok(Daemon {
             start: Instant::now(),
+            health,
             nl,
             socks: s.socks,
             sock_keys: s.sock_keys,
@@ -185,18 +203,33 @@ impl Daemon {
         }
         let acts = self.router.start(now);
         self.apply(acts);
+        for (i, f) in self.router.instances.iter().enumerate() {
+            if self.router.held(i) && f.state == State::Init {
+                log(&format!(
+                    "instance {}: INIT until its weight-0 track_script(s) report a first result",
+                    f.name
+                ));
+            }
+        }
     }
 
     /// When the loop must wake next: a router timer or a GARP burst, whichever comes first.
     fn next_deadline(&self) -> Option<Time> {
-        self.insts.iter().fold(self.router.next_deadline(), |n, i| {
+        let d = self.insts.iter().fold(self.router.next_deadline(), |n, i| {
             earliest(n, i.garp.next())
-        })
+        });
+        self.health
+            .iter()
+            .flatten()
+            .fold(d, |n, h| earliest(n, Some(h.deadline())))
     }
 
     /// Read pending signals; true means shut down (SIGHUP is only logged).
     fn on_signals(&mut self, fd: i32) -> bool {
         while let Some(sig) = sys::read_signal(fd) {
+            if sig == libc::SIGCHLD as u32 {
+                continue; // a script ended: reaped in housekeeping
+            }
             if sig == libc::SIGHUP as u32 {
                 log("SIGHUP: reload is not supported, restart vrrpd to apply a new configuration");
                 continue;
@@ -212,6 +245,9 @@ impl Daemon {
         let now = self.now();
         let acts = self.router.shutdown(now);
         self.apply(acts);
+        for h in self.health.iter_mut().flatten() {
+            h.kill();
+        }
         // Give notify_stop scripts a moment: they get SIGTERM when we exit.
         let t = Instant::now();
         self.reap();
@@ -242,11 +278,34 @@ impl Daemon {
     /// After each wakeup: router timers, due GARPs, finished scripts.
     fn housekeeping(&mut self) {
         let now = self.now();
+        self.run_checks(now);
         let acts = self.router.tick(now);
         self.apply(acts);
         self.run_garps(now);
         self.reap();
         self.check_paths(now);
+    }
+
+    /// Reap and start health checks; a changed result goes to the router (new priority or
+    /// FAULT), and a new effective priority is logged as keepalived does.
+    fn run_checks(&mut self, now: Time) {
+        for idx in 0..self.health.len() {
+            let Some(ok) = self.health[idx].as_mut().and_then(|h| h.service(now)) else {
+                continue;
+            };
+            let before: Vec<u8> = self.router.instances.iter().map(|f| f.priority()).collect();
+            let acts = self.router.script(now, idx, ok);
+            for (f, old) in self.router.instances.iter().zip(before) {
+                if f.priority() != old {
+                    log(&format!(
+                        "instance {}: changing effective priority from {old} to {}",
+                        f.name,
+                        f.priority()
+                    ));
+                }
+            }
+            self.apply(acts);
+        }
     }
 
     /// docs/security-vrrpd.md, Broken paths: flag (status) and log (once per change, at most
@@ -468,6 +527,7 @@ impl Daemon {
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {
+                sys::unblock_signals();
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 Ok(())
             });
@@ -716,6 +776,12 @@ impl Daemon {
                 .collect(),
             control: ControlStats::default(),
             log_suppressed: self.log_limit.suppressed,
+            scripts: self
+                .health
+                .iter()
+                .flatten()
+                .map(|h| h.status(now))
+                .collect(),
             groups: self
                 .router
                 .groups

@@ -18,6 +18,7 @@ mod ctx;
 mod globals;
 mod instance;
 mod lexer;
+mod script;
 mod sync_group;
 mod vip;
 
@@ -34,6 +35,7 @@ use ctx::Ctx;
 use globals::{parse_globals, Globals};
 use instance::parse_instance;
 use lexer::{build_tree, tokenize};
+use script::{check_tracked, parse_script};
 use sync_group::{check_members, parse_group};
 
 /// A diagnostic tied to a place in the file.
@@ -105,6 +107,42 @@ pub struct TrackIf {
     pub weight: i32,
 }
 
+/// One `vrrp_script`: a health check run every `interval` (docs/vrrp.md, Health checks).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScriptConfig {
+    pub name: String,
+    pub line: usize,
+    /// Executed without a shell (PATH searched for a bare name, as keepalived).
+    pub argv: Script,
+    pub interval: Duration,
+    /// `None`: the interval (keepalived's default).
+    pub timeout: Option<Duration>,
+    pub rise: u32,
+    pub fall: u32,
+    /// 0: a failing script faults the instance; else the priority moves (see `TrackScript`).
+    pub weight: i32,
+    pub reverse: bool,
+    /// Start as failed instead of unknown.
+    pub init_fail: bool,
+    /// `user USERNAME [GROUPNAME]`: run as this user instead of vrrpd's.
+    pub user: Option<(String, Option<String>)>,
+}
+
+impl ScriptConfig {
+    /// How long one run may take before it is killed (and counted as a failure).
+    pub fn effective_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(self.interval)
+    }
+}
+
+/// A `track_script` entry; `weight` (with `reverse`) overrides the script's own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrackScript {
+    pub name: String,
+    pub line: usize,
+    pub weight: Option<(i32, bool)>,
+}
+
 /// GARP / unsolicited NA timing (keepalived names and defaults, docs/vrrp.md, GARP timing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Garp {
@@ -159,6 +197,7 @@ pub struct InstanceConfig {
     pub garp: Garp,
     pub notify: Notify,
     pub track_interfaces: Vec<TrackIf>,
+    pub track_scripts: Vec<TrackScript>,
     pub dont_track_primary: bool,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
@@ -199,6 +238,7 @@ pub struct SyncGroupConfig {
     pub members: Vec<String>,
     pub notify: Notify,
     pub track_interfaces: Vec<TrackIf>,
+    pub track_scripts: Vec<TrackScript>,
 }
 
 /// The whole file.
@@ -207,6 +247,7 @@ pub struct Config {
     pub router_id: Option<String>,
     pub instances: Vec<InstanceConfig>,
     pub sync_groups: Vec<SyncGroupConfig>,
+    pub scripts: Vec<ScriptConfig>,
     #[serde(skip)]
     pub warnings: Vec<Diag>,
 }
@@ -233,6 +274,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     }
     let mut instances: Vec<InstanceConfig> = Vec::new();
     let mut groups: Vec<SyncGroupConfig> = Vec::new();
+    let mut scripts: Vec<ScriptConfig> = Vec::new();
     // Indexes for the duplicate checks, so a long file stays linear.
     let mut names: HashSet<String> = HashSet::new();
     let mut vrids: HashMap<(u8, String, Family), usize> = HashMap::new();
@@ -264,10 +306,35 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
                     groups.push(gr);
                 }
             }
+            "vrrp_script" => {
+                if let Some(sc) = parse_script(&mut ctx, s) {
+                    if scripts.iter().any(|o| o.name == sc.name) {
+                        ctx.err(s.line, format!("duplicate vrrp_script '{}'", sc.name));
+                    } else {
+                        scripts.push(sc);
+                    }
+                }
+            }
             _ => ctx.unknown(s, "the top level"),
         }
     }
     check_members(&mut ctx, &groups, &instances);
+    let owners = instances
+        .iter()
+        .map(|i| (format!("vrrp_instance {}", i.name), &i.track_scripts))
+        .chain(
+            groups
+                .iter()
+                .map(|g| (format!("vrrp_sync_group {}", g.name), &g.track_scripts)),
+        )
+        .collect::<Vec<_>>();
+    check_tracked(
+        &mut ctx,
+        &scripts,
+        owners
+            .iter()
+            .flat_map(|(o, t)| t.iter().map(move |t| (o.as_str(), t))),
+    );
     if instances.is_empty() && ctx.errors.is_empty() {
         ctx.err(1, "no vrrp_instance in the configuration");
     }
@@ -280,6 +347,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
         router_id: g.router_id,
         instances,
         sync_groups: groups,
+        scripts,
         warnings: ctx.warnings,
     })
 }
