@@ -56,15 +56,39 @@ pub struct Options {
     pub console_log: bool,
     /// `-p FILE`: write our pid there (after daemonizing), removed on clean exit.
     pub pid_file: Option<PathBuf>,
+    /// `-i/--config-id`: for `@NAME` lines; default the host name up to its first dot.
+    pub config_id: Option<String>,
+}
+
+/// The load options for a config id given on the command line, or keepalived's default.
+pub fn load_options(config_id: Option<String>) -> config::LoadOptions {
+    config::LoadOptions {
+        config_id: Some(config_id.unwrap_or_else(|| config::default_id(&nodename()).to_string())),
+    }
+}
+
+/// uname(2)'s node name (what keepalived takes the default config id from).
+fn nodename() -> String {
+    // SAFETY: uname fills a zeroed struct of fixed-size NUL-terminated arrays.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    // SAFETY: nodename is NUL-terminated by uname.
+    let c = unsafe { std::ffi::CStr::from_ptr(u.nodename.as_ptr()) };
+    c.to_string_lossy().into_owned()
 }
 
 /// `--check`: parse, print warnings and a summary.
-pub fn check(path: &Path) -> Result<String> {
-    let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn check(path: &Path, opts: &config::LoadOptions) -> Result<String> {
+    let cfg = config::load_with(path, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &cfg.warnings {
         eprintln!("{}:{}: warning: {}", w.file.display(), w.line, w.msg);
     }
-    let mut s = String::new();
+    let mut s = format!(
+        "config id {}\n",
+        opts.config_id.as_deref().unwrap_or("(none)")
+    );
     for i in &cfg.instances {
         s.push_str(&format!(
             "instance {}: interface {} vrid {} priority {} v{} advert_int {:.2}s{} vips {}{}\n",
@@ -906,7 +930,7 @@ fn primary_addr(nl: &mut Netlink, c: &InstanceConfig, ifindex: u32) -> Result<Ip
 
 /// Run the daemon until SIGTERM/SIGINT.
 pub fn run(opts: &Options) -> Result<()> {
-    let cfg = load_config(&opts.config)?;
+    let cfg = load_config(&opts.config, &load_options(opts.config_id.clone()))?;
     if !opts.foreground {
         daemonize(opts.console_log)?;
     }
@@ -967,8 +991,8 @@ pub fn run(opts: &Options) -> Result<()> {
 }
 
 /// Read the configuration and print its warnings before daemonizing hides stderr.
-fn load_config(path: &Path) -> Result<Config> {
-    let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+fn load_config(path: &Path, opts: &config::LoadOptions) -> Result<Config> {
+    let cfg = config::load_with(path, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &cfg.warnings {
         eprintln!("vrrpd: {}:{}: warning: {}", w.file.display(), w.line, w.msg);
     }

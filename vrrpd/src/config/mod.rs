@@ -14,6 +14,7 @@
 //! check what spans them.
 
 mod common;
+mod conditional;
 mod ctx;
 mod globals;
 mod instance;
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use crate::wire::{Family, Version};
 
+pub use conditional::default_id;
 pub use ctx::split_command;
 use ctx::Ctx;
 use globals::{parse_globals, Globals};
@@ -252,9 +254,23 @@ pub struct Config {
     pub warnings: Vec<Diag>,
 }
 
-/// Parse configuration text; `file` is only used in diagnostics.
+/// How to read a configuration (keepalived's command-line options that change the text).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-i/--config-id`: which `@NAME` lines apply (the daemon defaults it to the host name's
+    /// first label, as keepalived; `None` applies none of them).
+    pub config_id: Option<String>,
+}
+
+/// Parse configuration text without a config id; `file` is only used in diagnostics.
 pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
-    let toks = tokenize(text);
+    parse_with(text, file, &LoadOptions::default())
+}
+
+/// Parse configuration text with `opts` (conditional lines resolved first).
+pub fn parse_with(text: &str, file: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
+    let text = conditional::resolve(text, opts.config_id.as_deref());
+    let toks = tokenize(&text);
     let mut tree_errs = Vec::new();
     let mut pos = 0;
     let tree = build_tree(&toks, &mut pos, 0, &mut tree_errs);
@@ -352,8 +368,13 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-/// Read and parse a file.
+/// Read and parse a file without a config id.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// Read and parse a file with `opts`.
+pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError(vec![Diag {
             file: path.to_path_buf(),
@@ -361,7 +382,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             msg: format!("cannot read: {e}"),
         }])
     })?;
-    parse_str(&text, path)
+    parse_with(&text, path, opts)
 }
 
 /// The seed configuration, for other modules' tests.
