@@ -85,6 +85,9 @@ pub fn check(path: &Path, opts: &config::LoadOptions) -> Result<String> {
     for w in &cfg.warnings {
         eprintln!("{}:{}: warning: {}", w.file.display(), w.line, w.msg);
     }
+    for w in mtu_warnings(&cfg, &check_links()) {
+        eprintln!("{}: warning: {w}", path.display());
+    }
     let mut s = format!(
         "config id {}\n",
         opts.config_id.as_deref().unwrap_or("(none)")
@@ -124,6 +127,36 @@ pub fn check(path: &Path, opts: &config::LoadOptions) -> Result<String> {
         ));
     }
     Ok(s)
+}
+
+/// The MTU assumed by `--check` for an interface that does not exist on this host.
+const ASSUMED_MTU: u32 = 1500;
+
+/// This host's interfaces for `--check` (none if netlink is not available).
+fn check_links() -> Vec<Link> {
+    Netlink::open()
+        .and_then(|mut n| n.links())
+        .unwrap_or_default()
+}
+
+/// `--check`: instances whose advert cannot fit their interface's MTU (its real MTU here, or
+/// 1500 when it does not exist on this host). The daemon refuses to start on them; before
+/// that, a fragmented or dropped advert makes both routers master (docs/security-vrrpd.md).
+fn mtu_warnings(cfg: &Config, links: &[Link]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &cfg.instances {
+        let (mtu, how) = match find_link(links, &c.interface) {
+            Some(l) => (l.mtu, ""),
+            None => (ASSUMED_MTU, " (assumed: no such interface here)"),
+        };
+        if let Err(e) = advert_fits(c, mtu) {
+            out.push(format!(
+                "{}: instance {}: {e}{how}; the peer would never hear this router: split brain",
+                c.line, c.name
+            ));
+        }
+    }
+    out
 }
 
 struct Vip {
@@ -1336,6 +1369,34 @@ mod tests {
             "{e}"
         );
         assert!(advert_fits(&c.instances[0], 9000).is_ok());
+    }
+
+    #[test]
+    fn check_warns_when_the_vips_do_not_fit_one_advert() {
+        let vips: String = (0..120)
+            .map(|k| format!("   10.0.{}.{}/24\n", k / 200, k % 200 + 1))
+            .collect();
+        let cfg = conf(&format!(
+            "vrrp_instance big {{\n interface e1\n virtual_router_id 1\n version 3\n virtual_ipaddress {{\n{vips} }}\n}}\nvrrp_instance small {{\n interface e2\n virtual_router_id 2\n virtual_ipaddress {{\n 10.1.0.1\n }}\n}}\n"
+        ));
+        // 120 IPv4 VIPs: 20 + 8 + 480 = 508 bytes.
+        let mut l = link(3, "e1", true);
+        l.mtu = 500;
+        let w = mtu_warnings(&cfg, &[l.clone()]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "1: instance big: its advert (120 addresses, 508 bytes) exceeds the MTU 500 of e1"
+            ),
+            "{w:?}"
+        );
+        assert!(w[0].contains("split brain"));
+        l.mtu = 1500;
+        assert!(mtu_warnings(&cfg, &[l]).is_empty());
+        assert!(
+            mtu_warnings(&cfg, &[]).is_empty(),
+            "508 fits the assumed 1500"
+        );
     }
 
     #[test]

@@ -75,3 +75,29 @@ fn help_has_examples() {
         "{out}"
     );
 }
+
+/// docs/security-vrrpd.md: VIPs that cannot fit one advert in the MTU mean split brain, so
+/// `--check` says so (here against the assumed 1500 of an interface this host lacks).
+#[test]
+fn check_warns_when_the_advert_exceeds_the_mtu() {
+    let dir = std::env::temp_dir().join(format!("vrrpd-cli-mtu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let vips: String = (1..=100)
+        .map(|k| format!("    2001:db8::{k:x}/64\n"))
+        .collect();
+    let f = dir.join("big.conf");
+    std::fs::write(
+        &f,
+        format!("vrrp_instance big {{\n  interface nosuch0\n  virtual_router_id 1\n  virtual_ipaddress {{\n{vips}  }}\n}}\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = vrrpd(&["--check", "-f", f.to_str().unwrap()]);
+    assert!(ok, "a warning, not an error: {err}");
+    assert!(
+        err.contains("1: instance big: its advert (100 addresses, 1648 bytes) exceeds the MTU 1500 of nosuch0")
+            && err.contains("(assumed: no such interface here)")
+            && err.contains("split brain"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
