@@ -86,7 +86,7 @@ pub fn check(path: &Path, opts: &config::LoadOptions) -> Result<String> {
         eprintln!("{}:{}: warning: {}", w.file.display(), w.line, w.msg);
     }
     for w in mtu_warnings(&cfg, &check_links()) {
-        eprintln!("{}: warning: {w}", path.display());
+        eprintln!("{w}");
     }
     let mut s = format!(
         "config id {}\n",
@@ -151,8 +151,9 @@ fn mtu_warnings(cfg: &Config, links: &[Link]) -> Vec<String> {
         };
         if let Err(e) = advert_fits(c, mtu) {
             out.push(format!(
-                "{}: instance {}: {e}{how}; the peer would never hear this router: split brain",
-                c.line, c.name
+                "{}: warning: instance {}: {e}{how}; the peer would never hear this router: split brain",
+                cfg.place(c.line),
+                c.name
             ));
         }
     }
@@ -974,7 +975,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut nl = Netlink::open().context("netlink socket")?;
     let monitor = Netlink::monitor().context("netlink link monitor")?;
     let links = nl.links().context("listing interfaces")?;
-    let setup = Setup::new(&opts.config, &cfg, &mut nl, &links)?;
+    let setup = Setup::new(&cfg, &mut nl, &links)?;
     let mut local_addrs = local_addresses(&mut nl)?;
     remove_stale_vips(&mut nl, &setup.insts, &mut local_addrs);
     let mut control = Control::new(bind_control(&opts.socket)?)?;
@@ -1069,7 +1070,7 @@ struct Setup {
 
 impl Setup {
     /// Resolve every instance against the interfaces that exist, in configuration order.
-    fn new(file: &Path, cfg: &Config, nl: &mut Netlink, links: &[Link]) -> Result<Setup> {
+    fn new(cfg: &Config, nl: &mut Netlink, links: &[Link]) -> Result<Setup> {
         let mut s = Setup {
             socks: Vec::new(),
             sock_keys: Vec::new(),
@@ -1081,19 +1082,18 @@ impl Setup {
         for c in &cfg.instances {
             let Some(l) = find_link(links, &c.interface) else {
                 bail!(
-                    "{}:{}: instance {}: interface '{}' does not exist",
-                    file.display(),
-                    c.line,
+                    "{}: instance {}: interface '{}' does not exist",
+                    cfg.place(c.line),
                     c.name,
                     c.interface
                 );
             };
             if let Err(e) = advert_fits(c, l.mtu) {
-                bail!("{}:{}: instance {}: {e}", file.display(), c.line, c.name);
+                bail!("{}: instance {}: {e}", cfg.place(c.line), c.name);
             }
             let sock = s.socket_for(c, l)?;
             let src = primary_addr(nl, c, l.index)?;
-            let vips = instance_vips(file, c, links)?;
+            let vips = instance_vips(cfg, c, links)?;
             watch_instance_links(c, links, &mut s.watched);
             s.primaries.push(src);
             s.insts.push(Inst {
@@ -1163,15 +1163,14 @@ fn find_link<'l>(links: &'l [Link], name: &str) -> Option<&'l Link> {
 }
 
 /// Every VIP of an instance (excluded ones too) as the netlink address to add, on its device.
-fn instance_vips(file: &Path, c: &InstanceConfig, links: &[Link]) -> Result<Vec<Vip>> {
+fn instance_vips(cfg: &Config, c: &InstanceConfig, links: &[Link]) -> Result<Vec<Vip>> {
     let mut vips = Vec::new();
     for v in c.vips.iter().chain(&c.excluded) {
         let dev = v.dev.clone().unwrap_or_else(|| c.interface.clone());
         let Some(dl) = find_link(links, &dev) else {
             bail!(
-                "{}:{}: VIP {} on device '{dev}', which does not exist",
-                file.display(),
-                v.line,
+                "{}: VIP {} on device '{dev}', which does not exist",
+                cfg.place(v.line),
                 v.addr
             );
         };
@@ -1386,7 +1385,7 @@ mod tests {
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
             w[0].starts_with(
-                "1: instance big: its advert (120 addresses, 508 bytes) exceeds the MTU 500 of e1"
+                "k.conf:1: warning: instance big: its advert (120 addresses, 508 bytes) exceeds the MTU 500 of e1"
             ),
             "{w:?}"
         );
@@ -1412,7 +1411,7 @@ mod tests {
     fn vips_resolve_to_their_devices() {
         let c = conf("vrrp_instance a {\n interface e1\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1/24 brd + label e1:v\n 10.0.1.1/24 dev e2 scope link\n }\n virtual_ipaddress_excluded {\n 2001:db8::1/64 dev e2\n }\n}\n");
         let links = [link(7, "e1", true), link(9, "e2", false)];
-        let v = instance_vips(Path::new("k.conf"), &c.instances[0], &links).unwrap();
+        let v = instance_vips(&c, &c.instances[0], &links).unwrap();
         let got: Vec<_> = v
             .iter()
             .map(|v| {
@@ -1436,7 +1435,7 @@ mod tests {
         assert_eq!(v[0].spec.brd, Some("10.0.0.255".parse().unwrap()));
         assert_eq!(v[0].spec.label.as_deref(), Some("e1:v"));
         assert_eq!((v[0].spec.scope, v[1].spec.scope), (0, 253));
-        let e = instance_vips(Path::new("k.conf"), &c.instances[0], &links[..1])
+        let e = instance_vips(&c, &c.instances[0], &links[..1])
             .err()
             .unwrap();
         assert_eq!(

@@ -573,3 +573,25 @@ fn recvmsg_with_cmsgs<A>(
     }
     Ok(Some(n as usize))
 }
+
+/// glob(3) with csh braces (what keepalived's `include` uses): the matching paths, sorted;
+/// none on no match or error.
+pub fn glob(pattern: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let Ok(c) = std::ffi::CString::new(pattern.as_os_str().as_bytes()) else {
+        return vec![];
+    };
+    // SAFETY: glob fills a zeroed glob_t, read below and freed with globfree.
+    unsafe {
+        let mut g: libc::glob_t = std::mem::zeroed();
+        let mut out = Vec::new();
+        if libc::glob(c.as_ptr(), libc::GLOB_BRACE, None, &mut g) == 0 {
+            for i in 0..g.gl_pathc {
+                let p = std::ffi::CStr::from_ptr(*g.gl_pathv.add(i));
+                out.push(std::ffi::OsString::from_vec(p.to_bytes().to_vec()).into());
+            }
+        }
+        libc::globfree(&mut g);
+        out
+    }
+}

@@ -108,3 +108,56 @@ fn write_tmp(name: &str, text: &str) -> std::path::PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// The same instance split over an include tree (a glob relative to the main file, a nested
+/// include relative to the included file, inside a block), read by both daemons with
+/// `-i high` / `-i low`: the file resolution must agree, or one side has no instance.
+fn include_tree(imps: [Impl; 2]) {
+    let mut lab = Lab::new(&["vlan10"], vrrpd());
+    std::fs::create_dir_all(lab.dir.join("conf.d")).unwrap();
+    std::fs::create_dir_all(lab.dir.join("vips")).unwrap();
+    let inst = shared(&lab).replace(
+        &format!("        {}/24 dev vlan10\n", lab.vip(0)),
+        "        include ../vips/*.list\n",
+    );
+    let (globals, inst) = inst.split_at(inst.find("vrrp_instance").unwrap());
+    lab.write("conf.d/50-interne.conf", inst);
+    lab.write(
+        "vips/vlan10.list",
+        &format!("{}/24 dev vlan10\n", lab.vip(0)),
+    );
+    let main = format!("{globals}include conf.d/*.conf\n");
+    lab.start_args(1, imps[1], &main, &["-i", "low"]);
+    lab.start_args(0, imps[0], &main, &["-i", "high"]);
+    let vip = [lab.vip(0)];
+    lab.wait_holder(&vip, 0, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lab.holders(vip[0]), vec![0], "{}", lab.all_logs());
+    let ri = if imps[0] == Impl::Vrrpd { 0 } else { 1 };
+    let st = lab.status(ri);
+    assert_eq!(
+        st["instances"][0]["vips"][0],
+        format!("{}/24", lab.vip(0)),
+        "{st}"
+    );
+    if ri == 1 {
+        // keepalived read the tree too: it is the master vrrpd hears, at 170.
+        assert_eq!(st["instances"][0]["master_priority"], 170, "{st}");
+    } else {
+        assert!(
+            lab.log(1).contains("(interne) Entering BACKUP STATE"),
+            "{}",
+            lab.log(1)
+        );
+    }
+}
+
+#[test]
+fn include_tree_vrrpd_high_keepalived_low() {
+    include_tree([Impl::Vrrpd, Impl::Keepalived]);
+}
+
+#[test]
+fn include_tree_keepalived_high_vrrpd_low() {
+    include_tree([Impl::Keepalived, Impl::Vrrpd]);
+}

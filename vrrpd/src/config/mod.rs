@@ -17,6 +17,7 @@ mod common;
 mod conditional;
 mod ctx;
 mod globals;
+mod include;
 mod instance;
 mod lexer;
 mod script;
@@ -35,6 +36,7 @@ pub use conditional::default_id;
 pub use ctx::split_command;
 use ctx::Ctx;
 use globals::{parse_globals, Globals};
+pub use include::{Expanded, FsSource, Source};
 use instance::parse_instance;
 use lexer::{build_tree, tokenize};
 use script::{check_tracked, parse_script};
@@ -252,6 +254,33 @@ pub struct Config {
     pub scripts: Vec<ScriptConfig>,
     #[serde(skip)]
     pub warnings: Vec<Diag>,
+    /// Where each line came from (includes), for `place`.
+    #[serde(skip)]
+    pub origins: Expanded,
+}
+
+impl Config {
+    /// `file:line` of line `line` of the parsed (include-spliced) text, for messages about an
+    /// instance or a VIP found after parsing.
+    pub fn place(&self, line: usize) -> String {
+        let (f, l) = self.origins.place(line);
+        format!("{}:{l}", f.display())
+    }
+}
+
+/// A source without files: `include` matches nothing (a warning), for text-only parsing.
+struct NoFiles;
+
+impl Source for NoFiles {
+    fn glob(&mut self, _: &Path) -> Vec<PathBuf> {
+        vec![]
+    }
+    fn read(&mut self, p: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            p.display().to_string(),
+        ))
+    }
 }
 
 /// How to read a configuration (keepalived's command-line options that change the text).
@@ -262,15 +291,45 @@ pub struct LoadOptions {
     pub config_id: Option<String>,
 }
 
-/// Parse configuration text without a config id; `file` is only used in diagnostics.
+/// Parse configuration text without a config id or include files; `file` is only used in
+/// diagnostics.
 pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
-    parse_with(text, file, &LoadOptions::default())
+    parse_with(text, file, &LoadOptions::default(), &mut NoFiles)
 }
 
-/// Parse configuration text with `opts` (conditional lines resolved first).
-pub fn parse_with(text: &str, file: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
-    let text = conditional::resolve(text, opts.config_id.as_deref());
-    let toks = tokenize(&text);
+/// Parse configuration text with `opts`: includes spliced from `src`, then conditional lines
+/// resolved, then the sections; every diagnostic names its own file and line.
+pub fn parse_with(
+    text: &str,
+    file: &Path,
+    opts: &LoadOptions,
+    src: &mut dyn Source,
+) -> Result<Config, ConfigError> {
+    let mut ex = include::expand(text, file, src);
+    let resolved = conditional::resolve(&ex.text, opts.config_id.as_deref()).into_owned();
+    ex.text = String::new();
+    let remap = |d: Diag| {
+        let (file, line) = ex.place(d.line);
+        Diag { file, line, ..d }
+    };
+    let mut cfg = parse_spliced(&resolved, file).map_err(|e| {
+        let mut all = ex.errors.clone();
+        all.extend(e.0.into_iter().map(remap));
+        ConfigError(all)
+    })?;
+    if !ex.errors.is_empty() {
+        return Err(ConfigError(ex.errors));
+    }
+    let mut warnings = ex.warnings.clone();
+    warnings.extend(std::mem::take(&mut cfg.warnings).into_iter().map(remap));
+    cfg.warnings = warnings;
+    cfg.origins = ex;
+    Ok(cfg)
+}
+
+/// The sections of the spliced, resolved text (lines are those of the spliced text).
+fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let toks = tokenize(text);
     let mut tree_errs = Vec::new();
     let mut pos = 0;
     let tree = build_tree(&toks, &mut pos, 0, &mut tree_errs);
@@ -365,6 +424,7 @@ pub fn parse_with(text: &str, file: &Path, opts: &LoadOptions) -> Result<Config,
         sync_groups: groups,
         scripts,
         warnings: ctx.warnings,
+        origins: Expanded::default(),
     })
 }
 
@@ -382,7 +442,7 @@ pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError>
             msg: format!("cannot read: {e}"),
         }])
     })?;
-    parse_with(&text, path, opts)
+    parse_with(&text, path, opts, &mut FsSource)
 }
 
 /// The seed configuration, for other modules' tests.
