@@ -129,6 +129,42 @@ pub fn check(path: &Path, opts: &config::LoadOptions) -> Result<String> {
     Ok(s)
 }
 
+/// For each instance of `new`, the index of the instance of `old` it continues: same name,
+/// same configuration apart from its priority and line numbers, same sync group.
+fn kept_instances(old: &Config, new: &Config) -> Vec<Option<usize>> {
+    let group = |c: &Config, name: &str| {
+        c.sync_groups
+            .iter()
+            .find(|g| g.members.iter().any(|m| m == name))
+            .map(|g| g.name.clone())
+    };
+    new.instances
+        .iter()
+        .map(|n| {
+            let oi = old.instances.iter().position(|o| o.name == n.name)?;
+            let o = &old.instances[oi];
+            (same_but_priority(o, n) && group(old, &o.name) == group(new, &n.name)).then_some(oi)
+        })
+        .collect()
+}
+
+/// Equal configurations once the priority and every line number are set aside.
+fn same_but_priority(a: &InstanceConfig, b: &InstanceConfig) -> bool {
+    let norm = |c: &InstanceConfig| {
+        let mut c = c.clone();
+        c.priority = 0;
+        c.line = 0;
+        for v in c.vips.iter_mut().chain(c.excluded.iter_mut()) {
+            v.line = 0;
+        }
+        for t in &mut c.track_scripts {
+            t.line = 0;
+        }
+        c
+    };
+    norm(a) == norm(b)
+}
+
 /// The MTU assumed by `--check` for an interface that does not exist on this host.
 const ASSUMED_MTU: u32 = 1500;
 
@@ -189,6 +225,8 @@ struct Script_ {
 
 struct Daemon {
     start: Instant,
+    /// The file and options to read again on SIGHUP.
+    load: (PathBuf, config::LoadOptions),
     nl: Netlink,
     socks: Vec<VrrpSocket>,
     /// (interface, IPv6) of each socket, to reopen it when its interface is re-created.
@@ -217,7 +255,13 @@ impl Daemon {
     }
 
     /// The daemon around a resolved configuration, its clock starting now.
-    fn new(cfg: Config, nl: Netlink, s: Setup, local_addrs: HashSet<IpAddr>) -> Result<Daemon> {
+    fn new(
+        cfg: Config,
+        load: (PathBuf, config::LoadOptions),
+        nl: Netlink,
+        s: Setup,
+        local_addrs: HashSet<IpAddr>,
+    ) -> Result<Daemon> {
         let router = Router::new(&cfg, &s.primaries);
         let nd = if cfg.instances.iter().any(|c| c.family == Family::V6) {
             Some(NdSocket::open()?)
@@ -227,6 +271,7 @@ impl Daemon {
         let health = health::from_config(&cfg, Duration::ZERO)?;
         Ok(Daemon {
             start: Instant::now(),
+            load,
             health,
             nl,
             socks: s.socks,
@@ -289,13 +334,104 @@ impl Daemon {
                 continue; // a script ended: reaped in housekeeping
             }
             if sig == libc::SIGHUP as u32 {
-                log("SIGHUP: reload is not supported, restart vrrpd to apply a new configuration");
+                self.reload();
                 continue;
             }
             log(&format!("signal {sig}: shutting down"));
             return true;
         }
         false
+    }
+
+    /// SIGHUP (docs/vrrp.md, Reload): read the configuration again; instances whose
+    /// configuration is unchanged (apart from their priority) keep their state, VIPs and
+    /// timers and take the new priority; removed or otherwise changed ones leave (a master
+    /// resigns), new and changed ones start as at startup. A configuration that does not load
+    /// or resolve leaves everything as it was.
+    fn reload(&mut self) {
+        let (path, lopts) = self.load.clone();
+        let cfg = match load_config(&path, &lopts) {
+            Ok(c) => c,
+            Err(e) => return log(&format!("SIGHUP: {e:#}: keeping the running configuration")),
+        };
+        let setup = match self
+            .nl
+            .links()
+            .map_err(anyhow::Error::from)
+            .and_then(|links| Setup::new(&cfg, &mut self.nl, &links))
+        {
+            Ok(s) => s,
+            Err(e) => return log(&format!("SIGHUP: {e:#}: keeping the running configuration")),
+        };
+        let kept = kept_instances(&self.cfg, &cfg);
+        let now = self.now();
+        for oi in 0..self.insts.len() {
+            if !kept.contains(&Some(oi)) {
+                let acts = self.router.leave(now, oi);
+                self.apply(acts);
+            }
+        }
+        let health = std::mem::take(&mut self.health);
+        self.health = match health::reload(health, &cfg, now) {
+            Ok(h) => h,
+            Err(e) => {
+                log(&format!("SIGHUP: {e:#}: its checks do not run"));
+                Vec::new()
+            }
+        };
+        self.install(cfg, setup, &kept, now);
+    }
+
+    /// The reloaded configuration in place of the old one, kept instances carried over.
+    fn install(&mut self, cfg: Config, mut s: Setup, kept: &[Option<usize>], now: Time) {
+        let mut router = Router::new(&cfg, &s.primaries);
+        let down: Vec<String> = s
+            .watched
+            .iter()
+            .filter(|(_, up)| !**up)
+            .map(|(n, _)| n.clone())
+            .collect();
+        router.set_links_down(&down);
+        // Script results first: a kept instance's Master_Down_Interval depends on them.
+        for (k, h) in self.health.iter().enumerate() {
+            router.set_script(k, h.as_ref().and_then(|h| h.check.ok()));
+        }
+        let mut fresh = Vec::new();
+        let mut changed_prio = 0;
+        for (ni, k) in kept.iter().enumerate() {
+            let Some(oi) = *k else {
+                fresh.push(ni);
+                continue;
+            };
+            router.adopt(ni, &self.router.instances[oi]);
+            if router.instances[ni].base_priority != self.router.instances[oi].base_priority {
+                changed_prio += 1;
+            }
+            let (old, new) = (&mut self.insts[oi], &mut s.insts[ni]);
+            new.counters = std::mem::take(&mut old.counters);
+            new.garp = std::mem::take(&mut old.garp);
+            new.mismatch = old.mismatch.take();
+            new.last_heard = old.last_heard;
+            new.broken = old.broken;
+        }
+        log(&format!(
+            "SIGHUP: configuration reloaded: {} instance(s) kept ({changed_prio} with a new priority), {} started, {} left",
+            kept.iter().flatten().count(),
+            fresh.len(),
+            self.insts.len() - kept.iter().flatten().count()
+        ));
+        self.cfg = cfg;
+        self.router = router;
+        self.insts = s.insts;
+        self.socks = s.socks;
+        self.sock_keys = s.sock_keys;
+        self.indexes = s.indexes;
+        self.links = s.watched;
+        if let Ok(a) = local_addresses(&mut self.nl) {
+            self.local_addrs = a;
+        }
+        let acts = self.router.resume(now, &fresh);
+        self.apply(acts);
     }
 
     /// Leave every instance, give notify_stop scripts a moment, remove the socket and pid file.
@@ -979,7 +1115,8 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut local_addrs = local_addresses(&mut nl)?;
     remove_stale_vips(&mut nl, &setup.insts, &mut local_addrs);
     let mut control = Control::new(bind_control(&opts.socket)?)?;
-    let mut d = Daemon::new(cfg, nl, setup, local_addrs)?;
+    let load = (opts.config.clone(), load_options(opts.config_id.clone()));
+    let mut d = Daemon::new(cfg, load, nl, setup, local_addrs)?;
     log(&format!(
         "started (pid {}), {} instance(s), control socket {}",
         std::process::id(),
@@ -987,8 +1124,9 @@ pub fn run(opts: &Options) -> Result<()> {
         opts.socket.display()
     ));
     d.start_router();
-    let nfixed = 3 + d.socks.len();
     loop {
+        // Also rebuilt: a reload may change the number of VRRP sockets.
+        let nfixed = 3 + d.socks.len();
         // Rebuilt each time: a re-created interface gets a new socket (Daemon::rebind).
         let mut fds: Vec<(i32, i16)> = vec![
             (signals.as_raw_fd(), libc::POLLIN),
@@ -1396,6 +1534,23 @@ mod tests {
             mtu_warnings(&cfg, &[]).is_empty(),
             "508 fits the assumed 1500"
         );
+    }
+
+    #[test]
+    fn reload_keeps_instances_changed_only_in_priority_or_lines() {
+        let base = "vrrp_instance a {\n interface e1\n virtual_router_id 1\n priority 150\n virtual_ipaddress {\n 10.0.0.1/24\n }\n}\nvrrp_instance b {\n interface e1\n virtual_router_id 2\n virtual_ipaddress {\n 10.0.1.1/24\n }\n}\n";
+        let old = conf(base);
+        let moved = format!("\n\n{}", base.replace("priority 150", "priority 50"));
+        assert_eq!(kept_instances(&old, &conf(&moved)), vec![Some(0), Some(1)]);
+        let vip = base.replace("10.0.1.1/24", "10.0.1.2/24");
+        assert_eq!(kept_instances(&old, &conf(&vip)), vec![Some(0), None]);
+        let added = format!("{base}vrrp_instance c {{\n interface e1\n virtual_router_id 3\n}}\n");
+        assert_eq!(
+            kept_instances(&old, &conf(&added)),
+            vec![Some(0), Some(1), None]
+        );
+        let grouped = format!("vrrp_sync_group g {{\n group {{\n a\n }}\n}}\n{base}");
+        assert_eq!(kept_instances(&old, &conf(&grouped)), vec![None, Some(1)]);
     }
 
     #[test]

@@ -791,6 +791,73 @@ impl Router {
         self.take()
     }
 
+    /// Reload: leave instance `i` (removed or changed): a master resigns and drops its VIPs.
+    pub fn leave(&mut self, now: Time, i: usize) -> Vec<Action> {
+        self.goto(now, i, State::Init, "reload: removed or changed".into());
+        self.take()
+    }
+
+    /// Reload: the links that are down, recorded without any transition (the new router is
+    /// built from them before it runs).
+    pub fn set_links_down(&mut self, down: &[String]) {
+        for n in down {
+            self.links_down.insert(n.clone());
+            for inst in &mut self.instances {
+                inst.links_down.insert(n.clone());
+            }
+        }
+    }
+
+    /// Reload: instance `i` continues `old` (same configuration but maybe the priority): its
+    /// state, timers and master carry over; a new priority shifts a backup's down timer as a
+    /// tracked priority change does.
+    pub fn adopt(&mut self, i: usize, old: &Instance) {
+        let inst = &mut self.instances[i];
+        inst.state = old.state;
+        inst.master_adver_int = old.master_adver_int;
+        inst.down_at = old.down_at;
+        inst.adver_at = old.adver_at;
+        inst.preempt_until = old.preempt_until;
+        inst.want_master = old.want_master;
+        inst.master_addr = old.master_addr;
+        inst.master_priority = old.master_priority;
+        inst.last = old.last.clone();
+        if let (State::Backup, Some(t)) = (inst.state, inst.down_at) {
+            inst.down_at =
+                Some((t + inst.master_down_interval()).saturating_sub(old.master_down_interval()));
+        }
+        if inst.state == State::Master {
+            inst.master_priority = Some(inst.priority());
+        }
+    }
+
+    /// Reload: script `script` is known to be `ok` (carried over), recorded silently.
+    pub fn set_script(&mut self, script: usize, ok: Option<bool>) {
+        for t in self.instances.iter_mut().flat_map(|i| i.scripts.iter_mut()) {
+            if t.script == script {
+                t.ok = ok;
+            }
+        }
+    }
+
+    /// Reload: run with adopted instances as they are, start the `fresh` ones as at startup,
+    /// then fault or clear anything the new trackers disagree with. Group states are settled
+    /// first without notifications (they did not change by being rebuilt).
+    pub fn resume(&mut self, now: Time, fresh: &[usize]) -> Vec<Action> {
+        self.started = true;
+        self.update_groups();
+        self.out.clear();
+        for &i in fresh {
+            if let Some(r) = self.fault_of(i) {
+                self.goto(now, i, State::Fault, format!("reload: {r}"));
+            } else if !self.held(i) {
+                self.start_one(now, i, "reload");
+            }
+        }
+        self.reconcile(now, "reload");
+        self.take()
+    }
+
     pub fn group_of(&self, i: usize) -> Option<usize> {
         self.group_of[i]
     }
@@ -1258,5 +1325,44 @@ mod tests {
         r.script(ms(20), 0, false);
         assert_eq!(r.groups[0].state, State::Fault);
         assert_eq!(r.instances[1].state, State::Fault);
+    }
+
+    #[test]
+    fn reload_adopts_state_and_a_new_priority() {
+        let mut old = one("priority 150\n advert_int 1", 2);
+        old.start(ms(0));
+        old.tick(ms(4000));
+        assert_eq!(old.instances[0].state, State::Master);
+        let mut new = one("priority 50\n advert_int 1", 2);
+        new.adopt(0, &old.instances[0]);
+        let a = new.resume(ms(5000), &[]);
+        assert!(a.is_empty(), "no transition, no notify: {a:?}");
+        assert_eq!(new.instances[0].state, State::Master);
+        assert_eq!(new.instances[0].priority(), 50);
+        let a = new.tick(ms(5000));
+        assert!(
+            has(
+                &a,
+                &Action::SendAdvert {
+                    inst: 0,
+                    priority: 50
+                }
+            ),
+            "{a:?}"
+        );
+        // A backup's down timer moves by the change of its Master_Down_Interval.
+        let mut old = one("priority 100\n advert_int 1", 2);
+        old.start(ms(0));
+        let mut new = one("priority 36\n advert_int 1", 2);
+        new.adopt(0, &old.instances[0]);
+        assert_eq!(
+            new.instances[0].down_at,
+            Some(Duration::from_micros(3_859_375))
+        );
+        // A fresh instance starts as at startup.
+        let mut r = one("priority 100", 2);
+        let a = r.resume(ms(0), &[0]);
+        assert_eq!(r.instances[0].state, State::Backup);
+        assert!(!a.is_empty());
     }
 }

@@ -45,6 +45,38 @@ pub fn from_config(cfg: &Config, now: Time) -> Result<Vec<Option<Health>>> {
         .collect()
 }
 
+/// Reload: keep each check whose configuration did not change (its counter, schedule and
+/// running child carry over), start the new or changed ones, kill the dropped ones.
+pub fn reload(old: Vec<Option<Health>>, cfg: &Config, now: Time) -> Result<Vec<Option<Health>>> {
+    let mut old: Vec<Health> = old.into_iter().flatten().collect();
+    let fresh = from_config(cfg, now)?;
+    let out = fresh
+        .into_iter()
+        .map(|h| {
+            let h = h?;
+            match old.iter().position(|o| same_script(&o.cfg, &h.cfg)) {
+                Some(k) => Some(old.swap_remove(k)),
+                None => Some(h),
+            }
+        })
+        .collect();
+    for mut o in old {
+        o.kill();
+    }
+    Ok(out)
+}
+
+/// The same check, wherever it moved in the file.
+fn same_script(a: &ScriptConfig, b: &ScriptConfig) -> bool {
+    ScriptConfig {
+        line: 0,
+        ..a.clone()
+    } == ScriptConfig {
+        line: 0,
+        ..b.clone()
+    }
+}
+
 impl Health {
     fn new(c: &ScriptConfig, now: Time) -> Result<Health> {
         let ids = match &c.user {
