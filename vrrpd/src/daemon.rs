@@ -19,6 +19,7 @@ use crate::config::{self, Config, InstanceConfig, Script, V3Checksum};
 use crate::control::{self as ctl, Control, ControlStats};
 use crate::fsm::{Action, NotifyTarget, Router, State, Time};
 use crate::garp::GarpSchedule;
+use crate::health::{self, Health};
 use crate::netlink::{AddrSpec, Link, LinkEvent, Netlink, IFA_F_SECONDARY};
 use crate::pathcheck;
 use crate::ratelimit::{LogLimiter, Verdict};
@@ -55,15 +56,42 @@ pub struct Options {
     pub console_log: bool,
     /// `-p FILE`: write our pid there (after daemonizing), removed on clean exit.
     pub pid_file: Option<PathBuf>,
+    /// `-i/--config-id`: for `@NAME` lines; default the host name up to its first dot.
+    pub config_id: Option<String>,
+}
+
+/// The load options for a config id given on the command line, or keepalived's default.
+pub fn load_options(config_id: Option<String>) -> config::LoadOptions {
+    config::LoadOptions {
+        config_id: Some(config_id.unwrap_or_else(|| config::default_id(&nodename()).to_string())),
+    }
+}
+
+/// uname(2)'s node name (what keepalived takes the default config id from).
+fn nodename() -> String {
+    // SAFETY: uname fills a zeroed struct of fixed-size NUL-terminated arrays.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    // SAFETY: nodename is NUL-terminated by uname.
+    let c = unsafe { std::ffi::CStr::from_ptr(u.nodename.as_ptr()) };
+    c.to_string_lossy().into_owned()
 }
 
 /// `--check`: parse, print warnings and a summary.
-pub fn check(path: &Path) -> Result<String> {
-    let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub fn check(path: &Path, opts: &config::LoadOptions) -> Result<String> {
+    let cfg = config::load_with(path, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &cfg.warnings {
         eprintln!("{}:{}: warning: {}", w.file.display(), w.line, w.msg);
     }
-    let mut s = String::new();
+    for w in mtu_warnings(&cfg, &check_links()) {
+        eprintln!("{w}");
+    }
+    let mut s = format!(
+        "config id {}\n",
+        opts.config_id.as_deref().unwrap_or("(none)")
+    );
     for i in &cfg.instances {
         s.push_str(&format!(
             "instance {}: interface {} vrid {} priority {} v{} advert_int {:.2}s{} vips {}{}\n",
@@ -85,7 +113,87 @@ pub fn check(path: &Path) -> Result<String> {
     for g in &cfg.sync_groups {
         s.push_str(&format!("sync group {}: {}\n", g.name, g.members.join(" ")));
     }
+    for c in &cfg.scripts {
+        s.push_str(&format!(
+            "script {}: interval {:.2}s timeout {:.2}s rise {} fall {} weight {}{}: {}\n",
+            c.name,
+            c.interval.as_secs_f64(),
+            c.effective_timeout().as_secs_f64(),
+            c.rise,
+            c.fall,
+            c.weight,
+            if c.reverse { " reverse" } else { "" },
+            c.argv.join(" ")
+        ));
+    }
     Ok(s)
+}
+
+/// For each instance of `new`, the index of the instance of `old` it continues: same name,
+/// same configuration apart from its priority and line numbers, same sync group.
+fn kept_instances(old: &Config, new: &Config) -> Vec<Option<usize>> {
+    let group = |c: &Config, name: &str| {
+        c.sync_groups
+            .iter()
+            .find(|g| g.members.iter().any(|m| m == name))
+            .map(|g| g.name.clone())
+    };
+    new.instances
+        .iter()
+        .map(|n| {
+            let oi = old.instances.iter().position(|o| o.name == n.name)?;
+            let o = &old.instances[oi];
+            (same_but_priority(o, n) && group(old, &o.name) == group(new, &n.name)).then_some(oi)
+        })
+        .collect()
+}
+
+/// Equal configurations once the priority and every line number are set aside.
+fn same_but_priority(a: &InstanceConfig, b: &InstanceConfig) -> bool {
+    let norm = |c: &InstanceConfig| {
+        let mut c = c.clone();
+        c.priority = 0;
+        c.line = 0;
+        for v in c.vips.iter_mut().chain(c.excluded.iter_mut()) {
+            v.line = 0;
+        }
+        for t in &mut c.track_scripts {
+            t.line = 0;
+        }
+        c
+    };
+    norm(a) == norm(b)
+}
+
+/// The MTU assumed by `--check` for an interface that does not exist on this host.
+const ASSUMED_MTU: u32 = 1500;
+
+/// This host's interfaces for `--check` (none if netlink is not available).
+fn check_links() -> Vec<Link> {
+    Netlink::open()
+        .and_then(|mut n| n.links())
+        .unwrap_or_default()
+}
+
+/// `--check`: instances whose advert cannot fit their interface's MTU (its real MTU here, or
+/// 1500 when it does not exist on this host). The daemon refuses to start on them; before
+/// that, a fragmented or dropped advert makes both routers master (docs/security-vrrpd.md).
+fn mtu_warnings(cfg: &Config, links: &[Link]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &cfg.instances {
+        let (mtu, how) = match find_link(links, &c.interface) {
+            Some(l) => (l.mtu, ""),
+            None => (ASSUMED_MTU, " (assumed: no such interface here)"),
+        };
+        if let Err(e) = advert_fits(c, mtu) {
+            out.push(format!(
+                "{}: warning: instance {}: {e}{how}; the peer would never hear this router: split brain",
+                cfg.place(c.line),
+                c.name
+            ));
+        }
+    }
+    out
 }
 
 struct Vip {
@@ -117,6 +225,8 @@ struct Script_ {
 
 struct Daemon {
     start: Instant,
+    /// The file and options to read again on SIGHUP.
+    load: (PathBuf, config::LoadOptions),
     nl: Netlink,
     socks: Vec<VrrpSocket>,
     /// (interface, IPv6) of each socket, to reopen it when its interface is re-created.
@@ -131,6 +241,8 @@ struct Daemon {
     local_addrs: HashSet<IpAddr>,
     links: BTreeMap<String, bool>,
     children: Vec<Script_>,
+    /// Per configured `vrrp_script` (None: tracked by nothing, not run).
+    health: Vec<Option<Health>>,
     unknown_vrid: u64,
     malformed: u64,
     /// Drop log lines, keyed by (instance, source, reason).
@@ -143,15 +255,24 @@ impl Daemon {
     }
 
     /// The daemon around a resolved configuration, its clock starting now.
-    fn new(cfg: Config, nl: Netlink, s: Setup, local_addrs: HashSet<IpAddr>) -> Result<Daemon> {
+    fn new(
+        cfg: Config,
+        load: (PathBuf, config::LoadOptions),
+        nl: Netlink,
+        s: Setup,
+        local_addrs: HashSet<IpAddr>,
+    ) -> Result<Daemon> {
         let router = Router::new(&cfg, &s.primaries);
         let nd = if cfg.instances.iter().any(|c| c.family == Family::V6) {
             Some(NdSocket::open()?)
         } else {
             None
         };
+        let health = health::from_config(&cfg, Duration::ZERO)?;
         Ok(Daemon {
             start: Instant::now(),
+            load,
+            health,
             nl,
             socks: s.socks,
             sock_keys: s.sock_keys,
@@ -185,20 +306,35 @@ impl Daemon {
         }
         let acts = self.router.start(now);
         self.apply(acts);
+        for (i, f) in self.router.instances.iter().enumerate() {
+            if self.router.held(i) && f.state == State::Init {
+                log(&format!(
+                    "instance {}: INIT until its weight-0 track_script(s) report a first result",
+                    f.name
+                ));
+            }
+        }
     }
 
     /// When the loop must wake next: a router timer or a GARP burst, whichever comes first.
     fn next_deadline(&self) -> Option<Time> {
-        self.insts.iter().fold(self.router.next_deadline(), |n, i| {
+        let d = self.insts.iter().fold(self.router.next_deadline(), |n, i| {
             earliest(n, i.garp.next())
-        })
+        });
+        self.health
+            .iter()
+            .flatten()
+            .fold(d, |n, h| earliest(n, Some(h.deadline())))
     }
 
     /// Read pending signals; true means shut down (SIGHUP is only logged).
     fn on_signals(&mut self, fd: i32) -> bool {
         while let Some(sig) = sys::read_signal(fd) {
+            if sig == libc::SIGCHLD as u32 {
+                continue; // a script ended: reaped in housekeeping
+            }
             if sig == libc::SIGHUP as u32 {
-                log("SIGHUP: reload is not supported, restart vrrpd to apply a new configuration");
+                self.reload();
                 continue;
             }
             log(&format!("signal {sig}: shutting down"));
@@ -207,11 +343,105 @@ impl Daemon {
         false
     }
 
+    /// SIGHUP (docs/vrrp.md, Reload): read the configuration again; instances whose
+    /// configuration is unchanged (apart from their priority) keep their state, VIPs and
+    /// timers and take the new priority; removed or otherwise changed ones leave (a master
+    /// resigns), new and changed ones start as at startup. A configuration that does not load
+    /// or resolve leaves everything as it was.
+    fn reload(&mut self) {
+        let (path, lopts) = self.load.clone();
+        let cfg = match load_config(&path, &lopts) {
+            Ok(c) => c,
+            Err(e) => return log(&format!("SIGHUP: {e:#}: keeping the running configuration")),
+        };
+        let setup = match self
+            .nl
+            .links()
+            .map_err(anyhow::Error::from)
+            .and_then(|links| Setup::new(&cfg, &mut self.nl, &links))
+        {
+            Ok(s) => s,
+            Err(e) => return log(&format!("SIGHUP: {e:#}: keeping the running configuration")),
+        };
+        let kept = kept_instances(&self.cfg, &cfg);
+        let now = self.now();
+        for oi in 0..self.insts.len() {
+            if !kept.contains(&Some(oi)) {
+                let acts = self.router.leave(now, oi);
+                self.apply(acts);
+            }
+        }
+        let health = std::mem::take(&mut self.health);
+        self.health = match health::reload(health, &cfg, now) {
+            Ok(h) => h,
+            Err(e) => {
+                log(&format!("SIGHUP: {e:#}: its checks do not run"));
+                Vec::new()
+            }
+        };
+        self.install(cfg, setup, &kept, now);
+    }
+
+    /// The reloaded configuration in place of the old one, kept instances carried over.
+    fn install(&mut self, cfg: Config, mut s: Setup, kept: &[Option<usize>], now: Time) {
+        let mut router = Router::new(&cfg, &s.primaries);
+        let down: Vec<String> = s
+            .watched
+            .iter()
+            .filter(|(_, up)| !**up)
+            .map(|(n, _)| n.clone())
+            .collect();
+        router.set_links_down(&down);
+        // Script results first: a kept instance's Master_Down_Interval depends on them.
+        for (k, h) in self.health.iter().enumerate() {
+            router.set_script(k, h.as_ref().and_then(|h| h.check.ok()));
+        }
+        let mut fresh = Vec::new();
+        let mut changed_prio = 0;
+        for (ni, k) in kept.iter().enumerate() {
+            let Some(oi) = *k else {
+                fresh.push(ni);
+                continue;
+            };
+            router.adopt(ni, &self.router.instances[oi]);
+            if router.instances[ni].base_priority != self.router.instances[oi].base_priority {
+                changed_prio += 1;
+            }
+            let (old, new) = (&mut self.insts[oi], &mut s.insts[ni]);
+            new.counters = std::mem::take(&mut old.counters);
+            new.garp = std::mem::take(&mut old.garp);
+            new.mismatch = old.mismatch.take();
+            new.last_heard = old.last_heard;
+            new.broken = old.broken;
+        }
+        log(&format!(
+            "SIGHUP: configuration reloaded: {} instance(s) kept ({changed_prio} with a new priority), {} started, {} left",
+            kept.iter().flatten().count(),
+            fresh.len(),
+            self.insts.len() - kept.iter().flatten().count()
+        ));
+        self.cfg = cfg;
+        self.router = router;
+        self.insts = s.insts;
+        self.socks = s.socks;
+        self.sock_keys = s.sock_keys;
+        self.indexes = s.indexes;
+        self.links = s.watched;
+        if let Ok(a) = local_addresses(&mut self.nl) {
+            self.local_addrs = a;
+        }
+        let acts = self.router.resume(now, &fresh);
+        self.apply(acts);
+    }
+
     /// Leave every instance, give notify_stop scripts a moment, remove the socket and pid file.
     fn shut_down(&mut self, opts: &Options) {
         let now = self.now();
         let acts = self.router.shutdown(now);
         self.apply(acts);
+        for h in self.health.iter_mut().flatten() {
+            h.kill();
+        }
         // Give notify_stop scripts a moment: they get SIGTERM when we exit.
         let t = Instant::now();
         self.reap();
@@ -242,11 +472,34 @@ impl Daemon {
     /// After each wakeup: router timers, due GARPs, finished scripts.
     fn housekeeping(&mut self) {
         let now = self.now();
+        self.run_checks(now);
         let acts = self.router.tick(now);
         self.apply(acts);
         self.run_garps(now);
         self.reap();
         self.check_paths(now);
+    }
+
+    /// Reap and start health checks; a changed result goes to the router (new priority or
+    /// FAULT), and a new effective priority is logged as keepalived does.
+    fn run_checks(&mut self, now: Time) {
+        for idx in 0..self.health.len() {
+            let Some(ok) = self.health[idx].as_mut().and_then(|h| h.service(now)) else {
+                continue;
+            };
+            let before: Vec<u8> = self.router.instances.iter().map(|f| f.priority()).collect();
+            let acts = self.router.script(now, idx, ok);
+            for (f, old) in self.router.instances.iter().zip(before) {
+                if f.priority() != old {
+                    log(&format!(
+                        "instance {}: changing effective priority from {old} to {}",
+                        f.name,
+                        f.priority()
+                    ));
+                }
+            }
+            self.apply(acts);
+        }
     }
 
     /// docs/security-vrrpd.md, Broken paths: flag (status) and log (once per change, at most
@@ -468,6 +721,7 @@ impl Daemon {
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {
+                sys::unblock_signals();
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
                 Ok(())
             });
@@ -716,6 +970,12 @@ impl Daemon {
                 .collect(),
             control: ControlStats::default(),
             log_suppressed: self.log_limit.suppressed,
+            scripts: self
+                .health
+                .iter()
+                .flatten()
+                .map(|h| h.status(now))
+                .collect(),
             groups: self
                 .router
                 .groups
@@ -840,7 +1100,7 @@ fn primary_addr(nl: &mut Netlink, c: &InstanceConfig, ifindex: u32) -> Result<Ip
 
 /// Run the daemon until SIGTERM/SIGINT.
 pub fn run(opts: &Options) -> Result<()> {
-    let cfg = load_config(&opts.config)?;
+    let cfg = load_config(&opts.config, &load_options(opts.config_id.clone()))?;
     if !opts.foreground {
         daemonize(opts.console_log)?;
     }
@@ -851,11 +1111,12 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut nl = Netlink::open().context("netlink socket")?;
     let monitor = Netlink::monitor().context("netlink link monitor")?;
     let links = nl.links().context("listing interfaces")?;
-    let setup = Setup::new(&opts.config, &cfg, &mut nl, &links)?;
+    let setup = Setup::new(&cfg, &mut nl, &links)?;
     let mut local_addrs = local_addresses(&mut nl)?;
     remove_stale_vips(&mut nl, &setup.insts, &mut local_addrs);
     let mut control = Control::new(bind_control(&opts.socket)?)?;
-    let mut d = Daemon::new(cfg, nl, setup, local_addrs)?;
+    let load = (opts.config.clone(), load_options(opts.config_id.clone()));
+    let mut d = Daemon::new(cfg, load, nl, setup, local_addrs)?;
     log(&format!(
         "started (pid {}), {} instance(s), control socket {}",
         std::process::id(),
@@ -863,8 +1124,9 @@ pub fn run(opts: &Options) -> Result<()> {
         opts.socket.display()
     ));
     d.start_router();
-    let nfixed = 3 + d.socks.len();
     loop {
+        // Also rebuilt: a reload may change the number of VRRP sockets.
+        let nfixed = 3 + d.socks.len();
         // Rebuilt each time: a re-created interface gets a new socket (Daemon::rebind).
         let mut fds: Vec<(i32, i16)> = vec![
             (signals.as_raw_fd(), libc::POLLIN),
@@ -901,8 +1163,8 @@ pub fn run(opts: &Options) -> Result<()> {
 }
 
 /// Read the configuration and print its warnings before daemonizing hides stderr.
-fn load_config(path: &Path) -> Result<Config> {
-    let cfg = config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+fn load_config(path: &Path, opts: &config::LoadOptions) -> Result<Config> {
+    let cfg = config::load_with(path, opts).map_err(|e| anyhow::anyhow!("{e}"))?;
     for w in &cfg.warnings {
         eprintln!("vrrpd: {}:{}: warning: {}", w.file.display(), w.line, w.msg);
     }
@@ -946,7 +1208,7 @@ struct Setup {
 
 impl Setup {
     /// Resolve every instance against the interfaces that exist, in configuration order.
-    fn new(file: &Path, cfg: &Config, nl: &mut Netlink, links: &[Link]) -> Result<Setup> {
+    fn new(cfg: &Config, nl: &mut Netlink, links: &[Link]) -> Result<Setup> {
         let mut s = Setup {
             socks: Vec::new(),
             sock_keys: Vec::new(),
@@ -958,19 +1220,18 @@ impl Setup {
         for c in &cfg.instances {
             let Some(l) = find_link(links, &c.interface) else {
                 bail!(
-                    "{}:{}: instance {}: interface '{}' does not exist",
-                    file.display(),
-                    c.line,
+                    "{}: instance {}: interface '{}' does not exist",
+                    cfg.place(c.line),
                     c.name,
                     c.interface
                 );
             };
             if let Err(e) = advert_fits(c, l.mtu) {
-                bail!("{}:{}: instance {}: {e}", file.display(), c.line, c.name);
+                bail!("{}: instance {}: {e}", cfg.place(c.line), c.name);
             }
             let sock = s.socket_for(c, l)?;
             let src = primary_addr(nl, c, l.index)?;
-            let vips = instance_vips(file, c, links)?;
+            let vips = instance_vips(cfg, c, links)?;
             watch_instance_links(c, links, &mut s.watched);
             s.primaries.push(src);
             s.insts.push(Inst {
@@ -1040,15 +1301,14 @@ fn find_link<'l>(links: &'l [Link], name: &str) -> Option<&'l Link> {
 }
 
 /// Every VIP of an instance (excluded ones too) as the netlink address to add, on its device.
-fn instance_vips(file: &Path, c: &InstanceConfig, links: &[Link]) -> Result<Vec<Vip>> {
+fn instance_vips(cfg: &Config, c: &InstanceConfig, links: &[Link]) -> Result<Vec<Vip>> {
     let mut vips = Vec::new();
     for v in c.vips.iter().chain(&c.excluded) {
         let dev = v.dev.clone().unwrap_or_else(|| c.interface.clone());
         let Some(dl) = find_link(links, &dev) else {
             bail!(
-                "{}:{}: VIP {} on device '{dev}', which does not exist",
-                file.display(),
-                v.line,
+                "{}: VIP {} on device '{dev}', which does not exist",
+                cfg.place(v.line),
                 v.addr
             );
         };
@@ -1249,6 +1509,51 @@ mod tests {
     }
 
     #[test]
+    fn check_warns_when_the_vips_do_not_fit_one_advert() {
+        let vips: String = (0..120)
+            .map(|k| format!("   10.0.{}.{}/24\n", k / 200, k % 200 + 1))
+            .collect();
+        let cfg = conf(&format!(
+            "vrrp_instance big {{\n interface e1\n virtual_router_id 1\n version 3\n virtual_ipaddress {{\n{vips} }}\n}}\nvrrp_instance small {{\n interface e2\n virtual_router_id 2\n virtual_ipaddress {{\n 10.1.0.1\n }}\n}}\n"
+        ));
+        // 120 IPv4 VIPs: 20 + 8 + 480 = 508 bytes.
+        let mut l = link(3, "e1", true);
+        l.mtu = 500;
+        let w = mtu_warnings(&cfg, &[l.clone()]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with(
+                "k.conf:1: warning: instance big: its advert (120 addresses, 508 bytes) exceeds the MTU 500 of e1"
+            ),
+            "{w:?}"
+        );
+        assert!(w[0].contains("split brain"));
+        l.mtu = 1500;
+        assert!(mtu_warnings(&cfg, &[l]).is_empty());
+        assert!(
+            mtu_warnings(&cfg, &[]).is_empty(),
+            "508 fits the assumed 1500"
+        );
+    }
+
+    #[test]
+    fn reload_keeps_instances_changed_only_in_priority_or_lines() {
+        let base = "vrrp_instance a {\n interface e1\n virtual_router_id 1\n priority 150\n virtual_ipaddress {\n 10.0.0.1/24\n }\n}\nvrrp_instance b {\n interface e1\n virtual_router_id 2\n virtual_ipaddress {\n 10.0.1.1/24\n }\n}\n";
+        let old = conf(base);
+        let moved = format!("\n\n{}", base.replace("priority 150", "priority 50"));
+        assert_eq!(kept_instances(&old, &conf(&moved)), vec![Some(0), Some(1)]);
+        let vip = base.replace("10.0.1.1/24", "10.0.1.2/24");
+        assert_eq!(kept_instances(&old, &conf(&vip)), vec![Some(0), None]);
+        let added = format!("{base}vrrp_instance c {{\n interface e1\n virtual_router_id 3\n}}\n");
+        assert_eq!(
+            kept_instances(&old, &conf(&added)),
+            vec![Some(0), Some(1), None]
+        );
+        let grouped = format!("vrrp_sync_group g {{\n group {{\n a\n }}\n}}\n{base}");
+        assert_eq!(kept_instances(&old, &conf(&grouped)), vec![None, Some(1)]);
+    }
+
+    #[test]
     fn earliest_deadline() {
         assert_eq!(earliest(None, None), None);
         assert_eq!(earliest(Some(ms(3)), None), Some(ms(3)));
@@ -1261,7 +1566,7 @@ mod tests {
     fn vips_resolve_to_their_devices() {
         let c = conf("vrrp_instance a {\n interface e1\n virtual_router_id 1\n virtual_ipaddress {\n 10.0.0.1/24 brd + label e1:v\n 10.0.1.1/24 dev e2 scope link\n }\n virtual_ipaddress_excluded {\n 2001:db8::1/64 dev e2\n }\n}\n");
         let links = [link(7, "e1", true), link(9, "e2", false)];
-        let v = instance_vips(Path::new("k.conf"), &c.instances[0], &links).unwrap();
+        let v = instance_vips(&c, &c.instances[0], &links).unwrap();
         let got: Vec<_> = v
             .iter()
             .map(|v| {
@@ -1285,7 +1590,7 @@ mod tests {
         assert_eq!(v[0].spec.brd, Some("10.0.0.255".parse().unwrap()));
         assert_eq!(v[0].spec.label.as_deref(), Some("e1:v"));
         assert_eq!((v[0].spec.scope, v[1].spec.scope), (0, 253));
-        let e = instance_vips(Path::new("k.conf"), &c.instances[0], &links[..1])
+        let e = instance_vips(&c, &c.instances[0], &links[..1])
             .err()
             .unwrap();
         assert_eq!(

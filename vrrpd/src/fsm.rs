@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::config::{Config, InstanceConfig};
+use crate::config::{Config, InstanceConfig, ScriptConfig, TrackScript};
 use crate::wire::Version;
 
 /// Monotonic time since an arbitrary origin (the daemon uses its start).
@@ -99,6 +99,56 @@ pub struct Transition {
     pub reason: String,
 }
 
+/// A `track_script` as one instance sees it (a sync group's are copied into each member,
+/// as keepalived does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedScript {
+    /// Index into the configuration's scripts.
+    pub script: usize,
+    /// 0: the instance is in FAULT while the script is bad (good with `reverse`).
+    pub weight: i32,
+    pub reverse: bool,
+    /// `None` until the script's first result.
+    pub ok: Option<bool>,
+}
+
+impl TrackedScript {
+    /// Resolve `t` against the scripts; its own weight overrides the script's.
+    fn new(t: &TrackScript, scripts: &[ScriptConfig]) -> Option<TrackedScript> {
+        let script = scripts.iter().position(|s| s.name == t.name)?;
+        let (weight, reverse) = t
+            .weight
+            .unwrap_or((scripts[script].weight, scripts[script].reverse));
+        let ok = scripts[script].init_fail.then_some(false);
+        Some(TrackedScript {
+            script,
+            weight,
+            reverse,
+            ok,
+        })
+    }
+
+    /// keepalived's rule: a positive weight is added while good, a negative one while bad,
+    /// nothing while unknown; `reverse` flips the sign.
+    fn contribution(&self) -> i32 {
+        let w = match self.ok {
+            Some(true) => self.weight.max(0),
+            Some(false) => self.weight.min(0),
+            None => 0,
+        };
+        if self.reverse {
+            -w
+        } else {
+            w
+        }
+    }
+
+    /// A weight-0 script in its failing state.
+    fn faults(&self) -> bool {
+        self.weight == 0 && self.ok == Some(self.reverse)
+    }
+}
+
 /// Per-instance protocol state.
 #[derive(Debug, Clone)]
 pub struct Instance {
@@ -116,6 +166,8 @@ pub struct Instance {
     pub fault_ifs: BTreeSet<String>,
     /// Weighted tracked interfaces.
     pub weighted_ifs: Vec<(String, i32)>,
+    /// Tracked health checks, the instance's then its sync group's.
+    pub scripts: Vec<TrackedScript>,
 
     pub state: State,
     pub master_adver_int: Duration,
@@ -131,7 +183,7 @@ pub struct Instance {
 
 impl Instance {
     /// Build from configuration; `primary` is the address adverts are sent from.
-    pub fn new(c: &InstanceConfig, primary: IpAddr) -> Instance {
+    pub fn new(c: &InstanceConfig, primary: IpAddr, scripts: &[ScriptConfig]) -> Instance {
         let mut fault_ifs = BTreeSet::new();
         if !c.dont_track_primary {
             fault_ifs.insert(c.interface.clone());
@@ -161,6 +213,11 @@ impl Instance {
             primary,
             fault_ifs,
             weighted_ifs,
+            scripts: c
+                .track_scripts
+                .iter()
+                .filter_map(|t| TrackedScript::new(t, scripts))
+                .collect(),
             state: State::Init,
             master_adver_int: c.advert_int(),
             down_at: None,
@@ -186,6 +243,11 @@ impl Instance {
                 p += w;
             }
         }
+        p += self
+            .scripts
+            .iter()
+            .map(TrackedScript::contribution)
+            .sum::<i32>();
         p.clamp(1, 254) as u8
     }
 
@@ -209,6 +271,12 @@ impl Instance {
 
     fn faulted(&self) -> bool {
         self.fault_ifs.iter().any(|i| self.links_down.contains(i))
+            || self.scripts.iter().any(TrackedScript::faults)
+    }
+
+    /// A weight-0 script has no result yet: keepalived keeps the instance in INIT until then.
+    fn waiting_for_script(&self) -> bool {
+        self.scripts.iter().any(|t| t.weight == 0 && t.ok.is_none())
     }
 }
 
@@ -228,17 +296,21 @@ pub struct Router {
     pub groups: Vec<Group>,
     group_of: Vec<Option<usize>>,
     links_down: BTreeSet<String>,
+    /// Script names, for the reasons of transitions.
+    script_names: Vec<String>,
+    /// Between `start` and `shutdown`: instances held in INIT may start.
+    started: bool,
     out: Vec<Action>,
 }
 
 impl Router {
     /// Build from a parsed configuration; `primaries[i]` is instance i's source address.
     pub fn new(cfg: &Config, primaries: &[IpAddr]) -> Router {
-        let instances: Vec<Instance> = cfg
+        let mut instances: Vec<Instance> = cfg
             .instances
             .iter()
             .zip(primaries)
-            .map(|(c, p)| Instance::new(c, *p))
+            .map(|(c, p)| Instance::new(c, *p, &cfg.scripts))
             .collect();
         let mut group_of = vec![None; instances.len()];
         let groups = cfg
@@ -253,6 +325,11 @@ impl Router {
                     .collect();
                 for &m in &members {
                     group_of[m] = Some(gi);
+                    let tracked = g
+                        .track_scripts
+                        .iter()
+                        .filter_map(|t| TrackedScript::new(t, &cfg.scripts));
+                    instances[m].scripts.extend(tracked);
                 }
                 Group {
                     name: g.name.clone(),
@@ -267,6 +344,8 @@ impl Router {
             groups,
             group_of,
             links_down: BTreeSet::new(),
+            script_names: cfg.scripts.iter().map(|s| s.name.clone()).collect(),
+            started: false,
             out: Vec::new(),
         }
     }
@@ -287,6 +366,9 @@ impl Router {
         };
         if let Some(n) = mine(inst) {
             return Some(format!("interface {n} down"));
+        }
+        if let Some(t) = inst.scripts.iter().find(|t| t.faults()) {
+            return Some(format!("script {} failed", self.script_names[t.script]));
         }
         if let Some(g) = self.group_of[i] {
             let grp = &self.groups[g];
@@ -413,26 +495,96 @@ impl Router {
     }
 
     /// Startup (docs/vrrp.md, Startup): owners become master at once, everyone else waits a
-    /// Master_Down_Interval in BACKUP (keepalived does so even with `state MASTER`).
+    /// Master_Down_Interval in BACKUP (keepalived does so even with `state MASTER`); an
+    /// instance whose weight-0 scripts (or its group's) have no result yet stays in INIT.
     pub fn start(&mut self, now: Time) -> Vec<Action> {
+        self.started = true;
         for i in 0..self.instances.len() {
             if let Some(r) = self.fault_of(i) {
                 self.goto(now, i, State::Fault, format!("startup: {r}"));
-            } else if self.instances[i].priority() == 255 && self.group_of[i].is_none() {
-                self.goto(
-                    now,
-                    i,
-                    State::Master,
-                    "startup: address owner (priority 255)".into(),
-                );
-            } else {
-                let inst = &mut self.instances[i];
-                if !inst.preempt_delay.is_zero() {
-                    inst.preempt_until = Some(now + inst.preempt_delay);
-                }
-                self.goto(now, i, State::Backup, "startup".into());
+            } else if !self.held(i) {
+                self.start_one(now, i, "startup");
             }
         }
+        self.take()
+    }
+
+    /// Leave INIT for MASTER (owner outside a group) or BACKUP.
+    fn start_one(&mut self, now: Time, i: usize, why: &str) {
+        if self.instances[i].priority() == 255 && self.group_of[i].is_none() {
+            let r = format!("{why}: address owner (priority 255)");
+            self.goto(now, i, State::Master, r);
+        } else {
+            let inst = &mut self.instances[i];
+            if !inst.preempt_delay.is_zero() {
+                inst.preempt_until = Some(now + inst.preempt_delay);
+            }
+            self.goto(now, i, State::Backup, why.into());
+        }
+    }
+
+    /// Waiting for the first result of a weight-0 script of the instance or its group.
+    pub fn held(&self, i: usize) -> bool {
+        match self.group_of[i] {
+            None => self.instances[i].waiting_for_script(),
+            Some(g) => self.groups[g]
+                .members
+                .iter()
+                .any(|&m| self.instances[m].waiting_for_script()),
+        }
+    }
+
+    /// After a link or script change: fault, clear or start each instance as its trackers say.
+    fn reconcile(&mut self, now: Time, cleared: &str) {
+        if !self.started {
+            return;
+        }
+        for i in 0..self.instances.len() {
+            let fault = self.fault_of(i);
+            let st = self.instances[i].state;
+            match (fault, st) {
+                (Some(r), State::Backup | State::Master | State::Init) => {
+                    self.goto(now, i, State::Fault, r)
+                }
+                (None, State::Fault) if !self.held(i) => {
+                    self.goto(now, i, State::Backup, format!("{cleared}, fault cleared"))
+                }
+                (None, State::Init) if !self.held(i) => self.start_one(now, i, cleared),
+                _ => {}
+            }
+        }
+    }
+
+    /// Each instance's Master_Down_Interval, to shift running down timers by its change.
+    fn down_intervals(&self) -> Vec<Duration> {
+        self.instances
+            .iter()
+            .map(Instance::master_down_interval)
+            .collect()
+    }
+
+    /// keepalived (vrrp_set_effective_priority): a new priority moves a backup's running down
+    /// timer by the change of its Master_Down_Interval (the skew depends on the priority).
+    fn shift_down_timers(&mut self, before: &[Duration]) {
+        for (inst, old) in self.instances.iter_mut().zip(before) {
+            let new = inst.master_down_interval();
+            if let (State::Backup, Some(t)) = (inst.state, inst.down_at) {
+                inst.down_at = Some((t + new).saturating_sub(*old));
+            }
+        }
+    }
+
+    /// A script's tracked state changed (`Some(good)`), from the daemon's [`crate::track`].
+    pub fn script(&mut self, now: Time, script: usize, ok: bool) -> Vec<Action> {
+        let before = self.down_intervals();
+        for inst in &mut self.instances {
+            for t in inst.scripts.iter_mut().filter(|t| t.script == script) {
+                t.ok = Some(ok);
+            }
+        }
+        self.shift_down_timers(&before);
+        let name = self.script_names.get(script).cloned().unwrap_or_default();
+        self.reconcile(now, &format!("script {name} good"));
         self.take()
     }
 
@@ -612,6 +764,7 @@ impl Router {
 
     /// A link went up or down (VRRP interface, VIP device or tracked interface).
     pub fn link(&mut self, now: Time, ifname: &str, up: bool) -> Vec<Action> {
+        let before = self.down_intervals();
         if up {
             self.links_down.remove(ifname);
         } else {
@@ -624,28 +777,84 @@ impl Router {
                 inst.links_down.insert(ifname.to_string());
             }
         }
-        for i in 0..self.instances.len() {
-            let fault = self.fault_of(i);
-            let st = self.instances[i].state;
-            match (fault, st) {
-                (Some(r), State::Backup | State::Master) => self.goto(now, i, State::Fault, r),
-                (None, State::Fault) => self.goto(
-                    now,
-                    i,
-                    State::Backup,
-                    format!("interface {ifname} up, fault cleared"),
-                ),
-                _ => {}
-            }
-        }
+        self.shift_down_timers(&before);
+        self.reconcile(now, &format!("interface {ifname} up"));
         self.take()
     }
 
     /// Clean shutdown: masters send priority 0 and drop their VIPs.
     pub fn shutdown(&mut self, now: Time) -> Vec<Action> {
+        self.started = false;
         for i in 0..self.instances.len() {
             self.goto(now, i, State::Init, "shutdown".into());
         }
+        self.take()
+    }
+
+    /// Reload: leave instance `i` (removed or changed): a master resigns and drops its VIPs.
+    pub fn leave(&mut self, now: Time, i: usize) -> Vec<Action> {
+        self.goto(now, i, State::Init, "reload: removed or changed".into());
+        self.take()
+    }
+
+    /// Reload: the links that are down, recorded without any transition (the new router is
+    /// built from them before it runs).
+    pub fn set_links_down(&mut self, down: &[String]) {
+        for n in down {
+            self.links_down.insert(n.clone());
+            for inst in &mut self.instances {
+                inst.links_down.insert(n.clone());
+            }
+        }
+    }
+
+    /// Reload: instance `i` continues `old` (same configuration but maybe the priority): its
+    /// state, timers and master carry over; a new priority shifts a backup's down timer as a
+    /// tracked priority change does.
+    pub fn adopt(&mut self, i: usize, old: &Instance) {
+        let inst = &mut self.instances[i];
+        inst.state = old.state;
+        inst.master_adver_int = old.master_adver_int;
+        inst.down_at = old.down_at;
+        inst.adver_at = old.adver_at;
+        inst.preempt_until = old.preempt_until;
+        inst.want_master = old.want_master;
+        inst.master_addr = old.master_addr;
+        inst.master_priority = old.master_priority;
+        inst.last = old.last.clone();
+        if let (State::Backup, Some(t)) = (inst.state, inst.down_at) {
+            inst.down_at =
+                Some((t + inst.master_down_interval()).saturating_sub(old.master_down_interval()));
+        }
+        if inst.state == State::Master {
+            inst.master_priority = Some(inst.priority());
+        }
+    }
+
+    /// Reload: script `script` is known to be `ok` (carried over), recorded silently.
+    pub fn set_script(&mut self, script: usize, ok: Option<bool>) {
+        for t in self.instances.iter_mut().flat_map(|i| i.scripts.iter_mut()) {
+            if t.script == script {
+                t.ok = ok;
+            }
+        }
+    }
+
+    /// Reload: run with adopted instances as they are, start the `fresh` ones as at startup,
+    /// then fault or clear anything the new trackers disagree with. Group states are settled
+    /// first without notifications (they did not change by being rebuilt).
+    pub fn resume(&mut self, now: Time, fresh: &[usize]) -> Vec<Action> {
+        self.started = true;
+        self.update_groups();
+        self.out.clear();
+        for &i in fresh {
+            if let Some(r) = self.fault_of(i) {
+                self.goto(now, i, State::Fault, format!("reload: {r}"));
+            } else if !self.held(i) {
+                self.start_one(now, i, "reload");
+            }
+        }
+        self.reconcile(now, "reload");
         self.take()
     }
 
@@ -1001,5 +1210,159 @@ mod tests {
         r.link(ms(18_000), "vlan20", true);
         assert_eq!(r.instances[1].state, State::Backup);
         assert_eq!(r.groups[0].state, State::Backup);
+    }
+
+    fn scripted(scripts: &str, track: &str) -> Router {
+        let c = parse_str(
+            &format!(
+                "{scripts}\nvrrp_instance a {{\n interface eth0\n virtual_router_id 1\n priority 100\n track_script {{\n {track}\n }}\n virtual_ipaddress {{\n 10.0.0.1/24\n }}\n}}\n"
+            ),
+            Path::new("t"),
+        )
+        .unwrap();
+        Router::new(&c, &[ip("10.0.0.2")])
+    }
+
+    #[test]
+    fn script_weights_move_priority_per_keepalived() {
+        let mut r = scripted(
+            "vrrp_script neg {\n script /bin/x\n weight -30\n}\nvrrp_script pos {\n script /bin/y\n weight 20\n}\nvrrp_script rev {\n script /bin/z\n}",
+            "neg\n pos\n rev weight 7 reverse",
+        );
+        r.start(ms(0));
+        assert_eq!(
+            r.instances[0].state,
+            State::Backup,
+            "weighted scripts do not hold INIT"
+        );
+        assert_eq!(
+            r.instances[0].priority(),
+            100,
+            "unknown scripts weigh nothing"
+        );
+        r.script(ms(10), 1, true);
+        assert_eq!(r.instances[0].priority(), 120);
+        r.script(ms(10), 0, false);
+        assert_eq!(r.instances[0].priority(), 90);
+        r.script(ms(10), 2, true);
+        assert_eq!(r.instances[0].priority(), 83, "reverse: good subtracts");
+        r.script(ms(10), 0, true);
+        r.script(ms(10), 1, false);
+        r.script(ms(10), 2, false);
+        assert_eq!(r.instances[0].priority(), 100);
+    }
+
+    #[test]
+    fn priority_change_shifts_the_down_timer() {
+        let mut r = scripted("vrrp_script neg {\n script /bin/x\n weight -36\n}", "neg");
+        r.start(ms(0));
+        // priority 100: 3 s + 156/256 s; priority 64: 3 s + 192/256 s.
+        assert_eq!(
+            r.instances[0].down_at,
+            Some(Duration::from_micros(3_609_375))
+        );
+        r.script(ms(1000), 0, false);
+        assert_eq!(
+            r.instances[0].down_at,
+            Some(Duration::from_micros(3_750_000))
+        );
+    }
+
+    #[test]
+    fn weight_zero_script_holds_init_then_faults_and_clears() {
+        let mut r = scripted("vrrp_script chk {\n script /bin/x\n}", "chk");
+        assert!(r.start(ms(0)).is_empty());
+        assert_eq!(r.instances[0].state, State::Init, "no result yet");
+        r.script(ms(100), 0, true);
+        assert_eq!(r.instances[0].state, State::Backup);
+        r.tick(ms(4000));
+        assert_eq!(r.instances[0].state, State::Master);
+        let a = r.script(ms(5000), 0, false);
+        assert_eq!(r.instances[0].state, State::Fault);
+        assert!(has(
+            &a,
+            &Action::SendAdvert {
+                inst: 0,
+                priority: 0
+            }
+        ));
+        let t = r.instances[0].last.clone().unwrap();
+        assert_eq!(t.reason, "script chk failed");
+        r.script(ms(6000), 0, true);
+        assert_eq!(r.instances[0].state, State::Backup);
+        assert_eq!(
+            r.instances[0].last.as_ref().unwrap().reason,
+            "script chk good, fault cleared"
+        );
+        // A first result that fails goes straight to FAULT.
+        let mut r = scripted("vrrp_script chk {\n script /bin/x\n}", "chk");
+        r.start(ms(0));
+        r.script(ms(100), 0, false);
+        assert_eq!(r.instances[0].state, State::Fault);
+        // init_fail: FAULT from the start.
+        let mut r = scripted("vrrp_script chk {\n script /bin/x\n init_fail\n}", "chk");
+        r.start(ms(0));
+        assert_eq!(r.instances[0].state, State::Fault);
+    }
+
+    #[test]
+    fn group_track_script_faults_every_member() {
+        let text = format!(
+            "vrrp_script chk {{\n script /bin/x\n}}\n{}",
+            crate::config::tests_seed().replace(
+                "vrrp_sync_group VG_LAB {",
+                "vrrp_sync_group VG_LAB {\n track_script {\n chk\n }"
+            )
+        );
+        let c = parse_str(&text, Path::new("t")).unwrap();
+        assert_eq!(c.sync_groups[0].track_scripts.len(), 1, "{text}");
+        let mut r = Router::new(&c, &[ip("10.10.0.2"), ip("192.0.2.2")]);
+        r.start(ms(0));
+        assert_eq!(r.instances[1].state, State::Init);
+        r.script(ms(10), 0, true);
+        assert_eq!(r.instances[0].state, State::Backup);
+        assert_eq!(r.instances[1].state, State::Backup);
+        r.script(ms(20), 0, false);
+        assert_eq!(r.groups[0].state, State::Fault);
+        assert_eq!(r.instances[1].state, State::Fault);
+    }
+
+    #[test]
+    fn reload_adopts_state_and_a_new_priority() {
+        let mut old = one("priority 150\n advert_int 1", 2);
+        old.start(ms(0));
+        old.tick(ms(4000));
+        assert_eq!(old.instances[0].state, State::Master);
+        let mut new = one("priority 50\n advert_int 1", 2);
+        new.adopt(0, &old.instances[0]);
+        let a = new.resume(ms(5000), &[]);
+        assert!(a.is_empty(), "no transition, no notify: {a:?}");
+        assert_eq!(new.instances[0].state, State::Master);
+        assert_eq!(new.instances[0].priority(), 50);
+        let a = new.tick(ms(5000));
+        assert!(
+            has(
+                &a,
+                &Action::SendAdvert {
+                    inst: 0,
+                    priority: 50
+                }
+            ),
+            "{a:?}"
+        );
+        // A backup's down timer moves by the change of its Master_Down_Interval.
+        let mut old = one("priority 100\n advert_int 1", 2);
+        old.start(ms(0));
+        let mut new = one("priority 36\n advert_int 1", 2);
+        new.adopt(0, &old.instances[0]);
+        assert_eq!(
+            new.instances[0].down_at,
+            Some(Duration::from_micros(3_859_375))
+        );
+        // A fresh instance starts as at startup.
+        let mut r = one("priority 100", 2);
+        let a = r.resume(ms(0), &[0]);
+        assert_eq!(r.instances[0].state, State::Backup);
+        assert!(!a.is_empty());
     }
 }

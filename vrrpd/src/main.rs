@@ -36,6 +36,9 @@ struct Cli {
     /// Write the daemon's pid to FILE.
     #[arg(short = 'p', long = "pid", value_name = "FILE")]
     pid: Option<PathBuf>,
+    /// Configuration id for `@NAME` conditional lines (default: the host name up to its first dot).
+    #[arg(short = 'i', long = "config-id", value_name = "ID")]
+    config_id: Option<String>,
     /// Accepted for keepalived command-line compatibility (detailed logging is always on).
     #[arg(short = 'D', long = "log-detail", hide = true)]
     _log_detail: bool,
@@ -69,13 +72,16 @@ fn main() -> ExitCode {
                 print!("{}", s.render());
             }
         }),
-        None if cli.check => daemon::check(&cli.file).map(|s| print!("{s}")),
+        None if cli.check => {
+            daemon::check(&cli.file, &daemon::load_options(cli.config_id)).map(|s| print!("{s}"))
+        }
         None => daemon::run(&Options {
             config: cli.file,
             socket: cli.socket,
             foreground: cli.dont_fork,
             console_log: cli.log_console,
             pid_file: cli.pid,
+            config_id: cli.config_id,
         }),
     };
     match r {

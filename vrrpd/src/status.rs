@@ -76,6 +76,25 @@ pub struct GroupStatus {
     pub broken_paths: Vec<String>,
 }
 
+/// One `vrrp_script` health check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScriptStatus {
+    pub name: String,
+    pub command: String,
+    /// `INIT` (no result yet), `GOOD` or `BAD`, after rise/fall.
+    pub state: String,
+    pub running: bool,
+    /// `exit 0`, `exit N`, `signal N`, `timed out`, `cannot start: ...`.
+    pub last_result: Option<String>,
+    pub last_run_ago_s: Option<f64>,
+    pub last_duration_ms: Option<u64>,
+    pub runs: u64,
+    pub failures: u64,
+    pub timeouts: u64,
+    /// Runs not started because the previous one was still going.
+    pub skipped: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
     pub router_id: Option<String>,
@@ -85,6 +104,9 @@ pub struct Status {
     pub malformed: u64,
     pub instances: Vec<InstanceStatus>,
     pub groups: Vec<GroupStatus>,
+    /// Tracked health checks (docs/vrrp.md, Health checks).
+    #[serde(default)]
+    pub scripts: Vec<ScriptStatus>,
     /// Control socket connections (docs/security-vrrpd.md).
     #[serde(default)]
     pub control: crate::control::ControlStats,
@@ -155,6 +177,9 @@ impl Status {
                 ));
             }
         }
+        for sc in &self.scripts {
+            s.push_str(&sc.render());
+        }
         for g in &self.groups {
             s.push_str(&format!(
                 "sync group {} [{}]: {}\n",
@@ -170,5 +195,29 @@ impl Status {
             }
         }
         s
+    }
+}
+
+impl ScriptStatus {
+    /// One line per script: state, last result and counters.
+    fn render(&self) -> String {
+        format!(
+            "script {} [{}]{} last {} ({} ago, took {}) runs {} failures {} timeouts {} skipped {}: {}\n",
+            self.name,
+            self.state,
+            if self.running { " running" } else { "" },
+            self.last_result.as_deref().unwrap_or("-"),
+            self.last_run_ago_s
+                .map(|a| format!("{a:.1}s"))
+                .unwrap_or("-".into()),
+            self.last_duration_ms
+                .map(|d| format!("{d}ms"))
+                .unwrap_or("-".into()),
+            self.runs,
+            self.failures,
+            self.timeouts,
+            self.skipped,
+            self.command
+        )
     }
 }

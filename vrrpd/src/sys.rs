@@ -441,7 +441,7 @@ impl NdSocket {
     }
 }
 
-/// Block SIGTERM/SIGINT/SIGHUP and return a signalfd for them.
+/// Block SIGTERM/SIGINT/SIGHUP/SIGCHLD and return a signalfd for them.
 pub fn signalfd() -> io::Result<OwnedFd> {
     // SAFETY: sigset manipulation on a local set, then signalfd on it.
     unsafe {
@@ -450,6 +450,8 @@ pub fn signalfd() -> io::Result<OwnedFd> {
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGHUP);
+        // Health check children ending wake the poll loop (std resets the mask in children).
+        libc::sigaddset(&mut set, libc::SIGCHLD);
         cvt(libc::pthread_sigmask(
             libc::SIG_BLOCK,
             &set,
@@ -461,6 +463,17 @@ pub fn signalfd() -> io::Result<OwnedFd> {
             libc::SFD_CLOEXEC | libc::SFD_NONBLOCK,
         ))?;
         Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// In a child between fork and exec: clear the mask `signalfd` set, which children inherit
+/// (std does not reset it), or SIGTERM on a timeout or PDEATHSIG would not reach them.
+pub fn unblock_signals() {
+    // SAFETY: async-signal-safe calls on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
     }
 }
 
@@ -559,4 +572,26 @@ fn recvmsg_with_cmsgs<A>(
         }
     }
     Ok(Some(n as usize))
+}
+
+/// glob(3) with csh braces (what keepalived's `include` uses): the matching paths, sorted;
+/// none on no match or error.
+pub fn glob(pattern: &std::path::Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let Ok(c) = std::ffi::CString::new(pattern.as_os_str().as_bytes()) else {
+        return vec![];
+    };
+    // SAFETY: glob fills a zeroed glob_t, read below and freed with globfree.
+    unsafe {
+        let mut g: libc::glob_t = std::mem::zeroed();
+        let mut out = Vec::new();
+        if libc::glob(c.as_ptr(), libc::GLOB_BRACE, None, &mut g) == 0 {
+            for i in 0..g.gl_pathc {
+                let p = std::ffi::CStr::from_ptr(*g.gl_pathv.add(i));
+                out.push(std::ffi::OsString::from_vec(p.to_bytes().to_vec()).into());
+            }
+        }
+        libc::globfree(&mut g);
+        out
+    }
 }

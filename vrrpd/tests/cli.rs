@@ -75,3 +75,79 @@ fn help_has_examples() {
         "{out}"
     );
 }
+
+/// docs/security-vrrpd.md: VIPs that cannot fit one advert in the MTU mean split brain, so
+/// `--check` says so (here against the assumed 1500 of an interface this host lacks).
+#[test]
+fn check_warns_when_the_advert_exceeds_the_mtu() {
+    let dir = std::env::temp_dir().join(format!("vrrpd-cli-mtu-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let vips: String = (1..=100)
+        .map(|k| format!("    2001:db8::{k:x}/64\n"))
+        .collect();
+    let f = dir.join("big.conf");
+    std::fs::write(
+        &f,
+        format!("vrrp_instance big {{\n  interface nosuch0\n  virtual_router_id 1\n  virtual_ipaddress {{\n{vips}  }}\n}}\n"),
+    )
+    .unwrap();
+    let (ok, _, err) = vrrpd(&["--check", "-f", f.to_str().unwrap()]);
+    assert!(ok, "a warning, not an error: {err}");
+    assert!(
+        err.contains(&format!("{}:1: warning: instance big: its advert (100 addresses, 1648 bytes) exceeds the MTU 1500 of nosuch0", f.display()))
+            && err.contains("(assumed: no such interface here)")
+            && err.contains("split brain"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `include` as keepalived: a glob relative to the including file's directory (so a nested
+/// include is relative to the included file), spliced anywhere, diagnostics naming the
+/// included file and its own line.
+#[test]
+fn check_follows_includes_with_their_files_and_lines() {
+    let dir = std::env::temp_dir().join(format!("vrrpd-cli-inc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    std::fs::create_dir_all(dir.join("vips")).unwrap();
+    std::fs::write(
+        dir.join("main.conf"),
+        "global_defs {\n  router_id inc\n}\ninclude conf.d/*.conf\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("conf.d/10-a.conf"),
+        "vrrp_instance a {\n  interface eth0\n  virtual_router_id 1\n  priority 120\n  virtual_ipaddress {\n    include ../vips/{a,b}.list\n  }\n}\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("conf.d/20-b.conf"), "\n\nfrobnicate 1\n").unwrap();
+    std::fs::write(dir.join("vips/a.list"), "10.0.0.1/24\n").unwrap();
+    std::fs::write(dir.join("vips/b.list"), "10.0.0.2/24\n").unwrap();
+    let main = dir.join("main.conf");
+    let (ok, out, err) = vrrpd(&["--check", "-f", main.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("instance a: interface eth0 vrid 1 priority 120 v2 advert_int 1.00s vips 2"),
+        "{out}"
+    );
+    let b = dir.join("conf.d/20-b.conf");
+    assert!(
+        err.contains(&format!(
+            "{}:3: warning: unknown or unsupported keyword 'frobnicate'",
+            b.display()
+        )),
+        "{err}"
+    );
+    std::fs::write(dir.join("vips/b.list"), "10.0.0.300/24\n").unwrap();
+    let (ok, _, err) = vrrpd(&["--check", "-f", main.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "{}:1: error:",
+            dir.join("conf.d/../vips/b.list").display()
+        )),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

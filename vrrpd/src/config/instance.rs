@@ -14,8 +14,9 @@ use super::common::{notify_kw, parse_track};
 use super::ctx::Ctx;
 use super::globals::{garp_kw, version_kw, Globals};
 use super::lexer::Stmt;
+use super::script::parse_track_script;
 use super::vip::parse_vip_block;
-use super::{Garp, InstanceConfig, Notify, TrackIf, V3Checksum, Vip};
+use super::{Garp, InstanceConfig, Notify, TrackIf, TrackScript, V3Checksum, Vip};
 
 pub(super) fn parse_instance(ctx: &mut Ctx, s: &Stmt, g: &Globals) -> Option<InstanceConfig> {
     let (name, block) = instance_header(ctx, s)?;
@@ -59,6 +60,7 @@ struct InstanceDraft {
     garp: Garp,
     notify: Notify,
     track: Vec<TrackIf>,
+    track_scripts: Vec<TrackScript>,
     dont_track_primary: bool,
     unicast_src_ip: Option<IpAddr>,
     unicast_peers: Vec<IpAddr>,
@@ -85,6 +87,7 @@ impl InstanceDraft {
             garp: g.garp,
             notify: Notify::default(),
             track: Vec::new(),
+            track_scripts: Vec::new(),
             dont_track_primary: false,
             unicast_src_ip: None,
             unicast_peers: Vec::new(),
@@ -129,6 +132,7 @@ impl InstanceDraft {
                 }
             }
             "track_interface" => self.track.extend(parse_track(ctx, &c.block, c.line)),
+            "track_script" => self.track_scripts.extend(parse_track_script(ctx, c)),
             "dont_track_primary" => self.dont_track_primary = true,
             "unicast_src_ip" | "mcast_src_ip" => {
                 if let Some(ip) = src_ip_kw(ctx, c) {
@@ -210,6 +214,7 @@ impl InstanceDraft {
             garp: self.garp,
             notify: self.notify,
             track_interfaces: self.track,
+            track_scripts: self.track_scripts,
             dont_track_primary: self.dont_track_primary,
             unicast_src_ip: self.unicast_src_ip,
             unicast_peers: self.unicast_peers,

@@ -14,10 +14,13 @@
 //! check what spans them.
 
 mod common;
+mod conditional;
 mod ctx;
 mod globals;
+mod include;
 mod instance;
 mod lexer;
+mod script;
 mod sync_group;
 mod vip;
 
@@ -29,11 +32,14 @@ use std::time::Duration;
 
 use crate::wire::{Family, Version};
 
+pub use conditional::default_id;
 pub use ctx::split_command;
 use ctx::Ctx;
 use globals::{parse_globals, Globals};
+pub use include::{Expanded, FsSource, Source};
 use instance::parse_instance;
 use lexer::{build_tree, tokenize};
+use script::{check_tracked, parse_script};
 use sync_group::{check_members, parse_group};
 
 /// A diagnostic tied to a place in the file.
@@ -105,6 +111,42 @@ pub struct TrackIf {
     pub weight: i32,
 }
 
+/// One `vrrp_script`: a health check run every `interval` (docs/vrrp.md, Health checks).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScriptConfig {
+    pub name: String,
+    pub line: usize,
+    /// Executed without a shell (PATH searched for a bare name, as keepalived).
+    pub argv: Script,
+    pub interval: Duration,
+    /// `None`: the interval (keepalived's default).
+    pub timeout: Option<Duration>,
+    pub rise: u32,
+    pub fall: u32,
+    /// 0: a failing script faults the instance; else the priority moves (see `TrackScript`).
+    pub weight: i32,
+    pub reverse: bool,
+    /// Start as failed instead of unknown.
+    pub init_fail: bool,
+    /// `user USERNAME [GROUPNAME]`: run as this user instead of vrrpd's.
+    pub user: Option<(String, Option<String>)>,
+}
+
+impl ScriptConfig {
+    /// How long one run may take before it is killed (and counted as a failure).
+    pub fn effective_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(self.interval)
+    }
+}
+
+/// A `track_script` entry; `weight` (with `reverse`) overrides the script's own.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TrackScript {
+    pub name: String,
+    pub line: usize,
+    pub weight: Option<(i32, bool)>,
+}
+
 /// GARP / unsolicited NA timing (keepalived names and defaults, docs/vrrp.md, GARP timing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Garp {
@@ -159,6 +201,7 @@ pub struct InstanceConfig {
     pub garp: Garp,
     pub notify: Notify,
     pub track_interfaces: Vec<TrackIf>,
+    pub track_scripts: Vec<TrackScript>,
     pub dont_track_primary: bool,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
@@ -199,6 +242,7 @@ pub struct SyncGroupConfig {
     pub members: Vec<String>,
     pub notify: Notify,
     pub track_interfaces: Vec<TrackIf>,
+    pub track_scripts: Vec<TrackScript>,
 }
 
 /// The whole file.
@@ -207,12 +251,84 @@ pub struct Config {
     pub router_id: Option<String>,
     pub instances: Vec<InstanceConfig>,
     pub sync_groups: Vec<SyncGroupConfig>,
+    pub scripts: Vec<ScriptConfig>,
     #[serde(skip)]
     pub warnings: Vec<Diag>,
+    /// Where each line came from (includes), for `place`.
+    #[serde(skip)]
+    pub origins: Expanded,
 }
 
-/// Parse configuration text; `file` is only used in diagnostics.
+impl Config {
+    /// `file:line` of line `line` of the parsed (include-spliced) text, for messages about an
+    /// instance or a VIP found after parsing.
+    pub fn place(&self, line: usize) -> String {
+        let (f, l) = self.origins.place(line);
+        format!("{}:{l}", f.display())
+    }
+}
+
+/// A source without files: `include` matches nothing (a warning), for text-only parsing.
+struct NoFiles;
+
+impl Source for NoFiles {
+    fn glob(&mut self, _: &Path) -> Vec<PathBuf> {
+        vec![]
+    }
+    fn read(&mut self, p: &Path) -> std::io::Result<String> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            p.display().to_string(),
+        ))
+    }
+}
+
+/// How to read a configuration (keepalived's command-line options that change the text).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-i/--config-id`: which `@NAME` lines apply (the daemon defaults it to the host name's
+    /// first label, as keepalived; `None` applies none of them).
+    pub config_id: Option<String>,
+}
+
+/// Parse configuration text without a config id or include files; `file` is only used in
+/// diagnostics.
 pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, file, &LoadOptions::default(), &mut NoFiles)
+}
+
+/// Parse configuration text with `opts`: includes spliced from `src`, then conditional lines
+/// resolved, then the sections; every diagnostic names its own file and line.
+pub fn parse_with(
+    text: &str,
+    file: &Path,
+    opts: &LoadOptions,
+    src: &mut dyn Source,
+) -> Result<Config, ConfigError> {
+    let mut ex = include::expand(text, file, src);
+    let resolved = conditional::resolve(&ex.text, opts.config_id.as_deref()).into_owned();
+    ex.text = String::new();
+    let remap = |d: Diag| {
+        let (file, line) = ex.place(d.line);
+        Diag { file, line, ..d }
+    };
+    let mut cfg = parse_spliced(&resolved, file).map_err(|e| {
+        let mut all = ex.errors.clone();
+        all.extend(e.0.into_iter().map(remap));
+        ConfigError(all)
+    })?;
+    if !ex.errors.is_empty() {
+        return Err(ConfigError(ex.errors));
+    }
+    let mut warnings = ex.warnings.clone();
+    warnings.extend(std::mem::take(&mut cfg.warnings).into_iter().map(remap));
+    cfg.warnings = warnings;
+    cfg.origins = ex;
+    Ok(cfg)
+}
+
+/// The sections of the spliced, resolved text (lines are those of the spliced text).
+fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let toks = tokenize(text);
     let mut tree_errs = Vec::new();
     let mut pos = 0;
@@ -233,6 +349,7 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
     }
     let mut instances: Vec<InstanceConfig> = Vec::new();
     let mut groups: Vec<SyncGroupConfig> = Vec::new();
+    let mut scripts: Vec<ScriptConfig> = Vec::new();
     // Indexes for the duplicate checks, so a long file stays linear.
     let mut names: HashSet<String> = HashSet::new();
     let mut vrids: HashMap<(u8, String, Family), usize> = HashMap::new();
@@ -264,10 +381,35 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
                     groups.push(gr);
                 }
             }
+            "vrrp_script" => {
+                if let Some(sc) = parse_script(&mut ctx, s) {
+                    if scripts.iter().any(|o| o.name == sc.name) {
+                        ctx.err(s.line, format!("duplicate vrrp_script '{}'", sc.name));
+                    } else {
+                        scripts.push(sc);
+                    }
+                }
+            }
             _ => ctx.unknown(s, "the top level"),
         }
     }
     check_members(&mut ctx, &groups, &instances);
+    let owners = instances
+        .iter()
+        .map(|i| (format!("vrrp_instance {}", i.name), &i.track_scripts))
+        .chain(
+            groups
+                .iter()
+                .map(|g| (format!("vrrp_sync_group {}", g.name), &g.track_scripts)),
+        )
+        .collect::<Vec<_>>();
+    check_tracked(
+        &mut ctx,
+        &scripts,
+        owners
+            .iter()
+            .flat_map(|(o, t)| t.iter().map(move |t| (o.as_str(), t))),
+    );
     if instances.is_empty() && ctx.errors.is_empty() {
         ctx.err(1, "no vrrp_instance in the configuration");
     }
@@ -280,12 +422,19 @@ pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
         router_id: g.router_id,
         instances,
         sync_groups: groups,
+        scripts,
         warnings: ctx.warnings,
+        origins: Expanded::default(),
     })
 }
 
-/// Read and parse a file.
+/// Read and parse a file without a config id.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_with(path, &LoadOptions::default())
+}
+
+/// Read and parse a file with `opts`.
+pub fn load_with(path: &Path, opts: &LoadOptions) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError(vec![Diag {
             file: path.to_path_buf(),
@@ -293,7 +442,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             msg: format!("cannot read: {e}"),
         }])
     })?;
-    parse_str(&text, path)
+    parse_with(&text, path, opts, &mut FsSource)
 }
 
 /// The seed configuration, for other modules' tests.

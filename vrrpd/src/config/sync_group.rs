@@ -6,6 +6,7 @@
 use super::common::{notify_kw, parse_track};
 use super::ctx::Ctx;
 use super::lexer::Stmt;
+use super::script::parse_track_script;
 use super::{InstanceConfig, Notify, SyncGroupConfig};
 
 /// One `vrrp_sync_group` block, its member names taken as written.
@@ -23,6 +24,7 @@ pub(super) fn parse_group(ctx: &mut Ctx, s: &Stmt) -> Option<SyncGroupConfig> {
         members: vec![],
         notify: Notify::default(),
         track_interfaces: vec![],
+        track_scripts: vec![],
     };
     for c in s.block.iter().flatten() {
         if notify_kw(ctx, c, &mut g.notify) {
@@ -36,6 +38,7 @@ pub(super) fn parse_group(ctx: &mut Ctx, s: &Stmt) -> Option<SyncGroupConfig> {
                 }
             }
             "track_interface" => g.track_interfaces = parse_track(ctx, &c.block, c.line),
+            "track_script" => g.track_scripts.extend(parse_track_script(ctx, c)),
             _ => ctx.unknown(c, &format!("vrrp_sync_group {}", g.name)),
         }
     }

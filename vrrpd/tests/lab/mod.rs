@@ -215,6 +215,11 @@ impl Lab {
 
     /// Start `imp` on router `ri` (0 or 1) with configuration text `conf`.
     pub fn start(&mut self, ri: usize, imp: Impl, conf: &str) {
+        self.start_args(ri, imp, conf, &[]);
+    }
+
+    /// As `start`, with extra command-line arguments (e.g. `-i ID`) for either daemon.
+    pub fn start_args(&mut self, ri: usize, imp: Impl, conf: &str, args: &[&str]) {
         assert!(self.procs[ri].is_none(), "router {ri} already running");
         let cfg = self.write(&format!("r{}-{}.conf", ri + 1, imp.name()), conf);
         let log = self.dir.join(format!("r{}-{}.log", ri + 1, imp.name()));
@@ -238,13 +243,15 @@ impl Lab {
                 cmd.arg("-r").arg(&vrrp_pid);
                 cmd.arg("-c")
                     .arg(self.dir.join(format!("r{}-chk.pid", ri + 1)));
+                cmd.args(args);
             }
             Impl::Vrrpd => {
                 cmd.arg(&self.vrrpd)
                     .args(["-n", "-l", "-f"])
                     .arg(&cfg)
                     .arg("--socket")
-                    .arg(&socket);
+                    .arg(&socket)
+                    .args(args);
             }
         }
         let child = cmd
