@@ -37,8 +37,17 @@ pub fn prepare(lab: &Lab, dir: &LabDir, nodes: &[String], say: &mut dyn FnMut(&s
         make_throwaway(lab, &src, say)?;
     }
     for n in wanted {
-        let bytes = vbuild::secrets::pack(&src, &[])
-            .with_context(|| format!("packing {} for {}", src.display(), n.name.value))?;
+        let only = needed(&n.iso).with_context(|| n.name.value.clone())?;
+        let bytes = vbuild::secrets::pack(&src, &only).with_context(|| {
+            format!(
+                "{}: its image {} needs {} from the lab's secrets (add what is missing, or \
+                 remove {} for a throwaway set)",
+                n.name.value,
+                n.iso.display(),
+                only.join(" "),
+                src.display()
+            )
+        })?;
         let out = overlay_path(dir, n);
         std::fs::create_dir_all(out.parent().expect("has a parent"))?;
         vbuild::secrets::write_overlay(&out, &bytes)?;
@@ -48,6 +57,31 @@ pub fn prepare(lab: &Lab, dir: &LabDir, nodes: &[String], say: &mut dyn FnMut(&s
 
 /// A VPN server the set makes a certificate for, with its public name.
 type VpnServer = (String, Option<String>);
+
+/// The secrets the node's image says its services need (its manifest's `secrets`): only these
+/// are packed, so a VPN server never carries the 802.1X users' hashes or another server's key.
+fn needed(iso: &Path) -> Result<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        #[serde(default)]
+        secrets: std::collections::BTreeMap<String, Vec<String>>,
+    }
+    let mpath = PathBuf::from(format!("{}.manifest.json", iso.display()));
+    let bytes = std::fs::read(&mpath).with_context(|| format!("reading {}", mpath.display()))?;
+    let m: Manifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is no vbuild manifest", mpath.display()))?;
+    let mut all: Vec<String> = m.secrets.into_values().flatten().collect();
+    all.sort();
+    all.dedup();
+    if all.is_empty() {
+        anyhow::bail!(
+            "`secrets = true`, but the image {} has no service that needs a secret (its \
+             manifest lists none): remove `secrets`",
+            iso.display()
+        );
+    }
+    Ok(all)
+}
 
 /// What a throwaway set for the site holds: NAS secret names, 802.1X users (random
 /// passwords), certificate CNs (802.1X CNs and VPN users), and the VPN servers (their
@@ -153,5 +187,42 @@ mod tests {
             .iter()
             .all(|u| u.1.len() == 24 && u.1 != r.users[0].1 || u.0 == "alice"));
         assert_eq!(r.cns, ["alice", "alice-8021x", "bob"]);
+    }
+
+    /// Only what the image's manifest lists is packed; a missing one is named.
+    #[test]
+    fn a_node_gets_the_secrets_its_image_needs_and_no_more() {
+        let t = tempfile::tempdir().unwrap();
+        let iso = t.path().join("vpn1.iso");
+        let m = r#"{"secrets":{"openvpn-vlan10":["pki/ca.crt","vpn/tls-crypt.key"],"vpn-auth":["radius/nas/vpn1"]}}"#;
+        std::fs::write(t.path().join("vpn1.iso.manifest.json"), m).unwrap();
+        let only = needed(&iso).unwrap();
+        assert_eq!(only, ["pki/ca.crt", "radius/nas/vpn1", "vpn/tls-crypt.key"]);
+        let dir = t.path().join("secrets");
+        let put = |f: &str| {
+            use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+            let p = dir.join(f);
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(p.parent().unwrap())
+                .unwrap();
+            std::fs::write(&p, "x").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        put("pki/ca.crt");
+        put("radius/nas/vpn1");
+        put("radius/dot1x.nt");
+        let e = vbuild::secrets::pack(&dir, &only).unwrap_err().to_string();
+        assert!(e.contains("vpn/tls-crypt.key: no such file"), "{e}");
+        put("vpn/tls-crypt.key");
+        let packed = vbuild::secrets::pack(&dir, &only).unwrap();
+        let text = String::from_utf8_lossy(&packed);
+        assert!(text.contains("tls-crypt.key") && !text.contains("dot1x.nt"));
+        std::fs::write(t.path().join("vpn1.iso.manifest.json"), "{}").unwrap();
+        assert!(needed(&iso)
+            .unwrap_err()
+            .to_string()
+            .contains("remove `secrets`"));
     }
 }
