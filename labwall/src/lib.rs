@@ -98,6 +98,7 @@ pub fn compile_source(
     }
     let ruleset = nft::build(&site);
     diags.extend(aaa::reach::nas_to_radius(&site, &ruleset, &lines));
+    diags.extend(vpn::reach::dnat_to_vpn_server(&site, &lines));
     let outputs = RoleOutputs {
         network_ip: emit::network_ip(&site),
         sysctl_conf: emit::sysctl_conf(&site),

@@ -23,7 +23,7 @@ use crate::model::{Address, Expect, Lab};
 use crate::probe::{has_agent, ser_expect, Holder, Leases, ProbePlan, Proto};
 
 /// At most this many probes (after dedupe); the rest are listed as unprobed. The seed site
-/// with tests/labs/matrix.toml gives 52: 4 zones, 8 services, ping only towards `fw`.
+/// with tests/labs/matrix.toml gives 46: 4 zones, 8 services, ping only towards `fw`.
 pub const MAX_PROBES: usize = 256;
 
 /// One generated probe.

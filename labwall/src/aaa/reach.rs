@@ -63,12 +63,17 @@ fn iface_of(site: &Site, a: IpAddr) -> Option<&Iface> {
 
 /// Where the NAS line is (it may sit in an INCLUDEd file).
 fn nas_loc(lines: &[Line], name: &str, line: u32) -> Loc {
+    stmt_loc(lines, "NAS", Some(name), line)
+}
+
+/// Where statement `keyword` [`name`] on `line` is (it may sit in an INCLUDEd file).
+pub(crate) fn stmt_loc(lines: &[Line], keyword: &str, name: Option<&str>, line: u32) -> Loc {
     lines
         .iter()
         .find(|l| {
             l.loc.line == line
-                && l.toks.first().is_some_and(|t| t.text == "NAS")
-                && l.toks.get(1).is_some_and(|t| t.text == name)
+                && l.toks.first().is_some_and(|t| t.text == keyword)
+                && name.map_or(true, |n| l.toks.get(1).is_some_and(|t| t.text == n))
         })
         .map_or(
             Loc {

@@ -14,6 +14,7 @@ mod auth;
 mod netcfg;
 mod nft;
 mod openvpn;
+pub mod reach;
 mod relay;
 
 pub use auth::vpn_auth;
