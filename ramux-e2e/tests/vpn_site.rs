@@ -771,7 +771,7 @@ fn users_and_rules(lab: &mut Lab) -> Vec<String> {
         "alice pings carol (VLAN 10 has no PEERS)".into(),
     );
     let rule =
-        "rule add iif tun10 to 172.16.10.0/24 lookup main suppress_prefixlength 31 priority 510";
+        "rule add iif tun10 to 172.16.10.0/24 lookup main suppress_prefixlength 31 priority 509";
     must(lab.vpn(), &format!("ip {rule}"));
     let d0 = lab.vpn_count("vlan10: user to user");
     let r = ping(&o, "172.16.10.131");
