@@ -755,10 +755,15 @@ fn foreground(mut vm: Vm, name: &str) -> Result<i32> {
             file = std::fs::File::open(&log).ok();
         }
         if let Some(f) = file.as_mut() {
+            // Rotated (vm::SERIAL_LOG_MAX): finish the old file, then follow the new one.
+            let rotated = vlaunch::vm::replaced(f, &log);
             buf.clear();
             if std::io::Read::read_to_end(f, &mut buf).is_ok() && !buf.is_empty() {
                 out.write_all(&buf).context("writing stdout")?;
                 out.flush()?;
+            }
+            if rotated {
+                file = std::fs::File::open(&log).ok();
             }
         }
         if INTERRUPTED.load(Ordering::SeqCst) {
