@@ -272,6 +272,9 @@ pub fn write_image(
             total,
             elapsed: start.elapsed(),
         });
+        if !tail.is_empty() {
+            break;
+        }
     }
     let tail_bytes = tail.len() as u64;
     if !tail.is_empty() {
