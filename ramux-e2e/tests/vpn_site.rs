@@ -5,12 +5,17 @@
 //! ($RAMUX_BIN_DIR) on the generated vpn-auth.toml; FreeRADIUS 3.2 on the `labwall radius`
 //! files at dns1 (172.16.10.10, VLAN 10) through ramux-radius-start; throwaway secrets from
 //! `vbuild secrets init --site`; real OpenVPN clients on the outside with the profiles of
-//! `vbuild vpn-client`.
+//! `vbuild vpn-client`; the MASTER router on its generated network.ip, sysctl.conf and ruleset.nft
+//! (the VIPs added by hand, as keepalived would), so a VPN user's traffic to another VLAN meets
+//! the site's rules where the site puts them.
+//!
+//! The site is the example site plus a second VPN user in each VLAN (`carol`, `dave`, written
+//! into the test's own copy of users.lw: the example has one per VLAN, and user-to-user needs two).
 //!
 //! ```text
-//!  out 10.1.1.50 --443--> vpn eth1 10.1.1.20 tinyproxy -> 127.0.0.1:1110/1120 openvpn (tun10/tun20)
-//!                         vpn eth0.10 172.16.10.20 -- h10 172.16.10.21 (host), 172.16.10.10 (FreeRADIUS)
-//!                         vpn eth0.20 172.16.20.20 -- h20 172.16.20.21
+//!  out 10.1.1.50 (br0) --443--> vpn eth1 10.1.1.20 tinyproxy -> 127.0.0.1:1110/1120 openvpn (tun10/tun20)
+//!   + c1 .51, c2 .52, c3 .53   vpn eth0.10 172.16.10.20 -- h10 br0 172.16.10.21 (host), .10 (FreeRADIUS) -- router vlan10 .100, VIP .1
+//!     (one client each)        vpn eth0.20 172.16.20.20 -- h20 br0 172.16.20.21 -------------------------- router vlan20 .100, VIP .1
 //! ```
 
 mod common;
@@ -27,11 +32,20 @@ const WAIT: Duration = Duration::from_secs(30);
 
 struct Lab {
     procs: Vec<(String, Child)>,
-    ns: [String; 4], // vpn, out, h10, h20
+    ns: Vec<String>, // vpn, out, h10, h20, router, c1, c2, c3
     tmp: PathBuf,
     site: labwall::model::Site,
+    /// The test's copy of the site (site.lw and users.lw with the extra users).
+    site_path: PathBuf,
+    /// The MASTER router's outputs of the same compilation.
+    router: labwall::RoleOutputs,
     files: Vec<(String, String)>,
 }
+
+/// The test's extra VPN users (the example site has one per VLAN).
+const MORE_USERS: &str = "VPNUSER carol VLAN10 172.16.10.131\nVPNUSER dave  VLAN20 172.16.20.131\n";
+/// A certificate of the site's CA whose CN is no one's: not a VPNUSER, not an 802.1X identity.
+const STRANGER: &str = "mallory";
 
 impl Drop for Lab {
     fn drop(&mut self) {
@@ -77,6 +91,16 @@ impl Lab {
     }
     fn out(&self) -> &str {
         &self.ns[1]
+    }
+    fn h10(&self) -> &str {
+        &self.ns[2]
+    }
+    fn router(&self) -> &str {
+        &self.ns[4]
+    }
+    /// The extra outside machines, one VPN client each (a client's tun owns its VLAN's prefix).
+    fn client_ns(&self, i: usize) -> &str {
+        &self.ns[5 + i]
     }
     fn path(&self, rel: &str) -> PathBuf {
         self.tmp.join(rel)
@@ -133,6 +157,7 @@ impl Lab {
             ("tinyproxy", "tinyproxy"),
             ("nft", "nftables"),
             ("ping", "iputils-ping"),
+            ("socat", "socat"),
         ] {
             common::require_tool(t, p);
         }
@@ -147,16 +172,27 @@ impl Lab {
             defines: vec![("HOSTNAME".into(), "vpn1".into())],
             ..Default::default()
         };
-        let site = labwall::compile_path(&common::repo_root().join(SITE), &opts)
-            .expect("the vpn site compiles")
-            .site;
+        let src = common::repo_root().join(SITE);
+        let dir = tmp.join("site");
+        std::fs::create_dir_all(&dir).unwrap();
+        let site_path = dir.join("site.lw");
+        std::fs::copy(&src, &site_path).unwrap();
+        let users = std::fs::read_to_string(src.with_file_name("users.lw")).unwrap();
+        std::fs::write(dir.join("users.lw"), users + MORE_USERS).unwrap();
+        let compiled = labwall::compile_path(&site_path, &opts).expect("the vpn site compiles");
+        let site = compiled.site;
         let files = labwall::vpn::vpn_files(&site, "vpn1").unwrap();
-        let ns = ["v", "o", "a", "b"].map(|t| format!("rvs{id}{t}"));
+        let ns = ["v", "o", "a", "b", "r", "c", "d", "e"]
+            .iter()
+            .map(|t| format!("rvs{id}{t}"))
+            .collect();
         let lab = Lab {
             procs: vec![],
             ns,
             tmp,
             site,
+            site_path,
+            router: compiled.outputs,
             files,
         };
         for n in &lab.ns {
@@ -169,6 +205,9 @@ impl Lab {
     /// site's DOT1X users (FreeRADIUS's start script wants dot1x.nt).
     fn secrets(&self) {
         let mut n = vbuild::secrets::site_names(&self.site);
+        if !n.cns.iter().any(|c| c == STRANGER) {
+            n.cns.push(STRANGER.to_string());
+        }
         if !n.vpn.iter().any(|(name, _)| name == "vpn1") {
             n.vpn.push(("vpn1".to_string(), None));
         }
@@ -185,25 +224,64 @@ impl Lab {
     }
 
     fn network(&self) {
-        let (v, o, h10, h20) = (&self.ns[0], &self.ns[1], &self.ns[2], &self.ns[3]);
+        let (v, o, h10, h20, r) = (
+            &self.ns[0],
+            &self.ns[1],
+            &self.ns[2],
+            &self.ns[3],
+            &self.ns[4],
+        );
         // sysctl first: the legs inherit `default`. `neigh.default` exists in the initial
         // namespace only (the appliance's), hence -e and the legs' proxy_delay set below.
         let p = self.write("sysctl.conf", &self.file("sysctl.conf"));
         must(v, &format!("sysctl -e -q -p {}", p.display()));
-        for (a, peer, addrs) in [
-            ("eth1", o, "10.1.1.50/24"),
-            ("eth0.10", h10, "172.16.10.21/24 172.16.10.10/24"),
-            ("eth0.20", h20, "172.16.20.21/24"),
+        // each segment is a bridge in the peer namespace: the outside (the clients), VLAN 10
+        // and VLAN 20 (the hosts and the router's leg)
+        for (a, peer, addrs, gw) in [
+            ("eth1", o, "10.1.1.50/24", None),
+            (
+                "eth0.10",
+                h10,
+                "172.16.10.21/24 172.16.10.10/24",
+                Some("172.16.10.1"),
+            ),
+            ("eth0.20", h20, "172.16.20.21/24", Some("172.16.20.1")),
         ] {
             must(
                 "",
                 &format!("ip link add {a} netns {v} type veth peer h0 netns {peer}"),
             );
+            must(
+                peer,
+                "ip link add br0 type bridge && ip link set h0 master br0 && \
+                 ip link set h0 up && ip link set br0 up && ip link set lo up",
+            );
             for ad in addrs.split(' ') {
-                must(peer, &format!("ip addr add {ad} dev h0"));
+                must(peer, &format!("ip addr add {ad} dev br0"));
             }
-            must(peer, "ip link set h0 up && ip link set lo up");
+            if let Some(gw) = gw {
+                must(peer, &format!("ip route add default via {gw}"));
+            }
         }
+        for i in 0..3 {
+            let c = self.client_ns(i);
+            must(
+                "",
+                &format!("ip link add p{i} netns {o} type veth peer h0 netns {c}"),
+            );
+            must(
+                o,
+                &format!("ip link set p{i} master br0 && ip link set p{i} up"),
+            );
+            must(
+                c,
+                &format!(
+                    "ip addr add 10.1.1.{}/24 dev h0 && ip link set h0 up && ip link set lo up",
+                    51 + i
+                ),
+            );
+        }
+        self.router_network(r, h10, h20);
         must(v, "ip link set lo up");
         for leg in ["eth0/10", "eth0/20"] {
             must(v, &format!("sysctl -qw net.ipv4.neigh.{leg}.proxy_delay=0"));
@@ -220,16 +298,57 @@ impl Lab {
         must(v, &format!("ip -batch {}", p.display()));
         let p = self.write("ruleset.nft", &self.file("ruleset.nft"));
         must(v, &format!("nft -f {}", p.display()));
-        for (ns, hosts) in [
+        let outside = "127.0.0.1 localhost\n10.1.1.20 vpn1.lab.demo.fr\n".to_string();
+        let mut hosts = vec![
             (v.as_str(), self.file("hosts")),
-            (
-                o.as_str(),
-                "127.0.0.1 localhost\n10.1.1.20 vpn1.lab.demo.fr\n".into(),
-            ),
-        ] {
+            (o.as_str(), outside.clone()),
+        ];
+        hosts.extend((0..3).map(|i| (self.client_ns(i), outside.clone())));
+        for (ns, hosts) in hosts {
             std::fs::create_dir_all(format!("/etc/netns/{ns}")).unwrap();
             std::fs::write(format!("/etc/netns/{ns}/hosts"), hosts).unwrap();
         }
+    }
+
+    /// The MASTER router: its generated network.ip (without the VLAN devices: veths named vlan10
+    /// and vlan20 stand in, into the VLAN bridges; lone veths for eth0 and eth1), sysctl.conf,
+    /// the VIPs (keepalived's job) and its ruleset.
+    fn router_network(&self, r: &str, h10: &str, h20: &str) {
+        for (a, peer) in [("vlan10", h10), ("vlan20", h20)] {
+            must(
+                "",
+                &format!("ip link add {a} netns {r} type veth peer r{a} netns {peer}"),
+            );
+            must(
+                peer,
+                &format!("ip link set r{a} master br0 && ip link set r{a} up"),
+            );
+        }
+        for a in ["eth0", "eth1"] {
+            must(
+                r,
+                &format!("ip link add {a} type veth peer {a}p && ip link set {a}p up"),
+            );
+        }
+        must(r, "ip link set lo up");
+        let p = self.write("router-sysctl.conf", &self.router.sysctl_conf);
+        must(r, &format!("sysctl -e -q -p {}", p.display()));
+        let net: String = self
+            .router
+            .network_ip
+            .lines()
+            .filter(|l| !l.starts_with("link add"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let p = self.write("router-network.ip", &net);
+        must(r, &format!("ip -batch {}", p.display()));
+        must(
+            r,
+            "ip addr add 172.16.10.1/24 dev vlan10 && ip addr add 172.16.20.1/24 dev vlan20 && \
+             ip addr add 10.1.1.4/24 dev eth1",
+        );
+        let p = self.write("router-ruleset.nft", &self.router.ruleset_nft);
+        must(r, &format!("nft -f {}", p.display()));
     }
 
     /// FreeRADIUS at dns1 on the `labwall radius` files, started by ramux-radius-start.
@@ -317,14 +436,22 @@ impl Lab {
     /// optionally pointed at another VLAN's port.
     fn profile(&self, user: &str, port: Option<(u16, u16)>) -> PathBuf {
         let p = self.path(&format!("{user}.ovpn"));
-        vbuild::vpn_client::make(
-            user,
-            &common::repo_root().join(SITE),
-            &self.path("secrets"),
-            &p,
-        )
-        .unwrap();
+        vbuild::vpn_client::make(user, &self.site_path, &self.path("secrets"), &p).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
+        self.vpn1_only(&p, &text, port)
+    }
+
+    /// alice's profile carrying the certificate and key of `cn` instead (a CN of the site's CA
+    /// that is not a VPNUSER: `vbuild vpn-client` makes no profile for it).
+    fn profile_as(&self, cn: &str) -> PathBuf {
+        let mut pki = vbuild::vpn_client::ClientPki::read(&self.path("secrets"), "alice").unwrap();
+        let other = vbuild::vpn_client::ClientPki::read(&self.path("secrets"), cn).unwrap();
+        (pki.cert, pki.key) = (other.cert, other.key);
+        let text = vbuild::vpn_client::render(&self.site, "alice", &pki).unwrap();
+        self.vpn1_only(&self.path(&format!("{cn}.ovpn")), &text, None)
+    }
+
+    fn vpn1_only(&self, p: &Path, text: &str, port: Option<(u16, u16)>) -> PathBuf {
         let (head, blocks) = text.split_at(text.find("<connection>").unwrap());
         let mine = blocks
             .split_inclusive("</connection>\n")
@@ -336,13 +463,19 @@ impl Lab {
             None => mine,
         };
         let text = head.replace("remote-random\n", "") + &mine;
-        vbuild::vpn_client::write_private(&p, &text).unwrap();
-        p
+        vbuild::vpn_client::write_private(p, &text).unwrap();
+        p.to_path_buf()
     }
 
     /// A client on the outside: Ok when connected, Err(log) when refused.
     fn connect(&mut self, user: &str, profile: &Path) -> Result<(), String> {
-        let (o, log) = (self.out().to_string(), format!("{user}.log"));
+        let o = self.out().to_string();
+        self.connect_in(&o, user, profile)
+    }
+
+    /// A client in namespace `ns`, its log `<log>.log`.
+    fn connect_in(&mut self, ns: &str, log: &str, profile: &Path) -> Result<(), String> {
+        let (o, log, user) = (ns.to_string(), format!("{log}.log"), log);
         self.spawn(
             &o,
             &["openvpn", "--config", profile.to_str().unwrap()],
@@ -375,6 +508,41 @@ impl Lab {
         )
         .trim()
         .to_string()
+    }
+
+    /// The packet counter of the first rule of `table`'s `chain` whose listing holds `pat`, in
+    /// namespace `ns`.
+    fn packets(&self, ns: &str, table: &str, chain: &str, pat: &str) -> u64 {
+        let l = must(ns, &format!("nft list chain inet {table} {chain}"));
+        let line = l
+            .lines()
+            .find(|x| x.contains(pat))
+            .unwrap_or_else(|| panic!("no rule with {pat:?} in {chain}:\n{l}"));
+        let n = line
+            .split("packets ")
+            .nth(1)
+            .and_then(|x| x.split(' ').next());
+        n.and_then(|x| x.parse().ok())
+            .unwrap_or_else(|| panic!("no counter: {line}"))
+    }
+
+    /// Sum of `vpn` forward counters whose comment is `comment`.
+    fn vpn_count(&self, comment: &str) -> u64 {
+        self.packets(
+            self.vpn(),
+            "ramux_vpn",
+            "forward",
+            &format!("comment \"{comment}\""),
+        )
+    }
+
+    /// What a TCP connection from `ns` to `dst` reads (empty when it got nothing).
+    fn tcp_reply(&self, ns: &str, dst: &str) -> String {
+        let o = common::ns_sh(
+            ns,
+            &format!("timeout 8 socat -T 3 - TCP:{dst},connect-timeout=3 </dev/null"),
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
     /// The relay's status line for `CONNECT target`, asked from the outside namespace.
@@ -487,5 +655,215 @@ fn vpn_appliance_with_radius_and_real_clients() {
         let s = lab.connect_status(t);
         assert!(s.contains(" 403 "), "CONNECT {t}: {s:?}");
     }
-    eprintln!("vpn site end to end in {:?}\n{}", t0.elapsed(), st());
+    // every expectation below is checked before the test fails, so one run with something
+    // broken shows each one that depends on it
+    let mut fails = unknown_users(&mut lab);
+    fails.extend(users_and_rules(&mut lab));
+    assert!(
+        fails.is_empty(),
+        "{} failed:\n  {}\nvpn ruleset:\n{}\nrouter ruleset:\n{}",
+        fails.len(),
+        fails.join("\n  "),
+        must(lab.vpn(), "nft list ruleset"),
+        must(lab.router(), "nft list ruleset")
+    );
+    let status = std::fs::read_to_string(lab.path("status")).unwrap_or_default();
+    eprintln!("vpn site end to end in {:?}\n{status}", t0.elapsed());
+}
+
+/// Certificates of the site's CA whose CN is not a VPNUSER are refused: one the site knows only
+/// as an 802.1X EAP-TLS identity of VLAN 10 (RADIUS has it), one nobody knows.
+fn unknown_users(lab: &mut Lab) -> Vec<String> {
+    let mut fails = Vec::new();
+    let tls = lab
+        .site
+        .services
+        .dot1x
+        .iter()
+        .find(|d| d.kind == labwall::aaa::IdentityKind::CertCn)
+        .map(|d| d.name.clone())
+        .expect("the site has an EAP-TLS identity");
+    assert!(
+        !lab.site.services.vpn_users.iter().any(|u| u.cn == tls),
+        "{tls} is a VPNUSER"
+    );
+    for cn in [tls.as_str(), STRANGER] {
+        let p = lab.profile_as(cn);
+        if lab.connect(cn, &p).is_ok() {
+            fails.push(format!("{cn} (not a VPNUSER) connected"));
+        } else {
+            wait_until(&format!("{cn}'s refusal logged"), || {
+                lab.log("auth.log")
+                    .lines()
+                    .any(|l| l.contains(&format!("cn=\"{cn}\" DENY")))
+            });
+        }
+        lab.kill(&format!("{cn}.log"));
+    }
+    let st = std::fs::read_to_string(lab.path("status")).unwrap_or_default();
+    for cn in [tls.as_str(), STRANGER] {
+        if st.contains(&format!("cn={cn} established")) {
+            fails.push(format!("the daemon's status has {cn} established"));
+        }
+    }
+    fails
+}
+
+/// Four users at once, each on its own outside machine: user to user is dropped in VLAN 10
+/// (no PEERS) and passes in VLAN 20 (`PEERS VLAN20`); bob (VLAN 20, zone users) meets the
+/// site's rules at the router: `ALLOW users srv:web1 https` passes, ssh to web1 (no ALLOW,
+/// NOROUTE srv users) does not.
+fn users_and_rules(lab: &mut Lab) -> Vec<String> {
+    let mut fails: Vec<String> = Vec::new();
+    let mut check = |ok: bool, what: String| {
+        if !ok {
+            fails.push(what);
+        }
+    };
+    let users = [
+        ("alice", None, "172.16.10.130"),
+        ("carol", Some(0), "172.16.10.131"),
+        ("bob", Some(1), "172.16.20.130"),
+        ("dave", Some(2), "172.16.20.131"),
+    ];
+    for (user, ns, addr) in users {
+        let ns = match ns {
+            None => lab.out().to_string(),
+            Some(i) => lab.client_ns(i).to_string(),
+        };
+        let p = lab.profile(user, None);
+        if let Err(l) = lab.connect_in(&ns, &format!("{user}-2"), &p) {
+            panic!("{user} refused:\n{l}\nvpn-auth:\n{}", lab.log("auth.log"));
+        }
+        wait_until(&format!("{user}'s /32 and proxy entry"), || {
+            lab.kernel_entries(addr).contains("proxy")
+        });
+    }
+    let (o, carol_ns, bob_ns) = (
+        lab.out().to_string(),
+        lab.client_ns(0).to_string(),
+        lab.client_ns(1).to_string(),
+    );
+    let ping = |ns: &str, to: &str| common::ns_sh(ns, &format!("ping -c 2 -i 0.3 -W 2 {to}"));
+
+    // VLAN 20, PEERS: bob -> dave through tun20 and back, counted by the PEERS rule
+    let c0 = lab.vpn_count("vlan20: user to user");
+    let r = ping(&bob_ns, "172.16.20.131");
+    check(
+        r.status.success(),
+        format!(
+            "bob cannot ping dave (VLAN 20, PEERS VLAN20): {}",
+            String::from_utf8_lossy(&r.stdout)
+        ),
+    );
+    let c1 = lab.vpn_count("vlan20: user to user");
+    // (the first echo request only: the rest of the flow is `ct state established`)
+    check(
+        c1 > c0,
+        format!("the PEERS rule counted {c0} -> {c1} for bob's pings"),
+    );
+
+    // VLAN 10, no PEERS: alice -> carol goes nowhere (table 1010 has no user /32, the VLAN
+    // does not answer ARP for a VPN user); routed into tun10 anyway, the ruleset drops it
+    let r = ping(&o, "172.16.10.131");
+    check(
+        !r.status.success(),
+        "alice pings carol (VLAN 10 has no PEERS)".into(),
+    );
+    let rule =
+        "rule add iif tun10 to 172.16.10.0/24 lookup main suppress_prefixlength 31 priority 509";
+    must(lab.vpn(), &format!("ip {rule}"));
+    let d0 = lab.vpn_count("vlan10: user to user");
+    let r = ping(&o, "172.16.10.131");
+    let d1 = lab.vpn_count("vlan10: user to user");
+    must(lab.vpn(), &format!("ip {}", rule.replacen("add", "del", 1)));
+    check(
+        !r.status.success(),
+        "with a /32 route to carol, alice still pings her: the ruleset let tun10 -> tun10 through"
+            .into(),
+    );
+    check(
+        d1 > d0,
+        format!("the VLAN 10 user-to-user drop counted {d0} -> {d1}, not alice's 2 pings"),
+    );
+    // carol still reaches her VLAN (the drop is user to user only)
+    let r = ping(&carol_ns, "172.16.10.21");
+    check(r.status.success(), "carol cannot ping 172.16.10.21".into());
+
+    // the site's rules for bob's zone (users -> srv), at the router: web1 https allowed, ssh not
+    let h10 = lab.h10().to_string();
+    for port in [443, 22] {
+        let l = format!("TCP-LISTEN:{port},bind=172.16.10.21,reuseaddr,fork");
+        lab.spawn(
+            &h10,
+            &["socat", &l, "SYSTEM:echo web1"],
+            &format!("web1-{port}.log"),
+            &[],
+        );
+    }
+    wait_until("web1 listens on 443 and 22", || {
+        let s = must(&h10, "ss -ltn");
+        s.contains("172.16.10.21:443 ") && s.contains("172.16.10.21:22 ")
+    });
+    // from the VLAN itself both answer: the listeners are real, the difference is the router
+    for port in [443, 22] {
+        let got = lab.tcp_reply(lab.client_ns(0), &format!("172.16.10.21:{port}"));
+        check(
+            got == "web1",
+            format!("carol (VLAN 10) gets {got:?} from web1:{port}"),
+        );
+    }
+    let users_srv = lab
+        .router
+        .ruleset_nft
+        .split("chain users_srv {")
+        .nth(1)
+        .expect("the router has users -> srv")
+        .lines()
+        .take_while(|l| l.trim() != "}")
+        .collect::<Vec<_>>()
+        .join("\n");
+    let allow = "@web1_v4 tcp dport 443";
+    assert!(users_srv.contains(allow), "{users_srv}");
+    assert!(
+        !users_srv.contains("dport 22 "),
+        "the site allows ssh from users to srv now: pick another port\n{users_srv}"
+    );
+    let fallback = users_srv
+        .lines()
+        .filter_map(|l| l.split("goto ").nth(1))
+        .filter_map(|x| x.split_whitespace().next())
+        .next_back()
+        .expect("users -> srv ends in a goto")
+        .to_string();
+    let r = lab.router().to_string();
+    let a0 = lab.packets(&r, "ramux", "users_srv", allow);
+    let got = lab.tcp_reply(&bob_ns, "172.16.10.21:443");
+    check(
+        got == "web1",
+        format!("bob (VLAN 20) gets {got:?} from web1:443 (ALLOW users srv:web1 https)"),
+    );
+    let a1 = lab.packets(&r, "ramux", "users_srv", allow);
+    check(
+        a1 > a0,
+        format!("the router's ALLOW users srv:web1 https counted {a0} -> {a1}"),
+    );
+    let n0 = lab.packets(&r, "ramux", &fallback, "drop");
+    let got = lab.tcp_reply(&bob_ns, "172.16.10.21:22");
+    check(
+        got.is_empty(),
+        format!("bob (VLAN 20) gets {got:?} from web1:22 (not allowed)"),
+    );
+    let n1 = lab.packets(&r, "ramux", &fallback, "drop");
+    check(
+        n1 > n0,
+        format!("the router's {fallback} drop counted {n0} -> {n1} for bob's ssh"),
+    );
+    // and bob's traffic left the appliance on his VLAN's leg, to his VLAN's router
+    let leg = lab.vpn_count("vlan20: users -> their VLAN");
+    check(
+        leg > 0,
+        "nothing counted on vlan20: users -> their VLAN".into(),
+    );
+    fails
 }

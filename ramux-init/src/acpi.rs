@@ -103,7 +103,8 @@ pub fn parse_family_reply(buf: &[u8], group: &str) -> Result<(u16, u32), String>
                 .get(..4)
                 .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
                 .unwrap_or(0);
-            return Err(format!("netlink error {}", -errno));
+            // i64: -i32::MIN overflowed (found by the acpi_netlink fuzz target).
+            return Err(format!("netlink error {}", -i64::from(errno)));
         }
         if m.kind != GENL_ID_CTRL || m.body.len() < 4 {
             continue;
@@ -192,6 +193,18 @@ pub fn fuzz_decode(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (fuzz/acpi_netlink found it): an NLMSG_ERROR carrying i32::MIN as its
+    /// errno panicked negating it.
+    #[test]
+    fn an_error_reply_with_errno_i32_min_is_an_error_not_a_panic() {
+        let crash = include_bytes!("../fuzz/seeds/acpi_netlink/regress-errno-i32-min");
+        assert_eq!(
+            parse_family_reply(crash, GROUP),
+            Err("netlink error 2147483648".to_string())
+        );
+        fuzz_decode(crash);
+    }
 
     fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
         let mut a = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();

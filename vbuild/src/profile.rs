@@ -172,6 +172,33 @@ fn read_raw(path: &Path, display: &str) -> Result<RawProfile> {
     })
 }
 
+/// Fuzz body for `fuzz/fuzz_targets/profile.rs` (also run by `tests/profile_robust.rs`): `data`
+/// as `profiles/f/profile.toml` over an empty `common`, through [`load`] (parse, inheritance,
+/// merge, every check) and [`check_role`]; any error is fine, a panic is not. The profile
+/// tree lives in one private directory per process (a fresh `mkdtemp`, never a planted one).
+#[doc(hidden)]
+pub fn fuzz_profile(data: &[u8]) {
+    use std::sync::OnceLock;
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let root = tempfile::Builder::new()
+            .prefix("vbuild-fuzz-profile-")
+            .tempdir()
+            .expect("create the fuzz profile root")
+            .keep();
+        std::fs::create_dir_all(root.join("profiles/common")).unwrap();
+        std::fs::create_dir_all(root.join("profiles/f")).unwrap();
+        std::fs::write(root.join("profiles/common/profile.toml"), b"").unwrap();
+        root
+    });
+    std::fs::write(root.join("profiles/f/profile.toml"), data).unwrap();
+    if let Ok(p) = load(root, "f") {
+        for role in ROLES.iter().chain(&[NO_ROLE, "", "other"]) {
+            let _ = check_role(&p, role);
+        }
+    }
+}
+
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];

@@ -158,6 +158,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: LabCmd,
     },
+    /// Write an ISO to a USB stick, SD card or CD, safely, and verify it (docs/burn.md).
+    #[command(after_help = ramux_burn::cli::EXAMPLES)]
+    Burn(ramux_burn::cli::BurnArgs),
 }
 
 const EXEC_EXAMPLES: &str = "\
@@ -416,6 +419,7 @@ fn run(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Some(Cmd::Accel { json }) => accel_cmd(json),
+        Some(Cmd::Burn(a)) => Ok(ramux_burn::cli::run(a)),
         Some(Cmd::Exec(a)) => Ok(exec_cmd(&root, &a).unwrap_or_else(|e| {
             eprintln!("vlaunch: exec {}: {e:#}", a.name);
             125
@@ -751,10 +755,15 @@ fn foreground(mut vm: Vm, name: &str) -> Result<i32> {
             file = std::fs::File::open(&log).ok();
         }
         if let Some(f) = file.as_mut() {
+            // Rotated (vm::SERIAL_LOG_MAX): finish the old file, then follow the new one.
+            let rotated = vlaunch::vm::replaced(f, &log);
             buf.clear();
             if std::io::Read::read_to_end(f, &mut buf).is_ok() && !buf.is_empty() {
                 out.write_all(&buf).context("writing stdout")?;
                 out.flush()?;
+            }
+            if rotated {
+                file = std::fs::File::open(&log).ok();
             }
         }
         if INTERRUPTED.load(Ordering::SeqCst) {

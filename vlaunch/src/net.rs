@@ -239,6 +239,35 @@ pub fn ensure_switch(dir: &Path, timeout: Duration) -> Result<SwitchStatus> {
     )
 }
 
+/// [`close_inherited_fds`], but `keep` becomes the child's descriptor `at` (> 2, not
+/// close-on-exec) and stays open.
+pub fn close_inherited_fds_but(cmd: &mut Command, keep: i32, at: i32) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2, fcntl and close_range are async-signal-safe and touch only the child's
+    // descriptor table.
+    unsafe {
+        cmd.pre_exec(move || {
+            if keep != at {
+                if libc::dup2(keep, at) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else {
+                libc::fcntl(at, libc::F_SETFD, 0);
+            }
+            let from = (at + 1) as u32;
+            if libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) != 0 {
+                for fd in from as i32..1024 {
+                    libc::close(fd);
+                }
+            }
+            for fd in 3..at {
+                libc::close(fd);
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Daemons vlaunch starts (switches, QEMU) outlive it: they must not keep the descriptors it
 /// inherited, such as the lock of a `flock` around it, which would then be held until the
 /// switch or VM stops. Closes every descriptor above stderr in the child before exec.

@@ -136,9 +136,14 @@ pub enum Serial {
     /// QEMU's own stdin and stdout (`-serial stdio`).
     Stdio,
     /// A unix socket server, one client at a time, with everything also logged to `log`
-    /// (what vlaunch does: `vlaunch console` on the socket, `--wait-ready` on the log).
+    /// (what vlaunch does: `vlaunch console` on the socket, `--wait-ready` on the log). QEMU
+    /// writes the log to descriptor [`SERIAL_LOG_FD`], a pipe to vlaunch's bounded writer
+    /// ([`crate::vm::keep_serial_log`]), which writes `log`: a plain logfile grew without end.
     Socket { sock: PathBuf, log: PathBuf },
 }
+
+/// The descriptor QEMU gets the serial log pipe on (`logfile=/dev/fd/3`).
+pub const SERIAL_LOG_FD: i32 = 3;
 
 /// The host side of a NIC (`-netdev`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -425,13 +430,13 @@ impl QemuCommand {
                 a.push("-serial".into());
                 a.push("stdio".into());
             }
-            Serial::Socket { sock, log } => {
+            Serial::Socket { sock, log: _ } => {
                 a.push("-chardev".into());
                 let mut ch = OsString::from("socket,id=serial0,server=on,wait=off,path=");
                 ch.push(escape_commas(sock));
-                ch.push(",logfile=");
-                ch.push(escape_commas(log));
-                ch.push(",logappend=off");
+                // The log goes through a pipe (fd 3, see SERIAL_LOG_FD) to vlaunch's bounded
+                // writer (vm::keep_serial_log), which writes `log` and rotates it.
+                ch.push(format!(",logfile=/dev/fd/{SERIAL_LOG_FD},logappend=on"));
                 a.push(ch);
                 a.push("-serial".into());
                 a.push("chardev:serial0".into());
@@ -567,7 +572,7 @@ mod tests {
              -drive if=none,id=cd0,format=raw,media=cdrom,readonly=on,file=/srv/RT1.iso \
              -device ide-cd,drive=cd0,bootindex=0 \
              -device virtio-rng-pci \
-             -chardev socket,id=serial0,server=on,wait=off,path=/run/ramux/vms/RT1/serial.sock,logfile=/run/ramux/vms/RT1/serial.log,logappend=off \
+             -chardev socket,id=serial0,server=on,wait=off,path=/run/ramux/vms/RT1/serial.sock,logfile=/dev/fd/3,logappend=on \
              -serial chardev:serial0 \
              -chardev socket,id=qmp0,server=on,wait=off,path=/run/ramux/vms/RT1/qmp.sock \
              -mon chardev=qmp0,mode=control \

@@ -365,15 +365,21 @@ pub fn start(prepared: Prepared) -> Result<Vm> {
     write_atomic(&paths.vm_json, &serde_json::to_vec_pretty(&record)?)?;
     let log = fs::File::create(&paths.qemu_log)
         .with_context(|| format!("creating {}", paths.qemu_log.display()))?;
+    // The serial log: QEMU writes it into a pipe, a detached writer bounds it on disk.
+    let log_pipe = spawn_serial_log_keeper(&paths.serial_log)?;
     let mut cmd = Command::new(qemu::QEMU);
     cmd.args(qemu::qemu_args(&record.spec))
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .process_group(0);
-    let mut child = crate::net::close_inherited_fds(&mut cmd)
-        .spawn()
-        .with_context(|| format!("starting {}", qemu::QEMU))?;
+    use std::os::fd::AsRawFd;
+    let spawned =
+        crate::net::close_inherited_fds_but(&mut cmd, log_pipe.as_raw_fd(), qemu::SERIAL_LOG_FD)
+            .spawn();
+    // Only QEMU holds the write end now: the writer ends when QEMU does.
+    drop(log_pipe);
+    let mut child = spawned.with_context(|| format!("starting {}", qemu::QEMU))?;
     let started = Instant::now();
     let pid = child.id();
     // QEMU writes the pid file after creating its sockets and before running the guest.
@@ -404,6 +410,141 @@ pub fn start(prepared: Prepared) -> Result<Vm> {
         started,
         child: Some(child),
     })
+}
+
+/// The most a serial log file holds: at this size `serial.log` becomes `serial.log.1`
+/// (replacing the previous one) and a new `serial.log` starts, so a guest printing without end
+/// costs at most twice this in the RAM-backed state directory.
+pub const SERIAL_LOG_MAX: u64 = 4 * 1024 * 1024;
+
+/// `<log>.1`, the rotated serial log.
+pub fn serial_log_old(log: &Path) -> PathBuf {
+    let mut p = log.as_os_str().to_owned();
+    p.push(".1");
+    PathBuf::from(p)
+}
+
+/// Starts the detached writer of `log` (a double fork: it outlives vlaunch, as QEMU does, and
+/// leaves no zombie) and returns the write end of its pipe, for QEMU.
+fn spawn_serial_log_keeper(log: &Path) -> Result<std::os::fd::OwnedFd> {
+    use std::ffi::CString;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).context("NUL in a path");
+    let (clog, cold, null) = (
+        c(log)?,
+        c(&serial_log_old(log))?,
+        c(Path::new("/dev/null"))?,
+    );
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two descriptors we then own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe for the serial log");
+    }
+    // SAFETY: fresh descriptors from pipe2, owned once each.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    use std::os::fd::AsRawFd;
+    let (rfd, wfd) = (r.as_raw_fd(), w.as_raw_fd());
+    // SAFETY: between fork and _exit the children call only async-signal-safe functions
+    // (fork, setsid, dup2, close_range/close, open, read, write, rename) on memory prepared
+    // before the fork: no allocation, no lock.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).context("fork for the serial log");
+    }
+    if pid == 0 {
+        unsafe {
+            if libc::fork() != 0 {
+                libc::_exit(0);
+            }
+            libc::setsid();
+            libc::close(wfd);
+            libc::dup2(rfd, 0);
+            let n = libc::open(null.as_ptr(), libc::O_RDWR);
+            if n >= 0 {
+                libc::dup2(n, 1);
+                libc::dup2(n, 2);
+            }
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                for fd in 3..1024 {
+                    libc::close(fd);
+                }
+            }
+            keep_serial_log(0, &clog, &cold, SERIAL_LOG_MAX);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: reaps the intermediate child, which exits at once.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    drop(r);
+    Ok(w)
+}
+
+/// The bounded serial log writer: copies descriptor `input` to `log` until end of file,
+/// rotating `log` to `old` whenever it would pass `max` bytes. Uses only async-signal-safe
+/// calls and a stack buffer (it runs in a forked child of a threaded process).
+#[doc(hidden)]
+pub fn keep_serial_log(input: i32, log: &std::ffi::CStr, old: &std::ffi::CStr, max: u64) {
+    let open = || unsafe {
+        libc::open(
+            log.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o644,
+        )
+    };
+    let mut out = open();
+    let mut size: u64 = 0;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        // SAFETY: reads into our stack buffer.
+        let n = unsafe { libc::read(input, buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 0 {
+            break;
+        }
+        if n < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            break;
+        }
+        let n = n as usize;
+        if size > 0 && size + n as u64 > max {
+            // SAFETY: plain syscalls on our descriptor and NUL-terminated paths.
+            unsafe {
+                libc::rename(log.as_ptr(), old.as_ptr());
+                libc::close(out);
+            }
+            out = open();
+            size = 0;
+        }
+        let mut done = 0;
+        while done < n && out >= 0 {
+            // SAFETY: writes from our buffer.
+            let w = unsafe { libc::write(out, buf[done..n].as_ptr().cast(), n - done) };
+            if w < 0 {
+                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                    continue;
+                }
+                break;
+            }
+            done += w as usize;
+        }
+        size += n as u64;
+    }
+    if out >= 0 {
+        // SAFETY: closes our descriptor.
+        unsafe { libc::close(out) };
+    }
+}
+
+/// True when `path` is no longer the file `f` has open (the serial log was rotated).
+pub fn replaced(f: &fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) != (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// [`prepare`] then [`start`].
@@ -528,11 +669,22 @@ pub fn wait_ready_log(
                     Ok(n) => sc.feed(&buf[..n]),
                 }
             }
-            // QEMU truncates on start (logappend=off); a shorter file means a new run.
+            // A new run truncates the log; a shorter file means a new run.
             if let (Ok(pos), Ok(meta)) = (f.stream_position(), f.metadata()) {
                 if meta.len() < pos {
                     let _ = f.seek(SeekFrom::Start(0));
                 }
+            }
+            // Rotated (SERIAL_LOG_MAX): its last bytes were written before the rename, so
+            // read them, then follow the new file from its start.
+            if replaced(f, serial_log) {
+                loop {
+                    match f.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => sc.feed(&buf[..n]),
+                    }
+                }
+                file = fs::File::open(serial_log).ok();
             }
         }
         if let Some(r) = sc.ready() {
@@ -968,6 +1120,64 @@ pub fn list(root: &Path) -> Result<Vec<VmStatus>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A guest printing without end: the log on disk stays within 2 x max (serial.log and
+    /// serial.log.1), the newest output is at the end of serial.log, a follower
+    /// (`wait_ready_log`) sees the ready line printed after two rotations, and the writer
+    /// ends when the writing side (QEMU) closes. Before, QEMU's `logfile=` grew without end.
+    #[test]
+    fn the_serial_log_is_bounded_and_followed_across_rotations() {
+        use std::ffi::CString;
+        use std::io::Write;
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("serial.log");
+        let old = serial_log_old(&log);
+        let mut fds = [0i32; 2];
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        let max = 64 * 1024;
+        let (cl, co) = (
+            CString::new(log.to_str().unwrap()).unwrap(),
+            CString::new(old.to_str().unwrap()).unwrap(),
+        );
+        let keeper = std::thread::spawn(move || keep_serial_log(r.as_raw_fd(), &cl, &co, max));
+        let log2 = log.clone();
+        let follower = std::thread::spawn(move || {
+            wait_ready_log(
+                &log2,
+                Instant::now(),
+                Duration::from_secs(20),
+                || None,
+                &mut |_, _| {},
+            )
+        });
+        let mut guest = fs::File::from(w);
+        let line = [b'x'; 99];
+        let mut written = 0u64;
+        while written < 5 * max {
+            guest.write_all(&line).unwrap();
+            guest.write_all(b"\n").unwrap();
+            written += 100;
+        }
+        guest
+            .write_all(b"ramux: ready profile=client role=- host=c1\n")
+            .unwrap();
+        guest.write_all(b"the end\n").unwrap();
+        drop(guest);
+        keeper.join().unwrap();
+        let (a, b) = (
+            fs::metadata(&log).unwrap().len(),
+            fs::metadata(&old).unwrap().len(),
+        );
+        assert!(
+            a <= max && b <= max,
+            "serial.log {a} B, serial.log.1 {b} B, max {max}"
+        );
+        assert!(fs::read(&log).unwrap().ends_with(b"c1\nthe end\n"));
+        let ready = follower.join().unwrap().expect("ready line seen");
+        assert_eq!(ready.info.host, "c1");
+    }
 
     /// A second start of a name while the first is still starting is refused (before QEMU),
     /// not a second QEMU stealing the first one's sockets.

@@ -23,6 +23,7 @@ use crate::health::{self, Health};
 use crate::netlink::{AddrSpec, Link, LinkEvent, Netlink, IFA_F_SECONDARY};
 use crate::pathcheck;
 use crate::ratelimit::{LogLimiter, Verdict};
+use crate::routes::{self, Routes, Statics};
 use crate::status::{Counters, GroupStatus, InstanceStatus, Mismatch, Status, TransitionStatus};
 use crate::sys::{self, NdSocket, PacketSocket, VrrpSocket};
 use crate::validate::{self, CsumForm, Drop, RxMeta};
@@ -160,6 +161,12 @@ fn same_but_priority(a: &InstanceConfig, b: &InstanceConfig) -> bool {
         for t in &mut c.track_scripts {
             t.line = 0;
         }
+        for r in &mut c.routes {
+            r.line = 0;
+        }
+        for r in &mut c.rules {
+            r.line = 0;
+        }
         c
     };
     norm(a) == norm(b)
@@ -207,6 +214,8 @@ struct Inst {
     sock: usize,
     src: IpAddr,
     vips: Vec<Vip>,
+    /// `virtual_routes` / `virtual_rules`, with the VIPs.
+    routes: Routes,
     counters: Counters,
     mismatch: Option<(Time, Mismatch)>,
     garp: GarpSchedule,
@@ -227,6 +236,8 @@ struct Daemon {
     start: Instant,
     /// The file and options to read again on SIGHUP.
     load: (PathBuf, config::LoadOptions),
+    /// `static_*` sections, removed on a clean exit.
+    statics: Statics,
     nl: Netlink,
     socks: Vec<VrrpSocket>,
     /// (interface, IPv6) of each socket, to reopen it when its interface is re-created.
@@ -272,6 +283,7 @@ impl Daemon {
         Ok(Daemon {
             start: Instant::now(),
             load,
+            statics: s.statics,
             health,
             nl,
             socks: s.socks,
@@ -420,6 +432,11 @@ impl Daemon {
             fresh.len(),
             self.insts.len() - kept.iter().flatten().count()
         ));
+        self.statics
+            .missing_from(&s.statics)
+            .apply(&mut self.nl, false);
+        s.statics.apply(&mut self.nl, true);
+        self.statics = std::mem::take(&mut s.statics);
         self.cfg = cfg;
         self.router = router;
         self.insts = s.insts;
@@ -442,6 +459,7 @@ impl Daemon {
         for h in self.health.iter_mut().flatten() {
             h.kill();
         }
+        self.statics.apply(&mut self.nl, false);
         // Give notify_stop scripts a moment: they get SIGTERM when we exit.
         let t = Instant::now();
         self.reap();
@@ -623,6 +641,10 @@ impl Daemon {
 
     fn vips(&mut self, inst: usize, add: bool) {
         let i = &self.insts[inst];
+        if !add {
+            i.routes
+                .apply(&mut self.nl, false, &format!("instance {}", i.cfg.name));
+        }
         for v in &i.vips {
             let r = if add {
                 self.nl.add_addr(&v.spec)
@@ -642,6 +664,8 @@ impl Daemon {
             }
         }
         if add {
+            i.routes
+                .apply(&mut self.nl, true, &format!("instance {}", i.cfg.name));
             for v in &i.vips {
                 self.local_addrs.insert(v.spec.addr);
             }
@@ -1114,6 +1138,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let setup = Setup::new(&cfg, &mut nl, &links)?;
     let mut local_addrs = local_addresses(&mut nl)?;
     remove_stale_vips(&mut nl, &setup.insts, &mut local_addrs);
+    setup.statics.apply(&mut nl, true);
     let mut control = Control::new(bind_control(&opts.socket)?)?;
     let load = (opts.config.clone(), load_options(opts.config_id.clone()));
     let mut d = Daemon::new(cfg, load, nl, setup, local_addrs)?;
@@ -1204,6 +1229,7 @@ struct Setup {
     watched: BTreeMap<String, bool>,
     /// The index of every watched interface that exists at startup.
     indexes: BTreeMap<String, u32>,
+    statics: Statics,
 }
 
 impl Setup {
@@ -1216,6 +1242,7 @@ impl Setup {
             primaries: Vec::new(),
             watched: BTreeMap::new(),
             indexes: BTreeMap::new(),
+            statics: Statics::default(),
         };
         for c in &cfg.instances {
             let Some(l) = find_link(links, &c.interface) else {
@@ -1232,6 +1259,7 @@ impl Setup {
             let sock = s.socket_for(c, l)?;
             let src = primary_addr(nl, c, l.index)?;
             let vips = instance_vips(cfg, c, links)?;
+            let routes = routes::resolve(cfg, &c.routes, &c.rules, links)?;
             watch_instance_links(c, links, &mut s.watched);
             s.primaries.push(src);
             s.insts.push(Inst {
@@ -1239,6 +1267,7 @@ impl Setup {
                 sock,
                 src,
                 vips,
+                routes,
                 counters: Counters::default(),
                 mismatch: None,
                 garp: GarpSchedule::default(),
@@ -1247,6 +1276,7 @@ impl Setup {
             });
         }
         watch_group_links(cfg, links, &mut s.watched);
+        s.statics = routes::statics(cfg, links)?;
         for name in s.watched.keys() {
             if let Some(l) = find_link(links, name) {
                 s.indexes.insert(name.clone(), l.index);
@@ -1383,6 +1413,9 @@ fn remove_stale_vips(nl: &mut Netlink, insts: &[Inst], local_addrs: &mut HashSet
             }
             local_addrs.remove(&v.spec.addr);
         }
+        // A killed master's virtual routes and rules too (not there: nothing happens).
+        i.routes
+            .apply(nl, false, &format!("instance {} (stale)", i.cfg.name));
     }
 }
 

@@ -14,6 +14,7 @@ pub mod health;
 pub mod netlink;
 pub mod pathcheck;
 pub mod ratelimit;
+pub mod routes;
 pub mod status;
 pub mod sys;
 pub mod track;

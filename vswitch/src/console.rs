@@ -580,7 +580,9 @@ fn hash_cmd(sw: &mut Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str) -> Reply {
             if v <= 0 && cmd == "hash/setsize" || v < 0 {
                 return Reply::err(libc::EINVAL);
             }
-            let v = v as u64;
+            // Seconds kept in milliseconds: at most u64::MAX / 1000 s (v * 1000 overflowed:
+            // found by the session fuzz target; release builds wrapped it to any value).
+            let v = (v as u64).min(u64::MAX / 1000);
             match cmd {
                 "hash/setsize" => sw.table.set_size(v.min(1 << 16) as usize),
                 "hash/setgcint" => sw.table.gcint_s = v,
@@ -1025,6 +1027,34 @@ mod tests {
         let mut s = String::new();
         execute(sw, &ctx(&no), line).render(&mut s);
         s
+    }
+
+    /// Regression (fuzz/session found it): huge hash timers overflowed `v * 1000`; they
+    /// are capped at u64::MAX / 1000 seconds and shown as set.
+    #[test]
+    fn huge_hash_timers_are_capped_not_wrapped() {
+        let mut sw = Switch::new(8, false, 16);
+        for c in ["hash/setexpire", "hash/setminper", "hash/setgcint"] {
+            assert_eq!(
+                run(&mut sw, &format!("{c} 9223372036854775807")),
+                "1000 Success\n"
+            );
+        }
+        let info = run(&mut sw, "hash/showinfo");
+        assert!(
+            info.contains("GC interval 18446744073709551 secs\n"),
+            "{info}"
+        );
+        assert!(
+            info.contains("GC expire 18446744073709551 secs\n"),
+            "{info}"
+        );
+        assert!(
+            info.contains("Min persistence 18446744073709551 secs\n"),
+            "{info}"
+        );
+        // And the gc check does not overflow with it.
+        sw.table.gc(u64::MAX);
     }
 
     #[test]

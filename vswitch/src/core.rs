@@ -345,7 +345,7 @@ impl MacTable {
 
     /// Drop expired entries if `gcint` has elapsed; returns how many were removed.
     pub fn gc(&mut self, now_ms: u64) -> usize {
-        if now_ms.saturating_sub(self.last_gc_ms) < self.gcint_s * 1000 {
+        if now_ms.saturating_sub(self.last_gc_ms) < self.gcint_s.saturating_mul(1000) {
             return 0;
         }
         self.last_gc_ms = now_ms;

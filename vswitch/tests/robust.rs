@@ -114,3 +114,12 @@ fn the_pending_bound_holds_under_any_schedule() {
     let seeds = vec![burst, (0..=255).collect()];
     run(&seeds, fuzz_pending);
 }
+
+/// Regression: the input fuzz/session found (`hash/setminper` with a huge value overflowed
+/// its seconds-to-milliseconds product); kept as a seed of that target too.
+#[test]
+fn the_session_fuzz_crash_input_does_not_panic() {
+    fuzz_session(include_bytes!(
+        "../fuzz/seeds/session/regress-hash-timer-overflow"
+    ));
+}

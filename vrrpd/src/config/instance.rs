@@ -14,9 +14,12 @@ use super::common::{notify_kw, parse_track};
 use super::ctx::Ctx;
 use super::globals::{garp_kw, version_kw, Globals};
 use super::lexer::Stmt;
+use super::route::{parse_routes, parse_rules};
 use super::script::parse_track_script;
 use super::vip::parse_vip_block;
-use super::{Garp, InstanceConfig, Notify, TrackIf, TrackScript, V3Checksum, Vip};
+use super::{
+    Garp, InstanceConfig, Notify, RouteConfig, RuleConfig, TrackIf, TrackScript, V3Checksum, Vip,
+};
 
 pub(super) fn parse_instance(ctx: &mut Ctx, s: &Stmt, g: &Globals) -> Option<InstanceConfig> {
     let (name, block) = instance_header(ctx, s)?;
@@ -61,6 +64,8 @@ struct InstanceDraft {
     notify: Notify,
     track: Vec<TrackIf>,
     track_scripts: Vec<TrackScript>,
+    routes: Vec<RouteConfig>,
+    rules: Vec<RuleConfig>,
     dont_track_primary: bool,
     unicast_src_ip: Option<IpAddr>,
     unicast_peers: Vec<IpAddr>,
@@ -88,6 +93,8 @@ impl InstanceDraft {
             notify: Notify::default(),
             track: Vec::new(),
             track_scripts: Vec::new(),
+            routes: Vec::new(),
+            rules: Vec::new(),
             dont_track_primary: false,
             unicast_src_ip: None,
             unicast_peers: Vec::new(),
@@ -133,6 +140,8 @@ impl InstanceDraft {
             }
             "track_interface" => self.track.extend(parse_track(ctx, &c.block, c.line)),
             "track_script" => self.track_scripts.extend(parse_track_script(ctx, c)),
+            "virtual_routes" => parse_routes(ctx, c, &mut self.routes),
+            "virtual_rules" => parse_rules(ctx, c, &mut self.rules),
             "dont_track_primary" => self.dont_track_primary = true,
             "unicast_src_ip" | "mcast_src_ip" => {
                 if let Some(ip) = src_ip_kw(ctx, c) {
@@ -215,6 +224,8 @@ impl InstanceDraft {
             notify: self.notify,
             track_interfaces: self.track,
             track_scripts: self.track_scripts,
+            routes: self.routes,
+            rules: self.rules,
             dont_track_primary: self.dont_track_primary,
             unicast_src_ip: self.unicast_src_ip,
             unicast_peers: self.unicast_peers,

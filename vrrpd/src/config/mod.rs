@@ -20,6 +20,7 @@ mod globals;
 mod include;
 mod instance;
 mod lexer;
+mod route;
 mod script;
 mod sync_group;
 mod vip;
@@ -39,6 +40,7 @@ use globals::{parse_globals, Globals};
 pub use include::{Expanded, FsSource, Source};
 use instance::parse_instance;
 use lexer::{build_tree, tokenize};
+pub use route::{RouteConfig, RouteKind, RuleConfig, RT_TABLE_MAIN};
 use script::{check_tracked, parse_script};
 use sync_group::{check_members, parse_group};
 
@@ -202,6 +204,9 @@ pub struct InstanceConfig {
     pub notify: Notify,
     pub track_interfaces: Vec<TrackIf>,
     pub track_scripts: Vec<TrackScript>,
+    /// `virtual_routes` / `virtual_rules`: present while the instance is MASTER.
+    pub routes: Vec<RouteConfig>,
+    pub rules: Vec<RuleConfig>,
     pub dont_track_primary: bool,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
@@ -252,6 +257,10 @@ pub struct Config {
     pub instances: Vec<InstanceConfig>,
     pub sync_groups: Vec<SyncGroupConfig>,
     pub scripts: Vec<ScriptConfig>,
+    /// `static_ipaddress` / `static_routes` / `static_rules`: present while vrrpd runs.
+    pub static_addresses: Vec<Vip>,
+    pub static_routes: Vec<RouteConfig>,
+    pub static_rules: Vec<RuleConfig>,
     #[serde(skip)]
     pub warnings: Vec<Diag>,
     /// Where each line came from (includes), for `place`.
@@ -350,6 +359,7 @@ fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let mut instances: Vec<InstanceConfig> = Vec::new();
     let mut groups: Vec<SyncGroupConfig> = Vec::new();
     let mut scripts: Vec<ScriptConfig> = Vec::new();
+    let (mut st_addrs, mut st_routes, mut st_rules) = (Vec::new(), Vec::new(), Vec::new());
     // Indexes for the duplicate checks, so a long file stays linear.
     let mut names: HashSet<String> = HashSet::new();
     let mut vrids: HashMap<(u8, String, Family), usize> = HashMap::new();
@@ -390,6 +400,9 @@ fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
                     }
                 }
             }
+            "static_ipaddress" => vip::parse_vip_block(&mut ctx, s, &mut st_addrs),
+            "static_routes" => route::parse_routes(&mut ctx, s, &mut st_routes),
+            "static_rules" => route::parse_rules(&mut ctx, s, &mut st_rules),
             _ => ctx.unknown(s, "the top level"),
         }
     }
@@ -423,6 +436,9 @@ fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
         instances,
         sync_groups: groups,
         scripts,
+        static_addresses: st_addrs,
+        static_routes: st_routes,
+        static_rules: st_rules,
         warnings: ctx.warnings,
         origins: Expanded::default(),
     })
