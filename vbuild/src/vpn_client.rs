@@ -19,6 +19,10 @@ pub struct ClientPki {
     pub cert: String,
     pub key: String,
     pub tls_crypt: String,
+    /// SHA-256 fingerprints of the site's VPN server certificates ([`ClientPki::pin_servers`]):
+    /// the client accepts only these, not any certificate of the CA with serverAuth (the RADIUS
+    /// server's has it too).
+    pub servers: Vec<String>,
 }
 
 impl ClientPki {
@@ -37,8 +41,44 @@ impl ClientPki {
             cert: rd(format!("{CLIENTS_DIR}/{user}.crt"))?,
             key: rd(format!("{CLIENTS_DIR}/{user}.key"))?,
             tls_crypt: rd(TLS_CRYPT_KEY.to_string())?,
+            servers: Vec::new(),
         })
     }
+
+    /// Reads `pki/<server>.crt` of `dir` for every VPNSERVER of `site` and keeps their
+    /// fingerprints (what `peer-fingerprint` pins).
+    pub fn pin_servers(&mut self, dir: &Path, site: &Site) -> Result<()> {
+        self.servers.clear();
+        for srv in &site.vpn.servers {
+            let rel = format!("pki/{}.crt", srv.name);
+            let text = std::fs::read_to_string(dir.join(&rel)).with_context(|| {
+                format!(
+                    "{}: cannot read {rel}, the certificate of VPN server {} (make it with \
+                     `vbuild secrets init DIR --site SITE`)",
+                    dir.display(),
+                    srv.name
+                )
+            })?;
+            self.servers
+                .push(fingerprint(&text).with_context(|| rel.clone())?);
+        }
+        Ok(())
+    }
+}
+
+/// `aa:bb:...`: the SHA-256 of a PEM certificate's DER bytes, as OpenVPN prints and pins it.
+pub fn fingerprint(pem_text: &str) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let p = pem::parse(pem_text).map_err(|e| anyhow!("not a PEM certificate: {e}"))?;
+    if p.tag() != "CERTIFICATE" {
+        bail!("a PEM {}, not a CERTIFICATE", p.tag());
+    }
+    let sum = Sha256::digest(p.contents());
+    Ok(sum
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
 }
 
 /// The profile text of VPN user `user` (a VPNUSER CN of the site).
@@ -82,6 +122,13 @@ pub fn render(site: &Site, user: &str, pki: &ClientPki) -> Result<String> {
         ("tls-crypt", &pki.tls_crypt),
     ] {
         let _ = writeln!(s, "<{tag}>\n{}\n</{tag}>", text.trim_end());
+    }
+    if !pki.servers.is_empty() {
+        s.push_str("# only the site's VPN servers' own certificates\n<peer-fingerprint>\n");
+        for f in &pki.servers {
+            let _ = writeln!(s, "{f}");
+        }
+        s.push_str("</peer-fingerprint>\n");
     }
     connections(&mut s, site, port(u.vlan));
     Ok(s)
@@ -141,6 +188,7 @@ pub fn make(user: &str, site: &Path, secrets: &Path, out: &Path) -> Result<()> {
             labwall::diag::render_all(&d).trim_end()
         )
     })?;
-    let pki = ClientPki::read(secrets, user)?;
+    let mut pki = ClientPki::read(secrets, user)?;
+    pki.pin_servers(secrets, &c.site)?;
     write_private(out, &render(&c.site, user, &pki)?)
 }

@@ -70,6 +70,23 @@ fn secrets_and_profile_from_the_site() {
         p.contains("remote vpn2.lab.demo.fr 1110\nhttp-proxy vpn2.lab.demo.fr 443\n"),
         "{p}"
     );
+    // pinned: exactly the two servers' certificates, as openssl prints their fingerprints
+    let pins =
+        &p[p.find("<peer-fingerprint>").expect("pinned")..p.find("</peer-fingerprint>").unwrap()];
+    let openssl_fp = |c: &str| {
+        let o = Command::new("openssl")
+            .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+            .arg(sec.join(c))
+            .output()
+            .unwrap();
+        let t = String::from_utf8_lossy(&o.stdout).to_lowercase();
+        t.trim().rsplit('=').next().unwrap().to_string()
+    };
+    for c in ["pki/vpn1.crt", "pki/vpn2.crt"] {
+        assert!(pins.contains(&openssl_fp(c)), "{c} not pinned:\n{pins}");
+    }
+    assert!(!pins.contains(&openssl_fp("pki/radius.crt")), "{pins}");
+    assert_eq!(pins.lines().count(), 3, "{pins}");
     let tail = &p[p.find("remote-random").unwrap()..];
     assert!(
         !tail.contains("<ca>") && p.trim_end().ends_with("</connection>"),

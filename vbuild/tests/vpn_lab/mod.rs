@@ -249,7 +249,9 @@ impl VpnLab {
     /// alice's profile from `vbuild vpn-client`'s renderer, with only vpn1's block (vpn2 is
     /// not in this lab); `proxy` false: straight to `direct` (the benchmark's plain relay).
     pub fn client_profile(&self, direct: Option<&str>) -> Result<PathBuf, String> {
-        let pki = vbuild::vpn_client::ClientPki::read(&self.secrets, "alice")
+        let mut pki = vbuild::vpn_client::ClientPki::read(&self.secrets, "alice")
+            .map_err(|e| e.to_string())?;
+        pki.pin_servers(&self.secrets, &self.site)
             .map_err(|e| e.to_string())?;
         let text =
             vbuild::vpn_client::render(&self.site, "alice", &pki).map_err(|e| e.to_string())?;

@@ -59,7 +59,8 @@ impl Run<'_> {
             self.lab.secrets.as_ref().map(|s| s.value.clone()).context(
                 "a vpn test makes the user's profile from the lab's `secrets` directory",
             )?;
-        let pki = vbuild::vpn_client::ClientPki::read(&secrets, &p.user)?;
+        let mut pki = vbuild::vpn_client::ClientPki::read(&secrets, &p.user)?;
+        pki.pin_servers(&secrets, &self.site.master.site)?;
         let profile = vbuild::vpn_client::render(&self.site.master.site, &p.user, &pki)?;
         let c = Client {
             from: p.from.clone(),
