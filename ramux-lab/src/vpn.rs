@@ -48,31 +48,8 @@ pub fn plan(lab: &Lab, site: &Site, t: &LabTest) -> Result<VpnPlan, String> {
     else {
         return Err(format!("test {:?} is not a vpn test", t.name.value));
     };
-    let u = site
-        .services
-        .vpn_users
-        .iter()
-        .find(|u| u.cn == user.value)
-        .ok_or_else(|| {
-            let cns: Vec<&str> = site
-                .services
-                .vpn_users
-                .iter()
-                .map(|u| u.cn.as_str())
-                .collect();
-            format!(
-                "{}: no VPNUSER {} (the site has: {}); a vpn test connects as one",
-                site.file,
-                user.value,
-                cns.join(" ")
-            )
-        })?;
-    if site.vpn.servers.is_empty() {
-        return Err(format!(
-            "{}: no VPNSERVER line: nothing to connect to",
-            site.file
-        ));
-    }
+    let u = labwall::vpn::vpn_user(site, &user.value)
+        .map_err(|e| format!("{e}; a vpn test connects as one"))?;
     let servers = site
         .vpn
         .servers

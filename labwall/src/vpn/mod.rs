@@ -86,6 +86,27 @@ pub struct Leg {
     pub addr: Ipv4Addr,
 }
 
+/// VPN user `cn` of `site`, for a client's profile: an error names the site and the users it
+/// has, or says it has no VPNSERVER to connect to.
+pub fn vpn_user<'a>(site: &'a Site, cn: &str) -> Result<&'a crate::aaa::VpnUser, String> {
+    let users = &site.services.vpn_users;
+    let u = users.iter().find(|u| u.cn == cn).ok_or_else(|| {
+        let cns: Vec<&str> = users.iter().map(|u| u.cn.as_str()).collect();
+        format!(
+            "{}: no VPNUSER {cn} (the site has: {})",
+            site.file,
+            cns.join(" ")
+        )
+    })?;
+    if site.vpn.servers.is_empty() {
+        return Err(format!(
+            "{}: no VPNSERVER line: there is no server to connect to",
+            site.file
+        ));
+    }
+    Ok(u)
+}
+
 /// The OpenVPN server port of VLAN `vid` (the 2009 convention: 1100 + VLAN id).
 pub fn port(vid: u16) -> u32 {
     1100 + u32::from(vid)
