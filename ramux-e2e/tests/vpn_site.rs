@@ -526,13 +526,14 @@ impl Lab {
             .unwrap_or_else(|| panic!("no counter: {line}"))
     }
 
-    /// Sum of `vpn` forward counters whose comment is `comment`.
-    fn vpn_count(&self, comment: &str) -> u64 {
+    /// The counter of the appliance's forward rule `verdict comment "comment"` (a rule with
+    /// that comment but another verdict fails the test).
+    fn vpn_count(&self, verdict: &str, comment: &str) -> u64 {
         self.packets(
             self.vpn(),
             "ramux_vpn",
             "forward",
-            &format!("comment \"{comment}\""),
+            &format!("{verdict} comment \"{comment}\""),
         )
     }
 
@@ -747,7 +748,7 @@ fn users_and_rules(lab: &mut Lab) -> Vec<String> {
     let ping = |ns: &str, to: &str| common::ns_sh(ns, &format!("ping -c 2 -i 0.3 -W 2 {to}"));
 
     // VLAN 20, PEERS: bob -> dave through tun20 and back, counted by the PEERS rule
-    let c0 = lab.vpn_count("vlan20: user to user");
+    let c0 = lab.vpn_count("accept", "vlan20: user to user");
     let r = ping(&bob_ns, "172.16.20.131");
     check(
         r.status.success(),
@@ -756,7 +757,7 @@ fn users_and_rules(lab: &mut Lab) -> Vec<String> {
             String::from_utf8_lossy(&r.stdout)
         ),
     );
-    let c1 = lab.vpn_count("vlan20: user to user");
+    let c1 = lab.vpn_count("accept", "vlan20: user to user");
     // (the first echo request only: the rest of the flow is `ct state established`)
     check(
         c1 > c0,
@@ -773,9 +774,9 @@ fn users_and_rules(lab: &mut Lab) -> Vec<String> {
     let rule =
         "rule add iif tun10 to 172.16.10.0/24 lookup main suppress_prefixlength 31 priority 509";
     must(lab.vpn(), &format!("ip {rule}"));
-    let d0 = lab.vpn_count("vlan10: user to user");
+    let d0 = lab.vpn_count("drop", "vlan10: user to user");
     let r = ping(&o, "172.16.10.131");
-    let d1 = lab.vpn_count("vlan10: user to user");
+    let d1 = lab.vpn_count("drop", "vlan10: user to user");
     must(lab.vpn(), &format!("ip {}", rule.replacen("add", "del", 1)));
     check(
         !r.status.success(),
@@ -860,7 +861,7 @@ fn users_and_rules(lab: &mut Lab) -> Vec<String> {
         format!("the router's {fallback} drop counted {n0} -> {n1} for bob's ssh"),
     );
     // and bob's traffic left the appliance on his VLAN's leg, to his VLAN's router
-    let leg = lab.vpn_count("vlan20: users -> their VLAN");
+    let leg = lab.vpn_count("accept", "vlan20: users -> their VLAN");
     check(
         leg > 0,
         "nothing counted on vlan20: users -> their VLAN".into(),

@@ -95,6 +95,9 @@ pub struct Stats {
     pub pending_timeouts: u64,
     /// Management sessions dropped because they did not read their output.
     pub mgmt_overflows: u64,
+    /// Accepts that failed for want of descriptors or memory (EMFILE, ENFILE, ENOBUFS,
+    /// ENOMEM): accepting pauses, then is retried with a backoff (`ACCEPT_RETRY_*`).
+    pub accept_exhausted: u64,
 }
 
 /// The running switch.
@@ -146,6 +149,25 @@ pub struct Daemon {
     seed: u64,
     /// `now_ms` of the last pending-handshake timeout scan.
     last_pending_scan_ms: u64,
+    /// When to accept again after running out of descriptors (epoll is edge-triggered: the
+    /// connections left in the backlog would wait for the next connect without this).
+    accept_retry_at: Option<Instant>,
+    /// The current backoff: doubles from `ACCEPT_RETRY_MIN` to `ACCEPT_RETRY_MAX` while
+    /// retries keep failing, back to zero after one that does not.
+    accept_delay: Duration,
+}
+
+/// First wait before accepting again after EMFILE and alike.
+pub const ACCEPT_RETRY_MIN: Duration = Duration::from_millis(50);
+/// Longest wait between such retries.
+pub const ACCEPT_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// True for the accept errors that mean "no descriptor or memory now", not a bad client.
+pub(crate) fn accept_exhaustion(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
 }
 
 /// Random-ish switch MAC `00:ff:xx:xx:xx:xx` like vde_switch (used only for display).
@@ -221,6 +243,8 @@ impl Daemon {
             pool: Vec::new(),
             connectors: Vec::new(),
             debug_any: false,
+            accept_retry_at: None,
+            accept_delay: Duration::ZERO,
             paused: HashMap::new(),
             cur_in: None,
             buf: vec![0u8; STREAM_READ],

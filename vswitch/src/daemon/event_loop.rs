@@ -165,6 +165,10 @@ impl Daemon {
         if self.connectors.iter().any(|c| c.ep.is_none()) {
             t = t.min(500_000);
         }
+        if let Some(at) = self.accept_retry_at {
+            let left = at.saturating_duration_since(std::time::Instant::now());
+            t = t.min(left.as_micros() as u64);
+        }
         for q in self.impair_in.values().chain(self.impair_out.values()) {
             if let Some(d) = q.next_due() {
                 t = t.min(d.saturating_sub(now));
@@ -180,6 +184,9 @@ impl Daemon {
         if now_ms.saturating_sub(self.last_pending_scan_ms) >= 1000 {
             self.last_pending_scan_ms = now_ms;
             self.expire_pending();
+        }
+        if self.accept_retry_at.is_some() {
+            self.retry_accepts();
         }
         if !self.connectors.is_empty() {
             self.reconnect_streams();

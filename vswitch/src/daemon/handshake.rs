@@ -115,11 +115,43 @@ impl Daemon {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    self.log.log("accept", &e.to_string());
-                    return;
-                }
+                Err(e) => return self.accept_failed("ctl", &e),
             }
+        }
+    }
+
+    /// An accept failed: log it (rate-limited); when it is for want of descriptors, count it
+    /// and retry later with a backoff, not at once (the listener stays readable: retrying at
+    /// once would spin) and not never (edge-triggered: the backlog would wait for the next
+    /// connect).
+    pub(in crate::daemon) fn accept_failed(&mut self, what: &str, e: &io::Error) {
+        self.log.log("accept", &format!("{what}: {e}"));
+        if super::accept_exhaustion(e) {
+            self.stats.accept_exhausted += 1;
+            self.accept_delay =
+                (self.accept_delay * 2).clamp(super::ACCEPT_RETRY_MIN, super::ACCEPT_RETRY_MAX);
+            self.accept_retry_at = Some(Instant::now() + self.accept_delay);
+        }
+    }
+
+    /// The accept backoff is due: accept on every listener again.
+    pub(in crate::daemon) fn retry_accepts(&mut self) {
+        match self.accept_retry_at {
+            Some(at) if Instant::now() >= at => {}
+            _ => return,
+        }
+        self.accept_retry_at = None;
+        self.accept_ctl();
+        self.accept_mgmt();
+        let listeners: Vec<Token> = (self.conns.iter().enumerate())
+            .filter(|(_, c)| matches!(c, Some(Conn::StreamListener { .. })))
+            .map(|(i, _)| Token(FIRST_CONN + i))
+            .collect();
+        for tok in listeners {
+            self.accept_stream(tok);
+        }
+        if self.accept_retry_at.is_none() {
+            self.accept_delay = Duration::ZERO;
         }
     }
 

@@ -114,10 +114,7 @@ impl Daemon {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    self.log.log("accept", &e.to_string());
-                    return;
-                }
+                Err(e) => return self.accept_failed("management", &e),
             }
         }
     }
@@ -274,6 +271,7 @@ impl Daemon {
                 ("pending_evicted", self.stats.pending_evicted),
                 ("pending_timeouts", self.stats.pending_timeouts),
                 ("mgmt_overflows", self.stats.mgmt_overflows),
+                ("accept_exhausted", self.stats.accept_exhausted),
             ],
             debug_on: match session.and_then(|i| self.conns.get(i)) {
                 Some(Some(Conn::Mgmt { debug, .. })) => debug.clone(),

@@ -150,10 +150,7 @@ impl Daemon {
             let (s, uid) = match l.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) => {
-                    self.log.log("accept", &e.to_string());
-                    return;
-                }
+                Err(e) => return self.accept_failed("stream", &e),
             };
             self.add_stream_peer(s, uid, port, format!("stream peer on {}", path.display()));
         }
