@@ -125,7 +125,7 @@ impl AlignedBuf {
     pub fn as_slice(&self) -> &[u8] {
         &self.v[self.off..self.off + self.len]
     }
-    pub fn as_mut(&mut self) -> &mut [u8] {
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.v[self.off..self.off + self.len]
     }
 }
@@ -244,7 +244,7 @@ pub fn write_image(
             });
         }
         let want = (total - done).min(CHUNK as u64) as usize;
-        let b = &mut buf.as_mut()[..want];
+        let b = &mut buf.as_mut_slice()[..want];
         let n = fill(&mut src, b).map_err(io_err(format!("read {}", image.display())))?;
         if n < want {
             return Err(BurnError::Io(
@@ -368,7 +368,7 @@ pub fn read_back_sha256(
         let mut got = 0usize;
         while got < want {
             let k = f
-                .read_at(&mut buf.as_mut()[got..want], done + got as u64)
+                .read_at(&mut buf.as_mut_slice()[got..want], done + got as u64)
                 .map_err(io_err(format!("read back at offset {}", done + got as u64)))?;
             if k == 0 {
                 break;
