@@ -255,12 +255,20 @@ pub fn write_image(
                 ),
             ));
         }
-        hash.update(&b[..n]);
         let direct = n - n % lbs as usize;
-        if direct > 0 {
-            dev.write_all_at(&b[..direct], done)
-                .map_err(io_err(format!("write at offset {done}")))?;
-        }
+        let data = &b[..n];
+        // The hash of this block runs beside its write (a scoped thread: both only read it).
+        let written = std::thread::scope(|s| {
+            let h = s.spawn(|| hash.update(data));
+            let r = if direct > 0 {
+                dev.write_all_at(&data[..direct], done)
+            } else {
+                Ok(())
+            };
+            h.join().expect("hash thread");
+            r
+        });
+        written.map_err(io_err(format!("write at offset {done}")))?;
         if direct < n {
             // Only possible in the last chunk: keep the tail for the buffered write below.
             tail.extend_from_slice(&b[direct..n]);
@@ -350,7 +358,10 @@ pub fn read_back_sha256(
         }
     };
     let lbs = if direct { logical_block(&f) } else { 1 };
-    let mut buf = AlignedBuf::new(CHUNK);
+    // Two buffers: block i is hashed while block i+1 is read.
+    let mut bufs = [AlignedBuf::new(CHUNK), AlignedBuf::new(CHUNK)];
+    let mut cur = 0usize;
+    let mut pending = 0usize;
     let mut hash = Sha256::new();
     let start = Instant::now();
     let mut done = 0u64;
@@ -365,16 +376,31 @@ pub fn read_back_sha256(
         let left = len - done;
         let want = left.div_ceil(lbs) * lbs;
         let want = want.min(CHUNK as u64) as usize;
-        let mut got = 0usize;
-        while got < want {
-            let k = f
-                .read_at(&mut buf.as_mut_slice()[got..want], done + got as u64)
-                .map_err(io_err(format!("read back at offset {}", done + got as u64)))?;
-            if k == 0 {
-                break;
+        let (first, second) = bufs.split_at_mut(1);
+        let (rd, hs) = if cur == 0 {
+            (&mut first[0], &second[0])
+        } else {
+            (&mut second[0], &first[0])
+        };
+        let hslice = &hs.as_slice()[..pending];
+        let read = std::thread::scope(|s| {
+            let h = s.spawn(|| hash.update(hslice));
+            let mut got = 0usize;
+            let mut r = Ok(());
+            while got < want {
+                match f.read_at(&mut rd.as_mut_slice()[got..want], done + got as u64) {
+                    Ok(0) => break,
+                    Ok(k) => got += k,
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                }
             }
-            got += k;
-        }
+            h.join().expect("hash thread");
+            r.map(|_| got)
+        });
+        let got = read.map_err(io_err(format!("read back at offset {done}")))?;
         let use_ = (got as u64).min(left);
         if use_ == 0 {
             return Err(BurnError::Io(
@@ -385,7 +411,8 @@ pub fn read_back_sha256(
                 ),
             ));
         }
-        hash.update(&buf.as_slice()[..use_ as usize]);
+        pending = use_ as usize;
+        cur = 1 - cur;
         done += use_;
         progress(&Progress {
             phase: Phase::Verify,
@@ -394,6 +421,7 @@ pub fn read_back_sha256(
             elapsed: start.elapsed(),
         });
     }
+    hash.update(&bufs[1 - cur].as_slice()[..pending]);
     Ok(hash.finalize().into())
 }
 
