@@ -234,6 +234,7 @@ impl Reporter {
             if self.bar.as_ref().map(|b| b.0) != Some(p.phase) {
                 if let Some((_, b)) = self.bar.take() {
                     b.finish();
+                    eprintln!();
                 }
                 let b = indicatif::ProgressBar::with_draw_target(
                     Some(p.total),
@@ -281,6 +282,7 @@ impl Reporter {
     fn finish(&mut self) {
         if let Some((_, b)) = self.bar.take() {
             b.finish();
+            eprintln!();
         }
     }
 }
