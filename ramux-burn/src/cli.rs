@@ -387,7 +387,7 @@ fn burn_cd_cli(
     rep: &mut Reporter,
 ) -> Result<(), BurnError> {
     let t = CdTarget::parse(device);
-    crate::cd::check_target(&t).map_err(BurnError::Tool)?;
+    crate::cd::check_target(&t).map_err(BurnError::Unsuitable)?;
     if !a.yes && !std::io::stdin().is_terminal() {
         return Err(BurnError::NotConfirmed(format!(
             "no terminal to confirm on: pass --yes to burn {} to {device}",

@@ -63,12 +63,14 @@ pub enum BurnError {
     Tool(String),
     /// Exit 2: not confirmed (no terminal without --yes, or the wrong name typed).
     NotConfirmed(String),
+    /// Exit 2: a `--cd` target that is not an optical drive or a pseudo-drive file.
+    Unsuitable(String),
 }
 
 impl BurnError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            BurnError::Refused(_) | BurnError::NotConfirmed(_) => 2,
+            BurnError::Refused(_) | BurnError::NotConfirmed(_) | BurnError::Unsuitable(_) => 2,
             BurnError::Io(..) | BurnError::Tool(_) => 3,
             BurnError::Mismatch { .. } => 4,
             BurnError::Interrupted { .. } => 130,
@@ -96,7 +98,9 @@ impl std::fmt::Display for BurnError {
                     Phase::Verify => "the verify (the write itself had finished)",
                 }
             ),
-            BurnError::Tool(m) | BurnError::NotConfirmed(m) => write!(f, "{m}"),
+            BurnError::Tool(m) | BurnError::NotConfirmed(m) | BurnError::Unsuitable(m) => {
+                write!(f, "{m}")
+            }
         }
     }
 }

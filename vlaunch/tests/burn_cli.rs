@@ -211,3 +211,57 @@ fn sigint_stops_and_says_incomplete() {
     assert!(e.contains("INCOMPLETE"), "{e}");
     assert!(rest.contains("\"exit\":130"), "{rest}");
 }
+
+#[test]
+fn cd_to_a_stdio_pseudo_drive_with_json() {
+    if Command::new("xorriso").arg("-version").output().is_err() {
+        eprintln!("skipped: no xorriso");
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let tree = t.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    std::fs::write(tree.join("a"), vec![7u8; 1 << 20]).unwrap();
+    let iso = t.path().join("c.iso");
+    let st = Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-o"])
+        .arg(&iso)
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let fake = t.path().join("cd.bin");
+    let target = format!("stdio:{}", fake.display());
+    // No terminal, no --yes: refused before xorriso runs.
+    let o = vlaunch()
+        .arg("burn")
+        .arg(&iso)
+        .args([&target, "--cd"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!fake.exists());
+    let o = vlaunch()
+        .arg("burn")
+        .arg(&iso)
+        .args([&target, "--cd", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(last["cd"]["verified"], true, "{last}");
+    assert!(
+        last["cd"]["target_bytes"].as_u64().unwrap() > last["cd"]["image_bytes"].as_u64().unwrap()
+    );
+    // --cd on something that is neither /dev/srN nor stdio: refused.
+    let o = vlaunch()
+        .arg("burn")
+        .arg(&iso)
+        .args(["/dev/null", "--cd", "--yes"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not an optical drive"));
+}
