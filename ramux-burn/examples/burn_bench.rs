@@ -140,7 +140,10 @@ fn main() {
         .iter_mut()
         .map(|v| if v.is_empty() { 0.0 } else { median(v) })
         .collect();
-    println!("median MB/s: ramux {:.1}, dd+cmp {:.1}, bmaptool {:.1}", m[0], m[1], m[2]);
+    println!(
+        "median MB/s: ramux {:.1}, dd+cmp {:.1}, bmaptool {:.1}",
+        m[0], m[1], m[2]
+    );
     println!("ratio ramux / dd+cmp = {:.2}", m[0] / m[1]);
     if m[2] > 0.0 {
         println!(
