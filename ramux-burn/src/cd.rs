@@ -136,7 +136,7 @@ pub fn burn_cd(
     stop: &AtomicBool,
     progress: &mut dyn FnMut(&Progress),
 ) -> Result<CdReport, BurnError> {
-    check_target(target).map_err(BurnError::Tool)?;
+    check_target(target).map_err(BurnError::Unsuitable)?;
     let len = std::fs::metadata(iso)
         .map_err(|e| BurnError::Io(format!("stat {}", iso.display()), e))?
         .len();

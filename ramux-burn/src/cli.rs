@@ -234,6 +234,7 @@ impl Reporter {
             if self.bar.as_ref().map(|b| b.0) != Some(p.phase) {
                 if let Some((_, b)) = self.bar.take() {
                     b.finish();
+                    eprintln!();
                 }
                 let b = indicatif::ProgressBar::with_draw_target(
                     Some(p.total),
@@ -281,6 +282,7 @@ impl Reporter {
     fn finish(&mut self) {
         if let Some((_, b)) = self.bar.take() {
             b.finish();
+            eprintln!();
         }
     }
 }
@@ -385,7 +387,7 @@ fn burn_cd_cli(
     rep: &mut Reporter,
 ) -> Result<(), BurnError> {
     let t = CdTarget::parse(device);
-    crate::cd::check_target(&t).map_err(BurnError::Tool)?;
+    crate::cd::check_target(&t).map_err(BurnError::Unsuitable)?;
     if !a.yes && !std::io::stdin().is_terminal() {
         return Err(BurnError::NotConfirmed(format!(
             "no terminal to confirm on: pass --yes to burn {} to {device}",

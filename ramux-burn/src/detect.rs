@@ -240,7 +240,7 @@ fn uses_of(root: &Root, proc_: &ProcState, name: &str, dir: &str, out: &mut Vec<
         });
     }
     let dev = format!("/dev/{name}");
-    if proc_.swaps.iter().any(|s| *s == dev) {
+    if proc_.swaps.contains(&dev) {
         out.push(Use::Swap {
             dev: name.to_string(),
         });

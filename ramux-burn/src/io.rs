@@ -63,12 +63,14 @@ pub enum BurnError {
     Tool(String),
     /// Exit 2: not confirmed (no terminal without --yes, or the wrong name typed).
     NotConfirmed(String),
+    /// Exit 2: a `--cd` target that is not an optical drive or a pseudo-drive file.
+    Unsuitable(String),
 }
 
 impl BurnError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            BurnError::Refused(_) | BurnError::NotConfirmed(_) => 2,
+            BurnError::Refused(_) | BurnError::NotConfirmed(_) | BurnError::Unsuitable(_) => 2,
             BurnError::Io(..) | BurnError::Tool(_) => 3,
             BurnError::Mismatch { .. } => 4,
             BurnError::Interrupted { .. } => 130,
@@ -96,7 +98,9 @@ impl std::fmt::Display for BurnError {
                     Phase::Verify => "the verify (the write itself had finished)",
                 }
             ),
-            BurnError::Tool(m) | BurnError::NotConfirmed(m) => write!(f, "{m}"),
+            BurnError::Tool(m) | BurnError::NotConfirmed(m) | BurnError::Unsuitable(m) => {
+                write!(f, "{m}")
+            }
         }
     }
 }
@@ -125,7 +129,7 @@ impl AlignedBuf {
     pub fn as_slice(&self) -> &[u8] {
         &self.v[self.off..self.off + self.len]
     }
-    pub fn as_mut(&mut self) -> &mut [u8] {
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.v[self.off..self.off + self.len]
     }
 }
@@ -244,7 +248,7 @@ pub fn write_image(
             });
         }
         let want = (total - done).min(CHUNK as u64) as usize;
-        let b = &mut buf.as_mut()[..want];
+        let b = &mut buf.as_mut_slice()[..want];
         let n = fill(&mut src, b).map_err(io_err(format!("read {}", image.display())))?;
         if n < want {
             return Err(BurnError::Io(
@@ -255,12 +259,20 @@ pub fn write_image(
                 ),
             ));
         }
-        hash.update(&b[..n]);
         let direct = n - n % lbs as usize;
-        if direct > 0 {
-            dev.write_all_at(&b[..direct], done)
-                .map_err(io_err(format!("write at offset {done}")))?;
-        }
+        let data = &b[..n];
+        // The hash of this block runs beside its write (a scoped thread: both only read it).
+        let written = std::thread::scope(|s| {
+            let h = s.spawn(|| hash.update(data));
+            let r = if direct > 0 {
+                dev.write_all_at(&data[..direct], done)
+            } else {
+                Ok(())
+            };
+            h.join().expect("hash thread");
+            r
+        });
+        written.map_err(io_err(format!("write at offset {done}")))?;
         if direct < n {
             // Only possible in the last chunk: keep the tail for the buffered write below.
             tail.extend_from_slice(&b[direct..n]);
@@ -350,7 +362,10 @@ pub fn read_back_sha256(
         }
     };
     let lbs = if direct { logical_block(&f) } else { 1 };
-    let mut buf = AlignedBuf::new(CHUNK);
+    // Two buffers: block i is hashed while block i+1 is read.
+    let mut bufs = [AlignedBuf::new(CHUNK), AlignedBuf::new(CHUNK)];
+    let mut cur = 0usize;
+    let mut pending = 0usize;
     let mut hash = Sha256::new();
     let start = Instant::now();
     let mut done = 0u64;
@@ -365,16 +380,31 @@ pub fn read_back_sha256(
         let left = len - done;
         let want = left.div_ceil(lbs) * lbs;
         let want = want.min(CHUNK as u64) as usize;
-        let mut got = 0usize;
-        while got < want {
-            let k = f
-                .read_at(&mut buf.as_mut()[got..want], done + got as u64)
-                .map_err(io_err(format!("read back at offset {}", done + got as u64)))?;
-            if k == 0 {
-                break;
+        let (first, second) = bufs.split_at_mut(1);
+        let (rd, hs) = if cur == 0 {
+            (&mut first[0], &second[0])
+        } else {
+            (&mut second[0], &first[0])
+        };
+        let hslice = &hs.as_slice()[..pending];
+        let read = std::thread::scope(|s| {
+            let h = s.spawn(|| hash.update(hslice));
+            let mut got = 0usize;
+            let mut r = Ok(());
+            while got < want {
+                match f.read_at(&mut rd.as_mut_slice()[got..want], done + got as u64) {
+                    Ok(0) => break,
+                    Ok(k) => got += k,
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                }
             }
-            got += k;
-        }
+            h.join().expect("hash thread");
+            r.map(|_| got)
+        });
+        let got = read.map_err(io_err(format!("read back at offset {done}")))?;
         let use_ = (got as u64).min(left);
         if use_ == 0 {
             return Err(BurnError::Io(
@@ -385,7 +415,8 @@ pub fn read_back_sha256(
                 ),
             ));
         }
-        hash.update(&buf.as_slice()[..use_ as usize]);
+        pending = use_ as usize;
+        cur = 1 - cur;
         done += use_;
         progress(&Progress {
             phase: Phase::Verify,
@@ -394,6 +425,7 @@ pub fn read_back_sha256(
             elapsed: start.elapsed(),
         });
     }
+    hash.update(&bufs[1 - cur].as_slice()[..pending]);
     Ok(hash.finalize().into())
 }
 

@@ -370,7 +370,7 @@ fn cd_through_an_xorriso_stdio_pseudo_drive_with_check_media() {
             &stop,
             &mut |_| {},
         ) {
-            Err(BurnError::Tool(m)) => assert!(m.contains("block device"), "{m}"),
+            Err(BurnError::Unsuitable(m)) => assert!(m.contains("block device"), "{m}"),
             other => panic!("{other:?}"),
         }
     }

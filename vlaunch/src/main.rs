@@ -139,6 +139,10 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Re-attach a running VM's switch ports after its switch restarted (QEMU's stream
+    /// netdevs do not reconnect): each stream is replaced over QMP; the guest sees no link
+    /// change. `vlaunch lab reattach` does it for a lab.
+    Reattach { name: String },
     /// Remove the state directory (logs) of a stopped VM.
     Rm { name: String },
     /// Show which accelerator `--accel auto` picks on this host, and why.
@@ -276,6 +280,10 @@ enum LabCmd {
     /// Power a node off (ACPI, killed after a grace) and boot it again from the lab file as it
     /// is now (memory, ISO, MAC changes apply); waits for its ready line.
     Restart { name: String, node: String },
+    /// After a switch of the lab restarted: re-attach every running node's switch ports
+    /// (QEMU's stream netdevs do not reconnect; each is replaced over QMP, no link change in
+    /// the guest).
+    Reattach { name: String },
     /// Break a node on purpose: crash (SIGKILL of QEMU: power loss), poweroff (ACPI button),
     /// unplug[:NIC] / plug[:NIC] (cable pulled / put back: QMP set_link; NIC 1 or eth1,
     /// default every NIC).
@@ -343,6 +351,7 @@ fn lab_cmd(cmd: LabCmd) -> Result<i32> {
             console_session(&label, &sock, linger)
         }
         LabCmd::Restart { name, node } => cli::restart(&name, &node),
+        LabCmd::Reattach { name } => cli::reattach(&name),
         LabCmd::Test { name, json, junit } => cli::test(name, json, junit),
         LabCmd::Exec { lab, args } => {
             let (dir, _, h) = vlaunch::lab::node::by_name(&lab, &args.name)?;
@@ -414,6 +423,16 @@ fn run(cli: Cli) -> Result<i32> {
                 Ok(1)
             }
         },
+        Some(Cmd::Reattach { name }) => {
+            let nics = vm::reattach_by_name(&root, &name)?;
+            let list: Vec<String> = nics.iter().map(|i| format!("eth{i}")).collect();
+            if list.is_empty() {
+                println!("{name}: no switch stream to re-attach");
+            } else {
+                println!("{name}: re-attached {}", list.join(", "));
+            }
+            Ok(0)
+        }
         Some(Cmd::Rm { name }) => {
             vm::remove_by_name(&root, &name)?;
             Ok(0)

@@ -406,8 +406,22 @@ impl QemuCommand {
         }
 
         for (i, nic) in self.nics.iter().enumerate() {
-            a.push("-netdev".into());
-            a.push(netdev_arg(&nic.backend, &format!("net{i}")));
+            if let NetBackend::StreamConnect(_) = nic.backend {
+                // Through a hub (`hubid=i`): the guest's device is peered with hub port
+                // `net{i}` for good, the switch connection `sw{i}` with hub port `up{i}`, so
+                // a stream whose switch restarted can be replaced over QMP
+                // (crate::reattach): QEMU 7.2's stream netdev does not reconnect, and a new
+                // netdev cannot be peered with a NIC whose netdev was deleted.
+                a.push("-netdev".into());
+                a.push(netdev_arg(&nic.backend, &format!("sw{i}")));
+                a.push("-netdev".into());
+                a.push(format!("hubport,id=up{i},hubid={i},netdev=sw{i}").into());
+                a.push("-netdev".into());
+                a.push(format!("hubport,id=net{i},hubid={i}").into());
+            } else {
+                a.push("-netdev".into());
+                a.push(netdev_arg(&nic.backend, &format!("net{i}")));
+            }
             a.push("-device".into());
             let mut dev = format!("{},netdev=net{i}", nic.model);
             if let Some(mac) = nic.mac {
@@ -631,7 +645,8 @@ mod tests {
         assert!(l.contains(
             " -netdev vde,id=net0,sock=/run/ramux/switch,port=4 -device virtio-net-pci,netdev=net0,mac=00:16:3e:00:00:01 \
              -netdev vde,id=net1,sock=/tmp/sw,,2,port=7 -device e1000,netdev=net1,mac=00:16:3e:00:00:02 \
-             -netdev stream,id=net2,server=off,addr.type=unix,addr.path=/run/ramux/switch.streams/5 \
+             -netdev stream,id=sw2,server=off,addr.type=unix,addr.path=/run/ramux/switch.streams/5 \
+             -netdev hubport,id=up2,hubid=2,netdev=sw2 -netdev hubport,id=net2,hubid=2 \
              -device virtio-net-pci,netdev=net2,mac=00:16:3e:00:00:03 "
         ), "{l}");
         assert!(!l.contains("ide-cd"), "{l}");
@@ -721,7 +736,8 @@ mod tests {
              -accel tcg -m 64 -smp 1 -boot n \
              -netdev stream,id=net0,server=on,addr.type=unix,addr.path=/t/q,,s.sock \
              -device e1000,netdev=net0 \
-             -netdev stream,id=net1,server=off,addr.type=unix,addr.path=/t/sw.streams/2 \
+             -netdev stream,id=sw1,server=off,addr.type=unix,addr.path=/t/sw.streams/2 \
+             -netdev hubport,id=up1,hubid=1,netdev=sw1 -netdev hubport,id=net1,hubid=1 \
              -device e1000,netdev=net1 \
              -netdev dgram,id=net2,local.type=unix,local.path=/t/q.dgram,remote.type=unix,remote.path=/t/sw.dgram \
              -device e1000,netdev=net2 \

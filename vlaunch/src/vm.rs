@@ -1004,6 +1004,68 @@ pub fn stop_by_name(root: &Path, name: &str, timeout: Duration) -> Result<StopOu
     }
 }
 
+/// Re-attaches every switch port (stream NIC) of running VM `name`, for after its switch
+/// restarted: QEMU 7.2's `-netdev stream` does not reconnect, so over QMP the stream `sw<i>`
+/// and the hub port `up<i>` joining it to the guest's hub are deleted and added again (the
+/// guest's device stays peered with hub port `net<i>`: no link change in the guest). Returns
+/// the NIC indices re-attached. A VM started before vlaunch put its streams behind a hub is
+/// refused (restart it).
+pub fn reattach_by_name(root: &Path, name: &str) -> Result<Vec<usize>> {
+    validate_name(name)?;
+    let paths = StatePaths::in_dir(&root.join(name));
+    if running_pid(&paths).is_none() {
+        bail!("VM {name} is not running (see `vlaunch ps --all`)");
+    }
+    let rec: VmRecord = serde_json::from_slice(
+        &fs::read(&paths.vm_json)
+            .with_context(|| format!("reading {}", paths.vm_json.display()))?,
+    )
+    .with_context(|| format!("parsing {}", paths.vm_json.display()))?;
+    let streams: Vec<(usize, PathBuf)> = (rec.spec.nics.iter().enumerate())
+        .filter_map(|(i, n)| n.stream.clone().map(|p| (i, p)))
+        .collect();
+    if streams.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut q = Qmp::connect(&paths.qmp_sock, Duration::from_secs(5))
+        .with_context(|| format!("QMP of {name}"))?;
+    reattach_streams(&mut q, &streams).with_context(|| format!("re-attaching {name}"))?;
+    Ok(streams.iter().map(|(i, _)| *i).collect())
+}
+
+/// The QMP part of [`reattach_by_name`]: for each `(i, socket)`, `sw<i>` and `up<i>` again.
+pub fn reattach_streams(q: &mut Qmp, streams: &[(usize, PathBuf)]) -> Result<()> {
+    use serde_json::json;
+    for (i, path) in streams {
+        let path = path.to_str().context("a non-UTF-8 stream socket path")?;
+        if let Err(e) = q.execute("netdev_del", Some(json!({"id": format!("up{i}")}))) {
+            bail!(
+                "NIC {i} has no hub port up{i} ({e:#}): the VM was started by an older vlaunch \
+                 whose stream NICs cannot be re-attached; restart it"
+            );
+        }
+        q.execute("netdev_del", Some(json!({"id": format!("sw{i}")})))
+            .with_context(|| format!("netdev_del sw{i}"))?;
+        q.execute(
+            "netdev_add",
+            Some(
+                json!({"type": "stream", "id": format!("sw{i}"), "server": false,
+                        "addr": {"type": "unix", "path": path}}),
+            ),
+        )
+        .with_context(|| format!("netdev_add stream sw{i} on {path}"))?;
+        q.execute(
+            "netdev_add",
+            Some(
+                json!({"type": "hubport", "id": format!("up{i}"), "hubid": *i,
+                        "netdev": format!("sw{i}")}),
+            ),
+        )
+        .with_context(|| format!("netdev_add hubport up{i}"))?;
+    }
+    Ok(())
+}
+
 /// `vlaunch wait NAME`: [`wait_ready_log`] for a VM started by another process (`--detach`).
 /// `seconds` in the result counts from the start of the wait.
 pub fn wait_ready_by_name(

@@ -27,6 +27,7 @@ use crate::routes::{self, Routes, Statics};
 use crate::status::{Counters, GroupStatus, InstanceStatus, Mismatch, Status, TransitionStatus};
 use crate::sys::{self, NdSocket, PacketSocket, VrrpSocket};
 use crate::validate::{self, CsumForm, Drop, RxMeta};
+use crate::vmac;
 use crate::wire::{self, ChecksumForm, Family, Repr, Version, MCAST_V4, MCAST_V6};
 
 /// Default control socket.
@@ -238,6 +239,8 @@ struct Daemon {
     load: (PathBuf, config::LoadOptions),
     /// `static_*` sections, removed on a clean exit.
     statics: Statics,
+    /// The `use_vmac` interfaces we created, removed on a clean exit.
+    vmacs: Vec<vmac::Vmac>,
     nl: Netlink,
     socks: Vec<VrrpSocket>,
     /// (interface, IPv6) of each socket, to reopen it when its interface is re-created.
@@ -284,6 +287,7 @@ impl Daemon {
             start: Instant::now(),
             load,
             statics: s.statics,
+            vmacs: Vec::new(),
             health,
             nl,
             socks: s.socks,
@@ -366,6 +370,9 @@ impl Daemon {
             Ok(c) => c,
             Err(e) => return log(&format!("SIGHUP: {e:#}: keeping the running configuration")),
         };
+        if let Err(e) = vmac::ensure(&cfg, &mut self.nl, &mut self.vmacs) {
+            return log(&format!("SIGHUP: {e:#}: keeping the running configuration"));
+        }
         let setup = match self
             .nl
             .links()
@@ -392,6 +399,15 @@ impl Daemon {
             }
         };
         self.install(cfg, setup, &kept, now);
+        let (keep, gone): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.vmacs).into_iter().partition(|v| {
+                self.cfg
+                    .instances
+                    .iter()
+                    .any(|c| c.vmac.as_ref() == Some(&v.name))
+            });
+        vmac::remove(&mut self.nl, &gone);
+        self.vmacs = keep;
     }
 
     /// The reloaded configuration in place of the old one, kept instances carried over.
@@ -460,6 +476,7 @@ impl Daemon {
             h.kill();
         }
         self.statics.apply(&mut self.nl, false);
+        vmac::remove(&mut self.nl, &self.vmacs);
         // Give notify_stop scripts a moment: they get SIGTERM when we exit.
         let t = Instant::now();
         self.reap();
@@ -1133,6 +1150,9 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     let signals = sys::signalfd().context("signalfd")?;
     let mut nl = Netlink::open().context("netlink socket")?;
+    // The vmacs first: their creation (down, then up) is not a link event for the instances.
+    let mut vmacs = Vec::new();
+    vmac::ensure(&cfg, &mut nl, &mut vmacs)?;
     let monitor = Netlink::monitor().context("netlink link monitor")?;
     let links = nl.links().context("listing interfaces")?;
     let setup = Setup::new(&cfg, &mut nl, &links)?;
@@ -1142,6 +1162,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut control = Control::new(bind_control(&opts.socket)?)?;
     let load = (opts.config.clone(), load_options(opts.config_id.clone()));
     let mut d = Daemon::new(cfg, load, nl, setup, local_addrs)?;
+    d.vmacs = vmacs;
     log(&format!(
         "started (pid {}), {} instance(s), control socket {}",
         std::process::id(),
@@ -1256,7 +1277,16 @@ impl Setup {
             if let Err(e) = advert_fits(c, l.mtu) {
                 bail!("{}: instance {}: {e}", cfg.place(c.line), c.name);
             }
-            let sock = s.socket_for(c, l)?;
+            // With use_vmac (not vmac_xmit_base) adverts go out of the vmac, so they carry the
+            // virtual MAC; the source address stays the parent's (the vmac has none).
+            let send = find_link(links, c.send_if()).with_context(|| {
+                format!(
+                    "instance {}: interface '{}' does not exist",
+                    c.name,
+                    c.send_if()
+                )
+            })?;
+            let sock = s.socket_for(c, send)?;
             let src = primary_addr(nl, c, l.index)?;
             let vips = instance_vips(cfg, c, links)?;
             let routes = routes::resolve(cfg, &c.routes, &c.rules, links)?;
@@ -1288,13 +1318,13 @@ impl Setup {
     /// The index of the socket for this instance's interface and family, opened on first use.
     fn socket_for(&mut self, c: &InstanceConfig, l: &Link) -> Result<usize> {
         let v6 = c.family == Family::V6;
-        let key = (c.interface.clone(), v6);
+        let key = (l.name.clone(), v6);
         if let Some(s) = self.sock_keys.iter().position(|k| *k == key) {
             return Ok(s);
         }
         self.socks.push(
-            VrrpSocket::open(&c.interface, l.index, v6)
-                .with_context(|| format!("instance {}: socket on {}", c.name, c.interface))?,
+            VrrpSocket::open(&l.name, l.index, v6)
+                .with_context(|| format!("instance {}: socket on {}", c.name, l.name))?,
         );
         self.sock_keys.push(key);
         Ok(self.socks.len() - 1)
@@ -1334,7 +1364,7 @@ fn find_link<'l>(links: &'l [Link], name: &str) -> Option<&'l Link> {
 fn instance_vips(cfg: &Config, c: &InstanceConfig, links: &[Link]) -> Result<Vec<Vip>> {
     let mut vips = Vec::new();
     for v in c.vips.iter().chain(&c.excluded) {
-        let dev = v.dev.clone().unwrap_or_else(|| c.interface.clone());
+        let dev = v.dev.clone().unwrap_or_else(|| c.vip_dev().to_string());
         let Some(dl) = find_link(links, &dev) else {
             bail!(
                 "{}: VIP {} on device '{dev}', which does not exist",

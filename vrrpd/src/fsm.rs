@@ -190,7 +190,7 @@ impl Instance {
         }
         for v in c.vips.iter().chain(&c.excluded) {
             if !v.no_track {
-                fault_ifs.insert(v.dev.clone().unwrap_or_else(|| c.interface.clone()));
+                fault_ifs.insert(v.dev.clone().unwrap_or_else(|| c.vip_dev().to_string()));
             }
         }
         let mut weighted_ifs = Vec::new();

@@ -19,4 +19,5 @@ pub mod status;
 pub mod sys;
 pub mod track;
 pub mod validate;
+pub mod vmac;
 pub mod wire;

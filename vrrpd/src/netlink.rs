@@ -422,6 +422,31 @@ impl Netlink {
         }
     }
 
+    /// Create a macvlan `name` on `base` with `mac`, up (`use_vmac`).
+    pub fn add_macvlan(&mut self, name: &str, base: u32, mac: [u8; 6]) -> io::Result<()> {
+        self.request(
+            RTM_NEWLINK,
+            NLM_F_CREATE | NLM_F_EXCL,
+            &macvlan_msg(name, base, mac),
+        )
+    }
+
+    /// Bring interface `index` up.
+    pub fn set_up(&mut self, index: u32) -> io::Result<()> {
+        let mut b = vec![0u8; 16];
+        b[4..8].copy_from_slice(&index.to_ne_bytes());
+        b[8..12].copy_from_slice(&1u32.to_ne_bytes());
+        b[12..16].copy_from_slice(&1u32.to_ne_bytes());
+        self.request(RTM_NEWLINK, 0, &b)
+    }
+
+    /// Delete interface `index`.
+    pub fn del_link(&mut self, index: u32) -> io::Result<()> {
+        let mut b = vec![0u8; 16];
+        b[4..8].copy_from_slice(&index.to_ne_bytes());
+        self.request(RTM_DELLINK, 0, &b)
+    }
+
     /// Drain pending link notifications (monitor socket).
     pub fn read_link_events(&self) -> Vec<LinkEvent> {
         let mut out = Vec::new();
@@ -542,6 +567,35 @@ pub fn rule_msg(r: &RuleConfig) -> Vec<u8> {
     b
 }
 
+/// RTM_NEWLINK body: a private-mode macvlan (keepalived's mode) named `name` on `base`, with
+/// `mac`, created down (its sysctls are set before it may send anything).
+pub fn macvlan_msg(name: &str, base: u32, mac: [u8; 6]) -> Vec<u8> {
+    // struct ifinfomsg: family, pad, type, index, flags, change
+    let mut b = vec![0u8; 16];
+    let mut n = name.as_bytes().to_vec();
+    n.push(0);
+    push_attr(&mut b, IFLA_IFNAME, &n);
+    push_attr(&mut b, IFLA_LINK, &base.to_ne_bytes());
+    push_attr(&mut b, IFLA_ADDRESS, &mac);
+    let mut data = Vec::new();
+    push_attr(
+        &mut data,
+        IFLA_MACVLAN_MODE,
+        &MACVLAN_MODE_PRIVATE.to_ne_bytes(),
+    );
+    let mut info = Vec::new();
+    push_attr(&mut info, IFLA_INFO_KIND, b"macvlan");
+    push_attr(&mut info, IFLA_INFO_DATA, &data);
+    push_attr(&mut b, IFLA_LINKINFO, &info);
+    b
+}
+
+const IFLA_LINK: u16 = 5;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_MACVLAN_MODE: u16 = 1;
+const MACVLAN_MODE_PRIVATE: u32 = 1;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -594,6 +648,20 @@ mod tests {
         assert_eq!(&m[..8], &[2, 0, 24, 0, 5, 0, 0, 1]);
         let a: Vec<u16> = attrs(&m[12..]).map(|(t, _)| t).collect();
         assert_eq!(a, vec![FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_TABLE]);
+    }
+
+    #[test]
+    fn macvlan_message() {
+        let m = macvlan_msg("vrrp.100", 7, [0, 0, 0x5e, 0, 1, 100]);
+        assert_eq!(&m[8..16], &[0; 8], "created down");
+        let a: Vec<(u16, Vec<u8>)> = attrs(&m[16..]).map(|(t, d)| (t, d.to_vec())).collect();
+        assert_eq!(a[0], (IFLA_IFNAME, b"vrrp.100\0".to_vec()));
+        assert_eq!(a[1], (IFLA_LINK, 7u32.to_ne_bytes().to_vec()));
+        assert_eq!(a[2], (IFLA_ADDRESS, vec![0, 0, 0x5e, 0, 1, 100]));
+        let info: Vec<(u16, Vec<u8>)> = attrs(&a[3].1).map(|(t, d)| (t, d.to_vec())).collect();
+        assert_eq!(info[0], (IFLA_INFO_KIND, b"macvlan".to_vec()));
+        let data: Vec<(u16, Vec<u8>)> = attrs(&info[1].1).map(|(t, d)| (t, d.to_vec())).collect();
+        assert_eq!(data, vec![(IFLA_MACVLAN_MODE, 1u32.to_ne_bytes().to_vec())]);
     }
 
     #[test]

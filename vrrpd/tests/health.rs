@@ -219,3 +219,48 @@ fn weight_zero_check_faults_vrrpd() {
 fn weight_zero_check_faults_keepalived() {
     faulting([Impl::Keepalived, Impl::Vrrpd]);
 }
+
+/// `track_interface` with a weight (docs/vrrp.md, FAULT and sync groups): r1 (150) loses 60
+/// while its tracked eth1 is down, so keepalived's r2 (100) preempts, and takes the VIP back
+/// when it comes up; r1 never faults (the weight moves the priority instead).
+#[test]
+fn weighted_track_interface_moves_master_to_keepalived_and_back() {
+    let mut lab = Lab::new(&["vlan10", "eth1"], vrrpd());
+    let vip = [lab.vip(0)];
+    let vip_line = format!("{}/24 dev vlan10", lab.vip(0));
+    let inst = |prio: u8, extra: &'static str| {
+        conf(
+            2,
+            true,
+            &[Inst {
+                name: "interne",
+                iface: "vlan10",
+                vrid: 100,
+                priority: prio,
+                advert_int: "1",
+                vips: vec![vip_line.clone()],
+                extra,
+            }],
+            &[],
+        )
+    };
+    lab.start(1, Impl::Keepalived, &inst(100, ""));
+    lab.start(
+        0,
+        Impl::Vrrpd,
+        &inst(
+            150,
+            "    track_interface {\n        eth1 weight -60\n    }\n",
+        ),
+    );
+    lab.wait_holder(&vip, 0, MDI * 3 + S(2));
+    lab.link(0, 1, false);
+    let took = lab.wait_holder(&vip, 1, INTERVAL + MDI + S(1));
+    eprintln!("eth1 down -> keepalived master in {took:?}");
+    let st = lab.status(0);
+    assert_eq!(st["instances"][0]["priority"], 90, "{st}");
+    assert_eq!(st["instances"][0]["state"], "BACKUP", "{st}");
+    lab.link(0, 1, true);
+    lab.wait_holder(&vip, 0, INTERVAL + MDI + S(1));
+    assert_eq!(lab.status(0)["instances"][0]["priority"], 150);
+}

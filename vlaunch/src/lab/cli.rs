@@ -193,6 +193,33 @@ pub fn restart(name: &str, node: &str) -> Result<i32> {
     Ok(if ok { 0 } else { 1 })
 }
 
+/// `reattach NAME`: every running node's switch streams again, after a switch of the lab was
+/// restarted (QEMU's stream netdevs do not reconnect: `vm::reattach_by_name`). Exit 1 when a
+/// running node could not be re-attached.
+pub fn reattach(name: &str) -> Result<i32> {
+    let (_, st) = super::node::load_lab(name)?;
+    let mut failed = 0;
+    for n in &st.nodes {
+        let Some(sd) = &n.state_dir else { continue };
+        let root = sd.parent().unwrap_or(Path::new("/"));
+        if crate::vm::running_pid(&crate::qemu::StatePaths::in_dir(sd)).is_none() {
+            continue;
+        }
+        match crate::vm::reattach_by_name(root, &n.name) {
+            Ok(v) if v.is_empty() => say(&format!("{}: no switch stream", n.name)),
+            Ok(v) => {
+                let eth: Vec<String> = v.iter().map(|i| format!("eth{i}")).collect();
+                say(&format!("{}: re-attached {}", n.name, eth.join(", ")));
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("vlaunch: {}: {e:#}", n.name);
+            }
+        }
+    }
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
 /// `fault NAME NODE FAULT`.
 pub fn fault(name: &str, node: &str, fault: &str) -> Result<i32> {
     let f: super::fault::FaultCmd = fault.parse().map_err(anyhow::Error::msg)?;

@@ -66,6 +66,9 @@ struct InstanceDraft {
     track_scripts: Vec<TrackScript>,
     routes: Vec<RouteConfig>,
     rules: Vec<RuleConfig>,
+    /// `use_vmac [NAME]` (Some("") without a name) and its line.
+    vmac: Option<(String, usize)>,
+    vmac_xmit_base: bool,
     dont_track_primary: bool,
     unicast_src_ip: Option<IpAddr>,
     unicast_peers: Vec<IpAddr>,
@@ -95,6 +98,8 @@ impl InstanceDraft {
             track_scripts: Vec::new(),
             routes: Vec::new(),
             rules: Vec::new(),
+            vmac: None,
+            vmac_xmit_base: false,
             dont_track_primary: false,
             unicast_src_ip: None,
             unicast_peers: Vec::new(),
@@ -141,6 +146,15 @@ impl InstanceDraft {
             "track_interface" => self.track.extend(parse_track(ctx, &c.block, c.line)),
             "track_script" => self.track_scripts.extend(parse_track_script(ctx, c)),
             "virtual_routes" => parse_routes(ctx, c, &mut self.routes),
+            "use_vmac" => match c.args.as_slice() {
+                [] => self.vmac = Some((String::new(), c.line)),
+                [n] if n.len() < 16 => self.vmac = Some((n.clone(), c.line)),
+                _ => ctx.err(
+                    c.line,
+                    "expected 'use_vmac [NAME]' (a name of at most 15 characters)",
+                ),
+            },
+            "vmac_xmit_base" => self.vmac_xmit_base = true,
             "virtual_rules" => parse_rules(ctx, c, &mut self.rules),
             "dont_track_primary" => self.dont_track_primary = true,
             "unicast_src_ip" | "mcast_src_ip" => {
@@ -224,6 +238,8 @@ impl InstanceDraft {
             notify: self.notify,
             track_interfaces: self.track,
             track_scripts: self.track_scripts,
+            vmac: vmac_name(ctx, self.vmac, vrid, family),
+            vmac_xmit_base: self.vmac_xmit_base,
             routes: self.routes,
             rules: self.rules,
             dont_track_primary: self.dont_track_primary,
@@ -237,6 +253,25 @@ impl InstanceDraft {
             down_timer_adverts: self.down_timer_adverts,
         })
     }
+}
+
+/// keepalived's default vmac name `vrrp.VRID`; IPv6 is not supported with a vmac (an error).
+fn vmac_name(
+    ctx: &mut Ctx,
+    v: Option<(String, usize)>,
+    vrid: u8,
+    family: Family,
+) -> Option<String> {
+    let (name, line) = v?;
+    if family == Family::V6 {
+        ctx.err(line, "use_vmac is only supported for IPv4 instances");
+        return None;
+    }
+    Some(if name.is_empty() {
+        format!("vrrp.{vrid}")
+    } else {
+        name
+    })
 }
 
 /// `state MASTER|BACKUP`: whether the instance starts as master.

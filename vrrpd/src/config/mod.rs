@@ -204,6 +204,10 @@ pub struct InstanceConfig {
     pub notify: Notify,
     pub track_interfaces: Vec<TrackIf>,
     pub track_scripts: Vec<TrackScript>,
+    /// `use_vmac [NAME]`: a macvlan with the VRRP virtual MAC carries the VIPs (and the
+    /// adverts unless `vmac_xmit_base`); the name (default `vrrp.VRID`, as keepalived).
+    pub vmac: Option<String>,
+    pub vmac_xmit_base: bool,
     /// `virtual_routes` / `virtual_rules`: present while the instance is MASTER.
     pub routes: Vec<RouteConfig>,
     pub rules: Vec<RuleConfig>,
@@ -226,11 +230,33 @@ impl InstanceConfig {
             Version::V3 => self.advert_int_cs,
         }
     }
+    /// Where a VIP without `dev` goes: the vmac with `use_vmac`, else the interface.
+    pub fn vip_dev(&self) -> &str {
+        self.vmac.as_deref().unwrap_or(&self.interface)
+    }
+    /// Where adverts are sent and received: the vmac unless `vmac_xmit_base`.
+    pub fn send_if(&self) -> &str {
+        match &self.vmac {
+            Some(v) if !self.vmac_xmit_base => v,
+            _ => &self.interface,
+        }
+    }
+    /// The RFC 5798 virtual MAC of this instance (00:00:5e:00:01:VRID for IPv4).
+    pub fn virtual_mac(&self) -> [u8; 6] {
+        let kind = if self.family == Family::V6 { 2 } else { 1 };
+        [0, 0, 0x5e, 0, kind, self.vrid]
+    }
     /// Every device a VIP of this instance lives on, the instance interface included.
     pub fn vip_devices(&self) -> Vec<String> {
         let mut v = vec![self.interface.clone()];
+        if let Some(m) = &self.vmac {
+            v.push(m.clone());
+        }
         for vip in self.vips.iter().chain(&self.excluded) {
-            let d = vip.dev.clone().unwrap_or_else(|| self.interface.clone());
+            let d = vip
+                .dev
+                .clone()
+                .unwrap_or_else(|| self.vip_dev().to_string());
             if !v.contains(&d) {
                 v.push(d);
             }
