@@ -493,7 +493,16 @@ pub fn keep_serial_log(input: i32, log: &std::ffi::CStr, old: &std::ffi::CStr, m
             0o644,
         )
     };
+    // Held while the writer runs: `wait_serial_log_written` waits for it after QEMU exits, so
+    // a reader then gets every byte QEMU wrote (the pipe may still hold some).
+    let lock = |fd: i32| {
+        if fd >= 0 {
+            // SAFETY: flock on our own descriptor.
+            unsafe { libc::flock(fd, libc::LOCK_EX) };
+        }
+    };
     let mut out = open();
+    lock(out);
     let mut size: u64 = 0;
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -516,6 +525,7 @@ pub fn keep_serial_log(input: i32, log: &std::ffi::CStr, old: &std::ffi::CStr, m
                 libc::close(out);
             }
             out = open();
+            lock(out);
             size = 0;
         }
         let mut done = 0;
@@ -535,6 +545,21 @@ pub fn keep_serial_log(input: i32, log: &std::ffi::CStr, old: &std::ffi::CStr, m
     if out >= 0 {
         // SAFETY: closes our descriptor.
         unsafe { libc::close(out) };
+    }
+}
+
+/// After QEMU exited: waits (at most 2 s) until the serial log writer has written what was
+/// left in its pipe and ended (it holds an flock on `serial.log` while it runs).
+pub fn wait_serial_log_written(log: &Path) {
+    use std::os::fd::AsRawFd;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(2) {
+        let Ok(f) = fs::File::open(log) else { return };
+        // SAFETY: flock on a descriptor we own; released when `f` is closed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -752,7 +777,10 @@ impl Vm {
     pub fn exit_status(&mut self) -> Option<String> {
         match self.child.as_mut() {
             Some(c) => match c.try_wait() {
-                Ok(Some(st)) => Some(st.to_string()),
+                Ok(Some(st)) => {
+                    wait_serial_log_written(&self.record.spec.paths.serial_log);
+                    Some(st.to_string())
+                }
                 Ok(None) => None,
                 Err(e) => Some(format!("cannot wait for QEMU: {e}")),
             },
@@ -801,6 +829,7 @@ impl Vm {
         if let Some(mut c) = self.child.take() {
             let _ = c.wait();
         }
+        wait_serial_log_written(&self.record.spec.paths.serial_log);
         Ok(out)
     }
 
@@ -815,6 +844,7 @@ impl Vm {
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
+        wait_serial_log_written(&self.record.spec.paths.serial_log);
         cleanup_runtime_files(&self.record.spec.paths);
     }
 
@@ -996,7 +1026,11 @@ pub fn stop_by_name(root: &Path, name: &str, timeout: Duration) -> Result<StopOu
         );
     }
     match running_pid(&paths) {
-        Some(pid) => stop_pid(pid, &paths, timeout, || false),
+        Some(pid) => {
+            let out = stop_pid(pid, &paths, timeout, || false);
+            wait_serial_log_written(&paths.serial_log);
+            out
+        }
         None => {
             cleanup_runtime_files(&paths);
             Ok(StopOutcome::NotRunning)
@@ -1215,6 +1249,15 @@ mod tests {
             )
         });
         let mut guest = fs::File::from(w);
+        // While QEMU's end is open the writer holds its lock: a reader would wait for it.
+        std::thread::sleep(Duration::from_millis(100));
+        let busy = fs::File::open(&log).unwrap();
+        assert_ne!(
+            unsafe { libc::flock(busy.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) },
+            0,
+            "the writer holds serial.log locked"
+        );
+        drop(busy);
         let line = [b'x'; 99];
         let mut written = 0u64;
         while written < 5 * max {
@@ -1228,6 +1271,12 @@ mod tests {
         guest.write_all(b"the end\n").unwrap();
         drop(guest);
         keeper.join().unwrap();
+        let t = Instant::now();
+        wait_serial_log_written(&log);
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "the lock is released at the end"
+        );
         let (a, b) = (
             fs::metadata(&log).unwrap().len(),
             fs::metadata(&old).unwrap().len(),
