@@ -1,5 +1,5 @@
-//! The dns appliance (docs/dns.md): dns1 built from the example site
-//! (labwall/tests/sites/dns/site.lw, the dns profile's default) with a throwaway secrets overlay,
+//! The dns appliance (docs/dns.md): dns1 built from the seed site
+//! (profiles/router/site.lw, the dns profile's default) with a throwaway secrets overlay,
 //! on a vswitch access port of VLAN 10 with a DHCP client VM. The client gets a lease in dns1's
 //! half of the range (.50-.74) with the VIP as router and resolves a site name through dns1;
 //! dns1's console shows dnsmasq and FreeRADIUS running and no `ramux: failed`. Booted again
@@ -44,12 +44,12 @@ fn exec(root: &Path, name: &str, args: &[&str]) -> (i32, String) {
     r
 }
 
-/// A throwaway site secrets overlay for the example site (NAS sw1, vpn1; user alice).
+/// A throwaway site secrets overlay for the seed site (its NAS lines sw1, vpn1, vpn2; user alice).
 fn secrets_overlay(dir: &Path) -> PathBuf {
     let src = dir.join("secrets");
     let req = vbuild::secrets::InitRequest {
         dir: src.clone(),
-        nas: vec!["sw1".into(), "vpn1".into()],
+        nas: vec!["sw1".into(), "vpn1".into(), "vpn2".into()],
         users: vec![("alice".into(), "wonderland".into())],
         cns: vec![],
     };
@@ -126,7 +126,12 @@ fn dns1_serves_dhcp_and_names_and_needs_its_secrets() {
     let radius = m["secrets"]["radius"]
         .as_array()
         .expect("radius expects secrets");
-    for s in ["pki/radius.key", "radius/nas/sw1", "radius/nas/vpn1"] {
+    for s in [
+        "pki/radius.key",
+        "radius/nas/sw1",
+        "radius/nas/vpn1",
+        "radius/nas/vpn2",
+    ] {
         assert!(radius.iter().any(|x| x == s), "{s} in {radius:?}");
     }
     assert!(m["secrets"].get("dnsmasq").is_none(), "{}", m["secrets"]);
