@@ -192,6 +192,14 @@ pub struct Node {
     pub nics_written: usize,
 }
 
+impl Node {
+    /// The site instance a role-less node is built as (`up --build` builds DNS1 as `dns1`):
+    /// its name in lower case.
+    pub fn instance(&self) -> String {
+        self.name.value.to_lowercase()
+    }
+}
+
 /// One NIC of a node; `index` 0 is the guest's eth0.
 #[derive(Debug, Clone)]
 pub struct Nic {

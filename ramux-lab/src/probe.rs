@@ -31,7 +31,7 @@ pub fn instance_addresses(lab: &Lab, site: &SiteFacts) -> Leases {
         .iter()
         .filter(|n| n.enabled && n.role.is_none() && n.address.value == Address::Unset)
         .filter_map(|n| {
-            let a = site.hosts.get(&n.name.value.to_lowercase())?.first()?;
+            let a = site.hosts.get(&n.instance())?.first()?;
             Some((n.name.value.clone(), *a))
         })
         .collect()

@@ -78,7 +78,7 @@ pub fn plan(lab: &Lab, site: &Site, t: &LabTest) -> Result<VpnPlan, String> {
 fn instance_node(lab: &Lab, name: &str) -> Option<String> {
     lab.nodes
         .iter()
-        .find(|n| n.enabled && n.name.value.to_ascii_lowercase() == name)
+        .find(|n| n.enabled && n.instance() == name)
         .map(|n| n.name.value.clone())
 }
 

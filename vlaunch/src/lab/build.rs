@@ -94,7 +94,7 @@ pub fn request(
     let mut sets = sets_for(node, site)?;
     if per_instance {
         sets.retain(|(k, _)| k != "hostname");
-        sets.push(("instance".into(), node.name.value.to_lowercase()));
+        sets.push(("instance".into(), node.instance()));
     }
     Ok(vbuild::build::BuildRequest {
         root: root.to_path_buf(),
@@ -125,7 +125,7 @@ pub fn stale_reason(req: &vbuild::build::BuildRequest, bin_dir: &Path) -> Option
     if !iso.is_file() {
         return Some("missing".into());
     }
-    let mpath = PathBuf::from(format!("{}.manifest.json", iso.display()));
+    let mpath = vbuild::manifest::path_for(iso);
     let Some(m) = std::fs::read(&mpath)
         .ok()
         .and_then(|b| serde_json::from_slice::<Built>(&b).ok())
