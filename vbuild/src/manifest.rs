@@ -9,7 +9,12 @@ use crate::clock::ClockSource;
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where the manifest of `iso` is: `<iso>.manifest.json` beside it.
+pub fn path_for(iso: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.manifest.json", iso.display()))
+}
 
 pub const FORMAT: &str = "ramux-manifest-1";
 

@@ -66,7 +66,7 @@ fn needed(iso: &Path) -> Result<Vec<String>> {
         #[serde(default)]
         secrets: std::collections::BTreeMap<String, Vec<String>>,
     }
-    let mpath = PathBuf::from(format!("{}.manifest.json", iso.display()));
+    let mpath = vbuild::manifest::path_for(iso);
     let bytes = std::fs::read(&mpath).with_context(|| format!("reading {}", mpath.display()))?;
     let m: Manifest = serde_json::from_slice(&bytes)
         .with_context(|| format!("{} is no vbuild manifest", mpath.display()))?;
