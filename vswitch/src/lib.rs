@@ -18,4 +18,5 @@ pub mod daemon;
 pub mod impair;
 pub mod layout;
 pub mod pcap;
+pub mod stp;
 pub mod wire;
