@@ -3,6 +3,8 @@
 //!
 //! Decoding untrusted bytes never panics; every rejection is a [`BpduError`].
 
+use crate::wire::{EthernetFrame, ETH_HEADER_LEN};
+
 /// The bridge group address every BPDU is sent to.
 pub const STP_GROUP: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x00];
 /// LLC header of a BPDU: DSAP 0x42, SSAP 0x42, control 0x03 (UI).
@@ -241,19 +243,19 @@ impl Bpdu {
 
     /// Decode a whole Ethernet frame (no FCS); returns the source MAC and the BPDU.
     pub fn decode_frame(f: &[u8]) -> Result<([u8; 6], Bpdu), BpduError> {
-        if f.len() < 14 {
+        if f.len() < ETH_HEADER_LEN {
             return Err(BpduError::ShortFrame);
         }
-        if f[0..6] != STP_GROUP {
+        let eth = EthernetFrame::new_unchecked(f);
+        if eth.dst() != STP_GROUP {
             return Err(BpduError::NotGroupAddress);
         }
-        let mut src = [0u8; 6];
-        src.copy_from_slice(&f[6..12]);
-        let len = be16(f, 12) as usize;
+        let len = eth.raw_ethertype() as usize;
         if len >= 0x0600 {
             return Err(BpduError::NotLlc);
         }
-        let payload = &f[14..];
+        let src = eth.src();
+        let payload = &f[ETH_HEADER_LEN..];
         if len < 3 || len > payload.len() {
             return Err(BpduError::BadLength);
         }
