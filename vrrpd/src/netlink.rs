@@ -387,17 +387,17 @@ impl Netlink {
     }
 
     /// Add (or replace: a crashed run may have left it) a route on interface index `oif`.
-    pub fn add_route(&mut self, r: &RouteConfig, oif: Option<u32>) -> io::Result<()> {
+    pub fn add_route(&mut self, r: &RouteConfig, oif: Option<u32>, nh: &[u32]) -> io::Result<()> {
         self.request(
             RTM_NEWROUTE,
             NLM_F_CREATE | NLM_F_REPLACE,
-            &route_msg(r, oif),
+            &route_msg(r, oif, nh),
         )
     }
 
     /// Remove a route; Ok(false) if it was not there.
-    pub fn del_route(&mut self, r: &RouteConfig, oif: Option<u32>) -> io::Result<bool> {
-        match self.request(RTM_DELROUTE, 0, &route_msg(r, oif)) {
+    pub fn del_route(&mut self, r: &RouteConfig, oif: Option<u32>, nh: &[u32]) -> io::Result<bool> {
+        match self.request(RTM_DELROUTE, 0, &route_msg(r, oif, nh)) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
             Err(e) => Err(e),
@@ -486,8 +486,9 @@ fn table_byte(t: u32) -> u8 {
     u8::try_from(t).unwrap_or(0)
 }
 
-/// RTM_NEWROUTE/RTM_DELROUTE body (struct rtmsg + attributes) for `r` out of `oif`.
-pub fn route_msg(r: &RouteConfig, oif: Option<u32>) -> Vec<u8> {
+/// RTM_NEWROUTE/RTM_DELROUTE body (struct rtmsg + attributes) for `r` out of `oif`, its
+/// nexthops (if any) out of `nh_oifs` (same order, 0 = let the kernel find the link).
+pub fn route_msg(r: &RouteConfig, oif: Option<u32>, nh_oifs: &[u32]) -> Vec<u8> {
     let kind = match r.kind {
         RouteKind::Unicast => 1,
         RouteKind::Blackhole => 6,
@@ -495,13 +496,13 @@ pub fn route_msg(r: &RouteConfig, oif: Option<u32>) -> Vec<u8> {
         RouteKind::Prohibit => 8,
     };
     // As `ip route`: scope link for a unicast route without a gateway, else universe.
-    let scope = r
-        .scope
-        .unwrap_or(if r.kind == RouteKind::Unicast && r.via.is_none() {
+    let scope = r.scope.unwrap_or(
+        if r.kind == RouteKind::Unicast && r.via.is_none() && r.nexthops.is_empty() {
             253
         } else {
             0
-        });
+        },
+    );
     // RTPROT_STATIC unless configured.
     let proto = r.proto.unwrap_or(4);
     let mut b = vec![
@@ -529,7 +530,29 @@ pub fn route_msg(r: &RouteConfig, oif: Option<u32>) -> Vec<u8> {
     if let Some(m) = r.metric {
         push_attr(&mut b, RTA_PRIORITY, &m.to_ne_bytes());
     }
+    if !r.nexthops.is_empty() {
+        push_attr(&mut b, RTA_MULTIPATH, &multipath(r, nh_oifs));
+    }
     b
+}
+
+/// RTA_MULTIPATH payload: a `struct rtnexthop` (len, flags, hops = weight - 1, ifindex) per
+/// path, each followed by its RTA_GATEWAY.
+fn multipath(r: &RouteConfig, nh_oifs: &[u32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, nh) in r.nexthops.iter().enumerate() {
+        let mut attrs = Vec::new();
+        if let Some(g) = nh.via {
+            push_attr(&mut attrs, RTA_GATEWAY, &ip_bytes(g));
+        }
+        let len = u16::try_from(8 + attrs.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_ne_bytes());
+        out.push(0);
+        out.push(u8::try_from(nh.weight.saturating_sub(1)).unwrap_or(u8::MAX));
+        out.extend_from_slice(&nh_oifs.get(i).copied().unwrap_or(0).to_ne_bytes());
+        out.extend_from_slice(&attrs);
+    }
+    out
 }
 
 /// RTM_NEWRULE/RTM_DELRULE body (struct fib_rule_hdr + attributes): lookup `table`.
@@ -601,6 +624,7 @@ const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
 const RTA_PRIORITY: u16 = 6;
 const RTA_PREFSRC: u16 = 7;
+const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
 const FRA_DST: u16 = 1;
 const FRA_SRC: u16 = 2;
@@ -629,7 +653,7 @@ mod tests {
     fn route_and_rule_messages() {
         let c = crate::config::parse_str("vrrp_instance a {\n interface e\n virtual_router_id 1\n virtual_routes {\n 10.9.0.0/24 via 10.0.0.254 table 300 metric 7\n 10.8.0.0/16 dev e\n }\n virtual_rules {\n from 10.2.0.0/24 iif e table 5 priority 11\n }\n}\n", std::path::Path::new("t")).unwrap();
         let r = &c.instances[0].routes;
-        let m = route_msg(&r[0], Some(3));
+        let m = route_msg(&r[0], Some(3), &[]);
         // family, dst_len, src_len, tos, table (300 does not fit: 0), proto static, universe, unicast
         assert_eq!(&m[..8], &[2, 24, 0, 0, 0, 4, 0, 1]);
         let a: Vec<(u16, Vec<u8>)> = attrs(&m[12..]).map(|(t, d)| (t, d.to_vec())).collect();
@@ -638,7 +662,7 @@ mod tests {
         assert_eq!(a[2], (RTA_GATEWAY, vec![10, 0, 0, 254]));
         assert_eq!(a[3], (RTA_OIF, 3u32.to_ne_bytes().to_vec()));
         assert_eq!(a[4], (RTA_PRIORITY, 7u32.to_ne_bytes().to_vec()));
-        let m = route_msg(&r[1], Some(3));
+        let m = route_msg(&r[1], Some(3), &[]);
         assert_eq!(
             &m[..8],
             &[2, 16, 0, 0, 254, 4, 253, 1],
@@ -648,6 +672,27 @@ mod tests {
         assert_eq!(&m[..8], &[2, 0, 24, 0, 5, 0, 0, 1]);
         let a: Vec<u16> = attrs(&m[12..]).map(|(t, _)| t).collect();
         assert_eq!(a, vec![FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_TABLE]);
+    }
+
+    #[test]
+    fn multipath_route_message() {
+        let c = crate::config::parse_str("vrrp_instance a {\n interface e\n virtual_router_id 1\n virtual_routes {\n 10.9.0.0/24 nexthop via 10.0.0.1 nexthop via 10.0.0.2 dev e weight 3\n }\n}\n", std::path::Path::new("t")).unwrap();
+        let m = route_msg(&c.instances[0].routes[0], None, &[0, 7]);
+        assert_eq!(m[6], 0, "scope universe: the paths have gateways");
+        let a: Vec<(u16, Vec<u8>)> = attrs(&m[12..]).map(|(t, d)| (t, d.to_vec())).collect();
+        let (t, mp) = a.last().unwrap();
+        assert_eq!(*t, RTA_MULTIPATH);
+        // rtnexthop: len 16 (8 + an 8-byte RTA_GATEWAY), flags 0, hops = weight - 1, ifindex.
+        let mut want = Vec::new();
+        for (hops, ifi, last) in [(0u8, 0u32, 1u8), (2, 7, 2)] {
+            want.extend_from_slice(&16u16.to_ne_bytes());
+            want.extend_from_slice(&[0, hops]);
+            want.extend_from_slice(&ifi.to_ne_bytes());
+            want.extend_from_slice(&8u16.to_ne_bytes());
+            want.extend_from_slice(&RTA_GATEWAY.to_ne_bytes());
+            want.extend_from_slice(&[10, 0, 0, last]);
+        }
+        assert_eq!(mp, &want);
     }
 
     #[test]

@@ -9,15 +9,34 @@ use anyhow::{bail, Result};
 use crate::config::{Config, RouteConfig, RuleConfig, Vip};
 use crate::netlink::{AddrSpec, Link, Netlink};
 
-/// Routes with their output interface index resolved, and rules.
+/// A route with its output interface index, and its nexthops' (0: not given), resolved.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub route: RouteConfig,
+    pub oif: Option<u32>,
+    pub nh_oifs: Vec<u32>,
+}
+
+/// Routes with their interface indexes resolved, and rules.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
-    pub routes: Vec<(RouteConfig, Option<u32>)>,
+    pub routes: Vec<Resolved>,
     pub rules: Vec<RuleConfig>,
 }
 
-/// Resolve `dev` names against the interfaces that exist (a missing one is an error, as for
-/// a VIP: the route could never be added).
+/// The index of device `dev`; a missing one is an error, as for a VIP: the route could never
+/// be added.
+fn index_of(cfg: &Config, r: &RouteConfig, dev: &str, links: &[Link]) -> Result<u32> {
+    match links.iter().find(|l| l.name == dev) {
+        Some(l) => Ok(l.index),
+        None => bail!(
+            "{}: route via device '{dev}', which does not exist",
+            cfg.place(r.line)
+        ),
+    }
+}
+
+/// Resolve `dev` names (the route's and its nexthops') against the interfaces that exist.
 pub fn resolve(
     cfg: &Config,
     routes: &[RouteConfig],
@@ -31,15 +50,20 @@ pub fn resolve(
     for r in routes {
         let oif = match &r.dev {
             None => None,
-            Some(d) => match links.iter().find(|l| &l.name == d) {
-                Some(l) => Some(l.index),
-                None => bail!(
-                    "{}: route via device '{d}', which does not exist",
-                    cfg.place(r.line)
-                ),
-            },
+            Some(d) => Some(index_of(cfg, r, d, links)?),
         };
-        out.routes.push((r.clone(), oif));
+        let mut nh_oifs = Vec::new();
+        for nh in &r.nexthops {
+            nh_oifs.push(match &nh.dev {
+                None => oif.unwrap_or(0),
+                Some(d) => index_of(cfg, r, d, links)?,
+            });
+        }
+        out.routes.push(Resolved {
+            route: r.clone(),
+            oif,
+            nh_oifs,
+        });
     }
     Ok(out)
 }
@@ -61,11 +85,16 @@ impl Routes {
     }
 
     fn routes_(&self, nl: &mut Netlink, add: bool, who: &str) {
-        for (r, oif) in &self.routes {
+        for Resolved {
+            route: r,
+            oif,
+            nh_oifs,
+        } in &self.routes
+        {
             let res = if add {
-                nl.add_route(r, *oif)
+                nl.add_route(r, *oif, nh_oifs)
             } else {
-                nl.del_route(r, *oif).map(|_| ())
+                nl.del_route(r, *oif, nh_oifs).map(|_| ())
             };
             if let Err(e) = res {
                 log(&format!(
@@ -167,11 +196,11 @@ impl Statics {
                     .routes
                     .routes
                     .iter()
-                    .filter(|(r, o)| {
-                        !new.routes
-                            .routes
-                            .iter()
-                            .any(|(n, no)| no == o && route_eq(r, n))
+                    .filter(|a| {
+                        !new.routes.routes.iter().any(|b| {
+                            (&a.oif, &a.nh_oifs) == (&b.oif, &b.nh_oifs)
+                                && route_eq(&a.route, &b.route)
+                        })
                     })
                     .cloned()
                     .collect(),

@@ -33,6 +33,10 @@ impl Ctx<'_> {
         });
     }
     pub(super) fn unknown(&mut self, s: &Stmt, section: &str) {
+        if is_lvs(&s.key) {
+            let msg = format!("'{}' (LVS) ignored: vrrpd does VRRP only", s.key);
+            return self.warn(s.line, msg);
+        }
         self.warn(
             s.line,
             format!(
@@ -108,6 +112,11 @@ impl Ctx<'_> {
         }
         Some(argv)
     }
+}
+
+/// keepalived's LVS keywords (its load balancer, which vrrpd does not do).
+pub(super) fn is_lvs(key: &str) -> bool {
+    matches!(key, "virtual_server" | "virtual_server_group") || key.starts_with("lvs_")
 }
 
 /// Split a keepalived command line into argv: whitespace separates, single quotes group.

@@ -39,8 +39,8 @@ use ctx::Ctx;
 use globals::{parse_globals, Globals};
 pub use include::{Expanded, FsSource, Source};
 use instance::parse_instance;
-use lexer::{build_tree, tokenize};
-pub use route::{RouteConfig, RouteKind, RuleConfig, RT_TABLE_MAIN};
+use lexer::{build_tree, tokenize, Stmt};
+pub use route::{Nexthop, RouteConfig, RouteKind, RuleConfig, RT_TABLE_MAIN};
 use script::{check_tracked, parse_script};
 use sync_group::{check_members, parse_group};
 
@@ -385,6 +385,7 @@ fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let mut instances: Vec<InstanceConfig> = Vec::new();
     let mut groups: Vec<SyncGroupConfig> = Vec::new();
     let mut scripts: Vec<ScriptConfig> = Vec::new();
+    let mut empty_scripts: Vec<String> = Vec::new();
     let (mut st_addrs, mut st_routes, mut st_rules) = (Vec::new(), Vec::new(), Vec::new());
     // Indexes for the duplicate checks, so a long file stays linear.
     let mut names: HashSet<String> = HashSet::new();
@@ -418,7 +419,7 @@ fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
                 }
             }
             "vrrp_script" => {
-                if let Some(sc) = parse_script(&mut ctx, s) {
+                if let Some(sc) = parse_script(&mut ctx, s, &mut empty_scripts) {
                     if scripts.iter().any(|o| o.name == sc.name) {
                         ctx.err(s.line, format!("duplicate vrrp_script '{}'", sc.name));
                     } else {
@@ -433,6 +434,14 @@ fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
         }
     }
     check_members(&mut ctx, &groups, &instances);
+    for i in &mut instances {
+        let owner = format!("vrrp_instance {}", i.name);
+        script::drop_empty(&mut ctx, &owner, &mut i.track_scripts, &empty_scripts);
+    }
+    for g in &mut groups {
+        let owner = format!("vrrp_sync_group {}", g.name);
+        script::drop_empty(&mut ctx, &owner, &mut g.track_scripts, &empty_scripts);
+    }
     let owners = instances
         .iter()
         .map(|i| (format!("vrrp_instance {}", i.name), &i.track_scripts))
@@ -450,7 +459,7 @@ fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
             .flat_map(|(o, t)| t.iter().map(move |t| (o.as_str(), t))),
     );
     if instances.is_empty() && ctx.errors.is_empty() {
-        ctx.err(1, "no vrrp_instance in the configuration");
+        no_instance(&mut ctx, &tree);
     }
     if !ctx.errors.is_empty() {
         ctx.errors.sort_by_key(|d| d.line);
@@ -468,6 +477,17 @@ fn parse_spliced(text: &str, file: &Path) -> Result<Config, ConfigError> {
         warnings: ctx.warnings,
         origins: Expanded::default(),
     })
+}
+
+/// A file without a `vrrp_instance`: one error, saying so plainly for an LVS-only file.
+fn no_instance(ctx: &mut Ctx, tree: &[Stmt]) {
+    match tree.iter().find(|s| ctx::is_lvs(&s.key)) {
+        Some(s) => ctx.err(
+            s.line,
+            format!("this file configures only LVS ('{}' and no vrrp_instance): vrrpd does VRRP only; run keepalived for LVS", s.key),
+        ),
+        None => ctx.err(1, "no vrrp_instance in the configuration"),
+    }
 }
 
 /// Read and parse a file without a config id.

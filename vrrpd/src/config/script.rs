@@ -14,7 +14,14 @@ use super::{ScriptConfig, TrackScript};
 /// Highest weight keepalived accepts (a weight moves the priority within 1..254).
 const MAX_WEIGHT: i32 = 253;
 
-pub(super) fn parse_script(ctx: &mut Ctx, s: &Stmt) -> Option<ScriptConfig> {
+/// A `vrrp_script` block; one without a `script` line (as when that line is conditional on
+/// another config id) is left out with a warning and its name put in `empty`, as keepalived
+/// does, so the `track_script` entries naming it can be dropped too.
+pub(super) fn parse_script(
+    ctx: &mut Ctx,
+    s: &Stmt,
+    empty: &mut Vec<String>,
+) -> Option<ScriptConfig> {
     let name = match s.args.as_slice() {
         [n] => n.clone(),
         _ => {
@@ -39,10 +46,36 @@ pub(super) fn parse_script(ctx: &mut Ctx, s: &Stmt) -> Option<ScriptConfig> {
         script_kw(ctx, k, &mut c);
     }
     if c.argv.is_empty() {
-        ctx.err(s.line, format!("vrrp_script {}: missing 'script'", c.name));
+        ctx.warn(
+            s.line,
+            format!("vrrp_script {}: no 'script' line, so the script and every track_script naming it are ignored (as keepalived does)", c.name),
+        );
+        empty.push(c.name);
         return None;
     }
     Some(c)
+}
+
+/// Drop the `track_script` entries naming a script in `empty`, each with a warning.
+pub(super) fn drop_empty(
+    ctx: &mut Ctx,
+    owner: &str,
+    tracked: &mut Vec<TrackScript>,
+    empty: &[String],
+) {
+    tracked.retain(|t| {
+        let keep = !empty.contains(&t.name);
+        if !keep {
+            ctx.warn(
+                t.line,
+                format!(
+                    "{owner}: track_script '{}' ignored: its vrrp_script has no 'script'",
+                    t.name
+                ),
+            );
+        }
+        keep
+    });
 }
 
 /// One keyword of a `vrrp_script` block.
@@ -194,6 +227,25 @@ mod tests {
     }
 
     #[test]
+    fn a_script_without_script_line_is_ignored_with_its_tracking() {
+        // keepalived's conditional_conf sample: the only `script` line is for another id.
+        let c = p(&format!("vrrp_script chk {{\n@other script /bin/true\n interval 2\n}}\nvrrp_script chk2 {{\n script /bin/true\n}}\nvrrp_script chk3 {{\n script /bin/true\n}}\n{INST}")).unwrap();
+        assert_eq!(c.scripts.len(), 2);
+        let t: Vec<&str> = c.instances[0]
+            .track_scripts
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect();
+        assert_eq!(t, ["chk2", "chk3"]);
+        let w = super::super::test_util::msgs(&c.warnings).join("\n");
+        assert!(w.contains("1: vrrp_script chk: no 'script' line"), "{w}");
+        assert!(
+            w.contains("15: vrrp_instance a: track_script 'chk' ignored"),
+            "{w}"
+        );
+    }
+
+    #[test]
     fn tracking_a_missing_script_is_an_error() {
         let e = p(INST).unwrap_err().to_string();
         assert!(
@@ -203,10 +255,6 @@ mod tests {
         let e = p("vrrp_script x {\n interval 0\n weight 300\n}\n")
             .unwrap_err()
             .to_string();
-        assert!(
-            e.contains("k.conf:1: error: vrrp_script x: missing 'script'"),
-            "{e}"
-        );
         assert!(
             e.contains("k.conf:2: error: 'interval' must be more"),
             "{e}"
