@@ -969,6 +969,7 @@ pub fn publish(iso: &Path, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> Resul
     // images/ could leave one's ISO beside the other's manifest. The lock is on the directory
     // itself, so nothing but the published files is left in it.
     let _lock = crate::lock_dir(&dest.dir)?;
+    remove_legacy_locks(&dest);
     crate::set_mode(tmp_iso, 0o644)?;
     std::fs::File::open(tmp_iso)
         .and_then(|f| f.sync_all())
@@ -985,6 +986,17 @@ pub fn publish(iso: &Path, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> Resul
             (mname, hex(&Sha256::digest(mjson))),
         ],
     )
+}
+
+/// Removes the lock files older vbuilds left beside the ISOs (`.SHA256SUMS.lock`,
+/// `.<iso>.lock`): the directory holds only what is published (best effort).
+fn remove_legacy_locks(dest: &Destination) {
+    for n in [
+        ".SHA256SUMS.lock".to_string(),
+        format!(".{}.lock", dest.name),
+    ] {
+        let _ = std::fs::remove_file(dest.dir.join(n));
+    }
 }
 
 /// Builds every profile for every role it allows (a role-less profile once) into `out_dir`

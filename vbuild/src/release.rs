@@ -198,6 +198,8 @@ pub fn sign_dir(dir: &Path, key: &Path, info: &SignInfo) -> Result<PathBuf> {
             dir.display()
         )
     })?;
+    let text = std::str::from_utf8(&sums).map_err(|_| anyhow!("{SUMS} is not UTF-8"))?;
+    parse_sums(text).with_context(|| format!("refusing to sign {}", sums_path.display()))?;
     let untrusted = format!(
         "signature of SHA256SUMS from vbuild (ramux {})",
         info.version
@@ -343,8 +345,28 @@ pub fn check_manifest(
              the manifest belongs to another build"
         );
     }
+    check_other_outputs(name, m, sums)?;
     if let Some(why) = carried_secret(m) {
         bail!("{name}: refused, the image carries secrets: {why} (docs/secrets.md: secrets go in the overlay, never in an ISO)");
+    }
+    Ok(())
+}
+
+/// Every other output of the manifest that is also a published file agrees with `sums` (the
+/// initrd and kernel are inside the ISO, so usually none is).
+fn check_other_outputs(
+    name: &str,
+    m: &serde_json::Value,
+    sums: &BTreeMap<String, String>,
+) -> Result<()> {
+    let outputs = m["outputs"].as_object().into_iter().flatten();
+    for (key, o) in outputs {
+        let (Some(file), Some(sha)) = (o["file"].as_str(), o["sha256"].as_str()) else {
+            bail!("{name}: outputs.{key} has no file/sha256");
+        };
+        if sums.get(file).is_some_and(|l| l != sha) {
+            bail!("{name}: outputs.{key} sha256 {sha} differs from {SUMS} for {file}");
+        }
     }
     Ok(())
 }
@@ -484,6 +506,32 @@ mod tests {
         assert!(carried_secret(&content).is_some());
         let key = serde_json::json!({"inputs": {"overlays/x/etc/ssl/private/server.key": "00"}});
         assert!(carried_secret(&key).unwrap().contains("server.key"));
+    }
+
+    #[test]
+    fn manifest_outputs_against_sums() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let sums: BTreeMap<String, String> = [("x.iso".to_string(), a.clone())].into();
+        let m = |iso: &str, initrd_file: &str| {
+            serde_json::json!({"outputs": {
+                "iso": {"file": "x.iso", "sha256": iso},
+                "initrd": {"file": initrd_file, "sha256": b}}})
+        };
+        check_manifest(
+            "x.iso.manifest.json",
+            &m(&a, "images/pxeboot/initrd.img"),
+            &sums,
+        )
+        .unwrap();
+        let e = check_manifest("m", &m(&b, "i"), &sums)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("another build"), "{e}");
+        let e = check_manifest("m", &m(&a, "x.iso"), &sums)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outputs.initrd"), "{e}");
+        assert!(check_manifest("m", &serde_json::json!({}), &sums).is_err());
     }
 
     #[test]

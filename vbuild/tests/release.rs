@@ -110,6 +110,9 @@ fn publish_leaves_only_published_files() {
             });
         }
     });
+    // Lock files of older vbuilds go away with the next publish.
+    std::fs::write(out.join(".SHA256SUMS.lock"), b"").unwrap();
+    std::fs::write(out.join(".r0.iso.lock"), b"").unwrap();
     publish(&out, "r0.iso", b"iso 0 rebuilt", inputs());
     let n = names(&out);
     assert!(n.iter().all(|x| !x.starts_with('.')), "{n:?}");
@@ -290,6 +293,22 @@ fn signed_manifest_of_another_build_is_refused() {
     release::sign_dir(&out, &sk, &info()).unwrap();
     let e = verify_err(&out, &pk);
     assert!(e.contains("belongs to another build"), "{e}");
+}
+
+#[test]
+fn malformed_sums_are_not_signed() {
+    let t = tempfile::tempdir().unwrap();
+    std::fs::write(t.path().join("SHA256SUMS"), "not a sums line\n").unwrap();
+    let (sk, _) = release::generate_key(&t.path().join("k"), false).unwrap();
+    let e = format!(
+        "{:#}",
+        release::sign_dir(t.path(), &sk, &info()).unwrap_err()
+    );
+    assert!(
+        e.contains("refusing to sign") && e.contains("line 1"),
+        "{e}"
+    );
+    assert!(!t.path().join("SHA256SUMS.minisig").exists());
 }
 
 #[test]
