@@ -379,6 +379,22 @@ fn cli_key_and_verify() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(prefix.with_extension("key").exists() && prefix.with_extension("pub").exists());
+    // A bad --sign key fails at once, before any build.
+    let o = Command::new(vbuild)
+        .arg("--root")
+        .arg(t.path())
+        .args(["release", "--out-dir"])
+        .arg(t.path().join("none"))
+        .arg("--sign")
+        .arg(t.path().join("missing.key"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("cannot read the secret key"),
+        "{err}"
+    );
+    assert!(!t.path().join("none").exists());
     let help = Command::new(vbuild)
         .args(["key", "generate", "--help"])
         .output()
