@@ -531,7 +531,7 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         initrd_uncompressed_size: initrd_raw,
         recommended_min_ram_mib: ram,
     };
-    publish(&dest, &tmp_iso, &iso_sha, &m.to_json()?)?;
+    publish(&dest.iso, &tmp_iso, &iso_sha, &m.to_json()?)?;
     timer.lap("manifest");
     prog.finish();
 
@@ -707,6 +707,15 @@ impl Destination {
                 .join("images")
                 .join(format!("{}.iso", image_name(&prof.name, role)))
         });
+        let dest = Destination::of(&iso)?;
+        std::fs::create_dir_all(&dest.dir)
+            .and_then(|_| tempfile::tempfile_in(&dest.dir).map(drop))
+            .with_context(|| format!("output {} is not writable", iso.display()))?;
+        Ok(dest)
+    }
+
+    /// The output directory, file name and manifest of the ISO `iso`.
+    fn of(iso: &Path) -> Result<Destination> {
         let dir = iso
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -717,12 +726,9 @@ impl Destination {
             .ok_or_else(|| anyhow!("output {} has no file name", iso.display()))?
             .to_string_lossy()
             .into_owned();
-        std::fs::create_dir_all(&dir)
-            .and_then(|_| tempfile::tempfile_in(&dir).map(drop))
-            .with_context(|| format!("output {} is not writable", iso.display()))?;
         let manifest = dir.join(format!("{name}.manifest.json"));
         Ok(Destination {
-            iso,
+            iso: iso.to_path_buf(),
             dir,
             name,
             manifest,
@@ -954,12 +960,16 @@ fn base_description(
     base_desc
 }
 
-/// Publishes the ISO first, then its manifest, then the sums (each rename is atomic), so a
-/// killed build never leaves a manifest for an ISO that is not there.
-fn publish(dest: &Destination, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> Result<()> {
-    // One build at a time publishes this name: otherwise two builds into one images/ could
-    // leave one's ISO beside the other's manifest.
-    let _lock = crate::lock_file(&dest.dir.join(format!(".{}.lock", dest.name)))?;
+/// Publishes `tmp_iso` as `iso` first, then its manifest `mjson`, then the sums (each rename
+/// is atomic), so a killed build never leaves a manifest for an ISO that is not there. Public
+/// for tests (a fake ISO is enough); [`build_iso`] calls it last.
+pub fn publish(iso: &Path, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> Result<()> {
+    let dest = Destination::of(iso)?;
+    // One build at a time publishes into this directory: otherwise two builds into one
+    // images/ could leave one's ISO beside the other's manifest. The lock is on the directory
+    // itself, so nothing but the published files is left in it.
+    let _lock = crate::lock_dir(&dest.dir)?;
+    remove_legacy_locks(&dest);
     crate::set_mode(tmp_iso, 0o644)?;
     std::fs::File::open(tmp_iso)
         .and_then(|f| f.sync_all())
@@ -969,13 +979,24 @@ fn publish(dest: &Destination, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> R
     crate::sync_dir(&dest.dir)?;
     write_atomic(&dest.manifest, mjson)?;
     let mname = format!("{}.manifest.json", dest.name);
-    manifest::update_sums(
+    manifest::update_sums_locked(
         &dest.dir,
         &[
             (dest.name.clone(), iso_sha.to_string()),
             (mname, hex(&Sha256::digest(mjson))),
         ],
     )
+}
+
+/// Removes the lock files older vbuilds left beside the ISOs (`.SHA256SUMS.lock`,
+/// `.<iso>.lock`): the directory holds only what is published (best effort).
+fn remove_legacy_locks(dest: &Destination) {
+    for n in [
+        ".SHA256SUMS.lock".to_string(),
+        format!(".{}.lock", dest.name),
+    ] {
+        let _ = std::fs::remove_file(dest.dir.join(n));
+    }
 }
 
 /// Builds every profile for every role it allows (a role-less profile once) into `out_dir`

@@ -15,6 +15,7 @@ pub mod instance;
 pub mod iso;
 pub mod manifest;
 pub mod profile;
+pub mod release;
 pub mod rootfs;
 pub mod secrets;
 pub mod vpn_client;
@@ -94,19 +95,18 @@ pub(crate) fn tmp_prefix(base: &str) -> String {
     format!("{base}{}-", std::process::id())
 }
 
-/// An exclusive flock on `path` (created if missing), held until the file is dropped.
-pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File> {
+/// An exclusive flock on the directory `dir` itself, held until the returned handle is dropped.
+/// Publishing into an output directory takes it, so parallel builds into one directory do not
+/// mix one's ISO with another's manifest or lose a SHA256SUMS line, and no lock file is left
+/// in the directory (it holds only what is published).
+pub fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     use std::os::fd::AsRawFd;
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let f = std::fs::File::open(dir)
+        .with_context(|| format!("cannot open directory {} to lock it", dir.display()))?;
     // SAFETY: flock on a valid open descriptor; released when `f` is closed.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("cannot lock {}", path.display()));
+            .with_context(|| format!("cannot lock directory {}", dir.display()));
     }
     Ok(f)
 }

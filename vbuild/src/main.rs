@@ -18,7 +18,10 @@ use std::process::ExitCode;
   vbuild iso dns --instance dns1 --site labwall/tests/sites/dns/site.lw
   SOURCE_DATE_EPOCH=1700000000 vbuild iso vpn --instance vpn1 --quiet
   vbuild secrets init /tmp/lab-secrets --nas sw1 --user alice:wonderland --cn alice
-  vbuild secrets pack /tmp/lab-secrets -o /tmp/dns1.secrets")]
+  vbuild secrets pack /tmp/lab-secrets -o /tmp/dns1.secrets
+  vbuild key generate --out ~/.minisign/ramux
+  vbuild release --out-dir dist --sign ~/.minisign/ramux.key
+  vbuild verify dist --pubkey keys/ramux.pub")]
 struct Cli {
     /// Checkout root holding profiles/ and overlays/ (default: the current directory or the
     /// nearest parent directory that has profiles/).
@@ -77,7 +80,7 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
     /// Build every profile for every role (a role-less one once) into images/ (or --out-dir)
     /// and update SHA256SUMS.
     #[command(
-        after_help = "Examples:\n  vbuild release\n  SOURCE_DATE_EPOCH=1700000000 vbuild release --out-dir dist --json"
+        after_help = "Examples:\n  vbuild release\n  SOURCE_DATE_EPOCH=1700000000 vbuild release --out-dir dist --json\n  vbuild release --out-dir dist --sign ~/.minisign/ramux.key"
     )]
     Release {
         /// Output directory (default images/ under the root).
@@ -94,7 +97,29 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
         /// Print a JSON array of build summaries on stdout.
         #[arg(long)]
         json: bool,
+        /// After the builds, sign SHA256SUMS into SHA256SUMS.minisig with this minisign
+        /// secret key (unencrypted: `vbuild key generate` or `minisign -G -W`).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
     },
+    /// Check a signed release directory: the SHA256SUMS.minisig signature and its trusted
+    /// comment, every SHA256SUMS line against its file, every *.manifest.json's ISO sha256
+    /// against SHA256SUMS, and that no manifest says its image carries secrets.
+    #[command(after_help = "Examples:
+  vbuild verify dist --pubkey keys/ramux.pub
+
+Exits non-zero naming the first thing that fails. The same signature checks with Debian's
+minisign: minisign -V -p keys/ramux.pub -m dist/SHA256SUMS")]
+    Verify {
+        /// The release directory (holds SHA256SUMS and SHA256SUMS.minisig).
+        dir: PathBuf,
+        /// The minisign public key (PREFIX.pub of `vbuild key generate`, or `minisign -G`'s).
+        #[arg(long, value_name = "FILE")]
+        pubkey: PathBuf,
+    },
+    /// Release signing keys (minisign).
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// List profiles with their descriptions.
     Profiles {
         #[arg(long)]
@@ -124,6 +149,79 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
     /// (docs/secrets.md). Never in an ISO.
     #[command(subcommand)]
     Secrets(SecretsCmd),
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Write a new minisign key pair: PREFIX.key (secret, mode 0600) and PREFIX.pub.
+    #[command(after_help = "Examples:
+  vbuild key generate --out ~/.minisign/ramux
+  vbuild key generate --out /tmp/ci-test-key
+
+The secret key is NOT password-protected, so that CI and scripts can sign without a prompt:
+keep it on the maintainer's machine (or use a throwaway key in CI), never in a repository.
+Refuses to overwrite an existing key, and refuses a secret key inside a git work tree unless
+--force. For a password-protected key use `minisign -G` (vbuild signs only with
+unencrypted keys).")]
+    Generate {
+        /// Path prefix of the two files (default ~/.minisign/ramux).
+        #[arg(long, value_name = "PREFIX")]
+        out: Option<PathBuf>,
+        /// Write the secret key even inside a git work tree.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn key(cmd: KeyCmd) -> Result<()> {
+    match cmd {
+        KeyCmd::Generate { out, force } => {
+            let prefix = match out {
+                Some(p) => p,
+                None => std::env::var_os("HOME")
+                    .map(|h| PathBuf::from(h).join(".minisign/ramux"))
+                    .ok_or_else(|| anyhow!("HOME is not set: give --out PREFIX"))?,
+            };
+            let (secret, public) = vbuild::release::generate_key(&prefix, force)?;
+            if force && vbuild::release::git_work_tree(&secret).is_some() {
+                eprintln!(
+                    "vbuild: warning: {} is inside a git work tree: do not commit it",
+                    secret.display()
+                );
+            }
+            println!("{}", secret.display());
+            println!("{}", public.display());
+            eprintln!("vbuild: the secret key is not password-protected: keep it private");
+        }
+    }
+    Ok(())
+}
+
+/// Signs `dir/SHA256SUMS` after a release of `reports` from the checkout `root`.
+// The trusted comment's timestamp is when it was signed (minisign's meaning), the one wall
+// clock read; the signature is not a build output, and the build clock is its sde: field.
+#[allow(clippy::disallowed_methods)]
+fn sign_release(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    key: &std::path::Path,
+    reports: &[vbuild::BuildReport],
+) -> Result<PathBuf> {
+    let sde = reports
+        .iter()
+        .map(|r| r.epoch)
+        .max()
+        .ok_or_else(|| anyhow!("release built nothing: nothing to sign"))?;
+    let info = vbuild::release::SignInfo {
+        timestamp: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        commit: vbuild::release::git_commit(root),
+        sde,
+    };
+    vbuild::release::sign_dir(dir, key, &info)
 }
 
 #[derive(Subcommand)]
@@ -276,6 +374,20 @@ fn run(cli: Cli) -> Result<()> {
     };
     match cli.cmd {
         Cmd::Secrets(cmd) => secrets(cmd)?,
+        Cmd::Key(cmd) => key(cmd)?,
+        Cmd::Verify { dir, pubkey } => {
+            let v = vbuild::release::verify_dir(&dir, &pubkey)?;
+            for n in &v.unlisted {
+                eprintln!("vbuild: warning: {n} is not listed in SHA256SUMS (not signed)");
+            }
+            println!(
+                "{}: signature, {} files and {} manifests verified; trusted comment: {}",
+                dir.display(),
+                v.files,
+                v.manifests,
+                v.trusted_comment
+            );
+        }
         Cmd::VpnClient {
             user,
             site,
@@ -305,15 +417,26 @@ fn run(cli: Cli) -> Result<()> {
             cache_dir,
             quiet,
             json,
+            sign,
         } => {
             let req = vbuild::BuildRequest {
-                root,
+                root: root.clone(),
                 bin_dir,
                 cache_dir,
                 quiet: quiet || json,
                 ..Default::default()
             };
+            if let Some(key) = &sign {
+                vbuild::release::read_secret_key(key)?; // fail before the builds, not after
+            }
             let reports = vbuild::build_release(&req, out_dir.as_deref())?;
+            if let Some(key) = sign {
+                let dir = out_dir.unwrap_or_else(|| root.join("images"));
+                let sig = sign_release(&root, &dir, &key, &reports)?;
+                if !quiet && !json {
+                    eprintln!("vbuild: signed {}", sig.display());
+                }
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&reports)?);
             } else if !quiet {

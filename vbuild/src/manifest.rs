@@ -6,7 +6,7 @@
 
 use crate::base::Package;
 use crate::clock::ClockSource;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -122,13 +122,39 @@ pub fn merge_sums(existing: &str, entries: &[(String, String)]) -> String {
     map.iter().map(|(n, s)| format!("{s}  {n}\n")).collect()
 }
 
-/// Updates `dir/SHA256SUMS` under an exclusive lock (parallel builds share images/).
+/// Updates `dir/SHA256SUMS` under an exclusive lock on `dir` (parallel builds share images/).
 pub fn update_sums(dir: &Path, entries: &[(String, String)]) -> Result<()> {
-    let _lock = crate::lock_file(&dir.join(".SHA256SUMS.lock"))?;
-    let path = dir.join("SHA256SUMS");
-    let old = std::fs::read_to_string(&path).unwrap_or_default();
-    crate::write_atomic(&path, merge_sums(&old, entries).as_bytes())
+    let _lock = crate::lock_dir(dir)?;
+    update_sums_locked(dir, entries)
 }
+
+/// [`update_sums`] for a caller that already holds [`crate::lock_dir`] on `dir`. A
+/// `SHA256SUMS.minisig` beside it no longer matches, so it is removed (sign again after the
+/// last build: `vbuild release --sign`).
+pub fn update_sums_locked(dir: &Path, entries: &[(String, String)]) -> Result<()> {
+    let path = dir.join(SUMS);
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let new = merge_sums(&old, entries);
+    if new != old {
+        remove_stale_signature(dir)?;
+    }
+    crate::write_atomic(&path, new.as_bytes())
+}
+
+fn remove_stale_signature(dir: &Path) -> Result<()> {
+    let sig = dir.join(SUMS_SIG);
+    match std::fs::remove_file(&sig) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove the stale {}", sig.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The checksum list of an output directory.
+pub const SUMS: &str = "SHA256SUMS";
+/// Its minisign signature.
+pub const SUMS_SIG: &str = "SHA256SUMS.minisig";
 
 #[cfg(test)]
 mod tests {
