@@ -698,6 +698,11 @@ mod tests {
             !net.bridges[0].topology_change(),
             "over after max age + forward delay"
         );
+        let acked = net
+            .bridges
+            .iter()
+            .all(|b| b.tcn_at.is_none() && !b.tc_detected);
+        assert!(acked, "TCNs were acknowledged");
     }
 
     #[test]
