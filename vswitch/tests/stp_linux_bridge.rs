@@ -1,6 +1,7 @@
 //! Our BPDU wire format against the Linux kernel bridge (`stp_state 1`, kernel 802.1D STP):
 //! a namespace holds `br0` and a veth pair, one end enslaved, the other read and written by
-//! this test through an AF_PACKET socket. Skips (printing why) only when not root.
+//! this test through an AF_PACKET socket. First hand-made BPDUs, then our `stp::fsm` bridge
+//! as br0's peer. Skips (printing why) only when not root.
 
 mod common;
 
@@ -8,6 +9,7 @@ use common::*;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 use vswitch::stp::bpdu::{secs_to_units, Bpdu, BridgeId, Config};
+use vswitch::stp::fsm::{Bridge, PortRole, PortState, Ticks, Timers};
 
 /// ETH_P_802_2: the kernel hands 802.3 length frames with LLC to sockets bound to this.
 const ETH_P_802_2: u16 = 0x0004;
@@ -301,4 +303,108 @@ fn linux_bridge_speaks_our_bpdu_format() {
         let _ = port.recv();
         sysfs_id(&ns, "br0/bridge/root_id") == own
     });
+}
+
+/// Protocol time for `fsm`: 1/256 s since `start`.
+fn ticks(start: Instant) -> Ticks {
+    (start.elapsed().as_millis() * 256 / 1000) as Ticks
+}
+
+fn send_all(port: &RawPort, out: Vec<(usize, Bpdu)>) {
+    for (_, b) in out {
+        port.send(&b.encode_frame(OUR_MAC));
+    }
+}
+
+/// Runs `b` (one port, on `port`) against br0 for `secs` seconds of real time.
+fn drive(port: &RawPort, b: &mut Bridge, start: Instant, secs: u64) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if let Some(f) = port.recv() {
+            if let Ok((_, bpdu)) = Bpdu::decode_frame(&f) {
+                let out = b.receive(0, &bpdu, ticks(start));
+                send_all(port, out);
+            }
+        }
+        let out = b.tick(ticks(start));
+        send_all(port, out);
+    }
+}
+
+fn fsm_bridge(priority: u16, conf: Timers) -> (Bridge, Vec<(usize, Bpdu)>) {
+    let id = BridgeId {
+        priority,
+        mac: OUR_MAC,
+    };
+    Bridge::new(id, 1, conf, 0)
+}
+
+#[test]
+fn fsm_bridge_becomes_root_of_br0() {
+    if !is_root() {
+        println!("skipped: creating a namespace with a Linux bridge needs root");
+        return;
+    }
+    let ns = netns("stq");
+    setup(&ns);
+    let port = RawPort::open(&ns, "vp");
+    let conf = Timers {
+        max_age: secs_to_units(6),
+        hello_time: secs_to_units(1),
+        forward_delay: secs_to_units(4),
+    };
+    let (mut b, out) = fsm_bridge(0x1000, conf);
+    let start = Instant::now();
+    send_all(&port, out);
+    drive(&port, &mut b, start, 10);
+    assert_eq!(sysfs_id(&ns, "br0/bridge/root_id"), b.id());
+    assert_eq!(
+        num(&ns, "br0/bridge/root_port"),
+        num(&ns, "vb/brport/port_no")
+    );
+    assert_eq!(cs_to_units(&sysfs(&ns, "br0/bridge/max_age")), conf.max_age);
+    assert_eq!(b.root(), b.id());
+    assert_eq!(
+        (b.role(0), b.state(0)),
+        (PortRole::Designated, PortState::Forwarding)
+    );
+    // br0's port towards us forwards too (4 s listening + 4 s learning).
+    assert_eq!(sysfs(&ns, "vb/brport/state"), "3", "BR_STATE_FORWARDING");
+}
+
+#[test]
+fn fsm_bridge_follows_br0_as_root() {
+    if !is_root() {
+        println!("skipped: creating a namespace with a Linux bridge needs root");
+        return;
+    }
+    let ns = netns("stw");
+    setup(&ns);
+    let port = RawPort::open(&ns, "vp");
+    let conf = Timers {
+        max_age: secs_to_units(10),
+        hello_time: secs_to_units(2),
+        forward_delay: secs_to_units(4),
+    };
+    let (mut b, out) = fsm_bridge(0xf000, conf);
+    let start = Instant::now();
+    send_all(&port, out);
+    drive(&port, &mut b, start, 10);
+    let own = sysfs_id(&ns, "br0/bridge/bridge_id");
+    assert_eq!(sysfs_id(&ns, "br0/bridge/root_id"), own);
+    assert_eq!((b.root(), b.root_port()), (own, Some(0)));
+    assert_eq!(
+        (b.role(0), b.state(0)),
+        (PortRole::Root, PortState::Forwarding)
+    );
+    let br0 = Timers {
+        max_age: secs_to_units(20),
+        hello_time: secs_to_units(1),
+        forward_delay: secs_to_units(4),
+    };
+    assert_eq!(
+        b.timers(),
+        br0,
+        "a non-root bridge runs on the root's timers"
+    );
 }
