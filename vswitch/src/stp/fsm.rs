@@ -92,7 +92,8 @@ struct Port {
     tca: bool,
 }
 
-/// One bridge running 802.1D STP.
+/// One bridge running 802.1D STP. Ports are indices `0..ports`; port `i` has port id
+/// `0x8000 | (i + 1)`. Methods taking a port panic when it is out of range.
 #[derive(Debug, Clone)]
 pub struct Bridge {
     id: BridgeId,
@@ -336,8 +337,12 @@ impl Bridge {
         if !self.ports[port].born.is_some_and(|b| now >= b + max_age) {
             return;
         }
-        let was_root = self.is_root();
         self.ports[port].born = None;
+        // Our own information on a segment we became designated for does not age (as Linux).
+        if self.is_designated(port) {
+            return;
+        }
+        let was_root = self.is_root();
         self.become_designated(port);
         self.configuration_update();
         self.port_state_selection(now, out);
@@ -742,6 +747,47 @@ mod tests {
         }
         net.until(bound(), Net::settled);
         assert_eq!(net.blocked(), vec![(2, 1)]);
+    }
+
+    #[test]
+    fn relays_root_info_with_age_cost_timers_and_tc() {
+        let (mut b, _) = Bridge::new(id(5), 2, Timers::default(), 0);
+        let root = Config {
+            flags: flags::TC,
+            root: id(1),
+            root_path_cost: 4,
+            bridge: id(2),
+            port_id: 0x8003,
+            message_age: SEC as u16,
+            max_age: 6 * 256,
+            hello_time: 256,
+            forward_delay: 4 * 256,
+        };
+        let out = b.receive(0, &Bpdu::Config(root), 10 * SEC);
+        assert_eq!(b.root_port(), Some(0));
+        let [(1, Bpdu::Config(c))] = out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(
+            (c.root, c.root_path_cost, c.bridge, c.port_id),
+            (id(1), 23, id(5), 0x8002)
+        );
+        assert_eq!(c.message_age, 2 * 256, "received age plus one hop");
+        assert_eq!(
+            (c.max_age, c.hello_time, c.forward_delay),
+            (6 * 256, 256, 4 * 256)
+        );
+        assert_eq!(
+            c.flags,
+            flags::TC,
+            "the root's topology change is passed on"
+        );
+        assert!(b.topology_change());
+        // Unrefreshed, the information expires max age after it was born (9 s) at 15 s.
+        assert!(b.tick(15 * SEC - 1).is_empty());
+        b.tick(15 * SEC);
+        assert_eq!((b.root(), b.root_port()), (id(5), None));
+        assert_eq!(b.timers(), Timers::default(), "own timers again as root");
     }
 
     #[test]
