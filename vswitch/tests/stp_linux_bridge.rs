@@ -356,7 +356,7 @@ fn fsm_bridge_becomes_root_of_br0() {
     let (mut b, out) = fsm_bridge(0x1000, conf);
     let start = Instant::now();
     send_all(&port, out);
-    drive(&port, &mut b, start, 10);
+    drive(&port, &mut b, start, 11); // 8 s to forward, plus slack for a loaded host
     assert_eq!(sysfs_id(&ns, "br0/bridge/root_id"), b.id());
     assert_eq!(
         num(&ns, "br0/bridge/root_port"),
@@ -389,7 +389,7 @@ fn fsm_bridge_follows_br0_as_root() {
     let (mut b, out) = fsm_bridge(0xf000, conf);
     let start = Instant::now();
     send_all(&port, out);
-    drive(&port, &mut b, start, 10);
+    drive(&port, &mut b, start, 11); // 8 s to forward, plus slack for a loaded host
     let own = sysfs_id(&ns, "br0/bridge/bridge_id");
     assert_eq!(sysfs_id(&ns, "br0/bridge/root_id"), own);
     assert_eq!((b.root(), b.root_port()), (own, Some(0)));
