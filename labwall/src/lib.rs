@@ -50,6 +50,8 @@ pub struct Options {
     pub compat_vips_all: bool,
     /// Host name used by `hostname` when neither -D HOSTNAME nor SET HOSTNAME is given.
     pub system_hostname: Option<String>,
+    /// Who reads keepalived.conf (`--for`): keepalived, or vrrpd in the ramux router image.
+    pub vrrp_daemon: emit::VrrpDaemon,
 }
 
 /// Everything produced by one compilation: the model, the nft IR, the outputs and warnings.
@@ -97,13 +99,14 @@ pub fn compile_source(
         return Err(diags);
     }
     let ruleset = nft::build(&site);
+    diags.extend(mail_for_vrrpd(&site, opts.vrrp_daemon));
     diags.extend(aaa::reach::nas_to_radius(&site, &ruleset, &lines));
     diags.extend(vpn::reach::dnat_to_vpn_server(&site, &lines));
     let outputs = RoleOutputs {
         network_ip: emit::network_ip(&site),
         sysctl_conf: emit::sysctl_conf(&site),
         ruleset_nft: nft::render(&ruleset, &site),
-        keepalived_conf: emit::keepalived_conf(&site, opts.compat_vips_all),
+        keepalived_conf: emit::keepalived_conf(&site, opts.compat_vips_all, opts.vrrp_daemon),
     };
     Ok(Compiled {
         site,
@@ -111,6 +114,23 @@ pub fn compile_source(
         outputs,
         warnings: diags,
     })
+}
+
+/// vrrpd sends no mail: say that VRRP AUTH's SMTP server and e-mail are left out for it.
+fn mail_for_vrrpd(site: &model::Site, daemon: emit::VrrpDaemon) -> Option<Diagnostic> {
+    let a = site.auth.as_ref()?;
+    if daemon != emit::VrrpDaemon::Vrrpd || (a.smtp.is_none() && a.email.is_none()) {
+        return None;
+    }
+    let loc = diag::Loc {
+        file: site.file.clone(),
+        line: a.line,
+        col: 1,
+    };
+    Some(
+        Diagnostic::warning(loc, "vrrpd sends no mail: the SMTP server and e-mail of VRRP AUTH are left out of keepalived.conf")
+            .fix("write - - for them, and send alerts from a notify script or the syslog"),
+    )
 }
 
 /// The machine's host name (for `hostname` backticks).
@@ -154,6 +174,7 @@ pub fn compile_file(
         allow_exec: false,
         compat_vips_all: false,
         system_hostname: system_hostname(),
+        vrrp_daemon: emit::VrrpDaemon::Vrrpd,
     };
     compile_path(site, &opts)
         .map(|c| c.outputs)
@@ -173,6 +194,7 @@ pub fn compile_dns(
         allow_exec: false,
         compat_vips_all: false,
         system_hostname: system_hostname(),
+        vrrp_daemon: emit::VrrpDaemon::Vrrpd,
     };
     let c = compile_path(site, &opts).map_err(|d| diag::render_all(&d))?;
     dnsmasq::dnsmasq_conf(&c.site, instance)
@@ -191,6 +213,7 @@ pub fn fuzz_compile(data: &[u8]) {
             allow_exec: false,
             compat_vips_all: false,
             system_hostname: None,
+            vrrp_daemon: emit::VrrpDaemon::Vrrpd,
         };
         if let Ok(c) = compile_source(&loader, Path::new("fuzz.lw"), text, &opts) {
             let _ = explain::explain(&c.site, &c.ruleset, &explain::Packet::example());

@@ -31,6 +31,9 @@ struct Common {
     /// `all`: every VRRP instance lists every IPv4 VIP (literal seed output); default: by VRID
     #[arg(long, value_name = "all|vrid", value_parser = ["all", "vrid"])]
     compat_vips: Option<String>,
+    /// Who reads keepalived.conf: `vrrpd` (the ramux router image) leaves out the mail lines
+    #[arg(long = "for", value_name = "keepalived|vrrpd", value_parser = ["keepalived", "vrrpd"], default_value = "keepalived")]
+    for_daemon: String,
     /// Treat warnings as errors
     #[arg(long)]
     deny_warnings: bool,
@@ -43,7 +46,7 @@ struct Common {
 enum Cmd {
     /// Write network.ip, sysctl.conf, ruleset.nft and keepalived.conf for one role, atomically
     #[command(
-        after_help = "Examples:\n  labwall compile site.lw --role MASTER -D HOSTNAME=fw-a --out out/master\n  labwall compile site.lw --role BACKUP -D HOSTNAME=fw-b --out out/backup\n  labwall compile site.lw --role MASTER --out out/m --json   # prints the model"
+        after_help = "Examples:\n  labwall compile site.lw --role MASTER -D HOSTNAME=fw-a --out out/master\n  labwall compile site.lw --role BACKUP -D HOSTNAME=fw-b --out out/backup\n  labwall compile site.lw --role MASTER --for vrrpd --out out/m   # as vbuild does for router images\n  labwall compile site.lw --role MASTER --out out/m --json   # prints the model"
     )]
     Compile {
         #[command(flatten)]
@@ -161,6 +164,11 @@ fn options(c: &Common, role: &str) -> Result<Options, String> {
         allow_exec: c.allow_exec,
         compat_vips_all: c.compat_vips.as_deref() == Some("all"),
         system_hostname: labwall::system_hostname(),
+        vrrp_daemon: if c.for_daemon == "vrrpd" {
+            labwall::emit::VrrpDaemon::Vrrpd
+        } else {
+            labwall::emit::VrrpDaemon::Keepalived
+        },
     })
 }
 

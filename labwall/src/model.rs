@@ -161,6 +161,38 @@ pub struct VrrpAuth {
     pub line: u32,
 }
 
+/// `VRRP CHECK`: a keepalived `vrrp_script` that every instance tracks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VrrpCheck {
+    pub name: String,
+    /// Program (absolute path) and arguments, run without a shell.
+    pub command: Vec<String>,
+    pub interval: u32,
+    /// keepalived's default when None: the interval.
+    pub timeout: Option<u32>,
+    pub fall: u32,
+    pub rise: u32,
+    /// None: a failing check faults the instance (and its sync group), keepalived's weight 0.
+    pub weight: Option<i32>,
+    pub line: u32,
+}
+
+impl VrrpCheck {
+    /// keepalived's defaults: every second, one failure, one success, fault on failure.
+    pub fn new(name: &str, line: u32) -> VrrpCheck {
+        VrrpCheck {
+            name: name.to_string(),
+            command: Vec::new(),
+            interval: 1,
+            timeout: None,
+            fall: 1,
+            rise: 1,
+            weight: None,
+            line,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Instance {
     pub name: String,
@@ -214,6 +246,10 @@ pub struct Site {
     pub counters: bool,
     pub auth: Option<VrrpAuth>,
     pub group: Option<String>,
+    /// `VRRP CHECK` lines, in file order.
+    pub checks: Vec<VrrpCheck>,
+    /// `VRRP VMAC`: every instance uses keepalived's `use_vmac` (macvlan `vrrp.<VRID>`).
+    pub vmac: bool,
     pub instances: Vec<Instance>,
     pub sync: Option<Sync>,
     /// The dns role's services (DOMAIN, SERVERS, DHCP, HOST ... MAC, NAS, MAB, DOT1X, VPNUSER);

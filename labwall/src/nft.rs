@@ -6,6 +6,7 @@
 
 mod build;
 mod render;
+mod vmac;
 
 pub use build::build;
 pub use render::{l4_txt, match_txt, render, rule_txt};

@@ -125,6 +125,13 @@ pub enum Stmt {
     VrrpGroup {
         name: Token,
     },
+    /// `VRRP CHECK ...`: a health check every instance tracks (docs/labwall.md, VRRP CHECK).
+    VrrpCheck {
+        name: Token,
+        check: crate::model::VrrpCheck,
+    },
+    /// `VRRP VMAC`: every instance carries the RFC 5798 virtual MAC (keepalived `use_vmac`).
+    VrrpVmac,
     Addr6 {
         name: Token,
         prefix: Net,

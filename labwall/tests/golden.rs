@@ -38,6 +38,7 @@ fn opts(role: &str) -> Options {
         allow_exec: false,
         compat_vips_all: false,
         system_hostname: None,
+        vrrp_daemon: Default::default(),
     }
 }
 

@@ -31,6 +31,7 @@ fn compile(
         allow_exec: false,
         compat_vips_all: false,
         system_hostname: Some("h".into()),
+        vrrp_daemon: Default::default(),
     };
     compile_source(&MapLoader(m), Path::new("/s/site.lw"), text, &o)
         .map_err(|d| labwall::diag::render_all(&d))

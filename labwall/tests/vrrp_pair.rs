@@ -52,8 +52,13 @@ fn wait_for(what: &str, secs: u64, f: impl Fn() -> bool) {
 }
 
 fn vrrp_accept_packets(ns: &Netns) -> u64 {
+    packets(ns, "input", "224.0.0.18")
+}
+
+/// Packets counted by the rules of `chain` whose JSON mentions `needle`.
+fn packets(ns: &Netns, chain: &str, needle: &str) -> u64 {
     let j: serde_json::Value = serde_json::from_str(
-        &ns.exec(&["nft", "-j", "list", "chain", "inet", "ramux", "input"])
+        &ns.exec(&["nft", "-j", "list", "chain", "inet", "ramux", chain])
             .unwrap(),
     )
     .unwrap();
@@ -62,7 +67,7 @@ fn vrrp_accept_packets(ns: &Netns) -> u64 {
         .unwrap()
         .iter()
         .filter_map(|i| i.get("rule"))
-        .filter(|r| r["expr"].to_string().contains("224.0.0.18"))
+        .filter(|r| r["expr"].to_string().contains(needle))
         .map(|r| {
             r["expr"]
                 .as_array()
@@ -86,7 +91,17 @@ fn keepalived_pair_with_ah_authentication() {
     pair("AH", "h");
 }
 
-fn pair(auth: &str, tag: &str) {
+/// The two routers and their switch namespace, each router running keepalived on the compiled
+/// outputs of `text` (the example site, edited by the test).
+struct Lab {
+    tmp: Tmp,
+    sw: Netns,
+    a: Netns,
+    b: Netns,
+    daemons: Vec<Bg>,
+}
+
+fn lab(text: &str, tag: &str) -> Lab {
     assert!(
         unsafe { libc::geteuid() } == 0,
         "needs root (network namespaces)"
@@ -99,10 +114,6 @@ fn pair(auth: &str, tag: &str) {
     let tmp = Tmp(std::env::temp_dir().join(format!("labwall-pair-{pid}-{tag}")));
     std::fs::create_dir_all(&tmp.0).unwrap();
     let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sites/example/site.lw");
-    let text = std::fs::read_to_string(&site)
-        .unwrap()
-        .replace("pooling 5", "pooling 1")
-        .replace("VRRP AUTH PASS", &format!("VRRP AUTH {auth}"));
     let sw = Netns::new(&format!("lw{pid}{tag}w")).unwrap();
     let a = Netns::new(&format!("lw{pid}{tag}a")).unwrap();
     let b = Netns::new(&format!("lw{pid}{tag}b")).unwrap();
@@ -175,7 +186,7 @@ fn pair(auth: &str, tag: &str) {
             defines: vec![("HOSTNAME".into(), host.into())],
             ..Default::default()
         };
-        let c = compile_source(&FsLoader, &site, &text, &o).unwrap();
+        let c = compile_source(&FsLoader, &site, text, &o).unwrap();
         let d = tmp.0.join(role);
         std::fs::create_dir_all(&d).unwrap();
         let nip: String = c
@@ -228,6 +239,28 @@ fn pair(auth: &str, tag: &str) {
             .unwrap();
         daemons.push(Bg(child));
     }
+    Lab {
+        tmp,
+        sw,
+        a,
+        b,
+        daemons,
+    }
+}
+
+fn pair(auth: &str, tag: &str) {
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sites/example/site.lw");
+    let text = std::fs::read_to_string(&site)
+        .unwrap()
+        .replace("pooling 5", "pooling 1")
+        .replace("VRRP AUTH PASS", &format!("VRRP AUTH {auth}"));
+    let Lab {
+        tmp,
+        sw: _sw,
+        a,
+        b,
+        mut daemons,
+    } = lab(&text, tag);
     let log =
         |r: &str| std::fs::read_to_string(tmp.0.join(r).join("keepalived.log")).unwrap_or_default();
     // MASTER takes every VIP of both instances (sync group), BACKUP none
@@ -263,4 +296,78 @@ fn pair(auth: &str, tag: &str) {
     );
     assert!(!has_vip(&a, "10.1.1.4"), "the stopped MASTER kept its VIP");
     drop(daemons);
+}
+
+/// The client's neighbour entry for `ip` in the switch namespace (its MAC), after a ping.
+fn client_sees(sw: &Netns, ip: &str) -> String {
+    sw.exec(&["ping", "-c1", "-W2", ip])
+        .unwrap_or_else(|e| panic!("the client cannot ping {ip}: {e}"));
+    let n = sw.exec(&["ip", "neigh", "show", ip]).unwrap();
+    n.split_whitespace()
+        .skip_while(|w| *w != "lladdr")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// `VRRP VMAC` and `VRRP CHECK` for real: the VIP sits on keepalived's macvlan vrrp.100 with
+/// the virtual MAC, a client on VLAN 10 reaches it through the ruleset (the vmac's twin rules
+/// count), the MASTER's failing check hands every VIP to the BACKUP while the client keeps the
+/// same MAC for the VIP, and when the check passes again the MASTER takes them back.
+#[test]
+fn vmac_and_health_check_through_the_ruleset() {
+    let flag = std::env::temp_dir().join(format!("labwall-down-{}", std::process::id()));
+    let site = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sites/example/site.lw");
+    let text = std::fs::read_to_string(&site)
+        .unwrap()
+        .replace("pooling 5", "pooling 1")
+        + &format!(
+            "VRRP VMAC\nVRRP CHECK uplink EVERY 1 FALL 2 RISE 1 RUN /usr/bin/test ! -e {}-$ROLE\n",
+            flag.display()
+        );
+    let l = lab(&text, "v");
+    let down = flag.with_file_name(format!("labwall-down-{}-MASTER", std::process::id()));
+    let _rm = Tmp(down.clone());
+    let on_vmac = |ns: &Netns| {
+        ns.exec(&["ip", "-o", "addr", "show", "dev", "vrrp.100"])
+            .unwrap_or_default()
+            .contains("inet 172.16.10.1/")
+    };
+    let log = |r: &str| {
+        std::fs::read_to_string(l.tmp.0.join(r).join("keepalived.log")).unwrap_or_default()
+    };
+    wait_for(
+        &format!("the VIP on the MASTER's vmac\n{}", log("MASTER")),
+        20,
+        || on_vmac(&l.a),
+    );
+    l.sw.exec(&["ip", "addr", "add", "172.16.10.50/24", "dev", "brvlan10"])
+        .unwrap();
+    let vmac = "00:00:5e:00:01:64";
+    assert_eq!(client_sees(&l.sw, "172.16.10.1"), vmac);
+    assert!(
+        packets(&l.a, "input", "vrrp.100") > 0,
+        "no vmac rule counted the ping"
+    );
+    std::fs::write(&down, "").unwrap();
+    wait_for(
+        &format!(
+            "the BACKUP takes over on the failed check\n{}",
+            log("BACKUP")
+        ),
+        20,
+        || on_vmac(&l.b) && !has_vip(&l.a, "172.16.10.1") && has_vip(&l.b, "10.1.1.4"),
+    );
+    assert_eq!(
+        client_sees(&l.sw, "172.16.10.1"),
+        vmac,
+        "the client's entry moved"
+    );
+    std::fs::remove_file(&down).unwrap();
+    wait_for(
+        &format!("the MASTER takes back after rise\n{}", log("MASTER")),
+        20,
+        || on_vmac(&l.a) && !has_vip(&l.b, "172.16.10.1"),
+    );
+    assert_eq!(client_sees(&l.sw, "172.16.10.1"), vmac);
 }

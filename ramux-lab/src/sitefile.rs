@@ -32,6 +32,7 @@ pub fn compile(path: &Path, role: Role) -> Result<labwall::Compiled, String> {
         allow_exec: false,
         compat_vips_all: false,
         system_hostname: None,
+        vrrp_daemon: Default::default(),
     };
     labwall::compile_path(path, &opts).map_err(|d| labwall::diag::render_all(&d))
 }

@@ -121,6 +121,7 @@ fn compile(path: &Path, instance: &str, sets: &[(String, String)]) -> Result<Sit
         allow_exec: false,
         compat_vips_all: false,
         system_hostname: None,
+        vrrp_daemon: Default::default(),
     };
     labwall::compile_path(path, &opts)
         .map(|c| c.site)
@@ -363,6 +364,7 @@ pub fn relay_files(path: Option<&Path>, role: &str, defines: &[(String, String)]
         allow_exec: false,
         compat_vips_all: false,
         system_hostname: labwall::system_hostname(),
+        vrrp_daemon: Default::default(),
     };
     let c = labwall::compile_path(path, &opts)
         .map_err(|d| anyhow!("{}", labwall::diag::render_all(&d)))

@@ -97,6 +97,7 @@ mod tests {
             allow_exec: false,
             compat_vips_all: false,
             system_hostname: None,
+            vrrp_daemon: Default::default(),
         };
         let c = crate::compile_source(&FsLoader, path, text, &opts).expect("compiles");
         c.warnings

@@ -201,6 +201,8 @@ impl Analysis<'_> {
             counters: s.counters,
             auth: s.auth,
             group: s.group,
+            checks: s.checks,
+            vmac: s.vmac,
             instances: self.instances,
             sync: self.sync,
             services: self.aaa.svc,

@@ -116,6 +116,7 @@ pub fn build(site: &Site) -> Ruleset {
     g.output();
     g.snat(!r4.is_empty());
     g.policy_chains();
+    super::vmac::alias(&mut g.chains, &super::vmac::pairs(site));
     Ruleset {
         file: site.file.clone(),
         counters: site.counters,

@@ -1,7 +1,7 @@
 //! Site-wide settings: SET, VRRP AUTH, VRRP START GROUP, ANTISPOOF, LOG and COUNTERS
 //! (docs/labwall.md, "The language in one screen").
 
-use super::cursor::LineParser;
+use super::cursor::{valid_ident, LineParser};
 use super::Stmt;
 use crate::line::Token;
 use std::net::IpAddr;
@@ -232,14 +232,104 @@ pub(super) fn counters(p: &mut LineParser) -> Option<Stmt> {
     }
 }
 
-/// `VRRP AUTH ...` or `VRRP START GROUP ...`, by the second word.
+const CHECK_F: &str = "VRRP CHECK <name> [EVERY <s>] [TIMEOUT <s>] [FALL <n>] [RISE <n>] [WEIGHT <-253..253>|FAULT] RUN </path/program> [arg...]";
+
+/// A number in `range` at word `i`, for the option named by word `i - 1`.
+fn check_num(p: &mut LineParser, i: usize, range: std::ops::RangeInclusive<i64>) -> Option<i64> {
+    let t = p.tok(i, "a number", CHECK_F)?;
+    match t.text.parse::<i64>() {
+        Ok(n) if range.contains(&n) => Some(n),
+        _ => {
+            let want = format!("a number from {} to {}", range.start(), range.end());
+            p.err(&t, format!("`{}` is out of range", t.text), &want, "");
+            None
+        }
+    }
+}
+
+/// The program and arguments after RUN: an absolute path (run without a shell, so no quotes).
+fn check_command(p: &mut LineParser, i: usize) -> Option<Vec<String>> {
+    let prog = p.tok(i, "the program after RUN", CHECK_F)?;
+    if !prog.text.starts_with('/') {
+        let fix = format!("write the full path, e.g. /usr/bin/{}", prog.text);
+        p.err(
+            &prog,
+            "the check program must be an absolute path",
+            "/path/program",
+            &fix,
+        );
+        return None;
+    }
+    let words: Vec<Token> = p.line.toks[i..].to_vec();
+    if let Some(q) = words.iter().find(|t| t.text.contains(['"', '\''])) {
+        let msg = format!("`{}`: quotes are not allowed in a check command", q.text);
+        p.err(
+            q,
+            msg,
+            "words without quotes",
+            "the command runs without a shell: put complex checks in a script",
+        );
+        return None;
+    }
+    Some(words.into_iter().map(|t| t.text).collect())
+}
+
+/// `VRRP CHECK <name> [EVERY s] [TIMEOUT s] [FALL n] [RISE n] [WEIGHT w|FAULT] RUN prog args`.
+fn vrrp_check(p: &mut LineParser) -> Option<Stmt> {
+    let name = p.tok(2, "check name", CHECK_F)?;
+    if !valid_ident(&name.text) {
+        p.err(
+            &name,
+            format!("`{}` is not a valid check name", name.text),
+            "letters, digits, _",
+            "",
+        );
+        return None;
+    }
+    let mut c = crate::model::VrrpCheck::new(&name.text, p.line.loc.line);
+    let mut i = 3;
+    loop {
+        let kw = p.tok(i, "RUN and the check's command", CHECK_F)?;
+        match kw.text.as_str() {
+            "EVERY" => c.interval = check_num(p, i + 1, 1..=3600)? as u32,
+            "TIMEOUT" => c.timeout = Some(check_num(p, i + 1, 1..=3600)? as u32),
+            "FALL" => c.fall = check_num(p, i + 1, 1..=255)? as u32,
+            "RISE" => c.rise = check_num(p, i + 1, 1..=255)? as u32,
+            "WEIGHT" if p.line.toks.get(i + 1).is_some_and(|t| t.text == "FAULT") => {
+                c.weight = None
+            }
+            "WEIGHT" => c.weight = Some(check_num(p, i + 1, -253..=253)? as i32),
+            "RUN" => {
+                c.command = check_command(p, i + 1)?;
+                return Some(Stmt::VrrpCheck { name, check: c });
+            }
+            _ => {
+                p.err(
+                    &kw,
+                    format!("unexpected `{}`", kw.text),
+                    CHECK_F,
+                    "options come before RUN",
+                );
+                return None;
+            }
+        }
+        i += 2;
+    }
+}
+
+/// `VRRP AUTH ...`, `VRRP START GROUP ...`, `VRRP CHECK ...` or `VRRP VMAC`, by the second word.
 pub(super) fn vrrp(p: &mut LineParser) -> Option<Stmt> {
     match p.line.toks.get(1).map(|t| t.text.as_str()) {
         Some("AUTH") => vrrp_auth(p),
         Some("START") => vrrp_group(p),
+        Some("CHECK") => vrrp_check(p),
+        Some("VMAC") => {
+            p.too_many(2, "VRRP VMAC");
+            Some(Stmt::VrrpVmac)
+        }
         _ => {
-            const F: &str = "VRRP AUTH ... | VRRP START GROUP <name>";
-            let tk = p.tok(1, "AUTH or START", F)?;
+            const F: &str = "VRRP AUTH ... | VRRP START GROUP <name> | VRRP CHECK ... | VRRP VMAC";
+            let tk = p.tok(1, "AUTH, START, CHECK or VMAC", F)?;
             p.err(&tk, format!("unknown VRRP statement `{}`", tk.text), F, "");
             None
         }
@@ -329,7 +419,10 @@ mod tests {
             first_error("VRRP FOO"),
             ("unknown VRRP statement `FOO`".into(), 6)
         );
-        assert_eq!(first_error("VRRP"), ("missing AUTH or START".into(), 5));
+        assert_eq!(
+            first_error("VRRP"),
+            ("missing AUTH, START, CHECK or VMAC".into(), 5)
+        );
     }
 
     #[test]
@@ -386,5 +479,61 @@ mod tests {
             first_error("LOG RATE 5/week"),
             ("`5/week` is not a rate".into(), 10)
         );
+    }
+
+    #[test]
+    fn vrrp_check_options_defaults_and_errors() {
+        let Some(Stmt::VrrpCheck { check: c, .. }) = parse_text(
+            "VRRP CHECK up EVERY 2 FALL 3 RISE 2 WEIGHT -60 RUN /usr/bin/ping -c1 10.0.0.1",
+        )
+        .0
+        else {
+            panic!("not parsed")
+        };
+        assert_eq!((c.interval, c.fall, c.rise, c.weight), (2, 3, 2, Some(-60)));
+        assert_eq!(c.command, ["/usr/bin/ping", "-c1", "10.0.0.1"]);
+        let Some(Stmt::VrrpCheck { check: d, .. }) = parse_text("VRRP CHECK x RUN /bin/true").0
+        else {
+            panic!("not parsed")
+        };
+        assert_eq!(
+            (d.interval, d.fall, d.rise, d.weight, d.timeout),
+            (1, 1, 1, None, None)
+        );
+        let Some(Stmt::VrrpCheck { check: f, .. }) =
+            parse_text("VRRP CHECK x WEIGHT FAULT TIMEOUT 5 RUN /bin/true").0
+        else {
+            panic!("not parsed")
+        };
+        assert_eq!((f.weight, f.timeout), (None, Some(5)));
+        assert_eq!(
+            first_error("VRRP CHECK x RUN ping -c1 h").0,
+            "the check program must be an absolute path"
+        );
+        assert_eq!(
+            first_error("VRRP CHECK x FALL 0 RUN /bin/true").0,
+            "`0` is out of range"
+        );
+        assert_eq!(
+            first_error("VRRP CHECK x WEIGHT 300 RUN /bin/true").0,
+            "`300` is out of range"
+        );
+        assert_eq!(
+            first_error("VRRP CHECK x EVERY 1").0,
+            "missing RUN and the check's command"
+        );
+        assert_eq!(
+            first_error("VRRP CHECK x SOON RUN /bin/true").0,
+            "unexpected `SOON`"
+        );
+        assert!(first_error("VRRP CHECK x RUN /bin/sh -c 'a b'")
+            .0
+            .contains("quotes"));
+        assert_eq!(
+            first_error("VRRP CHECK a-b RUN /bin/true").0,
+            "`a-b` is not a valid check name"
+        );
+        assert!(matches!(parse_text("VRRP VMAC").0, Some(Stmt::VrrpVmac)));
+        assert_eq!(first_error("VRRP VMAC on").0, "unexpected `on`");
     }
 }

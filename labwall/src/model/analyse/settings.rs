@@ -14,6 +14,8 @@ pub(super) struct Settings {
     pub hostname: Option<String>,
     pub auth: Option<VrrpAuth>,
     pub group: Option<String>,
+    pub checks: Vec<crate::model::VrrpCheck>,
+    pub vmac: bool,
     pub antispoof: (String, u32),
     pub log: LogCfg,
     pub counters: bool,
@@ -27,6 +29,8 @@ impl Default for Settings {
             hostname: None,
             auth: None,
             group: None,
+            checks: Vec::new(),
+            vmac: false,
             antispoof: ("off".to_string(), 0),
             log: LogCfg {
                 prefix: "lw".into(),
@@ -74,6 +78,19 @@ impl Settings {
                     out.err(l, tok0(l), "second VRRP START GROUP", "keep one sync group");
                 }
                 self.group = Some(name.text.clone());
+            }
+            Stmt::VrrpCheck { name, check } => {
+                if self.checks.iter().any(|c| c.name == check.name) {
+                    let msg = format!("second VRRP CHECK named `{}`", check.name);
+                    out.err(l, name, msg, "give each check its own name");
+                }
+                self.checks.push(check.clone());
+            }
+            Stmt::VrrpVmac => {
+                if self.vmac {
+                    out.err(l, tok0(l), "second VRRP VMAC", "keep one VRRP VMAC line");
+                }
+                self.vmac = true;
             }
             Stmt::Antispoof(m) => self.antispoof = (m.clone(), l.loc.line),
             Stmt::Log {
