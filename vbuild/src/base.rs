@@ -21,7 +21,8 @@ use std::process::Command;
 
 /// Bump when the layer format or its cleaning rules change, so old caches are not reused.
 const LAYER_FORMAT: &str = "ramux-layer-v1";
-const BASE_FORMAT: &str = "ramux-base-v1";
+/// v2: the package list also has each .deb's architecture and sha256 (for the SBOM).
+const BASE_FORMAT: &str = "ramux-base-v2";
 /// SOURCE_DATE_EPOCH given to mmdebstrap. Fixed (not the build clock) so the cached tarball does
 /// not depend on the build clock; the layer clamps mtimes to the build clock afterwards.
 const MMDEBSTRAP_EPOCH: &str = "1700000000";
@@ -30,6 +31,13 @@ const MMDEBSTRAP_EPOCH: &str = "1700000000";
 pub struct Package {
     pub name: String,
     pub version: String,
+    /// Debian architecture (`amd64`, `all`), when known (the extract hook, dpkg status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// sha256 of the .deb (the extract hook hashes apt's cached copy, which apt checked against
+    /// the archive's `Packages`); unknown for a user tarball.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// What a base tarball is made of.
@@ -164,8 +172,9 @@ fn run_mmdebstrap(
     ));
     // The extract hook runs while the .debs are still in the apt cache: record exact
     // package names and versions for the manifest.
+    // Also each .deb's architecture and sha256, for the SBOM (docs/release.md).
     let hook = format!(
-        "for f in \"$1\"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat='${{Package}} ${{Version}}\\n' \"$f\"; done | LC_ALL=C sort > '{}'",
+        "for f in \"$1\"/var/cache/apt/archives/*.deb; do printf '%s %s\\n' \"$(dpkg-deb --show --showformat='${{Package}} ${{Version}} ${{Architecture}}' \"$f\")\" \"$(sha256sum < \"$f\" | cut -d' ' -f1)\"; done | LC_ALL=C sort > '{}'",
         list.display()
     );
     let mut cmd = Command::new("mmdebstrap");
@@ -279,7 +288,7 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
     }
 }
 
-/// Parses `name version` lines.
+/// Parses `name version [arch [sha256]]` lines (bases cached before v2 have two columns).
 pub fn parse_packages(text: &str) -> Vec<Package> {
     text.lines()
         .filter_map(|l| {
@@ -287,6 +296,8 @@ pub fn parse_packages(text: &str) -> Vec<Package> {
             Some(Package {
                 name: w.next()?.to_string(),
                 version: w.next()?.to_string(),
+                arch: w.next().map(String::from),
+                sha256: w.next().map(String::from),
             })
         })
         .collect()
@@ -309,6 +320,8 @@ pub fn packages_from_status(status: &str) -> Vec<Package> {
                 out.push(Package {
                     name: n,
                     version: v,
+                    arch: field("Architecture:"),
+                    sha256: None,
                 });
             }
         }
@@ -812,22 +825,29 @@ mod tests {
 
     #[test]
     fn status_parsing() {
-        let s = "Package: b\nStatus: install ok installed\nVersion: 2\n\nPackage: a\nStatus: install ok installed\nVersion: 1:1.0-1\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 3\n";
+        let s = "Package: b\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2\n\nPackage: a\nStatus: install ok installed\nVersion: 1:1.0-1\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 3\n";
         let p = packages_from_status(s);
         assert_eq!(
             p,
             vec![
                 Package {
                     name: "a".into(),
-                    version: "1:1.0-1".into()
+                    version: "1:1.0-1".into(),
+                    arch: None,
+                    sha256: None,
                 },
                 Package {
                     name: "b".into(),
-                    version: "2".into()
+                    version: "2".into(),
+                    arch: Some("amd64".into()),
+                    sha256: None,
                 }
             ]
         );
         assert_eq!(parse_packages("x 1.0\ny 2:3\n\n").len(), 2);
+        let p = parse_packages("x 1.0 amd64 abcd\n");
+        assert_eq!(p[0].arch.as_deref(), Some("amd64"));
+        assert_eq!(p[0].sha256.as_deref(), Some("abcd"));
     }
 
     #[test]
