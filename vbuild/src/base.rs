@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Bump when the layer format or its cleaning rules change, so old caches are not reused.
-const LAYER_FORMAT: &str = "ramux-layer-v1";
+/// v2: meta.json also has the packages' licenses (for the SBOM).
+const LAYER_FORMAT: &str = "ramux-layer-v2";
 /// v2: the package list also has each .deb's architecture and sha256 (for the SBOM).
 const BASE_FORMAT: &str = "ramux-base-v2";
 /// SOURCE_DATE_EPOCH given to mmdebstrap. Fixed (not the build clock) so the cached tarball does
@@ -79,6 +80,11 @@ pub struct LayerMeta {
     /// extract variant, whose list comes from the extract hook instead).
     #[serde(default)]
     pub status_packages: Vec<Package>,
+    /// Package name -> SPDX license expression, from the machine-readable (DEP-5)
+    /// `usr/share/doc/<name>/copyright` files of the base, read before cleaning removes them
+    /// (packages without one are absent: NOASSERTION in the SBOM).
+    #[serde(default)]
+    pub licenses: BTreeMap<String, String>,
 }
 
 /// A ready base layer.
@@ -330,6 +336,35 @@ pub fn packages_from_status(status: &str) -> Vec<Package> {
     out
 }
 
+/// The SPDX license expressions of packages `names` from their DEP-5 copyright files in
+/// `tree` ([`crate::sbom::dep5_license`]); a doc directory that is a symlink to a sibling
+/// (`usr/share/doc/libfoo1 -> libfoo-common`) is followed once.
+pub fn licenses_in<'a>(
+    tree: &Tree,
+    names: impl Iterator<Item = &'a str>,
+) -> BTreeMap<String, String> {
+    let file = |path: &str| match tree.nodes.get(&tree.canonical(path)).map(|n| &n.kind) {
+        Some(Kind::File(d)) => Some(String::from_utf8_lossy(d).into_owned()),
+        _ => None,
+    };
+    let mut out = BTreeMap::new();
+    for name in names {
+        let dir = format!("usr/share/doc/{name}");
+        let text = file(&format!("{dir}/copyright")).or_else(|| {
+            match tree.nodes.get(&tree.canonical(&dir)).map(|n| &n.kind) {
+                Some(Kind::Symlink(t)) if !t.contains('/') => {
+                    file(&format!("usr/share/doc/{t}/copyright"))
+                }
+                _ => None,
+            }
+        });
+        if let Some(l) = text.as_deref().and_then(crate::sbom::dep5_license) {
+            out.insert(name.to_string(), l);
+        }
+    }
+    out
+}
+
 /// Inputs of the layer cache key.
 pub struct LayerInputs<'a> {
     pub base: &'a BaseTar,
@@ -449,6 +484,8 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
         Some(Kind::File(d)) => packages_from_status(&String::from_utf8_lossy(d)),
         _ => vec![],
     };
+    let names = inp.base.packages.iter().chain(&status_packages);
+    let licenses = licenses_in(&tree, names.map(|p| p.name.as_str()));
     prog.step("cleaning rootfs, busybox applets");
     tree.remove_matching(&remove);
     skeleton(&mut tree, inp.epoch);
@@ -474,6 +511,7 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
         sha256: sha256_file(&tmp_cpio)?,
         depmod_version: tool::version("depmod", &["--version"]).unwrap_or_default(),
         status_packages,
+        licenses,
     };
     std::fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
     publish_dir(&tmp, &dir)?;
@@ -822,6 +860,20 @@ mod tests {
         assert_eq!(verified_sha(d.path()).unwrap(), None);
     }
     use super::*;
+
+    #[test]
+    fn licenses_from_copyright_files() {
+        let mut t = Tree::default();
+        let dep5 = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: x\nLicense: GPL-2+\n".to_vec();
+        t.insert("usr/share/doc/a/copyright", Node::file(0o644, 0, dep5), 0);
+        t.insert("usr/share/doc/b", Node::symlink("a", 0), 0);
+        let old = b"This is free software, see GPL\n".to_vec();
+        t.insert("usr/share/doc/c/copyright", Node::file(0o644, 0, old), 0);
+        let l = licenses_in(&t, ["a", "b", "c", "d"].into_iter());
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert_eq!(l["a"], "GPL-2.0-or-later");
+        assert_eq!(l["b"], "GPL-2.0-or-later");
+    }
 
     #[test]
     fn status_parsing() {

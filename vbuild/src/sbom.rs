@@ -93,10 +93,18 @@ impl Ids {
     }
 }
 
-fn sha256_checksums(sha: Option<&str>) -> Value {
+/// SPDX `checksums` of a sha256 (none when unknown); a malformed one is a vbuild bug.
+fn sha256_checksums(what: &str, sha: Option<&str>) -> Result<Value> {
     match sha {
-        Some(s) => json!([{"algorithm": "SHA256", "checksumValue": s}]),
-        None => json!([]),
+        Some(s)
+            if s.len() == 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+        {
+            Ok(json!([{"algorithm": "SHA256", "checksumValue": s}]))
+        }
+        Some(s) => bail!("{what}: sha256 {s:?} is not 64 lower-case hex digits"),
+        None => Ok(json!([])),
     }
 }
 
@@ -123,7 +131,7 @@ pub fn generate(m: &Value, extra: &Extra) -> Result<Value> {
         "name": iso_name,
         "downloadLocation": NOASSERTION,
         "filesAnalyzed": false,
-        "checksums": sha256_checksums(Some(iso_sha)),
+        "checksums": sha256_checksums(iso_name, Some(iso_sha))?,
         "licenseConcluded": NOASSERTION,
         "licenseDeclared": NOASSERTION,
         "copyrightText": NOASSERTION,
@@ -156,7 +164,7 @@ pub fn generate(m: &Value, extra: &Extra) -> Result<Value> {
             "versionInfo": version,
             "downloadLocation": NOASSERTION,
             "filesAnalyzed": false,
-            "checksums": sha256_checksums(p["sha256"].as_str()),
+            "checksums": sha256_checksums(&name, p["sha256"].as_str())?,
             "licenseConcluded": NOASSERTION,
             "licenseDeclared": extra.licenses.get(&name).map(String::as_str).unwrap_or(NOASSERTION),
             "copyrightText": NOASSERTION,
@@ -178,7 +186,7 @@ pub fn generate(m: &Value, extra: &Extra) -> Result<Value> {
             "name": name,
             "downloadLocation": NOASSERTION,
             "filesAnalyzed": false,
-            "checksums": sha256_checksums(sha.as_str()),
+            "checksums": sha256_checksums(k, sha.as_str())?,
             "licenseConcluded": NOASSERTION,
             "licenseDeclared": RAMUX_LICENSE,
             "copyrightText": NOASSERTION,
@@ -460,14 +468,14 @@ mod tests {
             "profile": "router", "role": "MASTER", "hostname": "router-master",
             "build_clock": {"epoch": 1_700_000_000, "utc": "2023-11-14T22:13:20Z", "source": "source-date-epoch"},
             "base": {"kind": "debian", "suite": "bookworm"},
-            "inputs": {"bin/vrrpd": "bb", "bin/ramux-init": "aa", "profiles/router/profile.toml": "cc"},
+            "inputs": {"bin/vrrpd": "b".repeat(64), "bin/ramux-init": "a".repeat(64), "profiles/router/profile.toml": "cc"},
             "packages": [
-                {"name": "zlib1g", "version": "1:1.2.13.dfsg-1", "arch": "amd64", "sha256": "11"},
+                {"name": "zlib1g", "version": "1:1.2.13.dfsg-1", "arch": "amd64", "sha256": "1".repeat(64)},
                 {"name": "libstdc++6", "version": "12.2.0-14", "arch": "amd64"},
                 {"name": "busybox", "version": "1:1.35.0-4+b3"}
             ],
             "tool_versions": {"vbuild": "0.1.0"},
-            "outputs": {"iso": {"file": "router-master.iso", "sha256": "ee", "size": 3}}
+            "outputs": {"iso": {"file": "router-master.iso", "sha256": "e".repeat(64), "size": 3}}
         })
     }
 
@@ -480,7 +488,10 @@ mod tests {
         assert_eq!(d["dataLicense"], "CC0-1.0");
         assert_eq!(
             d["documentNamespace"],
-            "https://ramux.invalid/spdx/router-master.iso-ee"
+            format!(
+                "https://ramux.invalid/spdx/router-master.iso-{}",
+                "e".repeat(64)
+            )
         );
         assert_eq!(d["creationInfo"]["created"], "2023-11-14T22:13:20Z");
         assert_eq!(d["creationInfo"]["creators"], json!(["Tool: vbuild-0.1.0"]));
@@ -497,7 +508,7 @@ mod tests {
                 "vrrpd"
             ]
         );
-        assert_eq!(p[0]["checksums"][0]["checksumValue"], "ee");
+        assert_eq!(p[0]["checksums"][0]["checksumValue"], "e".repeat(64));
         assert_eq!(p[2]["SPDXID"], "SPDXRef-deb-libstdc--6");
         assert_eq!(
             p[2]["externalRefs"][0]["referenceLocator"],
@@ -508,10 +519,14 @@ mod tests {
             "pkg:deb/debian/busybox@1%3A1.35.0-4%2Bb3?distro=bookworm"
         );
         assert_eq!(p[3]["licenseDeclared"], "Zlib");
-        assert_eq!(p[3]["checksums"][0]["checksumValue"], "11");
+        assert_eq!(p[3]["checksums"][0]["checksumValue"], "1".repeat(64));
         assert_eq!(p[2]["licenseDeclared"], "NOASSERTION");
         assert_eq!(p[2]["checksums"], json!([]));
-        assert_eq!(p[4]["checksums"][0]["checksumValue"], "aa");
+        assert_eq!(p[4]["checksums"][0]["checksumValue"], "a".repeat(64));
+        let mut bad = fixture();
+        bad["inputs"]["bin/vrrpd"] = "zz".into();
+        let e = generate(&bad, &extra).unwrap_err().to_string();
+        assert!(e.contains("bin/vrrpd"), "{e}");
         assert_eq!(p[4]["licenseDeclared"], "MIT OR Apache-2.0");
         let r = d["relationships"].as_array().unwrap();
         assert_eq!(r.len(), 6);
