@@ -368,8 +368,14 @@ fn sbom_missing_a_package_is_refused() {
 /// (`pip install spdx-tools`; scripts/prereqs installs it). Skipped, saying so, without it.
 #[test]
 fn spdx_tools_validate_our_sbom() {
+    // Where scripts/prereqs puts it (keep the version in step).
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    let venv = cache.map(|c| c.join("ramux/spdx-tools-0.8.5/bin/pyspdxtools"));
     let tool = std::env::var_os("PYSPDXTOOLS")
         .map(PathBuf::from)
+        .or_else(|| venv.filter(|p| p.is_file()))
         .or_else(|| vbuild::tool::find("pyspdxtools"));
     let Some(tool) = tool else {
         eprintln!("SKIPPED: pyspdxtools not found (pip install spdx-tools, or scripts/prereqs)");
