@@ -312,6 +312,14 @@ fn spdx_id(short: &str) -> Option<String> {
     };
     let lower = base.to_ascii_lowercase();
     // The GNU family: GPL-2 / GPL-2.0 / GPL-2+ -> GPL-2.0-only / GPL-2.0-or-later.
+    // Already SPDX: GPL-2.0-only, GPL-2.0-or-later.
+    let (lower, later) = match lower.strip_suffix("-or-later") {
+        Some(b) if !later => (b.to_string(), true),
+        _ => (
+            lower.strip_suffix("-only").unwrap_or(&lower).to_string(),
+            later,
+        ),
+    };
     for fam in ["gpl", "lgpl", "agpl", "gfdl"] {
         if let Some(v) = lower.strip_prefix(fam).and_then(|r| r.strip_prefix('-')) {
             let v = match v {
@@ -373,11 +381,47 @@ fn spdx_id(short: &str) -> Option<String> {
         ("tcl", "TCL"),
         ("vim", "Vim"),
         ("info-zip", "Info-ZIP"),
+        ("openldap-2.8", "OLDAP-2.8"),
+        ("fsfullr", "FSFULLR"),
+        ("fsful", "FSFUL"),
+        ("fsfap", "FSFAP"),
+        ("bsd-1-clause", "BSD-1-Clause"),
+        ("jam", "Jam"),
+        ("mpl-1.0", "MPL-1.0"),
+        ("epl-1.0", "EPL-1.0"),
+        ("epl-2.0", "EPL-2.0"),
+        ("cc-by-3.0", "CC-BY-3.0"),
+        ("cc-by-4.0", "CC-BY-4.0"),
+        ("cc-by-sa-3.0", "CC-BY-SA-3.0"),
+        ("cc-by-sa-4.0", "CC-BY-SA-4.0"),
+        ("ntp", "NTP"),
+        ("hpnd", "HPND"),
     ];
     KNOWN
         .iter()
         .find(|(k, _)| *k == lower)
         .map(|(_, v)| v.to_string())
+}
+
+/// A DEP-5 name, possibly `<license> with <name> exception`, as SPDX (`… WITH …`).
+fn spdx_with(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let Some(i) = lower.find(" with ") else {
+        return spdx_id(name);
+    };
+    let lic = spdx_id(&name[..i])?;
+    let exc = lower[i + 6..].strip_suffix(" exception")?.trim();
+    let id = match (exc, lic.starts_with("GPL-3")) {
+        ("autoconf", false) => "Autoconf-exception-2.0",
+        ("autoconf", true) => "Autoconf-exception-3.0",
+        ("bison", _) => "Bison-exception-2.2",
+        ("gcc", true) => "GCC-exception-3.1",
+        ("classpath", _) => "Classpath-exception-2.0",
+        ("libtool", _) => "Libtool-exception",
+        ("font", _) => "Font-exception-2.0",
+        _ => return None,
+    };
+    Some(format!("{lic} WITH {id}"))
 }
 
 /// One DEP-5 `License:` expression (`GPL-2+ or Artistic`) as SPDX, when every name maps and it
@@ -404,7 +448,7 @@ fn spdx_expression(dep5: &str) -> Option<String> {
         }
     }
     names.push(cur.join(" "));
-    let ids: Option<Vec<String>> = names.iter().map(|n| spdx_id(n)).collect();
+    let ids: Option<Vec<String>> = names.iter().map(|n| spdx_with(n)).collect();
     let ids = ids?;
     Some(match (op, ids.len()) {
         (_, 1) => ids[0].clone(),
@@ -592,5 +636,17 @@ mod tests {
         assert_eq!(spdx_id("LGPL-2+"), Some("LGPL-2.0-or-later".into()));
         assert_eq!(spdx_id("GPL-4"), None);
         assert_eq!(spdx_id("BSD-3-clause"), Some("BSD-3-Clause".into()));
+        assert_eq!(spdx_id("GPL-2.0-or-later"), Some("GPL-2.0-or-later".into()));
+        assert_eq!(spdx_id("LGPL-2.1-only"), Some("LGPL-2.1-only".into()));
+        assert_eq!(spdx_id("OpenLDAP-2.8"), Some("OLDAP-2.8".into()));
+        assert_eq!(
+            spdx_with("GPL-2+ with Autoconf exception").as_deref(),
+            Some("GPL-2.0-or-later WITH Autoconf-exception-2.0")
+        );
+        assert_eq!(spdx_with("GPL-2+ with OpenSSL exception"), None);
+        assert_eq!(
+            spdx_expression("GPL-3+ with Bison exception or MIT").as_deref(),
+            Some("(GPL-3.0-or-later WITH Bison-exception-2.2 OR MIT)")
+        );
     }
 }
