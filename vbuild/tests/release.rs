@@ -364,6 +364,28 @@ fn sbom_missing_a_package_is_refused() {
     assert!(verify_err(&out, &pk).contains("dns1.iso.spdx.json: not JSON"));
 }
 
+#[test]
+fn cli_verify_names_the_sbom_that_lost_a_package() {
+    let (_t, out, sk, pk) = signed_release();
+    resign_with(&out, &sk, "router-master.iso.spdx.json", |d| {
+        d["packages"].as_array_mut().unwrap().remove(1);
+    });
+    let o = Command::new(env!("CARGO_BIN_EXE_vbuild"))
+        .arg("verify")
+        .arg(&out)
+        .arg("--pubkey")
+        .arg(&pk)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("router-master.iso.spdx.json: its Debian packages differ")
+            && err.contains("missing: [busybox 1:1.35.0-4+b3]"),
+        "{err}"
+    );
+}
+
 /// `$PYSPDXTOOLS`, else where scripts/prereqs puts it (keep the version in step), else PATH.
 fn pyspdxtools() -> Option<PathBuf> {
     let cache = std::env::var_os("XDG_CACHE_HOME")
