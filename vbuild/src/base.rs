@@ -20,8 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Bump when the layer format or its cleaning rules change, so old caches are not reused.
-const LAYER_FORMAT: &str = "ramux-layer-v1";
-const BASE_FORMAT: &str = "ramux-base-v1";
+/// v2: meta.json also has the packages' licenses (for the SBOM).
+const LAYER_FORMAT: &str = "ramux-layer-v2";
+/// v2: the package list also has each .deb's architecture and sha256 (for the SBOM).
+const BASE_FORMAT: &str = "ramux-base-v2";
 /// SOURCE_DATE_EPOCH given to mmdebstrap. Fixed (not the build clock) so the cached tarball does
 /// not depend on the build clock; the layer clamps mtimes to the build clock afterwards.
 const MMDEBSTRAP_EPOCH: &str = "1700000000";
@@ -30,6 +32,13 @@ const MMDEBSTRAP_EPOCH: &str = "1700000000";
 pub struct Package {
     pub name: String,
     pub version: String,
+    /// Debian architecture (`amd64`, `all`), when known (the extract hook, dpkg status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// sha256 of the .deb (the extract hook hashes apt's cached copy, which apt checked against
+    /// the archive's `Packages`); unknown for a user tarball.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// What a base tarball is made of.
@@ -71,6 +80,11 @@ pub struct LayerMeta {
     /// extract variant, whose list comes from the extract hook instead).
     #[serde(default)]
     pub status_packages: Vec<Package>,
+    /// Package name -> SPDX license expression, from the machine-readable (DEP-5)
+    /// `usr/share/doc/<name>/copyright` files of the base, read before cleaning removes them
+    /// (packages without one are absent: NOASSERTION in the SBOM).
+    #[serde(default)]
+    pub licenses: BTreeMap<String, String>,
 }
 
 /// A ready base layer.
@@ -164,8 +178,9 @@ fn run_mmdebstrap(
     ));
     // The extract hook runs while the .debs are still in the apt cache: record exact
     // package names and versions for the manifest.
+    // Also each .deb's architecture and sha256, for the SBOM (docs/release.md).
     let hook = format!(
-        "for f in \"$1\"/var/cache/apt/archives/*.deb; do dpkg-deb --show --showformat='${{Package}} ${{Version}}\\n' \"$f\"; done | LC_ALL=C sort > '{}'",
+        "for f in \"$1\"/var/cache/apt/archives/*.deb; do printf '%s %s\\n' \"$(dpkg-deb --show --showformat='${{Package}} ${{Version}} ${{Architecture}}' \"$f\")\" \"$(sha256sum < \"$f\" | cut -d' ' -f1)\"; done | LC_ALL=C sort > '{}'",
         list.display()
     );
     let mut cmd = Command::new("mmdebstrap");
@@ -279,7 +294,7 @@ pub fn base_tar(src: &BaseSource, cache: &Path, prog: &Progress) -> Result<BaseT
     }
 }
 
-/// Parses `name version` lines.
+/// Parses `name version [arch [sha256]]` lines (bases cached before v2 have two columns).
 pub fn parse_packages(text: &str) -> Vec<Package> {
     text.lines()
         .filter_map(|l| {
@@ -287,6 +302,8 @@ pub fn parse_packages(text: &str) -> Vec<Package> {
             Some(Package {
                 name: w.next()?.to_string(),
                 version: w.next()?.to_string(),
+                arch: w.next().map(String::from),
+                sha256: w.next().map(String::from),
             })
         })
         .collect()
@@ -309,11 +326,42 @@ pub fn packages_from_status(status: &str) -> Vec<Package> {
                 out.push(Package {
                     name: n,
                     version: v,
+                    arch: field("Architecture:"),
+                    sha256: None,
                 });
             }
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The SPDX license expressions of packages `names` from their DEP-5 copyright files in
+/// `tree` ([`crate::sbom::dep5_license`]); a doc directory that is a symlink to a sibling
+/// (`usr/share/doc/libfoo1 -> libfoo-common`) is followed once.
+pub fn licenses_in<'a>(
+    tree: &Tree,
+    names: impl Iterator<Item = &'a str>,
+) -> BTreeMap<String, String> {
+    let file = |path: &str| match tree.nodes.get(&tree.canonical(path)).map(|n| &n.kind) {
+        Some(Kind::File(d)) => Some(String::from_utf8_lossy(d).into_owned()),
+        _ => None,
+    };
+    let mut out = BTreeMap::new();
+    for name in names {
+        let dir = format!("usr/share/doc/{name}");
+        let text = file(&format!("{dir}/copyright")).or_else(|| {
+            match tree.nodes.get(&tree.canonical(&dir)).map(|n| &n.kind) {
+                Some(Kind::Symlink(t)) if !t.contains('/') => {
+                    file(&format!("usr/share/doc/{t}/copyright"))
+                }
+                _ => None,
+            }
+        });
+        if let Some(l) = text.as_deref().and_then(crate::sbom::dep5_license) {
+            out.insert(name.to_string(), l);
+        }
+    }
     out
 }
 
@@ -436,6 +484,8 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
         Some(Kind::File(d)) => packages_from_status(&String::from_utf8_lossy(d)),
         _ => vec![],
     };
+    let names = inp.base.packages.iter().chain(&status_packages);
+    let licenses = licenses_in(&tree, names.map(|p| p.name.as_str()));
     prog.step("cleaning rootfs, busybox applets");
     tree.remove_matching(&remove);
     skeleton(&mut tree, inp.epoch);
@@ -461,6 +511,7 @@ pub fn layer(inp: &LayerInputs<'_>, cache: &Path, prog: &Progress) -> Result<Lay
         sha256: sha256_file(&tmp_cpio)?,
         depmod_version: tool::version("depmod", &["--version"]).unwrap_or_default(),
         status_packages,
+        licenses,
     };
     std::fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
     publish_dir(&tmp, &dir)?;
@@ -811,23 +862,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn licenses_from_copyright_files() {
+        let mut t = Tree::default();
+        let dep5 = b"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: x\nLicense: GPL-2+\n".to_vec();
+        t.insert("usr/share/doc/a/copyright", Node::file(0o644, 0, dep5), 0);
+        t.insert("usr/share/doc/b", Node::symlink("a", 0), 0);
+        let old = b"This is free software, see GPL\n".to_vec();
+        t.insert("usr/share/doc/c/copyright", Node::file(0o644, 0, old), 0);
+        let l = licenses_in(&t, ["a", "b", "c", "d"].into_iter());
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert_eq!(l["a"], "GPL-2.0-or-later");
+        assert_eq!(l["b"], "GPL-2.0-or-later");
+    }
+
+    #[test]
     fn status_parsing() {
-        let s = "Package: b\nStatus: install ok installed\nVersion: 2\n\nPackage: a\nStatus: install ok installed\nVersion: 1:1.0-1\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 3\n";
+        let s = "Package: b\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2\n\nPackage: a\nStatus: install ok installed\nVersion: 1:1.0-1\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 3\n";
         let p = packages_from_status(s);
         assert_eq!(
             p,
             vec![
                 Package {
                     name: "a".into(),
-                    version: "1:1.0-1".into()
+                    version: "1:1.0-1".into(),
+                    arch: None,
+                    sha256: None,
                 },
                 Package {
                     name: "b".into(),
-                    version: "2".into()
+                    version: "2".into(),
+                    arch: Some("amd64".into()),
+                    sha256: None,
                 }
             ]
         );
         assert_eq!(parse_packages("x 1.0\ny 2:3\n\n").len(), 2);
+        let p = parse_packages("x 1.0 amd64 abcd\n");
+        assert_eq!(p[0].arch.as_deref(), Some("amd64"));
+        assert_eq!(p[0].sha256.as_deref(), Some("abcd"));
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct BuildRequest {
 pub struct BuildReport {
     pub iso: PathBuf,
     pub manifest: PathBuf,
+    /// `<iso>.spdx.json`, the image's SBOM (docs/release.md).
+    pub sbom: PathBuf,
     pub sha256: String,
     pub size: u64,
     pub profile: String,
@@ -531,13 +533,19 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         initrd_uncompressed_size: initrd_raw,
         recommended_min_ram_mib: ram,
     };
-    publish(&dest.iso, &tmp_iso, &iso_sha, &m.to_json()?)?;
+    let extra = crate::sbom::Extra {
+        licenses: layer.meta.licenses.clone(),
+    };
+    let sbom = crate::sbom::generate(&serde_json::to_value(&m)?, &extra)?;
+    let sbom = crate::sbom::to_bytes(&sbom)?;
+    publish(&dest.iso, &tmp_iso, &iso_sha, &m.to_json()?, &sbom)?;
     timer.lap("manifest");
     prog.finish();
 
     Ok(BuildReport {
         iso: dest.iso,
         manifest: dest.manifest,
+        sbom: dest.sbom,
         sha256: iso_sha,
         size: iso_size,
         profile: prof.name,
@@ -698,6 +706,7 @@ struct Destination {
     /// The ISO's file name.
     name: String,
     manifest: PathBuf,
+    sbom: PathBuf,
 }
 
 impl Destination {
@@ -727,11 +736,13 @@ impl Destination {
             .to_string_lossy()
             .into_owned();
         let manifest = dir.join(format!("{name}.manifest.json"));
+        let sbom = dir.join(format!("{name}{}", crate::sbom::SUFFIX));
         Ok(Destination {
             iso: iso.to_path_buf(),
             dir,
             name,
             manifest,
+            sbom,
         })
     }
 }
@@ -960,10 +971,11 @@ fn base_description(
     base_desc
 }
 
-/// Publishes `tmp_iso` as `iso` first, then its manifest `mjson`, then the sums (each rename
-/// is atomic), so a killed build never leaves a manifest for an ISO that is not there. Public
-/// for tests (a fake ISO is enough); [`build_iso`] calls it last.
-pub fn publish(iso: &Path, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> Result<()> {
+/// Publishes `tmp_iso` as `iso` first, then its manifest `mjson` and SBOM `sbom`
+/// (`<iso>.spdx.json`), then the sums listing all three (each rename is atomic), so a killed
+/// build never leaves a manifest for an ISO that is not there. Public for tests (a fake ISO is
+/// enough); [`build_iso`] calls it last.
+pub fn publish(iso: &Path, tmp_iso: &Path, iso_sha: &str, mjson: &[u8], sbom: &[u8]) -> Result<()> {
     let dest = Destination::of(iso)?;
     // One build at a time publishes into this directory: otherwise two builds into one
     // images/ could leave one's ISO beside the other's manifest. The lock is on the directory
@@ -978,12 +990,15 @@ pub fn publish(iso: &Path, tmp_iso: &Path, iso_sha: &str, mjson: &[u8]) -> Resul
         .with_context(|| format!("cannot write {}", dest.iso.display()))?;
     crate::sync_dir(&dest.dir)?;
     write_atomic(&dest.manifest, mjson)?;
+    write_atomic(&dest.sbom, sbom)?;
     let mname = format!("{}.manifest.json", dest.name);
+    let sname = format!("{}{}", dest.name, crate::sbom::SUFFIX);
     manifest::update_sums_locked(
         &dest.dir,
         &[
             (dest.name.clone(), iso_sha.to_string()),
             (mname, hex(&Sha256::digest(mjson))),
+            (sname, hex(&Sha256::digest(sbom))),
         ],
     )
 }
@@ -1144,6 +1159,7 @@ mod tests {
             sha256: String::new(),
             depmod_version: String::new(),
             status_packages: vec![],
+            licenses: BTreeMap::new(),
         };
         let app = appliance_toml(&p, &role, &host, &meta).unwrap();
         assert!(

@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod profile;
 pub mod release;
 pub mod rootfs;
+pub mod sbom;
 pub mod secrets;
 pub mod vpn_client;
 

@@ -104,7 +104,8 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
     },
     /// Check a signed release directory: the SHA256SUMS.minisig signature and its trusted
     /// comment, every SHA256SUMS line against its file, every *.manifest.json's ISO sha256
-    /// against SHA256SUMS, and that no manifest says its image carries secrets.
+    /// against SHA256SUMS, that no manifest says its image carries secrets, and that every
+    /// *.spdx.json SBOM is SPDX 2.3 and lists exactly its manifest's Debian packages.
     #[command(after_help = "Examples:
   vbuild verify dist --pubkey keys/ramux.pub
 
@@ -381,10 +382,11 @@ fn run(cli: Cli) -> Result<()> {
                 eprintln!("vbuild: warning: {n} is not listed in SHA256SUMS (not signed)");
             }
             println!(
-                "{}: signature, {} files and {} manifests verified; trusted comment: {}",
+                "{}: signature, {} files, {} manifests and {} SBOMs verified; trusted comment: {}",
                 dir.display(),
                 v.files,
                 v.manifests,
+                v.sboms,
                 v.trusted_comment
             );
         }

@@ -3,7 +3,8 @@
 //! `SHA256SUMS` lists every published file; `SHA256SUMS.minisig` signs it (prehashed, the
 //! minisign default) with a trusted comment `timestamp:T project:ramux version:V commit:C
 //! sde:E`. [`verify_dir`] checks the signature, every line against the files, every manifest's
-//! output sha against the list, and that no manifest says its image carries a secret.
+//! output sha against the list, that no manifest says its image carries a secret, and that
+//! every SBOM lists its manifest's packages.
 //! The parsing and checking cores are pure; the `*_dir`/`*_file` functions do the I/O.
 
 use crate::manifest::{SUMS, SUMS_SIG};
@@ -228,6 +229,8 @@ pub struct Verified {
     pub files: usize,
     /// Manifests checked against SHA256SUMS.
     pub manifests: usize,
+    /// SBOMs (`*.spdx.json`) checked against their manifests.
+    pub sboms: usize,
     /// Files of the directory that SHA256SUMS does not list (not covered by the signature).
     pub unlisted: Vec<String>,
 }
@@ -403,6 +406,19 @@ pub fn verify_dir(dir: &Path, pubkey: &Path) -> Result<Verified> {
             manifests += 1;
         }
     }
+    let mut sboms = 0;
+    for name in dir_names(dir)? {
+        if let Some(iso) = name.strip_suffix(crate::sbom::SUFFIX) {
+            let doc = read_manifest(dir, &name, &map)?;
+            let mname = format!("{iso}.manifest.json");
+            if !map.contains_key(&mname) {
+                bail!("{name}: no {mname} listed in {SUMS} to check it against");
+            }
+            let m = read_manifest(dir, &mname, &map)?;
+            crate::sbom::check(&name, &doc, &m)?;
+            sboms += 1;
+        }
+    }
     let unlisted = dir_names(dir)?
         .into_iter()
         .filter(|n| n != SUMS && n != SUMS_SIG && !map.contains_key(n))
@@ -411,6 +427,7 @@ pub fn verify_dir(dir: &Path, pubkey: &Path) -> Result<Verified> {
         trusted_comment: comment,
         files: map.len(),
         manifests,
+        sboms,
         unlisted,
     })
 }
@@ -431,7 +448,8 @@ fn check_file(dir: &Path, name: &str, sha: &str) -> Result<()> {
     Ok(())
 }
 
-/// A manifest of `dir`, which must be listed in (so covered by) the verified sums.
+/// A manifest or SBOM of `dir` (JSON), which must be listed in (so covered by) the verified
+/// sums.
 fn read_manifest(
     dir: &Path,
     name: &str,

@@ -124,6 +124,27 @@ fn router_iso_is_reproducible_and_hybrid() {
     let sums = std::fs::read_to_string(out_a.parent().unwrap().join("SHA256SUMS")).unwrap();
     assert!(sums.contains(&format!("{}  RT.iso\n", a.sha256)), "{sums}");
 
+    // The SBOMs are byte-identical too, listed, and agree with the manifest.
+    let (sa, sb) = (
+        std::fs::read(&a.sbom).unwrap(),
+        std::fs::read(&b.sbom).unwrap(),
+    );
+    assert_eq!(sa, sb, "SBOMs differ");
+    assert!(sums.contains("  RT.iso.spdx.json\n"), "{sums}");
+    let doc: serde_json::Value = serde_json::from_slice(&sa).unwrap();
+    vbuild::sbom::check("RT.iso.spdx.json", &doc, &m).unwrap();
+    assert_eq!(doc["creationInfo"]["created"], m["build_clock"]["utc"]);
+    let debs = doc["packages"].as_array().unwrap();
+    let nft = debs.iter().find(|p| p["name"] == "nftables").unwrap();
+    assert_eq!(nft["checksums"][0]["algorithm"], "SHA256", "{nft}");
+    let purl = nft["externalRefs"][0]["referenceLocator"].as_str().unwrap();
+    assert!(purl.contains("?arch=amd64&distro="), "{purl}");
+    assert!(
+        debs.iter()
+            .any(|p| p["versionInfo"].is_string() && p["licenseDeclared"] != "NOASSERTION"),
+        "no Debian package got a license from its DEP-5 copyright"
+    );
+
     let report = Command::new("xorriso")
         .args(["-no_rc", "-indev"])
         .arg(&out_a)
