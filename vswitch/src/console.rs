@@ -9,6 +9,7 @@
 
 mod fuzz;
 mod json;
+mod stp;
 
 pub use fuzz::fuzz_console;
 
@@ -60,6 +61,8 @@ pub struct Ctx<'a> {
     pub pid: u32,
     pub mac: [u8; 6],
     pub uptime_s: u64,
+    /// The daemon clock (milliseconds since start), for the spanning tree.
+    pub now_ms: u64,
     pub mgmt: Option<String>,
     pub mgmt_mode: u32,
     pub ctl_dir: String,
@@ -240,6 +243,30 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "set the port bonus for a vlan",
     ),
     ("fstp/print", "[N]", "print fst data for the defined vlan"),
+    (
+        "stp",
+        "============",
+        "SPANNING TREE MENU (-F: 802.1D, one tree for all VLANs)",
+    ),
+    (
+        "stp/showinfo",
+        "",
+        "show bridge and root ids, root port, cost, timers",
+    ),
+    (
+        "stp/print",
+        "[N]",
+        "print the ports' role, state, cost and BPDU counters",
+    ),
+    ("stp/setprio", "N", "set the bridge priority (0..65535)"),
+    ("stp/setcost", "PORT COST", "set a port's path cost"),
+    (
+        "stp/setfwddelay",
+        "S",
+        "set the forward delay in seconds (4..30)",
+    ),
+    ("stp/sethello", "S", "set the hello time in seconds (1..10)"),
+    ("stp/setmaxage", "S", "set the max age in seconds (6..40)"),
     ("port", "============", "PORT STATUS MENU"),
     ("port/showinfo", "", "show port info"),
     ("port/setnumports", "N", "set the number of ports"),
@@ -429,6 +456,7 @@ fn execute_depth(
     match cmd.split_once('/').map_or("", |(group, _)| group) {
         "hash" => hash_cmd(sw, ctx, cmd, arg),
         "fstp" => fstp_cmd(sw, ctx, cmd, arg),
+        "stp" => stp::stp_cmd(sw, ctx, cmd, arg),
         "port" => match cmd {
             "port/print" | "port/allprint" | "port/impair" | "port/capture" => {
                 port_status_cmd(sw, cmd, arg)
@@ -628,12 +656,13 @@ fn hash_cmd(sw: &mut Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str) -> Reply {
     }
 }
 
-/// `fstp/*`: not implemented, answered as disabled.
+/// `fstp/*`: vde_switch's per-VLAN fast spanning tree is not implemented, answered as
+/// disabled (vswitch's `-F` runs 802.1D STP instead: see `stp/*`).
 fn fstp_cmd(sw: &Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str) -> Reply {
     match cmd {
         "fstp/showinfo" => Reply::data(vec![
             format!("MAC {} Priority 32768 (0x8000)", fmt_mac(&ctx.mac)),
-            "FSTP=false".into(),
+            format!("FSTP={}", sw.stp.is_some()),
         ]),
         "fstp/setfstp" => match ints(arg, 1) {
             Some(v) if v[0] == 0 => Reply::data(vec![]),
@@ -1011,6 +1040,7 @@ mod tests {
             pid: 1,
             mac: [0, 0xff, 1, 2, 3, 4],
             uptime_s: 5,
+            now_ms: 5000,
             mgmt: Some("/tmp/m".into()),
             mgmt_mode: 0o600,
             ctl_dir: "/tmp/sw".into(),
