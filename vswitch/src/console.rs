@@ -1059,6 +1059,61 @@ mod tests {
         s
     }
 
+    #[test]
+    fn stp_commands() {
+        let mut sw = Switch::new(4, false, 128);
+        assert!(run(&mut sw, "stp/showinfo").contains("spanning tree is off"));
+        assert!(run(&mut sw, "stp/showinfo").ends_with("1038 Function not implemented\n"));
+        sw.enable_stp([2, 0, 0, 0, 0, 1], 0x8000, Default::default(), 0);
+        let ep = EndpointInfo {
+            id: 7,
+            module: "unix prog".into(),
+            descr: "t".into(),
+        };
+        sw.alloc(PortRequest::Port(2), Some(0), &[], ep).unwrap();
+        sw.stp_tick(1000);
+        for ok in [
+            "stp/setmaxage 6",
+            "stp/setfwddelay 4",
+            "stp/sethello 1",
+            "stp/setprio 0x1000",
+        ] {
+            assert_eq!(run(&mut sw, ok), "1000 Success\n", "{ok}");
+        }
+        for bad in [
+            "stp/setfwddelay 3",
+            "stp/sethello 11",
+            "stp/setmaxage 41",
+            "stp/setprio 65536",
+            "stp/setcost 5 10",
+            "stp/setcost 2 0",
+        ] {
+            assert!(run(&mut sw, bad).ends_with("Invalid argument\n"), "{bad}");
+        }
+        assert_eq!(run(&mut sw, "stp/setcost 2 100"), "1000 Success\n");
+        assert_eq!(
+            run(&mut sw, "stp/showinfo"),
+            "0000 DATA END WITH '.'\nBridge id 1000.020000000001 (priority 4096)\n\
+             Root id 1000.020000000001 root port none root path cost 0\n\
+             Timers in use: max age 6 s hello 1 s forward delay 4 s\n\
+             Timers configured: max age 6 s hello 1 s forward delay 4 s\n\
+             Topology change: no (MAC aging 100 s)\n.\n1000 Success\n"
+        );
+        assert_eq!(
+            run(&mut sw, "stp/print"),
+            "0000 DATA END WITH '.'\nPort 0002 id 8002 role designated state listening path cost 100\n \
+             designated root 1000.020000000001 cost 0 bridge 1000.020000000001 port 8002\n \
+             BPDU in 0 (bad 0) out 1, data frames discarded 0\n.\n1000 Success\n"
+        );
+        let j = run(&mut sw, "json stp/print 3");
+        let doc: serde_json::Value = serde_json::from_str(j.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(doc["ports"][0]["state"], "disabled");
+        let j = run(&mut sw, "json stp/showinfo");
+        let doc: serde_json::Value = serde_json::from_str(j.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(doc["root_port"], serde_json::Value::Null);
+        assert_eq!(doc["timers"]["forward_delay_s"], 4.0);
+    }
+
     /// Regression (fuzz/session found it): huge hash timers overflowed `v * 1000`; they
     /// are capped at u64::MAX / 1000 seconds and shown as set.
     #[test]
