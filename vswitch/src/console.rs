@@ -702,6 +702,9 @@ fn port_setup_cmd(sw: &mut Switch, cmd: &str, arg: &str) -> Reply {
             }
             sw.numports = n as u16;
             sw.ports.resize(n as usize + 1, None);
+            if let Some(stp) = sw.stp.as_mut() {
+                stp.resize(n as u16);
+            }
             Reply::ok()
         }
         "port/sethub" => match ints(arg, 1) {
@@ -1105,6 +1108,14 @@ mod tests {
              designated root 1000.020000000001 cost 0 bridge 1000.020000000001 port 8002\n \
              BPDU in 0 (bad 0) out 1, data frames discarded 0\n.\n1000 Success\n"
         );
+        // The tree follows port/setnumports; new ports start link-down.
+        assert_eq!(run(&mut sw, "port/setnumports 8"), "1000 Success\n");
+        assert!(
+            run(&mut sw, "stp/print 8").contains("Port 0008 id 8008 role disabled state disabled")
+        );
+        assert_eq!(run(&mut sw, "port/setnumports 4"), "1000 Success\n");
+        assert!(run(&mut sw, "stp/print 8").ends_with("Invalid argument\n"));
+        assert_eq!(sw.stp.as_ref().unwrap().bridge.ports(), 4);
         let j = run(&mut sw, "json stp/print 3");
         let doc: serde_json::Value = serde_json::from_str(j.lines().nth(1).unwrap()).unwrap();
         assert_eq!(doc["ports"][0]["state"], "disabled");

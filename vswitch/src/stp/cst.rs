@@ -139,6 +139,14 @@ impl Cst {
         self.stopped()
     }
 
+    /// `port/setnumports`: the tree follows (new ports start link-down).
+    pub fn resize(&mut self, numports: u16) {
+        let n = numports as usize;
+        self.bridge.set_ports(n);
+        self.counters.resize(n + 1, StpCounters::default());
+        self.seen.resize(n, PortState::Disabled);
+    }
+
     /// `stp/setprio`.
     pub fn set_priority(&mut self, prio: u16, now_ms: u64) -> Vec<PortId> {
         let out = self.bridge.set_priority(prio, ticks(now_ms));

@@ -159,6 +159,33 @@ impl Bridge {
         self.ports[port].path_cost = cost;
     }
 
+    /// Grows or shrinks the bridge to `ports` ports. New ports start Disabled (link down);
+    /// the caller removes only ports that are Disabled.
+    pub fn set_ports(&mut self, ports: usize) {
+        self.ports.truncate(ports);
+        while self.ports.len() < ports {
+            let i = self.ports.len();
+            let id = 0x8000 | (i as u16 + 1);
+            self.ports.push(Port {
+                id,
+                path_cost: DEFAULT_PATH_COST,
+                state: PortState::Disabled,
+                advance_at: None,
+                info: Vector {
+                    root: self.root,
+                    cost: self.root_cost,
+                    bridge: self.id,
+                    port: id,
+                },
+                born: None,
+                tca: false,
+            });
+        }
+        if self.root_port.is_some_and(|p| p >= ports) {
+            self.configuration_update();
+        }
+    }
+
     /// Sets a port's path cost and recomputes the tree at once (802.1D 8.8.6).
     pub fn change_path_cost(&mut self, port: usize, cost: u32, now: Ticks) -> Out {
         let mut out = Vec::new();
