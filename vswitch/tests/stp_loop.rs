@@ -151,10 +151,12 @@ fn two_switches_with_two_cables_block_one_and_fail_over() {
     let c2 = cable(&a, 2, &b, 2);
     let x = a.port(10);
     let y = b.port(10);
+    let t = Instant::now();
     converged(
         &[(&a, &[1, 2, 10]), (&b, &[1, 2, 10])],
         Duration::from_secs(30),
     );
+    eprintln!("two switches: converged in {:?} after cabling", t.elapsed());
     // A is root with both cables designated; B forwards on port 1 (lower port id at A)
     // and blocks port 2.
     let info = json(&b, "stp/showinfo");
@@ -198,9 +200,14 @@ fn three_switch_ring_blocks_one_port_and_survives_a_silent_cut() {
     let _ca = cable(&c, 2, &a, 2);
     let x = b.port(10);
     let y = c.port(10);
+    let t = Instant::now();
     converged(
         &[(&a, &[1, 2]), (&b, &[1, 2, 10]), (&c, &[1, 2, 10])],
         Duration::from_secs(30),
+    );
+    eprintln!(
+        "three-switch ring: converged in {:?} after cabling",
+        t.elapsed()
     );
     let blocked: Vec<_> = [&a, &b, &c]
         .iter()
