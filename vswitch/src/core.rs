@@ -1188,9 +1188,11 @@ mod tests {
         for p in 1..=3 {
             sw.port_mut(p).unwrap().tagged.insert(10);
         }
-        sw.forward(2, &frame(BC, B, Some(10)), 9_500, &mut out).unwrap();
+        sw.forward(2, &frame(BC, B, Some(10)), 9_500, &mut out)
+            .unwrap();
         assert!(out.is_empty());
-        sw.forward(1, &frame(BC, A, Some(10)), 9_500, &mut out).unwrap();
+        sw.forward(1, &frame(BC, A, Some(10)), 9_500, &mut out)
+            .unwrap();
         assert_eq!(out.iter().map(|e| e.port).collect::<Vec<_>>(), vec![3]);
         // Port 2 stopped forwarding: we sent a TCN towards the root. When the root flags
         // the topology change, aging drops to forward delay, and back when it ends.
