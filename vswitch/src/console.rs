@@ -9,6 +9,7 @@
 
 mod fuzz;
 mod json;
+mod stp;
 
 pub use fuzz::fuzz_console;
 
@@ -60,6 +61,8 @@ pub struct Ctx<'a> {
     pub pid: u32,
     pub mac: [u8; 6],
     pub uptime_s: u64,
+    /// The daemon clock (milliseconds since start), for the spanning tree.
+    pub now_ms: u64,
     pub mgmt: Option<String>,
     pub mgmt_mode: u32,
     pub ctl_dir: String,
@@ -240,6 +243,30 @@ const COMMANDS: &[(&str, &str, &str)] = &[
         "set the port bonus for a vlan",
     ),
     ("fstp/print", "[N]", "print fst data for the defined vlan"),
+    (
+        "stp",
+        "============",
+        "SPANNING TREE MENU (-F: 802.1D, one tree for all VLANs)",
+    ),
+    (
+        "stp/showinfo",
+        "",
+        "show bridge and root ids, root port, cost, timers",
+    ),
+    (
+        "stp/print",
+        "[N]",
+        "print the ports' role, state, cost and BPDU counters",
+    ),
+    ("stp/setprio", "N", "set the bridge priority (0..65535)"),
+    ("stp/setcost", "PORT COST", "set a port's path cost"),
+    (
+        "stp/setfwddelay",
+        "S",
+        "set the forward delay in seconds (4..30)",
+    ),
+    ("stp/sethello", "S", "set the hello time in seconds (1..10)"),
+    ("stp/setmaxage", "S", "set the max age in seconds (6..40)"),
     ("port", "============", "PORT STATUS MENU"),
     ("port/showinfo", "", "show port info"),
     ("port/setnumports", "N", "set the number of ports"),
@@ -429,6 +456,7 @@ fn execute_depth(
     match cmd.split_once('/').map_or("", |(group, _)| group) {
         "hash" => hash_cmd(sw, ctx, cmd, arg),
         "fstp" => fstp_cmd(sw, ctx, cmd, arg),
+        "stp" => stp::stp_cmd(sw, ctx, cmd, arg),
         "port" => match cmd {
             "port/print" | "port/allprint" | "port/impair" | "port/capture" => {
                 port_status_cmd(sw, cmd, arg)
@@ -628,12 +656,13 @@ fn hash_cmd(sw: &mut Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str) -> Reply {
     }
 }
 
-/// `fstp/*`: not implemented, answered as disabled.
+/// `fstp/*`: vde_switch's per-VLAN fast spanning tree is not implemented, answered as
+/// disabled (vswitch's `-F` runs 802.1D STP instead: see `stp/*`).
 fn fstp_cmd(sw: &Switch, ctx: &Ctx<'_>, cmd: &str, arg: &str) -> Reply {
     match cmd {
         "fstp/showinfo" => Reply::data(vec![
             format!("MAC {} Priority 32768 (0x8000)", fmt_mac(&ctx.mac)),
-            "FSTP=false".into(),
+            format!("FSTP={}", sw.stp.is_some()),
         ]),
         "fstp/setfstp" => match ints(arg, 1) {
             Some(v) if v[0] == 0 => Reply::data(vec![]),
@@ -673,6 +702,9 @@ fn port_setup_cmd(sw: &mut Switch, cmd: &str, arg: &str) -> Reply {
             }
             sw.numports = n as u16;
             sw.ports.resize(n as usize + 1, None);
+            if let Some(stp) = sw.stp.as_mut() {
+                stp.resize(n as u16);
+            }
             Reply::ok()
         }
         "port/sethub" => match ints(arg, 1) {
@@ -1011,6 +1043,7 @@ mod tests {
             pid: 1,
             mac: [0, 0xff, 1, 2, 3, 4],
             uptime_s: 5,
+            now_ms: 5000,
             mgmt: Some("/tmp/m".into()),
             mgmt_mode: 0o600,
             ctl_dir: "/tmp/sw".into(),
@@ -1027,6 +1060,69 @@ mod tests {
         let mut s = String::new();
         execute(sw, &ctx(&no), line).render(&mut s);
         s
+    }
+
+    #[test]
+    fn stp_commands() {
+        let mut sw = Switch::new(4, false, 128);
+        assert!(run(&mut sw, "stp/showinfo").contains("spanning tree is off"));
+        assert!(run(&mut sw, "stp/showinfo").ends_with("1038 Function not implemented\n"));
+        sw.enable_stp([2, 0, 0, 0, 0, 1], 0x8000, Default::default(), 0);
+        let ep = EndpointInfo {
+            id: 7,
+            module: "unix prog".into(),
+            descr: "t".into(),
+        };
+        sw.alloc(PortRequest::Port(2), Some(0), &[], ep).unwrap();
+        sw.stp_tick(1000);
+        for ok in [
+            "stp/setmaxage 6",
+            "stp/setfwddelay 4",
+            "stp/sethello 1",
+            "stp/setprio 0x1000",
+        ] {
+            assert_eq!(run(&mut sw, ok), "1000 Success\n", "{ok}");
+        }
+        for bad in [
+            "stp/setfwddelay 3",
+            "stp/sethello 11",
+            "stp/setmaxage 41",
+            "stp/setprio 65536",
+            "stp/setcost 5 10",
+            "stp/setcost 2 0",
+        ] {
+            assert!(run(&mut sw, bad).ends_with("Invalid argument\n"), "{bad}");
+        }
+        assert_eq!(run(&mut sw, "stp/setcost 2 100"), "1000 Success\n");
+        assert_eq!(
+            run(&mut sw, "stp/showinfo"),
+            "0000 DATA END WITH '.'\nBridge id 1000.020000000001 (priority 4096)\n\
+             Root id 1000.020000000001 root port none root path cost 0\n\
+             Timers in use: max age 6 s hello 1 s forward delay 4 s\n\
+             Timers configured: max age 6 s hello 1 s forward delay 4 s\n\
+             Topology change: no (MAC aging 100 s)\n.\n1000 Success\n"
+        );
+        assert_eq!(
+            run(&mut sw, "stp/print"),
+            "0000 DATA END WITH '.'\nPort 0002 id 8002 role designated state listening path cost 100\n \
+             designated root 1000.020000000001 cost 0 bridge 1000.020000000001 port 8002\n \
+             BPDU in 0 (bad 0) out 1, data frames discarded 0\n.\n1000 Success\n"
+        );
+        // The tree follows port/setnumports; new ports start link-down.
+        assert_eq!(run(&mut sw, "port/setnumports 8"), "1000 Success\n");
+        assert!(
+            run(&mut sw, "stp/print 8").contains("Port 0008 id 8008 role disabled state disabled")
+        );
+        assert_eq!(run(&mut sw, "port/setnumports 4"), "1000 Success\n");
+        assert!(run(&mut sw, "stp/print 8").ends_with("Invalid argument\n"));
+        assert_eq!(sw.stp.as_ref().unwrap().bridge.ports(), 4);
+        let j = run(&mut sw, "json stp/print 3");
+        let doc: serde_json::Value = serde_json::from_str(j.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(doc["ports"][0]["state"], "disabled");
+        let j = run(&mut sw, "json stp/showinfo");
+        let doc: serde_json::Value = serde_json::from_str(j.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(doc["root_port"], serde_json::Value::Null);
+        assert_eq!(doc["timers"]["forward_delay_s"], 4.0);
     }
 
     /// Regression (fuzz/session found it): huge hash timers overflowed `v * 1000`; they

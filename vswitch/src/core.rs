@@ -2,6 +2,9 @@
 //! forwarding decision. Pure: no sockets, time comes in as `now_ms` (monotonic milliseconds).
 
 use crate::impair::ImpairCfg;
+use crate::stp::bpdu::STP_GROUP;
+use crate::stp::cst::Cst;
+use crate::stp::fsm::{PortState, Timers};
 use crate::wire::{is_group, EthernetFrame, Mac, WireError, MAX_FRAME_LEN};
 use std::collections::HashMap;
 
@@ -230,6 +233,8 @@ pub struct MacTable {
     per_port: Vec<usize>,
     /// Learnings refused because a bound was reached.
     pub refused: u64,
+    /// Shorter aging while a spanning tree topology change runs (forward delay).
+    pub tc_expire_ms: Option<u64>,
 }
 
 impl MacTable {
@@ -246,6 +251,7 @@ impl MacTable {
             max_per_port: DEFAULT_MAC_PER_PORT,
             per_port: Vec::new(),
             refused: 0,
+            tc_expire_ms: None,
         }
     }
 
@@ -304,9 +310,18 @@ impl MacTable {
         Learned::New
     }
 
+    /// The aging time in force: `expire_ms`, or less during a topology change.
+    #[inline]
+    pub fn expire(&self) -> u64 {
+        match self.tc_expire_ms {
+            Some(t) => t.min(self.expire_ms),
+            None => self.expire_ms,
+        }
+    }
+
     /// Learn `mac` on `port` in `vlan` at `now_ms`, within the table's bounds.
     pub fn learn(&mut self, vlan: u16, mac: Mac, port: PortId, now_ms: u64) -> Learned {
-        let (expire, minper) = (self.expire_ms, self.minper_ms);
+        let (expire, minper) = (self.expire(), self.minper_ms);
         let key = (vlan, mac);
         let Some(e) = self.map.get_mut(&key) else {
             return self.insert_new(key, port, now_ms);
@@ -334,7 +349,7 @@ impl MacTable {
     pub fn lookup(&self, vlan: u16, mac: &Mac, now_ms: u64) -> Option<PortId> {
         self.map
             .get(&(vlan, *mac))
-            .filter(|e| now_ms.saturating_sub(e.last_seen_ms) <= self.expire_ms)
+            .filter(|e| now_ms.saturating_sub(e.last_seen_ms) <= self.expire())
             .map(|e| e.port)
     }
 
@@ -349,7 +364,7 @@ impl MacTable {
             return 0;
         }
         self.last_gc_ms = now_ms;
-        let expire = self.expire_ms;
+        let expire = self.expire();
         let before = self.map.len();
         let per_port = &mut self.per_port;
         self.map.retain(|_, e| {
@@ -468,6 +483,8 @@ pub struct Switch {
     pub table: MacTable,
     /// Frames dropped before a port could be charged (unknown ingress).
     pub global_drops: [u64; DROP_REASONS],
+    /// The spanning tree (`-F`); None: every port forwards, BPDUs are switched as data.
+    pub stp: Option<Cst>,
 }
 
 impl Switch {
@@ -481,6 +498,7 @@ impl Switch {
             hub,
             table: MacTable::new(hashsize),
             global_drops: [0; DROP_REASONS],
+            stp: None,
         }
     }
 
@@ -581,6 +599,68 @@ impl Switch {
         found
     }
 
+    /// Turns on the spanning tree (`-F`) with bridge id `priority`.`mac`. Ports with a
+    /// client get their link up now.
+    pub fn enable_stp(&mut self, mac: Mac, priority: u16, timers: Timers, now_ms: u64) {
+        self.stp = Some(Cst::new(mac, priority, self.numports, timers, now_ms));
+        self.stp_sync(now_ms);
+    }
+
+    /// Brings the tree's links in line with which ports have clients, and applies what the
+    /// tree decided to the MAC table: addresses of ports that stopped forwarding go, and
+    /// aging is short during a topology change.
+    fn stp_sync(&mut self, now_ms: u64) {
+        let Some(stp) = self.stp.as_mut() else {
+            return;
+        };
+        let mut stopped = Vec::new();
+        for p in 1..=self.numports {
+            let up = self.ports[p as usize].as_ref().is_some_and(|x| x.active());
+            stopped.extend(stp.link(p, up, now_ms));
+        }
+        self.stp_apply(stopped);
+    }
+
+    fn stp_apply(&mut self, stopped: Vec<PortId>) {
+        for p in stopped {
+            self.table.flush_port(p);
+        }
+        self.table.tc_expire_ms = self.stp.as_ref().and_then(|s| s.fast_aging_ms());
+    }
+
+    /// The spanning tree's timers (call every 1/4 s or so). BPDUs to send are then in
+    /// [`Switch::take_bpdus`].
+    pub fn stp_tick(&mut self, now_ms: u64) {
+        self.stp_sync(now_ms);
+        if let Some(stp) = self.stp.as_mut() {
+            let stopped = stp.tick(now_ms);
+            self.stp_apply(stopped);
+        }
+    }
+
+    /// Runs `f` on the tree (console commands), then applies what it changed.
+    pub fn stp_do(&mut self, f: impl FnOnce(&mut Cst) -> Vec<PortId>) -> bool {
+        match self.stp.as_mut() {
+            Some(stp) => {
+                let stopped = f(stp);
+                self.stp_apply(stopped);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// BPDU frames the tree wants sent, by port (untagged, whatever the port's VLANs).
+    pub fn take_bpdus(&mut self) -> Vec<(PortId, Vec<u8>)> {
+        self.stp.as_mut().map(|s| s.take_out()).unwrap_or_default()
+    }
+
+    /// Whether port `q` may send data frames (always without spanning tree).
+    #[inline]
+    fn egress_ok(&self, q: PortId) -> bool {
+        self.stp.as_ref().map_or(true, |s| s.forwards(q))
+    }
+
     /// Count an ingress drop on port `p`.
     pub fn count_drop(&mut self, p: PortId, r: DropReason) {
         match self.port_mut(p) {
@@ -628,9 +708,39 @@ impl Switch {
         inp.counters.in_frames += 1;
         inp.counters.in_bytes += frame.len() as u64;
 
+        let mut learn_only = false;
+        if self.stp.is_some() && in_port != 0 {
+            // A port that carries frames has a link, even before the next tick sees it.
+            let stp = self.stp.as_mut().expect("checked");
+            let mut stopped = stp.link(in_port, true, now_ms);
+            if eth.dst() == STP_GROUP {
+                stopped.extend(stp.receive(in_port, frame, now_ms));
+                self.stp_apply(stopped);
+                return Ok(None);
+            }
+            if !stopped.is_empty() {
+                self.stp_apply(stopped);
+            }
+            let stp = self.stp.as_mut().expect("checked");
+            match stp.state(in_port) {
+                PortState::Forwarding => {}
+                PortState::Learning => {
+                    stp.counters[in_port as usize].discarded += 1;
+                    learn_only = true;
+                }
+                _ => {
+                    stp.counters[in_port as usize].discarded += 1;
+                    return Ok(None);
+                }
+            }
+        }
+        let inp = self.ports[in_port as usize]
+            .as_mut()
+            .expect("looked up above");
+
         if self.hub {
             for p in 1..=self.numports {
-                if p != in_port && self.port(p).is_some_and(|x| x.active()) {
+                if p != in_port && self.port(p).is_some_and(|x| x.active()) && self.egress_ok(p) {
                     out.push(Egress {
                         port: p,
                         action: TagAction::Unchanged,
@@ -663,6 +773,9 @@ impl Switch {
         } else {
             None
         };
+        if learn_only {
+            return Ok(learned);
+        }
 
         let dst = eth.dst();
         let action_for = |port: &Port| -> TagAction {
@@ -679,7 +792,10 @@ impl Switch {
                     self.count_drop(in_port, DropReason::SamePort);
                     return Err(DropReason::SamePort);
                 }
-                if let Some(port) = self.port(q).filter(|p| p.active() && p.member(vlan)) {
+                if let Some(port) = self
+                    .port(q)
+                    .filter(|p| p.active() && p.member(vlan) && self.egress_ok(q))
+                {
                     out.push(Egress {
                         port: q,
                         action: action_for(port),
@@ -694,7 +810,7 @@ impl Switch {
                 continue;
             }
             if let Some(port) = port {
-                if port.active() && port.member(vlan) {
+                if port.active() && port.member(vlan) && self.egress_ok(q) {
                     out.push(Egress {
                         port: q,
                         action: action_for(port),
@@ -997,6 +1113,109 @@ mod tests {
             Err(AllocError::Denied)
         );
         assert_eq!(sw.alloc(PortRequest::Port(1), Some(5), &[], ep(8)), Ok(1));
+    }
+
+    #[test]
+    fn spanning_tree_gates_learning_and_forwarding_and_eats_bpdus() {
+        use crate::stp::bpdu::{Bpdu, BridgeId, Config};
+        let mut sw = sw_with(&[1, 2, 3]);
+        let t = Timers {
+            max_age: 6 * 256,
+            hello_time: 256,
+            forward_delay: 4 * 256,
+        };
+        sw.enable_stp([2, 0, 0, 0, 0, 0x99], 0x8000, t, 0);
+        let mut out = Vec::new();
+        let state = |sw: &Switch, p| sw.stp.as_ref().unwrap().state(p);
+        // Link up: Listening, then Learning after 4 s, then Forwarding after 8 s.
+        assert_eq!(state(&sw, 1), PortState::Listening);
+        assert_eq!(state(&sw, 4), PortState::Disabled);
+        sw.forward(1, &frame(B, A, None), 100, &mut out).unwrap();
+        assert!(out.is_empty() && sw.table.is_empty());
+        sw.stp_tick(4_100);
+        assert_eq!(state(&sw, 1), PortState::Learning);
+        assert_eq!(
+            sw.forward(1, &frame(B, A, None), 4_200, &mut out),
+            Ok(Some(Learned::New))
+        );
+        assert!(out.is_empty());
+        sw.stp_tick(8_100);
+        assert_eq!(state(&sw, 2), PortState::Forwarding);
+        sw.forward(1, &frame(BC, A, None), 8_200, &mut out).unwrap();
+        assert_eq!(out.iter().map(|e| e.port).collect::<Vec<_>>(), vec![2, 3]);
+        // The root hellos every second on its designated ports, untagged, to the group address.
+        sw.take_bpdus();
+        sw.stp_tick(9_300);
+        let b = sw.take_bpdus();
+        assert_eq!(b.iter().map(|(p, _)| *p).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(b[0].1[..6], STP_GROUP);
+        // A better root heard on port 3 twice (a loop): port 3 becomes root port, and the
+        // BPDU itself goes to the tree, never out of a port.
+        let better = |port_id, flags| {
+            Bpdu::Config(Config {
+                flags,
+                root: BridgeId {
+                    priority: 0x1000,
+                    mac: [2, 0, 0, 0, 0, 1],
+                },
+                root_path_cost: 0,
+                bridge: BridgeId {
+                    priority: 0x1000,
+                    mac: [2, 0, 0, 0, 0, 1],
+                },
+                port_id,
+                message_age: 0,
+                max_age: t.max_age,
+                hello_time: t.hello_time,
+                forward_delay: t.forward_delay,
+            })
+            .encode_frame([2, 0, 0, 0, 0, 1])
+        };
+        assert_eq!(sw.forward(3, &better(0x8001, 0), 9_400, &mut out), Ok(None));
+        assert!(out.is_empty());
+        assert_eq!(sw.forward(2, &better(0x8002, 0), 9_400, &mut out), Ok(None));
+        let stp = sw.stp.as_ref().unwrap();
+        assert_eq!(stp.bridge.root_port(), Some(2), "port 3 (index 2)");
+        assert_eq!(stp.state(2), PortState::Blocking);
+        assert_eq!((stp.counters[3].bpdu_in, stp.counters[2].bpdu_in), (1, 1));
+        // Port 2 blocks: frames from it are discarded, frames never go to it.
+        sw.forward(2, &frame(BC, B, None), 9_500, &mut out).unwrap();
+        assert!(out.is_empty());
+        sw.forward(1, &frame(BC, A, None), 9_500, &mut out).unwrap();
+        assert_eq!(out.iter().map(|e| e.port).collect::<Vec<_>>(), vec![3]);
+        // One tree for all VLANs: a blocked port blocks tagged traffic too.
+        sw.vlans.insert(10);
+        for p in 1..=3 {
+            sw.port_mut(p).unwrap().tagged.insert(10);
+        }
+        sw.forward(2, &frame(BC, B, Some(10)), 9_500, &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        sw.forward(1, &frame(BC, A, Some(10)), 9_500, &mut out)
+            .unwrap();
+        assert_eq!(out.iter().map(|e| e.port).collect::<Vec<_>>(), vec![3]);
+        // Port 2 stopped forwarding: we sent a TCN towards the root. When the root flags
+        // the topology change, aging drops to forward delay, and back when it ends.
+        assert!(sw
+            .take_bpdus()
+            .iter()
+            .any(|(p, f)| *p == 3 && Bpdu::decode_frame(f).map(|(_, b)| b) == Ok(Bpdu::Tcn)));
+        assert_eq!(sw.table.expire(), 100_000);
+        sw.forward(3, &better(0x8001, 0x81), 9_600, &mut out)
+            .unwrap();
+        assert_eq!(sw.table.expire(), 4_000);
+        sw.forward(3, &better(0x8001, 0), 10_600, &mut out).unwrap();
+        assert_eq!(sw.table.expire(), 100_000);
+    }
+
+    #[test]
+    fn without_spanning_tree_bpdus_are_flooded_as_before() {
+        let mut sw = sw_with(&[1, 2]);
+        let mut out = Vec::new();
+        sw.forward(1, &frame(STP_GROUP, A, None), 0, &mut out)
+            .unwrap();
+        assert_eq!(out.iter().map(|e| e.port).collect::<Vec<_>>(), vec![2]);
+        assert!(sw.take_bpdus().is_empty());
     }
 
     #[test]

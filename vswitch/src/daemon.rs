@@ -149,6 +149,8 @@ pub struct Daemon {
     seed: u64,
     /// `now_ms` of the last pending-handshake timeout scan.
     last_pending_scan_ms: u64,
+    /// `now_ms` of the last spanning tree tick.
+    last_stp_tick_ms: u64,
     /// When to accept again after running out of descriptors (epoll is edge-triggered: the
     /// connections left in the backlog would wait for the next connect without this).
     accept_retry_at: Option<Instant>,
@@ -220,6 +222,13 @@ impl Daemon {
         let mut sw = Switch::new(numports, cfg.hub, cfg.hashsize);
         sw.table.max_entries = cfg.mac_table_size;
         sw.table.max_per_port = cfg.mac_per_port;
+        let mac = switch_mac(seed);
+        if cfg.stp {
+            // The management port's address, made locally administered: a bridge id's MAC.
+            let mut m = mac;
+            m[0] = 0x02;
+            sw.enable_stp(m, cfg.stp_priority, Default::default(), 0);
+        }
         Ok(Daemon {
             sw,
             poll: Poll::new()?,
@@ -233,7 +242,7 @@ impl Daemon {
             captures: HashMap::new(),
             start: Instant::now(),
             batch_now_ms: 0,
-            mac: switch_mac(seed),
+            mac,
             log: RateLog::new(),
             stats: Stats::default(),
             sig_read: None,
@@ -259,6 +268,7 @@ impl Daemon {
             created_streams_dir: false,
             seed,
             last_pending_scan_ms: 0,
+            last_stp_tick_ms: 0,
             cfg,
         })
     }

@@ -1,5 +1,5 @@
 //! `vswitch`: command line only; the switch is in the library.
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use vswitch::accounts::gid_of;
@@ -111,13 +111,14 @@ struct Cli {
     /// Do not read console commands from stdin.
     #[arg(long = "nostdin")]
     nostdin: bool,
-    /// Fast spanning tree (not implemented: refused).
+    /// Spanning tree: 802.1D STP, one tree over all VLANs, BPDUs untagged (docs/stp.md).
     #[arg(short = 'F', long = "fstp")]
     fstp: bool,
-    /// Accepted for compatibility (FSTP only).
+    /// Accepted for compatibility (ignored: the bridge address is the switch's).
     #[arg(long = "macaddr", hide = true)]
     macaddr: Option<String>,
-    #[arg(long = "priority", hide = true)]
+    /// Spanning tree bridge priority (decimal or 0x hex, default 0x8000).
+    #[arg(long = "priority")]
     priority: Option<String>,
     #[arg(short = 'D', long = "debugclients", hide = true)]
     debugclients: Option<String>,
@@ -225,9 +226,11 @@ fn real_main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         None => {
-            if cli.fstp {
-                bail!("-F/--fstp: fast spanning tree is not implemented by vswitch");
-            }
+            let stp_priority = match cli.priority.as_deref() {
+                None => 0x8000,
+                Some(s) => parse_u16(s)
+                    .ok_or_else(|| anyhow::anyhow!("--priority {s}: expected 0..65535"))?,
+            };
             let root = euid() == 0;
             let mut cfg = Config {
                 sock_dir: cli.sock.unwrap_or_else(|| {
@@ -240,6 +243,8 @@ fn real_main(cli: Cli) -> Result<i32> {
                 mgmt: cli.mgmt,
                 numports: cli.numports,
                 hub: cli.hub,
+                stp: cli.fstp,
+                stp_priority,
                 daemonize: cli.daemon,
                 pidfile: cli.pidfile,
                 rcfile: cli.rcfile,
@@ -282,4 +287,12 @@ fn real_main(cli: Cli) -> Result<i32> {
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
+}
+
+/// A u16 in decimal or 0x hex.
+fn parse_u16(s: &str) -> Option<u16> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u16::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
 }

@@ -1,7 +1,8 @@
 //! Our BPDU wire format against the Linux kernel bridge (`stp_state 1`, kernel 802.1D STP):
 //! a namespace holds `br0` and a veth pair, one end enslaved, the other read and written by
 //! this test through an AF_PACKET socket. First hand-made BPDUs, then our `stp::fsm` bridge
-//! as br0's peer. Skips (printing why) only when not root.
+//! as br0's peer, then a `vswitch -F` daemon cabled to br0 twice through taps. Skips
+//! (printing why) only when not root.
 
 mod common;
 
@@ -407,4 +408,108 @@ fn fsm_bridge_follows_br0_as_root() {
         br0,
         "a non-root bridge runs on the root's timers"
     );
+}
+
+/// `vswitch -F`'s tree (JSON) as (port, state).
+fn vswitch_states(sw: &Sw) -> Vec<(u64, String)> {
+    let r = sw.mgmt().cmd("json stp/print").unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.data[0]).unwrap();
+    v["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["port"].as_u64().unwrap(), text(&p["state"])))
+        .collect()
+}
+
+/// A JSON string's text ("" for anything else).
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// The kernel's port state (include/uapi/linux/if_bridge.h).
+fn br_state(ns: &Netns, port: &str) -> &'static str {
+    match num(ns, &format!("br0/brif/{port}/state")) {
+        0 => "disabled",
+        1 => "listening",
+        2 => "learning",
+        3 => "forwarding",
+        4 => "blocking",
+        _ => "?",
+    }
+}
+
+#[test]
+fn vswitch_daemon_and_br0_cabled_twice_share_one_tree() {
+    if !is_root() {
+        println!("skipped: creating a namespace with a Linux bridge needs root");
+        return;
+    }
+    require("ip", "iproute2");
+    let ns = netns("stv");
+    let (t1, t2) = (uniq("s1"), uniq("s2"));
+    let o = netns_sh(
+        &ns,
+        &format!(
+            "ip link add br0 type bridge stp_state 1 priority 32768 \
+               forward_delay 400 hello_time 100 max_age 600 && \
+             ip tuntap add dev {t1} mode tap && ip tuntap add dev {t2} mode tap && \
+             sysctl -qw net.ipv6.conf.{t1}.disable_ipv6=1 net.ipv6.conf.{t2}.disable_ipv6=1 \
+               net.ipv6.conf.br0.disable_ipv6=1"
+        ),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The timers must be in place before the taps' links come up: an rc file.
+    let rc = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        rc.path(),
+        "stp/setmaxage 6\nstp/setfwddelay 4\nstp/sethello 1\nstp/setprio 4096\n",
+    )
+    .unwrap();
+    let rcp = rc.path().display().to_string();
+    let sw = Sw::start_with(
+        bin(),
+        &["-F", "-f", &rcp, "-t", &t1, "-t", &t2],
+        &["ip", "netns", "exec", &ns.name],
+    );
+    let o = netns_sh(
+        &ns,
+        &format!(
+            "ip link set {t1} master br0 && ip link set {t2} master br0 && \
+             ip link set {t1} up && ip link set {t2} up && ip link set br0 up"
+        ),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let info = |sw: &Sw| -> serde_json::Value {
+        let r = sw.mgmt().cmd("json stp/showinfo").unwrap();
+        serde_json::from_str(&r.data[0]).unwrap()
+    };
+    let ours = text(&info(&sw)["bridge_id"]);
+    assert!(ours.starts_with("1000."), "{ours}");
+
+    // vswitch is root: br0 adopts it, forwards on the tap facing our port 1 and blocks the
+    // other; both of ours forward.
+    let t = Instant::now();
+    wait_for("br0 to block one tap", Duration::from_secs(30), || {
+        sysfs(&ns, "br0/bridge/root_id") == ours
+            && br_state(&ns, &t1) == "forwarding"
+            && br_state(&ns, &t2) == "blocking"
+            && vswitch_states(&sw) == vec![(1, "forwarding".into()), (2, "forwarding".into())]
+    });
+    println!("vswitch as root: converged with br0 in {:?}", t.elapsed());
+
+    // Worse priority: br0 (0x8000) becomes root once our old information ages out; now we
+    // block the tap facing br0's higher port.
+    sw.cmds(&["stp/setprio 0xf000"]);
+    let theirs = sysfs(&ns, "br0/bridge/bridge_id");
+    let t = Instant::now();
+    wait_for("vswitch to block one port", Duration::from_secs(40), || {
+        text(&info(&sw)["root_id"]) == theirs
+            && vswitch_states(&sw) == vec![(1, "forwarding".into()), (2, "blocking".into())]
+            && br_state(&ns, &t1) == "forwarding"
+            && br_state(&ns, &t2) == "forwarding"
+    });
+    println!("br0 as root: converged in {:?}", t.elapsed());
+    assert_eq!(info(&sw)["root_port"], 1);
+    assert_eq!(num(&ns, "br0/bridge/root_port"), 0, "br0 is root");
 }

@@ -63,6 +63,10 @@ pub(super) fn json_cmd(sw: &mut Switch, ctx: &Ctx<'_>, arg: &str) -> Reply {
                 .collect();
             json!({ "entries": e })
         }
+        "stp/showinfo" | "stp/print" => match super::stp::stp_json(sw, cmd, a) {
+            Ok(v) => v,
+            Err(e) => return Reply::data_err(vec![], e),
+        },
         "port/showinfo" | "showinfo" | "hash/showinfo" => json!({
             "pid": ctx.pid,
             "uptime_s": ctx.uptime_s,

@@ -90,6 +90,10 @@ pub struct Config {
     pub mgmt: Option<PathBuf>,
     pub numports: u16,
     pub hub: bool,
+    /// `-F`/`--fstp`: run 802.1D spanning tree (one tree over all VLANs).
+    pub stp: bool,
+    /// `--priority`: the spanning tree bridge priority.
+    pub stp_priority: u16,
     pub daemonize: bool,
     pub pidfile: Option<PathBuf>,
     pub rcfile: Option<PathBuf>,
@@ -192,6 +196,8 @@ impl Default for Config {
             mgmt: None,
             numports: 32,
             hub: false,
+            stp: false,
+            stp_priority: 0x8000,
             daemonize: false,
             pidfile: None,
             rcfile: None,

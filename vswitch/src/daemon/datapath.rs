@@ -172,7 +172,7 @@ impl Daemon {
 
     /// A switched frame for `port`: egress impairment, then the port's endpoints.
     #[inline]
-    fn deliver(&mut self, port: PortId, frame: &[u8]) {
+    pub(super) fn deliver(&mut self, port: PortId, frame: &[u8]) {
         if let Some(q) = self.impair_out.get_mut(&port) {
             let now = self.start.elapsed().as_micros() as u64;
             if let Err(r) = q.push(frame, now) {

@@ -12,6 +12,9 @@ use std::io::{self, Write};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
+/// How often the spanning tree's timers run.
+const STP_TICK_MS: u64 = 250;
+
 impl Daemon {
     /// Main loop.
     pub fn serve(&mut self) -> Result<()> {
@@ -165,6 +168,10 @@ impl Daemon {
         if self.connectors.iter().any(|c| c.ep.is_none()) {
             t = t.min(500_000);
         }
+        if self.sw.stp.is_some() {
+            let next = self.last_stp_tick_ms + STP_TICK_MS;
+            t = t.min(next.saturating_sub(now / 1000) * 1000);
+        }
         if let Some(at) = self.accept_retry_at {
             let left = at.saturating_duration_since(std::time::Instant::now());
             t = t.min(left.as_micros() as u64);
@@ -179,6 +186,16 @@ impl Daemon {
 
     fn run_timers(&mut self) {
         let now_ms = self.now_ms();
+        if self.sw.stp.is_some() {
+            if now_ms >= self.last_stp_tick_ms + STP_TICK_MS {
+                self.last_stp_tick_ms = now_ms;
+                self.sw.stp_tick(now_ms);
+            }
+            // BPDUs from the tick, from BPDUs received and from console commands.
+            for (p, f) in self.sw.take_bpdus() {
+                self.deliver(p, &f);
+            }
+        }
         self.sw.table.gc(now_ms);
         // Once a second: the pending handshakes are few, but this runs every wake-up.
         if now_ms.saturating_sub(self.last_pending_scan_ms) >= 1000 {

@@ -99,6 +99,7 @@ pub fn fuzz_session(data: &[u8]) {
         pid: 1,
         mac: [0; 6],
         uptime_s: 0,
+        now_ms: 0,
         mgmt: None,
         mgmt_mode: 0o600,
         ctl_dir: String::new(),

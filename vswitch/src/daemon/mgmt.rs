@@ -255,6 +255,7 @@ impl Daemon {
             pid: std::process::id(),
             mac: self.mac,
             uptime_s: self.start.elapsed().as_secs(),
+            now_ms: self.now_ms(),
             mgmt: self.cfg.mgmt.as_ref().map(|p| p.display().to_string()),
             mgmt_mode: self.cfg.mgmt_mode,
             ctl_dir: self.cfg.sock_dir.display().to_string(),

@@ -159,6 +159,44 @@ impl Bridge {
         self.ports[port].path_cost = cost;
     }
 
+    /// Grows or shrinks the bridge to `ports` ports. New ports start Disabled (link down);
+    /// the caller removes only ports that are Disabled.
+    pub fn set_ports(&mut self, ports: usize) {
+        self.ports.truncate(ports);
+        while self.ports.len() < ports {
+            let i = self.ports.len();
+            let id = 0x8000 | (i as u16 + 1);
+            self.ports.push(Port {
+                id,
+                path_cost: DEFAULT_PATH_COST,
+                state: PortState::Disabled,
+                advance_at: None,
+                info: Vector {
+                    root: self.root,
+                    cost: self.root_cost,
+                    bridge: self.id,
+                    port: id,
+                },
+                born: None,
+                tca: false,
+            });
+        }
+        if self.root_port.is_some_and(|p| p >= ports) {
+            self.configuration_update();
+        }
+    }
+
+    /// Sets a port's path cost and recomputes the tree at once (802.1D 8.8.6).
+    pub fn change_path_cost(&mut self, port: usize, cost: u32, now: Ticks) -> Out {
+        let mut out = Vec::new();
+        let was_root = self.is_root();
+        self.ports[port].path_cost = cost;
+        self.configuration_update();
+        self.port_state_selection(now, &mut out);
+        self.after_root_change(was_root, now, &mut out);
+        out
+    }
+
     /// This bridge's id.
     pub fn id(&self) -> BridgeId {
         self.id
@@ -183,6 +221,67 @@ impl Bridge {
     /// A port's state.
     pub fn state(&self, port: usize) -> PortState {
         self.ports[port].state
+    }
+
+    /// The cost of our path to the root (0 on the root).
+    pub fn root_cost(&self) -> u32 {
+        self.root_cost
+    }
+    /// The timers configured here (used while this bridge is root).
+    pub fn conf(&self) -> Timers {
+        self.conf
+    }
+    /// Number of ports.
+    pub fn ports(&self) -> usize {
+        self.ports.len()
+    }
+    /// A port's id (priority and number) as sent in BPDUs.
+    pub fn port_id(&self, port: usize) -> u16 {
+        self.ports[port].id
+    }
+    /// A port's path cost.
+    pub fn path_cost(&self, port: usize) -> u32 {
+        self.ports[port].path_cost
+    }
+    /// The designated information held for a port's segment: root, root path cost,
+    /// designated bridge and designated port.
+    pub fn designated(&self, port: usize) -> (BridgeId, u32, BridgeId, u16) {
+        let i = self.ports[port].info;
+        (i.root, i.cost, i.bridge, i.port)
+    }
+
+    /// Sets the timers this bridge uses when it is root (802.1D 8.8.5); a running Listening
+    /// or Learning period keeps the delay it started with.
+    pub fn set_timers(&mut self, t: Timers) {
+        self.conf = t;
+        if self.is_root() {
+            self.timers = t;
+        }
+    }
+
+    /// Sets the bridge priority (802.1D 8.8.4): the id changes, the segments we are
+    /// designated for take the new id, and the tree is recomputed.
+    pub fn set_priority(&mut self, priority: u16, now: Ticks) -> Out {
+        let mut out = Vec::new();
+        let was_root = self.is_root();
+        let designated: Vec<usize> = (0..self.ports.len())
+            .filter(|&p| self.is_designated(p))
+            .collect();
+        self.id.priority = priority;
+        if was_root {
+            self.root = self.id;
+        }
+        for p in designated {
+            self.become_designated(p);
+        }
+        self.configuration_update();
+        self.port_state_selection(now, &mut out);
+        if was_root && !self.is_root() {
+            self.next_hello = None;
+        }
+        self.after_root_change(was_root, now, &mut out);
+        self.config_bpdu_generation(now, &mut out);
+        out
     }
 
     /// A port's role.
