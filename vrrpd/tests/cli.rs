@@ -49,7 +49,7 @@ fn check_reports_errors_with_file_and_line_and_warnings() {
     assert!(ok, "{err}");
     assert!(
         err.contains(&format!(
-            "{}:4: warning: unknown or unsupported keyword 'lvs_sync_daemon'",
+            "{}:4: warning: 'lvs_sync_daemon' (LVS) ignored: vrrpd does VRRP only",
             warn.display()
         )),
         "{err}"
