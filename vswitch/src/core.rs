@@ -1332,4 +1332,54 @@ mod tests {
         sw.release(1, 101);
         assert!(sw.table.is_empty());
     }
+
+    #[test]
+    fn mab_port_forwards_only_after_accept_in_the_radius_vlan() {
+        use crate::auth::mab::Server;
+        use crate::auth::radius::*;
+        let mut sw = sw_with(&[1, 2, 3]);
+        sw.vlans.insert(10);
+        sw.port_mut(2).unwrap().untagged = 10;
+        sw.auth.server = Some(Server {
+            addr: "127.0.0.1:1812".parse().unwrap(),
+            secret: b"s".to_vec(),
+            nas_ip: std::net::Ipv4Addr::LOCALHOST,
+            nas_identifier: "t".into(),
+        });
+        assert!(sw.set_auth(1, true));
+        let mut out = Vec::new();
+        let ports = |out: &Vec<Egress>| out.iter().map(|e| e.port).collect::<Vec<_>>();
+        assert_eq!(
+            sw.forward(1, &frame(BC, A, None), 0, &mut out),
+            Err(DropReason::Unauthorized)
+        );
+        // Nothing reaches the auth port either while its MAC is pending.
+        sw.forward(3, &frame(BC, B, None), 1, &mut out).unwrap();
+        assert!(ports(&out).is_empty(), "{out:?}");
+        let req = sw.take_radius();
+        assert_eq!(req.len(), 1);
+        let (id, auth, user) = peek_request(&req[0]).unwrap();
+        assert_eq!(user, "02-00-00-00-00-0A");
+        let attrs = [
+            (TUNNEL_TYPE, vec![0, 0, 0, 13]),
+            (TUNNEL_MEDIUM_TYPE, vec![0, 0, 0, 6]),
+            (TUNNEL_PRIVATE_GROUP_ID, b"10".to_vec()),
+        ];
+        let r = encode_reply(ACCESS_ACCEPT, id, &auth, &attrs, b"s", true);
+        assert!(sw.auth_reply(&r, 5).is_some());
+        assert_eq!(sw.port(1).unwrap().untagged_vlan(), 10);
+        sw.forward(1, &frame(BC, A, None), 6, &mut out).unwrap();
+        assert_eq!(ports(&out), vec![2], "VLAN 10 only");
+        assert_eq!(out[0].action, TagAction::Unchanged);
+        sw.forward(2, &frame(A, B, None), 7, &mut out).unwrap();
+        assert_eq!(ports(&out), vec![1]);
+        assert_eq!(
+            sw.port(1).unwrap().counters.drops[DropReason::Unauthorized as usize],
+            1
+        );
+        // The client leaves: the MAC is forgotten, the port is closed again.
+        assert!(sw.release(1, 101));
+        assert_eq!(sw.port(1).unwrap().auth_vlan, None);
+        assert!(sw.auth.ports[1].stations.is_empty());
+    }
 }
