@@ -4,9 +4,10 @@
 //! MAC as name and password, one with the RFC 3580 VLAN 10 reply. vswitch runs in the same
 //! namespace; the test's VDE clients reach it through its directory.
 //!
-//! Not labwall's generated server configuration (that one needs a PKI and
-//! `ramux-radius-start` even for MAB): the request format is what is checked here, against
-//! the server that parses it. Debian's stock `reject_delay = 1` holds each reject for 1 s,
+//! `mab_against_labwall_freeradius` runs the same checks against the site's configuration
+//! as labwall generates it (labwall/tests/radius.rs's way: Debian's configuration with the
+//! generated files in place, a throwaway PKI, started by ramux-radius-start), where MAB goes
+//! through `rewrite_calling_station_id` and `ramux_macs`. Debian's stock `reject_delay = 1` holds each reject for 1 s,
 //! so the reply timeout is set to 1.5 s.
 
 #[allow(unused_imports)]
@@ -114,11 +115,117 @@ fn time_to_forward(from: &Port, to: &Port, src: [u8; 6], within: Duration) -> Op
     None
 }
 
+/// labwall's generated FreeRADIUS configuration for a site with one port NAS (127.0.0.1,
+/// secret `radius/nas/sw1`) and two MAB lines (KNOWN -> 10, KNOWN2 -> 20), started by
+/// ramux-radius-start.
+fn start_labwall_radius(
+    ns: &Netns,
+    dir: &std::path::Path,
+    secret: &str,
+) -> (Proc, std::path::PathBuf) {
+    use labwall::aaa::radius::{freeradius_files_with, Options};
+    use labwall::aaa::{MacVlan, Nas, Services};
+    require("openssl", "openssl");
+    // freeradius drops to freerad: the scratch directory must be traversable.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+    let secrets = dir.join("secrets");
+    fs::create_dir_all(secrets.join("radius/nas")).unwrap();
+    fs::set_permissions(&secrets, fs::Permissions::from_mode(0o700)).unwrap();
+    let script = "set -e; mkdir -p secrets/pki pki; cd pki
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -subj /CN=vsw-test-ca -days 2 2>/dev/null
+openssl req -new -newkey rsa:2048 -nodes -keyout radius.key -out radius.csr -subj /CN=radius 2>/dev/null
+openssl x509 -req -in radius.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out radius.crt -days 2 2>/dev/null
+cp ca.crt radius.crt radius.key ../secrets/pki/; chmod 600 ../secrets/pki/*";
+    let o = Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pki: {o:?}");
+    let sf = secrets.join("radius/nas/sw1");
+    fs::write(&sf, format!("{secret}\n")).unwrap();
+    fs::set_permissions(&sf, fs::Permissions::from_mode(0o600)).unwrap();
+    let services = Services {
+        nas: vec![Nas {
+            name: "sw1".into(),
+            addr: "127.0.0.1".parse().unwrap(),
+            secret: "sw1".into(),
+            vpn: false,
+            line: 1,
+        }],
+        mab: vec![
+            MacVlan {
+                mac: KNOWN,
+                vlan: 10,
+                line: 2,
+            },
+            MacVlan {
+                mac: KNOWN2,
+                vlan: 20,
+                line: 3,
+            },
+        ],
+        ..Services::default()
+    };
+    let opts = Options {
+        secrets_dir: secrets.display().to_string(),
+        run_dir: dir.join("run").display().to_string(),
+        vlan_prefix: Default::default(),
+    };
+    let conf = dir.join("conf");
+    let o = Command::new("cp")
+        .args(["-a", "/etc/freeradius/3.0"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "copy /etc/freeradius/3.0: {o:?}");
+    for (rel, text) in freeradius_files_with(&services, &opts).unwrap() {
+        let p = conf.join(rel);
+        let _ = fs::remove_file(&p); // a stock symlink: replace it, not its target
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, text).unwrap();
+    }
+    let start = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../overlays/dns/usr/sbin/ramux-radius-start");
+    let log = dir.join("radius.log");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(start)
+        .args(["-X", "-l", "stdout"])
+        .env("RAMUX_RADIUS_CONF", &conf)
+        .stdout(fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ramux-radius-start");
+    let mut p = Proc(child);
+    wait_for("freeradius ready", Duration::from_secs(30), || {
+        if let Ok(Some(st)) = p.0.try_wait() {
+            panic!(
+                "freeradius exited: {st}\n{}",
+                fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        fs::read_to_string(&log).is_ok_and(|l| l.contains("Ready to process requests"))
+    });
+    (p, log)
+}
+
 #[test]
 fn mab_against_freeradius() {
+    run_mab("stock", start_radius);
+}
+
+#[test]
+fn mab_against_labwall_freeradius() {
+    run_mab("labwall", start_labwall_radius);
+}
+
+type Starter = fn(&Netns, &std::path::Path, &str) -> (Proc, std::path::PathBuf);
+
+fn run_mab(tag: &str, start: Starter) {
     require("freeradius", "freeradius");
     assert!(is_root(), "needs root (network namespace)");
-    let ns = netns("mab");
+    let ns = netns(&tag[..3]);
     let dir = tempfile::Builder::new()
         .prefix("vsw-mab-")
         .tempdir()
@@ -129,7 +236,7 @@ fn mab_against_freeradius() {
         .read_exact(&mut rnd)
         .unwrap();
     let secret: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
-    let (mut radius, log) = start_radius(&ns, dir.path(), &secret);
+    let (mut radius, log) = start(&ns, dir.path(), &secret);
     let sf = dir.path().join("nas.secret");
     fs::write(&sf, format!("{secret}\n")).unwrap();
     fs::set_permissions(&sf, fs::Permissions::from_mode(0o600)).unwrap();
@@ -157,7 +264,7 @@ fn mab_against_freeradius() {
     // The known MAC: dropped until the Accept, then forwarded in VLAN 10 only.
     let t = time_to_forward(&p1, &p2, KNOWN, Duration::from_secs(10))
         .expect("known MAC forwarded to VLAN 10");
-    println!("MAB: first frame to forwarding in VLAN 10: {t:?}");
+    println!("MAB ({tag}): first frame to forwarding in VLAN 10: {t:?}");
     let v = auth_json(&sw);
     let a1 = port_json(&v, 1);
     assert_eq!(a1["macs"][0]["state"], "authorized", "{v}");
@@ -191,7 +298,7 @@ fn mab_against_freeradius() {
     let dropped =
         a3["dropped_pending"].as_u64().unwrap() + a3["dropped_rejected"].as_u64().unwrap();
     assert_eq!(dropped, 20, "{a3}");
-    println!("MAB: unknown MAC: {a3}");
+    println!("MAB ({tag}): unknown MAC: {a3}");
 
     // FreeRADIUS stopped: a known MAC on another port stays out.
     let _ = radius.0.kill();
@@ -210,4 +317,5 @@ fn mab_against_freeradius() {
     println!("{}", text.data.join("\n"));
     let l = fs::read_to_string(&log).unwrap_or_default();
     assert!(l.contains("Sent Access-Accept"), "freeradius log:\n{l}");
+    assert!(l.contains("Sent Access-Reject"), "freeradius log:\n{l}");
 }
