@@ -7,6 +7,7 @@
 //! vswitch extensions: `json <command>` (the data block is one JSON document),
 //! `port/impair N in|out|both KEY VALUE`, `port/capture N FILE|off`.
 
+mod auth;
 mod fuzz;
 mod json;
 mod stp;
@@ -267,11 +268,41 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("stp/sethello", "S", "set the hello time in seconds (1..10)"),
     ("stp/setmaxage", "S", "set the max age in seconds (6..40)"),
+    (
+        "auth",
+        "============",
+        "PORT AUTHENTICATION MENU (MAB over RADIUS)",
+    ),
+    (
+        "auth/setradius",
+        "IP:PORT SECRETFILE [NASIP [NASID]]",
+        "RADIUS server, secret read from a file (off: none)",
+    ),
+    (
+        "auth/setmaxmacs",
+        "N",
+        "MACs per auth port (1..64, default 1)",
+    ),
+    (
+        "auth/settimers",
+        "MS TRIES HOLD",
+        "reply timeout (ms), sends per try, reject hold (s)",
+    ),
+    (
+        "auth/print",
+        "[N]",
+        "print auth ports: MACs, state, VLAN, counters",
+    ),
     ("port", "============", "PORT STATUS MENU"),
     ("port/showinfo", "", "show port info"),
     ("port/setnumports", "N", "set the number of ports"),
     ("port/sethub", "0/1", "1=HUB 0=switch"),
     ("port/setvlan", "N VLAN", "set port VLAN (untagged)"),
+    (
+        "port/setauth",
+        "N mab|off",
+        "MAC authentication (RADIUS) on port N",
+    ),
     (
         "port/createauto",
         "",
@@ -457,7 +488,9 @@ fn execute_depth(
         "hash" => hash_cmd(sw, ctx, cmd, arg),
         "fstp" => fstp_cmd(sw, ctx, cmd, arg),
         "stp" => stp::stp_cmd(sw, ctx, cmd, arg),
+        "auth" => auth::auth_cmd(sw, ctx, cmd, arg),
         "port" => match cmd {
+            "port/setauth" => auth::auth_cmd(sw, ctx, cmd, arg),
             "port/print" | "port/allprint" | "port/impair" | "port/capture" => {
                 port_status_cmd(sw, cmd, arg)
             }
@@ -705,6 +738,7 @@ fn port_setup_cmd(sw: &mut Switch, cmd: &str, arg: &str) -> Reply {
             if let Some(stp) = sw.stp.as_mut() {
                 stp.resize(n as u16);
             }
+            sw.auth_resize(n as u16);
             Reply::ok()
         }
         "port/sethub" => match ints(arg, 1) {

@@ -1,6 +1,7 @@
 //! The switching core: ports, VLAN membership, per-VLAN MAC learning with ageing, and the
 //! forwarding decision. Pure: no sockets, time comes in as `now_ms` (monotonic milliseconds).
 
+use crate::auth::mab::{Change, Mab, Verdict};
 use crate::impair::ImpairCfg;
 use crate::stp::bpdu::STP_GROUP;
 use crate::stp::cst::Cst;
@@ -43,10 +44,12 @@ pub enum DropReason {
     ImpairMtu,
     /// Impairment: delay queue over its bound.
     ImpairQueue,
+    /// `auth mab` port: the source MAC is not (yet) authorized.
+    Unauthorized,
 }
 
 /// Number of [`DropReason`] variants.
-pub const DROP_REASONS: usize = 11;
+pub const DROP_REASONS: usize = 12;
 
 impl DropReason {
     pub const ALL: [DropReason; DROP_REASONS] = [
@@ -61,6 +64,7 @@ impl DropReason {
         DropReason::ImpairLoss,
         DropReason::ImpairMtu,
         DropReason::ImpairQueue,
+        DropReason::Unauthorized,
     ];
     /// Name used in `port/print` and JSON.
     pub fn name(self) -> &'static str {
@@ -76,6 +80,7 @@ impl DropReason {
             DropReason::ImpairLoss => "impair_loss",
             DropReason::ImpairMtu => "impair_mtu",
             DropReason::ImpairQueue => "impair_queue",
+            DropReason::Unauthorized => "unauthorized",
         }
     }
 }
@@ -157,6 +162,9 @@ pub struct Port {
     pub impair_in: ImpairCfg,
     /// Impairments on frames leaving the switch to this port.
     pub impair_out: ImpairCfg,
+    /// `auth mab`: the VLAN RADIUS put the port's authorized MACs in, used instead of
+    /// `untagged` while set (kept in step by the core, see [`Switch::auth_sync`]).
+    pub auth_vlan: Option<u16>,
 }
 
 impl Port {
@@ -171,14 +179,20 @@ impl Port {
             counters: Counters::default(),
             impair_in: ImpairCfg::default(),
             impair_out: ImpairCfg::default(),
+            auth_vlan: None,
         }
+    }
+    /// The untagged VLAN in force: RADIUS's assignment, else the configured one.
+    #[inline]
+    pub fn untagged_vlan(&self) -> u16 {
+        self.auth_vlan.unwrap_or(self.untagged)
     }
     pub fn active(&self) -> bool {
         !self.endpoints.is_empty()
     }
     /// Member of VLAN `v` (untagged or tagged).
     pub fn member(&self, v: u16) -> bool {
-        self.untagged == v || self.tagged.contains(v)
+        self.untagged_vlan() == v || self.tagged.contains(v)
     }
 }
 
@@ -485,6 +499,10 @@ pub struct Switch {
     pub global_drops: [u64; DROP_REASONS],
     /// The spanning tree (`-F`); None: every port forwards, BPDUs are switched as data.
     pub stp: Option<Cst>,
+    /// Port authentication (`port/setauth`, `auth/*`).
+    pub auth: Mab,
+    /// Whether any port is in `auth mab` (the data path skips the authenticator otherwise).
+    auth_on: bool,
 }
 
 impl Switch {
@@ -499,6 +517,8 @@ impl Switch {
             table: MacTable::new(hashsize),
             global_drops: [0; DROP_REASONS],
             stp: None,
+            auth: Mab::new(numports, [0; 16]),
+            auth_on: false,
         }
     }
 
@@ -595,6 +615,10 @@ impl Switch {
         if !port.active() {
             port.user = None;
             self.table.flush_port(p);
+            if self.auth_on {
+                self.auth.port_down(p);
+                self.auth_sync();
+            }
         }
         found
     }
@@ -655,10 +679,84 @@ impl Switch {
         self.stp.as_mut().map(|s| s.take_out()).unwrap_or_default()
     }
 
-    /// Whether port `q` may send data frames (always without spanning tree).
+    /// Whether port `q` may send data frames (always without spanning tree or port
+    /// authentication).
     #[inline]
     fn egress_ok(&self, q: PortId) -> bool {
         self.stp.as_ref().map_or(true, |s| s.forwards(q))
+            && (!self.auth_on || self.auth.egress_ok(q))
+    }
+
+    /// Turns MAC authentication on or off on port `p` (its MACs are forgotten either way).
+    pub fn set_auth(&mut self, p: PortId, mab: bool) -> bool {
+        if !self.auth.set_mode(p, mab) {
+            return false;
+        }
+        self.table.flush_port(p);
+        self.auth_sync();
+        true
+    }
+
+    /// Whether some port is in `auth mab`.
+    #[inline]
+    pub fn auth_on(&self) -> bool {
+        self.auth_on
+    }
+
+    /// Ports 0..=n in the authenticator, after `port/setnumports`.
+    pub fn auth_resize(&mut self, n: u16) {
+        self.auth.resize(n);
+        self.auth_sync();
+    }
+
+    /// Brings each port's `auth_vlan` in line with the authenticator.
+    pub fn auth_sync(&mut self) {
+        self.auth_on = self.auth.any();
+        for (p, slot) in self.ports.iter_mut().enumerate() {
+            if let Some(port) = slot {
+                port.auth_vlan = self
+                    .auth
+                    .ports
+                    .get(p)
+                    .filter(|a| a.mab)
+                    .and_then(|a| a.vlan())
+                    .flatten();
+            }
+        }
+    }
+
+    fn auth_apply(&mut self, changes: &[Change]) {
+        for c in changes {
+            let (Change::Authorized { port, .. } | Change::Refused { port, .. }) = *c;
+            self.table.flush_port(port);
+        }
+        if !changes.is_empty() {
+            self.auth_sync();
+        }
+    }
+
+    /// The authenticator's timers (resends, holds, sessions); call every 1/4 s or so.
+    /// Requests to send are then in [`Switch::take_radius`].
+    pub fn auth_tick(&mut self, now_ms: u64) {
+        if self.auth_on {
+            let ch = self.auth.tick(now_ms);
+            self.auth_apply(&ch);
+        }
+    }
+
+    /// A datagram from the RADIUS server.
+    pub fn auth_reply(&mut self, buf: &[u8], now_ms: u64) -> Option<Change> {
+        let vlans = &self.vlans;
+        let ch = self.auth.reply(buf, now_ms, |v| vlans.contains(v));
+        if let Some(c) = ch {
+            self.auth_apply(&[c]);
+        }
+        ch
+    }
+
+    /// RADIUS datagrams the authenticator wants sent.
+    pub fn take_radius(&mut self) -> Vec<Vec<u8>> {
+        self.auth.take_out()
     }
 
     /// Count an ingress drop on port `p`.
@@ -734,6 +832,12 @@ impl Switch {
                 }
             }
         }
+        if self.auth_on && in_port != 0 {
+            if let Verdict::Drop = self.auth.check(in_port, &eth.src(), now_ms) {
+                self.count_drop(in_port, DropReason::Unauthorized);
+                return Err(DropReason::Unauthorized);
+            }
+        }
         let inp = self.ports[in_port as usize]
             .as_mut()
             .expect("looked up above");
@@ -760,11 +864,12 @@ impl Switch {
                 v
             }
             None => {
-                if inp.untagged == NO_VLAN {
+                let u = inp.untagged_vlan();
+                if u == NO_VLAN {
                     inp.counters.drops[DropReason::NoUntagged as usize] += 1;
                     return Err(DropReason::NoUntagged);
                 }
-                inp.untagged
+                u
             }
         };
         let src = eth.src();
@@ -779,7 +884,7 @@ impl Switch {
 
         let dst = eth.dst();
         let action_for = |port: &Port| -> TagAction {
-            match (tagged.is_some(), port.untagged == vlan) {
+            match (tagged.is_some(), port.untagged_vlan() == vlan) {
                 (true, true) => TagAction::Strip,
                 (true, false) => TagAction::Unchanged,
                 (false, true) => TagAction::Unchanged,
@@ -1226,5 +1331,55 @@ mod tests {
         assert_eq!(sw.table.len(), 1);
         sw.release(1, 101);
         assert!(sw.table.is_empty());
+    }
+
+    #[test]
+    fn mab_port_forwards_only_after_accept_in_the_radius_vlan() {
+        use crate::auth::mab::Server;
+        use crate::auth::radius::*;
+        let mut sw = sw_with(&[1, 2, 3]);
+        sw.vlans.insert(10);
+        sw.port_mut(2).unwrap().untagged = 10;
+        sw.auth.server = Some(Server {
+            addr: "127.0.0.1:1812".parse().unwrap(),
+            secret: b"s".to_vec(),
+            nas_ip: std::net::Ipv4Addr::LOCALHOST,
+            nas_identifier: "t".into(),
+        });
+        assert!(sw.set_auth(1, true));
+        let mut out = Vec::new();
+        let ports = |out: &Vec<Egress>| out.iter().map(|e| e.port).collect::<Vec<_>>();
+        assert_eq!(
+            sw.forward(1, &frame(BC, A, None), 0, &mut out),
+            Err(DropReason::Unauthorized)
+        );
+        // Nothing reaches the auth port either while its MAC is pending.
+        sw.forward(3, &frame(BC, B, None), 1, &mut out).unwrap();
+        assert!(ports(&out).is_empty(), "{out:?}");
+        let req = sw.take_radius();
+        assert_eq!(req.len(), 1);
+        let (id, auth, user) = peek_request(&req[0]).unwrap();
+        assert_eq!(user, "02-00-00-00-00-0A");
+        let attrs = [
+            (TUNNEL_TYPE, vec![0, 0, 0, 13]),
+            (TUNNEL_MEDIUM_TYPE, vec![0, 0, 0, 6]),
+            (TUNNEL_PRIVATE_GROUP_ID, b"10".to_vec()),
+        ];
+        let r = encode_reply(ACCESS_ACCEPT, id, &auth, &attrs, b"s", true);
+        assert!(sw.auth_reply(&r, 5).is_some());
+        assert_eq!(sw.port(1).unwrap().untagged_vlan(), 10);
+        sw.forward(1, &frame(BC, A, None), 6, &mut out).unwrap();
+        assert_eq!(ports(&out), vec![2], "VLAN 10 only");
+        assert_eq!(out[0].action, TagAction::Unchanged);
+        sw.forward(2, &frame(A, B, None), 7, &mut out).unwrap();
+        assert_eq!(ports(&out), vec![1]);
+        assert_eq!(
+            sw.port(1).unwrap().counters.drops[DropReason::Unauthorized as usize],
+            1
+        );
+        // The client leaves: the MAC is forgotten, the port is closed again.
+        assert!(sw.release(1, 101));
+        assert_eq!(sw.port(1).unwrap().auth_vlan, None);
+        assert!(sw.auth.ports[1].stations.is_empty());
     }
 }

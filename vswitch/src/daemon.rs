@@ -28,6 +28,7 @@ mod handshake;
 mod lifecycle;
 mod log;
 mod mgmt;
+mod radius_io;
 mod setup;
 mod sys;
 mod transport;
@@ -55,6 +56,7 @@ const T_CTL: Token = Token(0);
 const T_MGMT: Token = Token(1);
 const T_STDIN: Token = Token(2);
 const T_SIGNAL: Token = Token(3);
+const T_RADIUS: Token = Token(4);
 const FIRST_CONN: usize = 16;
 /// Datagrams read from one socket before giving others a turn.
 const READ_BUDGET: usize = 64;
@@ -151,6 +153,10 @@ pub struct Daemon {
     last_pending_scan_ms: u64,
     /// `now_ms` of the last spanning tree tick.
     last_stp_tick_ms: u64,
+    /// The RADIUS socket (port authentication), opened with the first request.
+    radius: Option<mio::net::UdpSocket>,
+    /// `now_ms` of the last authenticator tick.
+    last_auth_tick_ms: u64,
     /// When to accept again after running out of descriptors (epoll is edge-triggered: the
     /// connections left in the backlog would wait for the next connect without this).
     accept_retry_at: Option<Instant>,
@@ -176,6 +182,19 @@ pub(crate) fn accept_exhaustion(e: &std::io::Error) -> bool {
 fn switch_mac(seed: u64) -> [u8; 6] {
     let b = seed.to_le_bytes();
     [0, 0xff, b[0], b[1], b[2], b[3]]
+}
+
+/// The seed of the RADIUS request authenticators: /dev/urandom (RFC 2865 wants them
+/// unpredictable), the start-up seed only if that cannot be read.
+fn auth_seed(seed: u64) -> [u8; 16] {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    let ok = File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if ok.is_err() {
+        b[..8].copy_from_slice(&seed.to_le_bytes());
+        b[8..].copy_from_slice(&std::process::id().to_le_bytes().repeat(2));
+    }
+    b
 }
 
 /// Set up sockets, run the rc file, daemonize, then serve until shutdown.
@@ -222,6 +241,7 @@ impl Daemon {
         let mut sw = Switch::new(numports, cfg.hub, cfg.hashsize);
         sw.table.max_entries = cfg.mac_table_size;
         sw.table.max_per_port = cfg.mac_per_port;
+        sw.auth = crate::auth::mab::Mab::new(numports, auth_seed(seed));
         let mac = switch_mac(seed);
         if cfg.stp {
             // The management port's address, made locally administered: a bridge id's MAC.
@@ -269,6 +289,8 @@ impl Daemon {
             seed,
             last_pending_scan_ms: 0,
             last_stp_tick_ms: 0,
+            radius: None,
+            last_auth_tick_ms: 0,
             cfg,
         })
     }

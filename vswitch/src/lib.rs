@@ -11,6 +11,7 @@
 //! around them ([`daemon`], [`client`]).
 
 pub mod accounts;
+pub mod auth;
 pub mod client;
 pub mod console;
 pub mod core;

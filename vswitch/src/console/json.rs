@@ -63,6 +63,10 @@ pub(super) fn json_cmd(sw: &mut Switch, ctx: &Ctx<'_>, arg: &str) -> Reply {
                 .collect();
             json!({ "entries": e })
         }
+        "auth/print" => match super::auth::auth_json(sw, ctx, a) {
+            Ok(v) => v,
+            Err(e) => return Reply::data_err(vec![], e),
+        },
         "stp/showinfo" | "stp/print" => match super::stp::stp_json(sw, cmd, a) {
             Ok(v) => v,
             Err(e) => return Reply::data_err(vec![], e),

@@ -2,7 +2,7 @@
 //! the timers. [`Daemon::handle`] is the dispatcher: which event goes where.
 
 use super::transport::Conn;
-use super::{Daemon, FIRST_CONN, MAX_PAUSE, T_CTL, T_MGMT, T_SIGNAL, T_STDIN};
+use super::{Daemon, FIRST_CONN, MAX_PAUSE, T_CTL, T_MGMT, T_RADIUS, T_SIGNAL, T_STDIN};
 use crate::console;
 use crate::core::PortId;
 use anyhow::{Context, Result};
@@ -73,6 +73,7 @@ impl Daemon {
             T_MGMT => self.accept_mgmt(),
             T_STDIN => self.read_stdin(),
             T_SIGNAL => self.on_signal_event(),
+            T_RADIUS => self.read_radius(),
             Token(t) if t >= FIRST_CONN => self.handle_conn(tok, readable, writable),
             _ => {}
         }
@@ -172,6 +173,10 @@ impl Daemon {
             let next = self.last_stp_tick_ms + STP_TICK_MS;
             t = t.min(next.saturating_sub(now / 1000) * 1000);
         }
+        if self.sw.auth_on() {
+            let next = self.last_auth_tick_ms + super::radius_io::AUTH_TICK_MS;
+            t = t.min(next.saturating_sub(now / 1000) * 1000);
+        }
         if let Some(at) = self.accept_retry_at {
             let left = at.saturating_duration_since(std::time::Instant::now());
             t = t.min(left.as_micros() as u64);
@@ -195,6 +200,9 @@ impl Daemon {
             for (p, f) in self.sw.take_bpdus() {
                 self.deliver(p, &f);
             }
+        }
+        if self.sw.auth_on() || self.radius.is_some() {
+            self.run_auth(now_ms);
         }
         self.sw.table.gc(now_ms);
         // Once a second: the pending handshakes are few, but this runs every wake-up.
