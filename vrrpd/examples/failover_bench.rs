@@ -19,7 +19,6 @@ mod lab;
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -297,31 +296,14 @@ fn run_pair(vrrpd: &std::path::Path, imps: [Impl; 2], version: u8, adv: &str, ru
 }
 
 fn main() {
-    let mut runs = 3;
-    let mut vrrpd: Option<PathBuf> = None;
-    let mut json = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
-            "--vrrpd" => vrrpd = args.next().map(PathBuf::from),
-            "--json" => json = true,
-            "-h" | "--help" => {
-                println!("failover_bench [--runs N] [--vrrpd PATH] [--json]\n  needs root, keepalived, iproute2; build first: cargo build --release -p vrrpd --bins --examples");
-                return;
-            }
-            o => panic!("unknown argument {o} (try --help)"),
-        }
-    }
-    let vrrpd = vrrpd.unwrap_or_else(|| {
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("vrrpd")
-    });
-    assert!(
-        vrrpd.exists(),
-        "{} not found: cargo build --release -p vrrpd --bins, or pass --vrrpd",
-        vrrpd.display()
-    );
+    let Some(a) = lab::bench_args(
+        "failover_bench [--runs N] [--vrrpd PATH] [--json]\n  needs root, keepalived, iproute2; build first: cargo build --release -p vrrpd --bins --examples",
+        3,
+        true,
+    ) else {
+        return;
+    };
+    let (runs, vrrpd, json) = (a.runs, a.vrrpd, a.json);
     let pairs = [
         [Impl::Keepalived, Impl::Keepalived],
         [Impl::Vrrpd, Impl::Vrrpd],

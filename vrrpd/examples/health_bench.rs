@@ -18,7 +18,7 @@
 #[path = "../tests/lab/mod.rs"]
 mod lab;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lab::{conf, Impl, Inst, Lab};
@@ -138,29 +138,14 @@ fn summary(v: &[f64]) -> (String, f64) {
 }
 
 fn main() {
-    let mut runs = 5;
-    let mut vrrpd: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
-            "--vrrpd" => vrrpd = args.next().map(PathBuf::from),
-            "-h" | "--help" => {
-                println!("health_bench [--runs N] [--vrrpd PATH]\n  needs root, keepalived, iproute2; build first: cargo build --release -p vrrpd --bins --examples");
-                return;
-            }
-            o => panic!("unknown argument {o} (try --help)"),
-        }
-    }
-    let vrrpd = vrrpd.unwrap_or_else(|| {
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("vrrpd")
-    });
-    assert!(
-        vrrpd.exists(),
-        "{} not found: pass --vrrpd",
-        vrrpd.display()
-    );
+    let Some(a) = lab::bench_args(
+        "health_bench [--runs N] [--vrrpd PATH]\n  needs root, keepalived, iproute2; build first: cargo build --release -p vrrpd --bins --examples",
+        5,
+        false,
+    ) else {
+        return;
+    };
+    let (runs, vrrpd) = (a.runs, a.vrrpd);
     println!("| pair | check weight | theory, check bad -> VIP (ms) | flag removed -> peer owns VIP (ms) | check bad -> peer owns VIP (ms) |");
     println!("|---|---|---|---|---|");
     let mut means = Vec::new();

@@ -21,7 +21,6 @@
 mod lab;
 
 use std::io::BufRead;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -173,29 +172,14 @@ fn one(vrrpd: &std::path::Path, imp: Impl, mode: Mode) -> f64 {
 }
 
 fn main() {
-    let mut runs = 3;
-    let mut vrrpd: Option<PathBuf> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
-            "--vrrpd" => vrrpd = args.next().map(PathBuf::from),
-            "-h" | "--help" => {
-                println!("vmac_bench [--runs N] [--vrrpd PATH]\n  needs root, keepalived, nftables, iproute2; build first: cargo build --release -p vrrpd --bins --examples\n  example: vmac_bench --runs 3");
-                return;
-            }
-            o => panic!("unknown argument {o} (try --help)"),
-        }
-    }
-    let vrrpd = vrrpd.unwrap_or_else(|| {
-        let exe = std::env::current_exe().unwrap();
-        exe.parent().unwrap().parent().unwrap().join("vrrpd")
-    });
-    assert!(
-        vrrpd.exists(),
-        "{} not found: pass --vrrpd",
-        vrrpd.display()
-    );
+    let Some(a) = lab::bench_args(
+        "vmac_bench [--runs N] [--vrrpd PATH]\n  needs root, keepalived, nftables, iproute2; build first: cargo build --release -p vrrpd --bins --examples\n  example: vmac_bench --runs 3",
+        3,
+        false,
+    ) else {
+        return;
+    };
+    let (runs, vrrpd) = (a.runs, a.vrrpd);
     println!("| pair | failover | client outage on a master crash (ms) | mean (ms) |");
     println!("|---|---|---|---|");
     let mut means = Vec::new();

@@ -530,3 +530,40 @@ pub fn conf(version: u8, pass: bool, insts: &[Inst], groups: &[(&str, &[&str])])
     }
     s
 }
+
+/// The benchmarks' command line (examples/*_bench.rs).
+pub struct BenchArgs {
+    pub runs: usize,
+    /// `--vrrpd PATH`, else the vrrpd beside the example in the target directory.
+    pub vrrpd: PathBuf,
+    pub json: bool,
+}
+
+/// `--runs N` (default `runs`), `--vrrpd PATH` and, when `json_ok`, `--json`; None after
+/// printing `usage` for `-h`/`--help`. Panics on anything else or a missing vrrpd.
+pub fn bench_args(usage: &str, runs: usize, json_ok: bool) -> Option<BenchArgs> {
+    let (mut runs, mut vrrpd, mut json) = (runs, None, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--vrrpd" => vrrpd = args.next().map(PathBuf::from),
+            "--json" if json_ok => json = true,
+            "-h" | "--help" => {
+                println!("{usage}");
+                return None;
+            }
+            o => panic!("unknown argument {o} (try --help)"),
+        }
+    }
+    let vrrpd = vrrpd.unwrap_or_else(|| {
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().unwrap().parent().unwrap().join("vrrpd")
+    });
+    assert!(
+        vrrpd.exists(),
+        "{} not found: cargo build --release -p vrrpd --bins, or pass --vrrpd",
+        vrrpd.display()
+    );
+    Some(BenchArgs { runs, vrrpd, json })
+}
