@@ -86,13 +86,14 @@ fn router_boots_bios_cd_then_console_and_acpi_poweroff() {
     assert!(!g.vm.paths().qmp_sock.exists(), "stop leaves no sockets");
 }
 
-fn boot_mode(tag: &str, uefi: bool, usb: bool) {
+fn boot_mode(tag: &str, uefi: bool, usb: bool) -> VmGuard {
     let img = image("router");
     let _slot = qemu_slots(1);
     let root = state_root();
     let mut opts = options(&img, tag, root.path());
     opts.uefi = uefi;
     opts.usb = usb;
+    opts.secure_boot = tag.contains("sb");
     let _sw = router_nics(&mut opts);
     let (g, ready) = boot(opts, root);
     assert_eq!(ready.info.profile, "router");
@@ -119,6 +120,7 @@ fn boot_mode(tag: &str, uefi: bool, usb: bool) {
             "no OVMF boot manager output on the console"
         );
     }
+    g
 }
 
 #[test]
@@ -134,6 +136,26 @@ fn router_boots_uefi_cd() {
 #[test]
 fn router_boots_uefi_usb() {
     boot_mode("uefiusb", true, true);
+}
+
+/// Secure Boot enforced, from a USB stick (the bare-metal path): the firmware starts only
+/// signed code, so the ready line means shim, GRUB and the kernel were accepted; the kernel must
+/// also say that Secure Boot is on and that it locked itself down, and the NICs' modules (signed
+/// by Debian, copied unchanged) must have loaded under lockdown for the ready line to come.
+#[test]
+fn router_boots_uefi_secure_boot_usb() {
+    let g = boot_mode("uefisbusb", true, true);
+    let vlaunch::Firmware::Uefi { secure_boot, .. } = &g.vm.record.spec.firmware else {
+        panic!("not UEFI")
+    };
+    assert!(secure_boot);
+    let out = console_run(
+        &g.vm.paths().serial_sock,
+        "echo sb-$(dmesg | grep -c 'Secure boot enabled')-$(dmesg | grep -c 'locked down from EFI Secure Boot')",
+        "sb-1-1",
+        Duration::from_secs(60),
+    );
+    assert!(out.contains("sb-1-1"), "{out}");
 }
 
 /// The functional KVM probe boots the image's kernel to its end-of-boot marker; under TCG this

@@ -137,6 +137,8 @@ pub enum Boot {
 pub enum Firmware {
     Bios,
     Uefi,
+    /// UEFI with Secure Boot enforced (the images boot through Debian's signed shim and GRUB).
+    SecureBoot,
 }
 
 /// Where the default gateway of a static client is.

@@ -247,7 +247,11 @@ fn settings(t: &mut Table, cx: &mut Cx) -> Settings {
         ("tcg", Accel::Tcg),
     ];
     let boot = [("cdrom", Boot::Cdrom), ("usb", Boot::Usb)];
-    let firmware = [("bios", Firmware::Bios), ("uefi", Firmware::Uefi)];
+    let firmware = [
+        ("bios", Firmware::Bios),
+        ("uefi", Firmware::Uefi),
+        ("secureboot", Firmware::SecureBoot),
+    ];
     Settings {
         profile: t
             .take("profile")

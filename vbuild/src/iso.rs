@@ -2,8 +2,9 @@
 //!
 //! The layout is Fedora's (`isolinux/`, `EFI/BOOT/`, `images/pxeboot/`, `images/efiboot.img`) so
 //! people who know lorax output find their way. BIOS boots through ISOLINUX with an isohybrid MBR,
-//! UEFI through a GRUB image (built with `grub-mkimage`, which is deterministic) placed both in
-//! `EFI/BOOT/` (USB / disk path) and inside a FAT El Torito image (CD path), with an isohybrid GPT.
+//! UEFI through Debian's signed shim and GRUB (so machines with Secure Boot enforced boot it too),
+//! placed both in `EFI/BOOT/` and inside a FAT El Torito image that is also the isohybrid GPT's
+//! EFI partition (CD and USB paths).
 //!
 //! Mastering goes through [`IsoWriter`] so a native writer (hadris-iso 3.x once it is final, see
 //! docs/live-iso.md, What is outside the recipe) can replace xorriso and be compared byte for
@@ -48,35 +49,35 @@ pub const CONSOLE_ARGS: &str = "console=tty0 console=ttyS0,115200n8";
 const ISOLINUX_BIN: &str = "/usr/lib/ISOLINUX/isolinux.bin";
 const ISOHDPFX_BIN: &str = "/usr/lib/ISOLINUX/isohdpfx.bin";
 const LDLINUX_C32: &str = "/usr/lib/syslinux/modules/bios/ldlinux.c32";
-const GRUB_EFI_MODULES_DIR: &str = "/usr/lib/grub/x86_64-efi";
-
-/// GRUB modules embedded in BOOTX64.EFI: enough to find the ISO by label on a CD or a disk and
-/// boot a gzip/zstd-compressed initrd with a serial console.
-const GRUB_MODULES: &[&str] = &[
-    "part_gpt",
-    "part_msdos",
-    "fat",
-    "iso9660",
-    "normal",
-    "linux",
-    "search",
-    "search_label",
-    "search_fs_file",
-    "configfile",
-    "echo",
-    "serial",
-    "terminal",
-    "gzio",
-    "all_video",
+/// Debian's Secure Boot chain, signed by Microsoft's UEFI CA (shim) and Debian's key (GRUB,
+/// kernel, modules): shim is what the firmware starts, and it loads `grubx64.efi` (and the MOK
+/// manager `mmx64.efi`) from its own directory. Each entry: the file on the host, its name in
+/// `EFI/BOOT/`, the Debian package.
+const EFI_CHAIN: &[(&str, &str, &str)] = &[
+    (
+        "/usr/lib/shim/shimx64.efi.signed",
+        "BOOTX64.EFI",
+        "shim-signed",
+    ),
+    (
+        "/usr/lib/grub/x86_64-efi-signed/gcdx64.efi.signed",
+        "grubx64.efi",
+        "grub-efi-amd64-signed",
+    ),
+    (
+        "/usr/lib/shim/mmx64.efi.signed",
+        "mmx64.efi",
+        "shim-helpers-amd64-signed",
+    ),
 ];
 
 /// Host tool -> Debian package that provides it, for "missing tool" errors.
 const TOOLS: &[(&str, &str)] = &[
     ("xorriso", "xorriso"),
-    ("grub-mkimage", "grub-common"),
     ("mkfs.fat", "dosfstools"),
     ("mmd", "mtools"),
     ("mcopy", "mtools"),
+    ("dpkg-query", "dpkg"),
 ];
 
 /// The xorriso backend (xorriso 1.5.4 in Debian 12).
@@ -91,13 +92,12 @@ impl IsoWriter for Xorriso {
         };
         Ok(vec![
             ("xorriso".into(), version("xorriso", &["-version"])?),
-            (
-                "grub-mkimage".into(),
-                version("grub-mkimage", &["--version"])?,
-            ),
             ("mkfs.fat".into(), version("mkfs.fat", &["--help"])?),
             ("mtools".into(), version("mcopy", &["--version"])?),
-        ])
+        ]
+        .into_iter()
+        .chain(efi_chain_versions()?)
+        .collect())
     }
 
     fn write(&self, input: &IsoInput, out: &Path) -> Result<()> {
@@ -171,10 +171,14 @@ pub fn isolinux_cfg(title: &str, cmdline: &str) -> String {
     )
 }
 
-/// GRUB configuration, read from `EFI/BOOT/grub.cfg` on the ISO filesystem.
-pub fn grub_cfg(title: &str, cmdline: &str) -> String {
+/// GRUB configuration at `boot/grub/grub.cfg`, where Debian's signed GRUB looks after finding
+/// the filesystem that holds `/.disk/info`. Another medium may hold one too (a Debian CD), so
+/// the root is searched again by this image's volume label (unique per profile and role) before
+/// the kernel is read from it.
+pub fn grub_cfg(title: &str, cmdline: &str, volume_id: &str) -> String {
     format!(
-        "serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n\
+        "search --no-floppy --label --set=root {volume_id}\n\
+         serial --unit=0 --speed=115200\nterminal_input serial console\nterminal_output serial console\n\
          set timeout=1\nset default=0\nmenuentry '{}' {{\n  linux /images/pxeboot/vmlinuz {}\n  \
          initrd /images/pxeboot/initrd.img\n}}\n",
         title.replace('\'', ""),
@@ -182,14 +186,9 @@ pub fn grub_cfg(title: &str, cmdline: &str) -> String {
     )
 }
 
-/// Configuration embedded in BOOTX64.EFI: find the ISO filesystem by its volume label (unique per
-/// profile and role), wherever GRUB was started from (El Torito FAT image, or the USB disk's
-/// ESP), then read the real configuration from it.
-pub fn grub_early_cfg(volume_id: &str) -> String {
-    format!(
-        "search --no-floppy --label --set=root {volume_id}\nset prefix=($root)/EFI/BOOT\n\
-         configfile ($root)/EFI/BOOT/grub.cfg\n"
-    )
+/// `/.disk/info`, the file Debian's signed GRUB searches for to find its medium.
+pub fn disk_info(title: &str, volume_id: &str) -> String {
+    format!("{title} ({volume_id})\n")
 }
 
 fn full_cmdline(extras: &str) -> String {
@@ -250,13 +249,33 @@ fn check_host_tools() -> Result<()> {
         (ISOLINUX_BIN, "isolinux"),
         (ISOHDPFX_BIN, "isolinux"),
         (LDLINUX_C32, "syslinux-common"),
-        (GRUB_EFI_MODULES_DIR, "grub-efi-amd64-bin"),
-    ] {
+    ]
+    .into_iter()
+    .chain(EFI_CHAIN.iter().map(|(file, _, pkg)| (*file, *pkg)))
+    {
         if !Path::new(file).exists() {
             bail!("{file} not found: install it with `apt-get install {pkg}`");
         }
     }
     Ok(())
+}
+
+/// The Debian versions of the signed EFI binaries, for the manifest (they land in the ISO).
+fn efi_chain_versions() -> Result<Vec<(String, String)>> {
+    EFI_CHAIN
+        .iter()
+        .map(|(_, _, pkg)| {
+            let out = Command::new(tool("dpkg-query"))
+                .args(["-W", "-f=${Version}", pkg])
+                .output()
+                .with_context(|| format!("running dpkg-query for {pkg}"))?;
+            let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if !out.status.success() || v.is_empty() {
+                bail!("{pkg} is not installed: install it with `apt-get install {pkg}`");
+            }
+            Ok(((*pkg).to_string(), v))
+        })
+        .collect()
 }
 
 /// The path to run a host tool by (check_host_tools ran first, so it exists; this also finds
@@ -267,7 +286,13 @@ fn tool(name: &str) -> PathBuf {
 
 /// Lays out the ISO tree; every file's mtime is the build clock (FAT entries copy it).
 fn stage_tree(input: &IsoInput, tree: &Path) -> Result<()> {
-    for d in ["isolinux", "EFI/BOOT", "images/pxeboot"] {
+    for d in [
+        "isolinux",
+        "EFI/BOOT",
+        "images/pxeboot",
+        "boot/grub",
+        ".disk",
+    ] {
         fs::create_dir_all(tree.join(d))?;
     }
     copy(Path::new(ISOLINUX_BIN), &tree.join("isolinux/isolinux.bin"))?;
@@ -279,32 +304,20 @@ fn stage_tree(input: &IsoInput, tree: &Path) -> Result<()> {
     copy(input.kernel, &tree.join("images/pxeboot/vmlinuz"))?;
     concat(input.initrd_parts, &tree.join("images/pxeboot/initrd.img"))?;
     fs::write(
-        tree.join("EFI/BOOT/grub.cfg"),
-        grub_cfg(input.title, input.cmdline),
+        tree.join("boot/grub/grub.cfg"),
+        grub_cfg(input.title, input.cmdline, input.volume_id),
     )?;
-
-    let early = tree.join("EFI/BOOT/.early.cfg");
-    fs::write(&early, grub_early_cfg(input.volume_id))?;
-    let efi = tree.join("EFI/BOOT/BOOTX64.EFI");
-    run(
-        Command::new(tool("grub-mkimage"))
-            .args([
-                "-O",
-                "x86_64-efi",
-                "-d",
-                GRUB_EFI_MODULES_DIR,
-                "-p",
-                "/EFI/BOOT",
-                "-c",
-            ])
-            .arg(&early)
-            .arg("-o")
-            .arg(&efi)
-            .args(GRUB_MODULES),
-        "grub-mkimage",
+    fs::write(
+        tree.join(".disk/info"),
+        disk_info(input.title, input.volume_id),
     )?;
-    fs::remove_file(&early)?;
-    set_mtime(&efi, input.epoch)?;
+    let mut efi = Vec::new();
+    for (src, name, _) in EFI_CHAIN {
+        let dst = tree.join("EFI/BOOT").join(name);
+        copy(Path::new(src), &dst)?;
+        set_mtime(&dst, input.epoch)?;
+        efi.push(dst);
+    }
     make_efiboot(&efi, &tree.join("images/efiboot.img"), input.epoch)?;
 
     for entry in walk(tree)? {
@@ -313,10 +326,13 @@ fn stage_tree(input: &IsoInput, tree: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The El Torito EFI image: a FAT filesystem holding `EFI/BOOT/BOOTX64.EFI`, with a fixed
-/// volume id (`--invariant`) and dates, sized from the EFI binary (whole MiB, 1 MiB spare).
-fn make_efiboot(efi: &Path, img: &Path, epoch: i64) -> Result<()> {
-    let efi_len = fs::metadata(efi)?.len();
+/// The El Torito EFI image: a FAT filesystem holding the EFI chain in `EFI/BOOT/`, with a fixed
+/// volume id (`--invariant`) and dates, sized from the EFI binaries (whole MiB, 1 MiB spare).
+fn make_efiboot(efi: &[PathBuf], img: &Path, epoch: i64) -> Result<()> {
+    let mut efi_len = 0;
+    for f in efi {
+        efi_len += fs::metadata(f)?.len();
+    }
     let mib = efi_len.div_ceil(1 << 20) + 1;
     let kib = (mib * 1024).max(2048);
     run(
@@ -340,10 +356,10 @@ fn make_efiboot(efi: &Path, img: &Path, epoch: i64) -> Result<()> {
     };
     mtools(&["::/EFI".as_ref(), "::/EFI/BOOT".as_ref()], "mmd")?;
     // -m keeps the source mtime, which stage_tree clamped to the build clock beforehand.
-    mtools(
-        &["-m".as_ref(), efi.as_os_str(), "::/EFI/BOOT/".as_ref()],
-        "mcopy",
-    )?;
+    let mut args: Vec<&std::ffi::OsStr> = vec!["-m".as_ref()];
+    args.extend(efi.iter().map(|f| f.as_os_str()));
+    args.push("::/EFI/BOOT/".as_ref());
+    mtools(&args, "mcopy")?;
     Ok(())
 }
 
@@ -455,8 +471,9 @@ mod tests {
             "quiet console=tty0 console=ttyS0,115200n8"
         );
         assert!(isolinux_cfg("t", "").starts_with("SERIAL 0 115200\n"));
-        assert!(grub_cfg("t", "panic=10")
-            .contains("vmlinuz panic=10 console=tty0 console=ttyS0,115200n8\n"));
+        let grub = grub_cfg("t", "panic=10", "RAMUX_T");
+        assert!(grub.contains("vmlinuz panic=10 console=tty0 console=ttyS0,115200n8\n"));
+        assert!(grub.starts_with("search --no-floppy --label --set=root RAMUX_T\n"));
     }
 
     #[test]
@@ -465,6 +482,59 @@ mod tests {
         assert!(validate_volume_id("").is_err());
         assert!(validate_volume_id("lower").is_err());
         assert!(validate_volume_id(&"A".repeat(33)).is_err());
+    }
+
+    /// The ISO carries what Debian's signed GRUB looks for, and the EFI partition carries shim
+    /// with GRUB and the MOK manager beside it (shim loads them from its own directory).
+    fn assert_secure_boot_layout(iso: &Path, dir: &Path) {
+        let img = dir.join("efiboot.img");
+        let x = Command::new("xorriso")
+            .args(["-no_rc", "-osirrox", "on", "-indev"])
+            .arg(iso)
+            .args(["-extract", "/images/efiboot.img"])
+            .arg(&img)
+            .args(["-extract", "/.disk/info"])
+            .arg(dir.join("info"))
+            .args(["-extract", "/boot/grub/grub.cfg"])
+            .arg(dir.join("grub.cfg"))
+            .output()
+            .unwrap();
+        assert!(x.status.success(), "{}", String::from_utf8_lossy(&x.stderr));
+        assert!(fs::read_to_string(dir.join("grub.cfg"))
+            .unwrap()
+            .contains("--label --set=root RAMUX_TEST"));
+        assert_eq!(
+            fs::read_to_string(dir.join("info")).unwrap(),
+            "ramux test (RAMUX_TEST)\n"
+        );
+        let ls = Command::new("mdir")
+            .args(["-b", "-i"])
+            .arg(&img)
+            .arg("::/EFI/BOOT")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .output()
+            .unwrap();
+        let ls = String::from_utf8_lossy(&ls.stdout).to_ascii_uppercase();
+        for (src, name, _) in EFI_CHAIN {
+            assert!(
+                ls.contains(&name.to_ascii_uppercase()),
+                "{name} missing: {ls}"
+            );
+            let on_iso = dir.join(name);
+            let m = Command::new("mcopy")
+                .args(["-n", "-i"])
+                .arg(&img)
+                .arg(format!("::/EFI/BOOT/{name}"))
+                .arg(&on_iso)
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .status()
+                .unwrap();
+            assert!(m.success());
+            assert!(
+                fs::read(&on_iso).unwrap() == fs::read(src).unwrap(),
+                "{name} differs"
+            );
+        }
     }
 
     /// Masters a tiny ISO twice (dummy kernel and initrd: booting is the e2e tests' job) and checks
@@ -510,6 +580,7 @@ mod tests {
             Xorriso.tool_versions().unwrap()[0].1.contains("xorriso"),
             "xorriso version not found"
         );
+        assert_secure_boot_layout(&a, &dir);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -444,7 +444,7 @@ fn missing_host_tools_name_their_debian_package() {
     );
     let tools = tmp.path().join("tools");
     std::fs::create_dir_all(&tools).unwrap();
-    for t in ["xorriso", "grub-mkimage", "mkfs.fat", "mmd", "mcopy"] {
+    for t in ["xorriso", "mkfs.fat", "mmd", "mcopy", "dpkg-query"] {
         let real = ["/usr/bin", "/usr/sbin", "/sbin", "/bin"]
             .iter()
             .map(|d| Path::new(d).join(t))

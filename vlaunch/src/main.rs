@@ -17,6 +17,8 @@ Examples:
   vlaunch images/router-backup.iso --wait-ready
   # Same image as a USB stick under UEFI, named RT2, 2 GiB of RAM, give up after 120 s
   vlaunch images/router-backup.iso --name RT2 --uefi --usb --mem 2048 --wait-ready=120
+  # As most shipped PCs boot it: UEFI with Secure Boot enforced, from a USB stick
+  vlaunch images/router-backup.iso --secure-boot --usb --wait-ready
   # Two NICs on ports 1 and 5 of the default switch (/run/ramux/switch; vswitch is started there
   # when nothing answers), first NIC with a fixed MAC
   vlaunch RT1.iso --port 1 --port 5 --mac 00:16:3e:00:00:01 --wait-ready
@@ -73,6 +75,10 @@ struct RunArgs {
     /// Boot with UEFI firmware (OVMF; a fresh copy of the variable store per boot).
     #[arg(long)]
     uefi: bool,
+    /// Boot with UEFI and Secure Boot enforced (OVMF with Microsoft's and Debian's keys
+    /// enrolled, SMM on): only signed boot loaders and kernels start, as on most shipped PCs.
+    #[arg(long)]
+    secure_boot: bool,
     /// Attach the ISO as a USB stick (the `dd` to a stick path) instead of a CD.
     #[arg(long)]
     usb: bool,
@@ -647,7 +653,8 @@ fn launch(a: RunArgs, root: PathBuf) -> Result<i32> {
         mem_mib: a.mem,
         cpus: a.cpus,
         accel: a.accel,
-        uefi: a.uefi,
+        uefi: a.uefi || a.secure_boot,
+        secure_boot: a.secure_boot,
         usb: a.usb,
         ports: a.ports.iter().map(|p| p.port).collect(),
         port_switches: a.ports.iter().map(|p| p.switch_dir.clone()).collect(),

@@ -25,7 +25,14 @@ pub enum Firmware {
     /// SeaBIOS (QEMU's default): ISOLINUX boots the ISO.
     Bios,
     /// OVMF: `code` is mapped read-only, `vars` is this VM's own writable copy of the template.
-    Uefi { code: PathBuf, vars: PathBuf },
+    /// `secure_boot`: the SMM build with Microsoft's and Debian's keys enrolled, so only signed
+    /// boot loaders and kernels start (the machine needs SMM and a secure flash).
+    Uefi {
+        code: PathBuf,
+        vars: PathBuf,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        secure_boot: bool,
+    },
 }
 
 /// How the ISO is attached.
@@ -330,7 +337,18 @@ impl QemuCommand {
         // No default devices (no VGA, no default NIC, no floppy): the guest sees exactly what
         // is listed.
         push(&["-nodefaults", "-no-user-config", "-display", "none"]);
-        push(&["-machine", "q35"]);
+        // The Secure Boot OVMF keeps its variables in SMM-protected flash.
+        let secure = matches!(
+            self.firmware,
+            Firmware::Uefi {
+                secure_boot: true,
+                ..
+            }
+        );
+        push(&["-machine", if secure { "q35,smm=on" } else { "q35" }]);
+        if secure {
+            push(&["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+        }
         match self.accel {
             // `-cpu host` exposes the real CPU; with TCG the default model is the portable choice.
             Accel::Kvm => push(&["-accel", "kvm", "-cpu", "host"]),
@@ -349,7 +367,7 @@ impl QemuCommand {
             push(&["-vga", "std"]);
         }
 
-        if let Firmware::Uefi { code, vars } = &self.firmware {
+        if let Firmware::Uefi { code, vars, .. } = &self.firmware {
             a.push("-drive".into());
             a.push(opt_path(
                 "if=pflash,format=raw,unit=0,readonly=on,file=",
@@ -605,6 +623,7 @@ mod tests {
         s.firmware = Firmware::Uefi {
             code: "/usr/share/OVMF/OVMF_CODE_4M.fd".into(),
             vars: "/run/ramux/vms/RT1/OVMF_VARS.fd".into(),
+            secure_boot: false,
         };
         s.nics = vec![
             Nic {

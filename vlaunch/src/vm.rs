@@ -28,6 +28,10 @@ pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
 /// The variable-store template, copied fresh for every boot: a store reused after a CD boot
 /// made the next disk boot stop in the EFI shell.
 pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// OVMF with Secure Boot (SMM build; `.ms` is Debian's name for it with keys enrolled).
+pub const OVMF_CODE_SB: &str = "/usr/share/OVMF/OVMF_CODE_4M.ms.fd";
+/// Variables with Microsoft's KEK and db (which trust shim) enrolled and Secure Boot enforced.
+pub const OVMF_VARS_SB: &str = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd";
 
 /// `$VLAUNCH_STATE_DIR`, else [`DEFAULT_STATE_ROOT`].
 pub fn state_root() -> PathBuf {
@@ -73,6 +77,8 @@ pub struct LaunchOptions {
     pub cpus: u32,
     pub accel: AccelRequest,
     pub uefi: bool,
+    /// UEFI with Secure Boot enforced (implies `uefi`).
+    pub secure_boot: bool,
     pub usb: bool,
     pub ports: Vec<u16>,
     pub switch_dir: Option<PathBuf>,
@@ -100,6 +106,7 @@ impl LaunchOptions {
             cpus: 1,
             accel: AccelRequest::Auto,
             uefi: false,
+            secure_boot: false,
             usb: false,
             ports: vec![],
             switch_dir: None,
@@ -128,6 +135,31 @@ pub struct Prepared {
     /// For each switch directory the NICs use: whether a switch was already there or vlaunch
     /// started one.
     pub switches: Vec<(PathBuf, SwitchStatus)>,
+}
+
+/// The firmware of this boot; UEFI gets a fresh copy of the variable template in `dir`.
+fn firmware(opts: &LaunchOptions, dir: &Path) -> Result<Firmware> {
+    if !opts.uefi && !opts.secure_boot {
+        return Ok(Firmware::Bios);
+    }
+    let (code, template) = if opts.secure_boot {
+        (OVMF_CODE_SB, OVMF_VARS_SB)
+    } else {
+        (OVMF_CODE, OVMF_VARS)
+    };
+    for (f, what) in [(code, "code"), (template, "variable template")] {
+        if !Path::new(f).is_file() {
+            bail!("OVMF {what} {f} not found: install it with `apt-get install ovmf`");
+        }
+    }
+    let vars = ramux_contract::VmDir::at(dir).ovmf_vars();
+    fs::copy(template, &vars)
+        .with_context(|| format!("copying {template} to {}", vars.display()))?;
+    Ok(Firmware::Uefi {
+        code: code.into(),
+        vars,
+        secure_boot: opts.secure_boot,
+    })
 }
 
 /// Decides accel, firmware, media and NICs, creates the state directory, and makes sure the
@@ -229,22 +261,7 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
         )
     })?;
 
-    let firmware = if opts.uefi {
-        for (f, what) in [(OVMF_CODE, "code"), (OVMF_VARS, "variable template")] {
-            if !Path::new(f).is_file() {
-                bail!("OVMF {what} {f} not found: install it with `apt-get install ovmf`");
-            }
-        }
-        let vars = ramux_contract::VmDir::at(&dir).ovmf_vars();
-        fs::copy(OVMF_VARS, &vars)
-            .with_context(|| format!("copying {OVMF_VARS} to {}", vars.display()))?;
-        Firmware::Uefi {
-            code: OVMF_CODE.into(),
-            vars,
-        }
-    } else {
-        Firmware::Bios
-    };
+    let firmware = firmware(opts, &dir)?;
 
     // Every switch the NICs use must answer (vswitch is started where none does).
     let mut switches: Vec<(PathBuf, SwitchStatus)> = Vec::new();
@@ -1201,6 +1218,9 @@ pub fn list(root: &Path) -> Result<Vec<VmStatus>> {
             accel: spec.map(|s| s.accel),
             firmware: spec.map(|s| match s.firmware {
                 Firmware::Bios => "bios".to_string(),
+                Firmware::Uefi {
+                    secure_boot: true, ..
+                } => "secureboot".to_string(),
                 Firmware::Uefi { .. } => "uefi".to_string(),
             }),
             media: spec.map(|s| s.media),

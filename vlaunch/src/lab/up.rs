@@ -173,7 +173,8 @@ pub fn launch_options(node: &Node, dir: &LabDir) -> LaunchOptions {
         Accel::Kvm => AccelRequest::Kvm,
         Accel::Tcg => AccelRequest::Tcg,
     };
-    o.uefi = node.firmware == Firmware::Uefi;
+    o.uefi = node.firmware != Firmware::Bios;
+    o.secure_boot = node.firmware == Firmware::SecureBoot;
     o.usb = node.boot == Boot::Usb;
     o.ports = node.nics.iter().map(|c| c.port.value).collect();
     o.port_switches = node
