@@ -699,9 +699,9 @@ mod tests {
 
     #[test]
     fn fuzz_body_runs() {
-        fuzz_reply(&[]);
-        fuzz_reply(&[0, 64, 6, 0, 0, 0, 13, 65, 6, 0, 0, 0, 6, 81, 4, b'1', b'0']);
-        fuzz_reply(&[2; 40]);
+        super::fuzz_reply(&[]);
+        super::fuzz_reply(&[0, 64, 6, 0, 0, 0, 13, 65, 6, 0, 0, 0, 6, 81, 4, b'1', b'0']);
+        super::fuzz_reply(&[2; 40]);
     }
 
     #[test]
