@@ -93,12 +93,14 @@ fn keepalived_pair_with_ah_authentication() {
 
 /// The two routers and their switch namespace, each router running keepalived on the compiled
 /// outputs of `text` (the example site, edited by the test).
+/// Fields drop in order: the daemons first, while their namespaces still exist (keepalived
+/// may not die on SIGTERM once its namespace is gone), then the namespaces, then the files.
 struct Lab {
-    tmp: Tmp,
+    daemons: Vec<Bg>,
     sw: Netns,
     a: Netns,
     b: Netns,
-    daemons: Vec<Bg>,
+    tmp: Tmp,
 }
 
 fn lab(text: &str, tag: &str) -> Lab {
