@@ -38,7 +38,12 @@ pub fn fuzz_key_files(data: &[u8]) {
 mod fuzz_tests {
     #[test]
     fn fuzz_body_survives_edges() {
-        for d in [&b""[..], &[0; 2048], &[0xff; 600], b"gen-000001.tar\ngen-999999.sha256"] {
+        for d in [
+            &b""[..],
+            &[0; 2048],
+            &[0xff; 600],
+            b"gen-000001.tar\ngen-999999.sha256",
+        ] {
             super::fuzz_key_files(d);
         }
         let t = crate::archive::build(vec![crate::archive::Member {
