@@ -2,8 +2,9 @@
 //! hash file reads ([`generation`]), which generation boot applies and which ones a commit prunes
 //! ([`select`]), which files may be kept and how a tar member's path is checked ([`allow`]), the
 //! byte-reproducible tar itself ([`archive`]), and how the key is found among the machine's
-//! disks by its filesystem label ([`label`], [`find`]). No I/O here: the daemon side (mounts,
-//! fsync, fsck.fat) reads and writes bytes and passes them in, and passes the time in.
+//! disks by its filesystem label ([`label`], [`find`]). Those are pure; [`disk`] is the I/O on a
+//! key already mounted (collect, commit with its fsyncs, apply). Mounting, `fsck.fat -a` and the
+//! wait for USB are PID 1's and the command's; the time is always passed in.
 //!
 //! The design follows Alpine's `lbu` (explicit commit, kept generations, refusal to guess between
 //! two candidates) with one change for FAT, which has neither journal nor atomic rename: a
@@ -12,6 +13,7 @@
 
 pub mod allow;
 pub mod archive;
+pub mod disk;
 pub mod find;
 pub mod generation;
 pub mod label;
