@@ -504,11 +504,10 @@ pub fn request_ma_ok(pkt: &[u8], secret: &[u8]) -> bool {
     same(&hmac_md5(secret, &copy), &pkt[at..at + 16])
 }
 
-/// Fuzz body: any datagram as the reply to request 7 (raw and re-signed so mutations reach the
-/// attribute walk). Never panics; true when it decoded.
-pub fn fuzz_reply(data: &[u8]) -> bool {
-    const SECRET: &[u8] = b"fuzz-secret";
-    const RA: [u8; 16] = [0x5a; 16];
+/// For fuzz bodies: `data` read as a run of type-length-value attributes (at most 40, lengths
+/// clamped to what is there), so a body can re-sign them into a valid packet and mutations reach
+/// the attribute parser behind the authenticator checks.
+pub fn fuzz_attrs(data: &[u8]) -> Vec<(u8, Vec<u8>)> {
     let mut attrs = vec![];
     let mut i = 0;
     while i + 2 <= data.len() && attrs.len() < 40 {
@@ -519,6 +518,15 @@ pub fn fuzz_reply(data: &[u8]) -> bool {
         attrs.push((data[i], data[i + 2..i + l].to_vec()));
         i += l;
     }
+    attrs
+}
+
+/// Fuzz body: any datagram as the reply to request 7 (raw and re-signed so mutations reach the
+/// attribute walk). Never panics; true when it decoded.
+pub fn fuzz_reply(data: &[u8]) -> bool {
+    const SECRET: &[u8] = b"fuzz-secret";
+    const RA: [u8; 16] = [0x5a; 16];
+    let attrs = fuzz_attrs(data);
     let signed = encode_reply(ACCESS_CHALLENGE, 7, &RA, &attrs, SECRET, true);
     let a = decode_reply(data, 7, &RA, SECRET, false).is_ok();
     let b = decode_reply(&signed, 7, &RA, SECRET, true).map(|r| {

@@ -86,16 +86,7 @@ pub fn radius_reply(data: &[u8]) -> bool {
 /// Re-signs `data` as a valid reply (fixing Length, Response- and Message-Authenticator) so
 /// mutations reach the attribute parser instead of stopping at the authenticator check.
 pub fn resign(data: &[u8]) -> Vec<u8> {
-    let mut attrs = vec![];
-    let mut i = 0;
-    while i + 2 <= data.len() && attrs.len() < 40 {
-        let l = (data[i + 1] as usize).min(data.len() - i).min(255);
-        if l < 2 {
-            break;
-        }
-        attrs.push((data[i], data[i + 2..i + l].to_vec()));
-        i += l;
-    }
+    let attrs = radius::fuzz_attrs(data);
     let code = if data.first().is_some_and(|b| b & 1 == 1) {
         radius::ACCESS_ACCEPT
     } else {

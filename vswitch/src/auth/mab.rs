@@ -535,16 +535,7 @@ pub fn fuzz_reply(data: &[u8]) {
     let _ = m.reply(data, 1, |v| v % 2 == 0);
     let (mut m, req) = mk();
     let (id, auth, _) = radius::peek_request(&req).expect("our own request");
-    let mut attrs = vec![];
-    let mut i = 1;
-    while i + 2 <= data.len() && attrs.len() < 40 {
-        let l = (data[i + 1] as usize).min(data.len() - i).min(255);
-        if l < 2 {
-            break;
-        }
-        attrs.push((data[i], data[i + 2..i + l].to_vec()));
-        i += l;
-    }
+    let attrs = radius::fuzz_attrs(data.get(1..).unwrap_or_default());
     let code = match data.first().map(|b| b % 3) {
         Some(0) => radius::ACCESS_ACCEPT,
         Some(1) => radius::ACCESS_REJECT,
