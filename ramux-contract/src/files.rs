@@ -20,6 +20,11 @@ pub const DNSMASQ_CONF: &str = "/etc/ramux/dnsmasq.conf";
 /// by the profile's service, which vbuild leaves out of images without the file.
 pub const DHCP_RELAY_CONF: &str = "/etc/ramux/dhcp-relay.conf";
 
+/// The files `ramux keep commit` may save on the site key and boot may restore from it (one
+/// absolute path per line, a trailing `/` for a directory's files), from the profile's `keep`
+/// list (docs/keep.md).
+pub const KEEP_LIST: &str = "/etc/ramux/keep.list";
+
 /// The network files labwall compiles for a role, in the order ramux-init applies them.
 pub const NETWORK_FILES: [&str; 3] = [SYSCTL_CONF, NETWORK_IP, RULESET_NFT];
 

@@ -93,12 +93,13 @@ pub fn run() -> ! {
     let mut secrets = None;
     let mut fatal = None;
     if let Some(a) = &appliance {
-        (phases, fatal) = bring_up(&con, a);
+        let from_key;
+        (phases, fatal, from_key) = bring_up(&con, a);
         if fatal.is_none() {
             kinds.extend(a.services.iter().cloned().map(Kind::Service));
         }
         // After the module list (qemu_fw_cfg), before any service starts.
-        let (installed, lines) = crate::secrets::install();
+        let (installed, lines) = crate::secrets::install(from_key.secrets.as_deref());
         for l in lines {
             con.say(&l);
         }
@@ -188,9 +189,9 @@ fn hold_back_without_secrets(
     }
 }
 
-/// Modules, hostname, loopback, network configuration (everything before services).
-/// Returns where the time went, for the boot-time line.
-fn bring_up(con: &Console, a: &Appliance) -> (String, Option<String>) {
+/// Modules, the site key, hostname, loopback, network configuration (everything before
+/// services). Returns where the time went, for the boot-time line.
+fn bring_up(con: &Console, a: &Appliance) -> (String, Option<String>, crate::keep::AtBoot) {
     let running = sys::kernel_release();
     if !running.is_empty() && running != a.kernel_release {
         con.say(&format!(
@@ -210,6 +211,10 @@ fn bring_up(con: &Console, a: &Appliance) -> (String, Option<String>) {
         ));
     }
     let modules = t.elapsed();
+    // The key's files replace the image's before anything reads them (docs/keep.md).
+    let t = Instant::now();
+    let kept = crate::keep::at_boot(&a.hostname, &mut |l| con.say(&l));
+    let key = t.elapsed();
     if let Err(e) = sys::set_hostname(&a.hostname) {
         con.say(&console::failed_line("hostname", &e));
     }
@@ -219,11 +224,12 @@ fn bring_up(con: &Console, a: &Appliance) -> (String, Option<String>) {
     let t = Instant::now();
     let fatal = network(con);
     let phases = format!(
-        "modules {:.2} s, network {:.2} s",
+        "modules {:.2} s, key {:.2} s, network {:.2} s",
         modules.as_secs_f64(),
+        key.as_secs_f64(),
         t.elapsed().as_secs_f64()
     );
-    (phases, fatal)
+    (phases, fatal, kept)
 }
 
 /// A key that makes the machine forward packets between interfaces.

@@ -15,6 +15,8 @@ pub mod boot;
 pub mod config;
 pub mod console;
 pub mod evdev;
+pub mod keep;
+pub mod keep_cmd;
 pub mod power;
 pub mod secrets;
 pub mod supervise;

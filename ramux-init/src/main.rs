@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
     name = "ramux-init",
     version,
     about = "PID 1 of ramux appliances (run as /init); `check` validates an image's configuration",
-    after_help = "Examples:\n  ramux-init check rootfs/etc/ramux/appliance.toml\n  ramux-init check appliance.toml --sysctl sysctl.conf\n  ramux-init check appliance.toml --json\n\nAs PID 1 it ignores its arguments and boots the appliance from /etc/ramux/appliance.toml."
+    after_help = "Examples:\n  ramux keep status                  # on an appliance (ramux is this binary)\n  ramux-init check rootfs/etc/ramux/appliance.toml\n  ramux-init check appliance.toml --sysctl sysctl.conf\n  ramux-init check appliance.toml --json\n\nAs PID 1 it ignores its arguments and boots the appliance from /etc/ramux/appliance.toml."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +34,17 @@ enum Cmd {
         /// Print the report as JSON on stdout (exit status still says valid or not).
         #[arg(long)]
         json: bool,
+    },
+    /// The site's USB key (RAMUXKEY): commit the kept files, or show, compare, list, revert.
+    #[command(
+        after_help = "Examples:\n  ramux keep status\n  ramux keep diff\n  ramux keep commit -m \"new ssh host key\"\n  ramux keep list --json\n  ramux keep revert 41\n\nThe files kept are those /etc/ramux/keep.list allows; docs/keep.md."
+    )]
+    Keep {
+        #[command(subcommand)]
+        action: ramux_init::keep_cmd::Action,
+        /// The host's directory on the key (default: this machine's hostname).
+        #[arg(long, global = true)]
+        host: Option<String>,
     },
 }
 
@@ -61,9 +72,20 @@ pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
                 1
             }
         }
+        Some(Cmd::Keep { action, host }) => {
+            ramux_init::keep_cmd::run(&action, host.as_deref(), wall_clock_secs())
+        }
         None => {
             eprintln!("ramux-init: must run as PID 1 (the appliance's /init); use `ramux-init check FILE` to validate a config");
             2
         }
     }
+}
+
+/// The commit time stored on the key: the one place this binary reads the wall clock.
+#[allow(clippy::disallowed_methods)]
+fn wall_clock_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -21,31 +21,39 @@ pub struct Installed {
     pub refused: BTreeMap<String, u32>,
 }
 
-/// Creates [`RUN_DIR`] and fills it from fw_cfg when present. Returns what was installed and
-/// the console lines to print (failures as `ramux: failed secrets: ...`).
-pub fn install() -> (Installed, Vec<String>) {
+/// Creates [`RUN_DIR`] and fills it from fw_cfg when present, else from the overlay the site
+/// key carried (`from_key`, docs/keep.md). Returns what was installed and the console lines to
+/// print (failures as `ramux: failed secrets: ...`).
+pub fn install(from_key: Option<&[u8]>) -> (Installed, Vec<String>) {
     let mut lines = Vec::new();
     if let Err(e) = make_dir(Path::new(RUN_DIR)) {
         lines.push(fail(&format!("{RUN_DIR}: {e}")));
         return (Installed::default(), lines);
     }
-    if !Path::new(FW_CFG_RAW).exists() {
+    let (source, bytes) = if Path::new(FW_CFG_RAW).exists() {
+        (
+            format!("fw_cfg {FW_CFG_NAME}"),
+            read_raw(Path::new(FW_CFG_RAW)),
+        )
+    } else if let Some(b) = from_key {
+        (
+            format!("the key's {}", crate::keep::SECRETS_FILE),
+            Ok(b.to_vec()),
+        )
+    } else {
         return (Installed::default(), lines);
-    }
-    let plan = read_raw(Path::new(FW_CFG_RAW)).and_then(|b| unpack_plan(&b));
-    let plan = match plan {
+    };
+    let plan = match bytes.and_then(|b| unpack_plan(&b)) {
         Ok(p) => p,
         Err(e) => {
-            lines.push(fail(&format!(
-                "fw_cfg {FW_CFG_NAME}: {e} (nothing installed)"
-            )));
+            lines.push(fail(&format!("{source}: {e} (nothing installed)")));
             return (Installed::default(), lines);
         }
     };
     let (installed, mut errors) = write_plan(Path::new(RUN_DIR), &plan);
     lines.append(&mut errors);
     lines.push(format!(
-        "ramux: secrets: {} files from fw_cfg {FW_CFG_NAME} in {RUN_DIR}",
+        "ramux: secrets: {} files from {source} in {RUN_DIR}",
         installed.files
     ));
     (installed, lines)

@@ -146,8 +146,18 @@ pub fn apply(
     Ok(out)
 }
 
+/// Copies the files an admin dropped into `dir` (`/RAMUX/<hostname>/overrides` on the key, laid
+/// out as the root is) that `keep` allows onto `root`, after the generation, so an edit made on
+/// a PC wins. Symlinks and files outside the list are left out, as a generation's are.
+pub fn overrides(dir: &Path, keep: &KeepList, root: &Path) -> io::Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(vec![]);
+    }
+    collect(dir, keep)?.iter().map(|m| place(root, m)).collect()
+}
+
 /// Writes one file under `root` through a temporary name and a rename, with its mode and mtime.
-fn place(root: &Path, m: &Member) -> io::Result<PathBuf> {
+pub fn place(root: &Path, m: &Member) -> io::Result<PathBuf> {
     let dest = root.join(&m.path);
     if let Some(d) = dest.parent() {
         fs::create_dir_all(d)?;
@@ -289,5 +299,21 @@ mod tests {
         // No key directory: nothing applied, nothing written.
         let a = apply(&t.path().join("none"), &keep(), &root, |_, _| Ok(())).unwrap();
         assert_eq!((a.choice.applied, a.written.len()), (None, 0));
+    }
+
+    #[test]
+    fn overrides_win_over_the_generation_and_obey_the_list() {
+        let t = tempfile::tempdir().unwrap();
+        let (ov, root) = (t.path().join("overrides"), t.path().join("root"));
+        assert!(overrides(&ov, &keep(), &root).unwrap().is_empty());
+        system(&ov);
+        fs::create_dir_all(root.join("etc/ssh")).unwrap();
+        fs::write(root.join("etc/ssh/ssh_host_ed25519_key"), b"old").unwrap();
+        let got = overrides(&ov, &keep(), &root).unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        let k = fs::read(root.join("etc/ssh/ssh_host_ed25519_key")).unwrap();
+        assert_eq!(k, b"secret");
+        assert!(!root.join("etc/ssh/sshd_config").exists());
+        assert!(!root.join("etc/ramux/local.d/evil").exists());
     }
 }

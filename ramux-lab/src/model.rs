@@ -188,6 +188,9 @@ pub struct Node {
     pub secrets: Option<PathBuf>,
     /// `secrets = true`: the lab's secrets directory, packed for this node at `up`.
     pub lab_secrets: bool,
+    /// The node's site key image (a USB stick; created when absent), resolved against the lab
+    /// directory (docs/keep.md).
+    pub key: Option<PathBuf>,
     /// Only the NICs that could be read (each keeps its index in the file).
     pub nics: Vec<Nic>,
     /// How many NICs the file lists, readable or not.

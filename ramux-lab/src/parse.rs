@@ -45,6 +45,7 @@ const NODE_KEYS: &[&str] = &[
     "model",
     "address",
     "secrets",
+    "key",
     "nics",
 ];
 const NIC_KEYS: &[&str] = &[
@@ -143,6 +144,8 @@ pub struct NodeSpec {
     /// A packed site secrets overlay for this node (`vbuild secrets pack`), or `true`: the
     /// lab's secrets directory, packed at `up`.
     pub secrets: Option<At<NodeSecrets>>,
+    /// The node's site key image (`vlaunch --key`), relative to the lab directory.
+    pub key: Option<At<String>>,
     pub nics: Vec<NicSpec>,
 }
 
@@ -318,6 +321,9 @@ fn node(name: At<String>, body: &Entries, cx: &mut Cx) -> Option<NodeSpec> {
         )
     });
     let secrets = t.take("secrets").and_then(|v| node_secrets(cx, v));
+    let key = t
+        .take("key")
+        .and_then(|v| cx.string(v, "key", "\"keys/rt1.img\""));
     let nics = t.take("nics").map(|v| nics(cx, v)).unwrap_or_default();
     t.finish(cx);
     Some(NodeSpec {
@@ -329,6 +335,7 @@ fn node(name: At<String>, body: &Entries, cx: &mut Cx) -> Option<NodeSpec> {
         after,
         address,
         secrets,
+        key,
         nics,
     })
 }

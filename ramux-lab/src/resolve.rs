@@ -165,6 +165,7 @@ fn node(
             spec.secrets.as_ref().map(|s| &s.value),
             Some(NodeSecrets::Lab)
         ),
+        key: spec.key.as_ref().map(|k| dir.join(&k.value)),
         nics,
         nics_written: spec.nics.len(),
     })

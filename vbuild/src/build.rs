@@ -444,6 +444,11 @@ pub fn build_iso(req: &BuildRequest) -> Result<BuildReport> {
         Node::file(0o644, ep, appliance_toml.clone().into_bytes()),
         ep,
     );
+    top.insert(
+        files::in_image(files::KEEP_LIST),
+        Node::file(0o644, ep, keep_list(&prof).into_bytes()),
+        ep,
+    );
 
     let work = tempfile::Builder::new()
         .prefix(&crate::tmp_prefix(&format!(".{}.work-", dest.name)))
@@ -849,6 +854,21 @@ fn add_site_and_binaries(
         );
     }
     top.insert("init", Node::symlink("/usr/sbin/ramux-init", ep), ep);
+    // `ramux keep ...` on the appliance is ramux-init under its short name.
+    top.insert("usr/sbin/ramux", Node::symlink("ramux-init", ep), ep);
+}
+
+/// [`files::KEEP_LIST`]: the profile chain's `keep` entries, one per line.
+fn keep_list(prof: &Profile) -> String {
+    let mut s = format!(
+        "# Files `ramux keep commit` saves on the site key, from profile {} (docs/keep.md).\n",
+        prof.name
+    );
+    for k in &prof.keep {
+        s.push_str(k);
+        s.push('\n');
+    }
+    s
 }
 
 /// The [`ramux_contract::appliance`] file ramux-init reads at boot.

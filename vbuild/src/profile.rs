@@ -73,6 +73,9 @@ pub struct RawProfile {
     pub packages: Vec<String>,
     #[serde(default)]
     pub modules: Vec<String>,
+    /// Files `ramux keep commit` may save on the site key ([`ramux_contract::files::KEEP_LIST`]).
+    #[serde(default)]
+    pub keep: Vec<String>,
     #[serde(default)]
     pub overlays: Vec<String>,
     pub cmdline: Option<String>,
@@ -117,6 +120,8 @@ pub struct Profile {
     pub sources: Vec<String>,
     pub packages: Vec<String>,
     pub modules: Vec<String>,
+    /// The keep list, checked by [`ramux_keep::allow::KeepList::parse`] when loaded.
+    pub keep: Vec<String>,
     pub overlays: Vec<String>,
     pub cmdline: String,
     pub compression: String,
@@ -257,6 +262,7 @@ pub fn load(root: &Path, name: &str) -> Result<Profile> {
         sources: vec![],
         packages: vec![],
         modules: vec![],
+        keep: vec![],
         overlays: vec![],
         cmdline: String::new(),
         compression: "zstd".into(),
@@ -294,6 +300,15 @@ pub fn load(root: &Path, name: &str) -> Result<Profile> {
         push_unique(&mut prof.sources, &raw.sources);
         push_unique(&mut prof.packages, &raw.packages);
         push_unique(&mut prof.modules, &raw.modules);
+        push_unique(&mut prof.keep, &raw.keep);
+        if let Err(e) = ramux_keep::allow::KeepList::parse(&raw.keep.join("\n")) {
+            bail!(
+                "profiles/{n}/profile.toml: keep entry {:?}: {}; write an absolute path like \
+                 /etc/ramux/local/ (a trailing / keeps a directory's files)",
+                e.text,
+                e.why
+            );
+        }
         push_unique(&mut prof.overlays, &raw.overlays);
         if let Some(c) = raw.cmdline {
             if !c.is_empty() {

@@ -11,6 +11,7 @@
 
 pub mod accel;
 pub mod console;
+pub mod key;
 pub mod lab;
 pub mod net;
 pub mod probe;

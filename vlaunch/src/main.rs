@@ -103,6 +103,10 @@ struct RunArgs {
     /// fw_cfg opt/ramux/secrets; never written to a disk of the VM (docs/secrets.md).
     #[arg(long, value_name = "FILE")]
     secrets: Option<PathBuf>,
+    /// The site key: a raw disk image attached as a USB stick, created (64 MiB, FAT32 labelled
+    /// RAMUXKEY) when absent; `ramux keep commit` in the guest writes to it (docs/keep.md).
+    #[arg(long, value_name = "IMG")]
+    key: Option<PathBuf>,
     /// Print a JSON summary on stdout.
     #[arg(long)]
     json: bool,
@@ -661,6 +665,7 @@ fn launch(a: RunArgs, root: PathBuf) -> Result<i32> {
         switch_dir: a.switch_dir.clone(),
         macs: a.macs.clone(),
         secrets: a.secrets.clone(),
+        key: a.key.clone(),
         state_root: root,
         ..LaunchOptions::new(PathBuf::new())
     };

@@ -98,6 +98,9 @@ pub struct LaunchSpec {
     /// The site secrets overlay handed over as fw_cfg `opt/ramux/secrets` (docs/secrets.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<PathBuf>,
+    /// The site key's disk image, attached as a second USB stick (docs/keep.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 fn opt_path(prefix: &str, p: &Path) -> OsString {
@@ -249,6 +252,9 @@ pub struct QemuCommand {
     /// `-fw_cfg name=opt/ramux/secrets,file=FILE`: the site secrets overlay, read by
     /// ramux-init from sysfs; never on a disk of the guest (docs/secrets.md).
     pub secrets: Option<PathBuf>,
+    /// A raw image attached read-write as a USB stick (`usb-storage` on the xHCI controller):
+    /// the site key.
+    pub key: Option<PathBuf>,
 }
 
 impl QemuCommand {
@@ -270,6 +276,7 @@ impl QemuCommand {
             no_reboot: false,
             extra: Vec::new(),
             secrets: None,
+            key: None,
         }
     }
 
@@ -316,6 +323,7 @@ impl QemuCommand {
             pidfile: Some(p.pidfile.clone()),
             extra: spec.extra_args.clone(),
             secrets: spec.secrets.clone(),
+            key: spec.key.clone(),
             ..QemuCommand::base(
                 spec.accel,
                 spec.mem_mib,
@@ -491,6 +499,24 @@ impl QemuCommand {
             a.push("virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0".into());
         }
 
+        if let Some(key) = &self.key {
+            let usb_boot = matches!(
+                self.boot,
+                Boot::Iso {
+                    media: Media::Usb,
+                    ..
+                }
+            );
+            if !usb_boot {
+                a.push("-device".into());
+                a.push("qemu-xhci,id=xhci".into());
+            }
+            a.push("-drive".into());
+            a.push(opt_path("if=none,id=key0,format=raw,file=", key));
+            a.push("-device".into());
+            a.push("usb-storage,bus=xhci.0,drive=key0,removable=on".into());
+        }
+
         if let Some(file) = &self.secrets {
             a.push("-fw_cfg".into());
             let name = ramux_contract::secrets::FW_CFG_NAME;
@@ -588,6 +614,7 @@ mod tests {
             paths: StatePaths::in_dir(Path::new("/run/ramux/vms/RT1")),
             extra_args: vec![],
             secrets: None,
+            key: None,
         }
     }
 
@@ -762,6 +789,28 @@ mod tests {
              -device e1000,netdev=net2 \
              -netdev socket,id=net3,connect=127.0.0.1:4711 -device e1000,netdev=net3"
         );
+    }
+
+    #[test]
+    fn the_key_is_a_writable_usb_stick_beside_the_boot_medium() {
+        let mut s = spec();
+        s.key = Some("/lab/keys/rt1,a.img".into());
+        let l = line(&s);
+        assert!(
+            l.contains(
+                " -device qemu-xhci,id=xhci -drive if=none,id=key0,format=raw,file=/lab/keys/rt1,,a.img \
+                 -device usb-storage,bus=xhci.0,drive=key0,removable=on "
+            ),
+            "{l}"
+        );
+        assert!(
+            !l.contains("key0,format=raw,snapshot"),
+            "writes must persist: {l}"
+        );
+        s.media = Media::Usb;
+        let l = line(&s);
+        assert_eq!(l.matches("qemu-xhci").count(), 1, "one controller: {l}");
+        assert!(l.contains("drive=stick0,removable=on,bootindex=0"), "{l}");
     }
 
     #[test]

@@ -94,6 +94,9 @@ pub struct LaunchOptions {
     /// A packed site secrets overlay (`vbuild secrets pack`), handed over as fw_cfg
     /// `opt/ramux/secrets`; checked before QEMU starts (docs/secrets.md).
     pub secrets: Option<PathBuf>,
+    /// The site key (docs/keep.md): a raw disk image attached as a USB stick, created with a
+    /// FAT32 filesystem labelled RAMUXKEY when absent. Writes persist (it is the key).
+    pub key: Option<PathBuf>,
 }
 
 impl LaunchOptions {
@@ -116,6 +119,7 @@ impl LaunchOptions {
             qemu_args: vec![],
             state_root: state_root(),
             secrets: None,
+            key: None,
         }
     }
 }
@@ -315,6 +319,11 @@ pub fn prepare(opts: &LaunchOptions, progress: &mut dyn FnMut(&str)) -> Result<P
         paths,
         extra_args: opts.qemu_args.clone(),
         secrets: opts.secrets.as_deref().map(check_secrets).transpose()?,
+        key: opts
+            .key
+            .as_deref()
+            .map(|k| crate::key::ensure(k, progress))
+            .transpose()?,
     };
     let qemu_command = qemu::shell_line(&qemu::qemu_args(&spec));
     Ok(Prepared {

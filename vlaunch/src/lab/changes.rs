@@ -18,6 +18,9 @@ pub fn node_config(n: &Node) -> Vec<String> {
     if let Some(s) = &n.secrets {
         v.push(format!("secrets = {}", same_path(s).display()));
     }
+    if let Some(k) = &n.key {
+        v.push(format!("key = {}", same_path(k).display()));
+    }
     if !n.qemu_args.is_empty() {
         v.push(format!("qemu_args = {}", n.qemu_args.join(" ")));
     }

@@ -190,6 +190,7 @@ pub fn launch_options(node: &Node, dir: &LabDir) -> LaunchOptions {
     } else {
         node.secrets.clone()
     };
+    o.key = node.key.clone();
     o.state_root = dir.vms_root();
     o
 }
