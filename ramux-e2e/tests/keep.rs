@@ -1,0 +1,174 @@
+//! The site key (docs/keep.md) through the real pipeline: the client image (every image has the
+//! USB modules, dosfstools and a keep list) booted by vlaunch with `--key` (a 64 MiB FAT32 stick
+//! labelled RAMUXKEY that vlaunch creates); in the guest `ramux keep commit` twice, `diff` and
+//! `list`; then, on the host with mtools as an admin on a PC would, the newest generation is
+//! corrupted, an override and the secrets overlay are dropped on the key; the second boot passes
+//! over the corrupted generation, restores the first, applies the override and installs the
+//! secrets from the key (no fw_cfg).
+//!
+//! Needs $RAMUX_BIN_DIR (scripts/build), the image tools and mtools, like the other e2e tests.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn guest(sock: &Path, cmd: &str) -> String {
+    let mut agent = vlaunch::qga::wait_agent(sock, Duration::from_secs(60)).expect("agent");
+    let argv = ["/bin/sh".to_string(), "-c".into(), cmd.into()];
+    let o = agent.exec(&argv, None, Duration::from_secs(30)).unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.code, Some(0), "{cmd}: {out}{err}");
+    out + &err
+}
+
+/// `mcopy` onto the key image as an admin's PC writes a FAT stick.
+fn mcopy(key: &Path, local: &Path, dest: &str) {
+    let o = Command::new("mcopy")
+        .args(["-o", "-i"])
+        .arg(key)
+        .arg(local)
+        .arg(format!("::{dest}"))
+        .output()
+        .expect("mcopy (Debian package mtools)");
+    assert!(
+        o.status.success(),
+        "mcopy {dest}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn mmd(key: &Path, dir: &str) {
+    let o = Command::new("mmd")
+        .arg("-i")
+        .arg(key)
+        .arg(format!("::{dir}"))
+        .output()
+        .expect("mmd (mtools)");
+    assert!(o.status.success(), "mmd {dir}: {o:?}");
+}
+
+fn serial(g: &VmGuard) -> String {
+    std::fs::read_to_string(&g.vm.paths().serial_log).unwrap()
+}
+
+#[test]
+fn commits_survive_a_reboot_and_a_corrupted_newest_generation_falls_back() {
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("client.key");
+    let img = image_with("client", "", &[]);
+    let _slot = qemu_slots(1);
+
+    let root = state_root();
+    let mut opts = options(&img, "keep", root.path());
+    opts.mem_mib = 512;
+    opts.key = Some(key.clone());
+    let (g, ready) = boot(opts.clone(), root);
+    let host = ready.info.host.clone();
+    let log = serial(&g);
+    assert!(
+        log.contains("ramux: keep found sda (LABEL=RAMUXKEY)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("ramux: keep applied no generation (image defaults)"),
+        "{log}"
+    );
+    let sock = g.vm.paths().qga_sock.clone();
+    let out = guest(
+        &sock,
+        "mkdir -p /etc/ramux/local && echo kept-1 > /etc/ramux/local/note && \
+         /usr/sbin/ramux keep commit -m first",
+    );
+    assert!(
+        out.contains("ramux: keep committed gen-000001.tar (1 files) to sda"),
+        "{out}"
+    );
+    let out = guest(
+        &sock,
+        "echo kept-2 > /etc/ramux/local/note && /usr/sbin/ramux keep diff && \
+         /usr/sbin/ramux keep commit -m second && /usr/sbin/ramux keep list --json",
+    );
+    assert!(out.contains("~ /etc/ramux/local/note"), "{out}");
+    assert!(out.contains("committed gen-000002.tar"), "{out}");
+    let list: serde_json::Value =
+        serde_json::from_str(&out[out.find('[').unwrap()..]).expect("list --json");
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    assert!(
+        list[0]["info"].as_str().unwrap().contains("msg=second"),
+        "{list}"
+    );
+    let status = guest(&sock, "/usr/sbin/ramux keep status --json");
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["changed"], 0, "{status}");
+    assert_eq!(
+        status["dirty"], false,
+        "unmounted after the commit: {status}"
+    );
+    drop(g);
+
+    // The admin's PC: corrupt gen 2, drop an override and the secrets overlay on the key.
+    let bad = work.path().join("bad.tar");
+    std::fs::write(&bad, b"not the committed tar").unwrap();
+    let d = format!("/RAMUX/{host}");
+    mcopy(&key, &bad, &format!("{d}/gen-000002.tar"));
+    for sub in [
+        "overrides",
+        "overrides/etc",
+        "overrides/etc/ramux",
+        "overrides/etc/ramux/local",
+    ] {
+        mmd(&key, &format!("{d}/{sub}"));
+    }
+    let extra = work.path().join("extra");
+    std::fs::write(&extra, b"from-the-pc\n").unwrap();
+    mcopy(
+        &key,
+        &extra,
+        &format!("{d}/overrides/etc/ramux/local/extra"),
+    );
+    let secrets_dir = work.path().join("site-secrets");
+    vbuild::secrets::init(&vbuild::secrets::InitRequest {
+        dir: secrets_dir.clone(),
+        nas: vec!["sw1".into()],
+        users: vec![],
+        cns: vec![],
+    })
+    .unwrap();
+    let overlay = work.path().join("site.secrets");
+    let bytes = vbuild::secrets::pack(&secrets_dir, &[]).unwrap();
+    vbuild::secrets::write_overlay(&overlay, &bytes).unwrap();
+    mcopy(&key, &overlay, &format!("{d}/site.secrets"));
+
+    let root = state_root();
+    opts.state_root = root.path().to_path_buf();
+    let (g, _) = boot(opts, root);
+    let log = serial(&g);
+    for want in [
+        "ramux: keep passed over gen-000002.tar: its .tar does not match its .sha256",
+        "ramux: keep applied gen-000001.tar (1 files)",
+        "ramux: keep applied 1 overrides",
+        "files from the key's site.secrets in /run/ramux/secrets",
+    ] {
+        assert!(log.contains(want), "no {want:?} in:\n{log}");
+    }
+    let sock = g.vm.paths().qga_sock.clone();
+    let seen = guest(
+        &sock,
+        "cat /etc/ramux/local/note /etc/ramux/local/extra; stat -c '%a %n' /run/ramux/secrets/radius/nas/sw1",
+    );
+    assert_eq!(
+        seen,
+        "kept-1\nfrom-the-pc\n600 /run/ramux/secrets/radius/nas/sw1\n"
+    );
+    eprintln!(
+        "e2e: keep: {}",
+        log.lines()
+            .filter(|l| l.contains("keep"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+}
