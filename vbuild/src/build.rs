@@ -1036,16 +1036,31 @@ fn remove_legacy_locks(dest: &Destination) {
 
 /// Builds every profile for every role it allows (a role-less profile once) into `out_dir`
 /// (default `<root>/images`), e.g. for a release; each build updates `out_dir/SHA256SUMS`.
-/// Stops at the first failure.
-pub fn build_release(template: &BuildRequest, out_dir: Option<&Path>) -> Result<Vec<BuildReport>> {
+/// Up to `jobs` builds run at once (they share the base-layer cache); the output is the same
+/// bytes whatever `jobs` is. No new build starts after a failure, and the first failing build
+/// in plan order is the error.
+pub fn build_release(
+    template: &BuildRequest,
+    out_dir: Option<&Path>,
+    jobs: usize,
+) -> Result<Vec<BuildReport>> {
     let dir = out_dir
         .map(Path::to_path_buf)
         .unwrap_or_else(|| template.root.join("images"));
-    let mut reports = Vec::new();
+    let plan = release_requests(template, &dir)?;
+    run_builds(&plan, jobs.max(1), template.quiet)
+}
+
+/// Every build `vbuild release` makes, in a fixed order: (what it is, its request).
+pub fn release_requests(
+    template: &BuildRequest,
+    dir: &Path,
+) -> Result<Vec<(String, BuildRequest)>> {
+    let mut plan = Vec::new();
     for (name, _) in profile::list(&template.root)? {
         let prof = profile::load(&template.root, &name)?;
-        if let Some(r) = crate::instance::release(template, &prof, &dir)? {
-            reports.extend(r);
+        if let Some(r) = crate::instance::release_requests(template, &prof, dir)? {
+            plan.extend(r);
             continue;
         }
         for (role, stem) in release_plan(&prof) {
@@ -1053,8 +1068,54 @@ pub fn build_release(template: &BuildRequest, out_dir: Option<&Path>) -> Result<
             req.profile = name.clone();
             req.role = role.clone();
             req.out = Some(dir.join(format!("{stem}.iso")));
-            let r = build_iso(&req).with_context(|| format!("release: {name} {role}"))?;
-            reports.push(r);
+            plan.push((format!("{name} {role}").trim_end().to_string(), req));
+        }
+    }
+    Ok(plan)
+}
+
+/// Runs `plan` on `jobs` threads. With more than one, each build is quiet (their step lines
+/// would interleave) and one line per finished image is printed instead.
+fn run_builds(
+    plan: &[(String, BuildRequest)],
+    jobs: usize,
+    quiet: bool,
+) -> Result<Vec<BuildReport>> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let done = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<BuildReport>>>> =
+        plan.iter().map(|_| Mutex::new(None)).collect();
+    let worker = || loop {
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        if i >= plan.len() || failed.load(Ordering::SeqCst) {
+            break;
+        }
+        let (what, req) = &plan[i];
+        let mut req = req.clone();
+        req.quiet |= jobs > 1;
+        let r = build_iso(&req).with_context(|| format!("release: {what}"));
+        if r.is_err() {
+            failed.store(true, Ordering::SeqCst);
+        } else if jobs > 1 && !quiet {
+            let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+            eprintln!("vbuild: [{n}/{}] {what} built", plan.len());
+        }
+        *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+    };
+    std::thread::scope(|s| {
+        for _ in 0..jobs.min(plan.len()).max(1) {
+            s.spawn(worker);
+        }
+    });
+    let mut reports = Vec::new();
+    for r in results {
+        match r.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(Ok(rep)) => reports.push(rep),
+            Some(Err(e)) => return Err(e),
+            None => {}
         }
     }
     Ok(reports)

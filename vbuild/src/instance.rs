@@ -375,12 +375,12 @@ pub fn relay_files(path: Option<&Path>, role: &str, defines: &[(String, String)]
 }
 
 /// `vbuild release` for an instance profile: one image per server of its default site
-/// (`images/dns1.iso`, `images/dns2.iso`); `None` for other profiles.
-pub fn release(
+/// (`images/dns1.iso`, `images/dns2.iso`) as (what, request); `None` for other profiles.
+pub fn release_requests(
     template: &BuildRequest,
     prof: &Profile,
     dir: &Path,
-) -> Result<Option<Vec<crate::BuildReport>>> {
+) -> Result<Option<Vec<(String, BuildRequest)>>> {
     if prof.instances.is_none() {
         return Ok(None);
     }
@@ -391,16 +391,15 @@ pub fn release(
         )
     })?;
     let site = compile(&path, "release", &[])?;
-    let mut reports = Vec::new();
+    let mut plan = Vec::new();
     for name in instance_names(&site, &prof.name) {
         let mut req = template.clone();
         req.profile = prof.name.clone();
         req.sets = vec![(VAR.into(), name.clone())];
         req.out = Some(dir.join(format!("{name}.iso")));
-        let r = crate::build_iso(&req).with_context(|| format!("release: {} {name}", prof.name))?;
-        reports.push(r);
+        plan.push((format!("{} {name}", prof.name), req));
     }
-    Ok(Some(reports))
+    Ok(Some(plan))
 }
 
 /// The instances of a profile in its site: the VPNSERVER lines for vpn, SERVERS otherwise.

@@ -80,7 +80,7 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
     /// Build every profile for every role (a role-less one once) into images/ (or --out-dir)
     /// and update SHA256SUMS.
     #[command(
-        after_help = "Examples:\n  vbuild release\n  SOURCE_DATE_EPOCH=1700000000 vbuild release --out-dir dist --json\n  vbuild release --out-dir dist --sign ~/.minisign/ramux.key"
+        after_help = "Examples:\n  vbuild release\n  SOURCE_DATE_EPOCH=1700000000 vbuild release --out-dir dist --json\n  vbuild release --out-dir dist --sign ~/.minisign/ramux.key\n  vbuild release --out-dir dist --jobs 2"
     )]
     Release {
         /// Output directory (default images/ under the root).
@@ -101,6 +101,11 @@ The build clock is SOURCE_DATE_EPOCH, else the last git commit touching the prof
         /// secret key (unencrypted: `vbuild key generate` or `minisign -G -W`).
         #[arg(long, value_name = "KEY")]
         sign: Option<PathBuf>,
+        /// Builds at once (they share the base-layer cache); the output is the same bytes
+        /// whatever N is.
+        #[arg(long, short = 'j', value_name = "N", default_value_t = 1,
+              value_parser = clap::value_parser!(u16).range(1..=64))]
+        jobs: u16,
     },
     /// Check a signed release directory: the SHA256SUMS.minisig signature and its trusted
     /// comment, every SHA256SUMS line against its file, every *.manifest.json's ISO sha256
@@ -420,6 +425,7 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             json,
             sign,
+            jobs,
         } => {
             let req = vbuild::BuildRequest {
                 root: root.clone(),
@@ -431,7 +437,7 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(key) = &sign {
                 vbuild::release::read_secret_key(key)?; // fail before the builds, not after
             }
-            let reports = vbuild::build_release(&req, out_dir.as_deref())?;
+            let reports = vbuild::build_release(&req, out_dir.as_deref(), jobs.into())?;
             if let Some(key) = sign {
                 let dir = out_dir.unwrap_or_else(|| root.join("images"));
                 let sig = sign_release(&root, &dir, &key, &reports)?;
