@@ -1,0 +1,147 @@
+//! `vlaunch burn` on a machine that has USB sticks, without USB hardware here (docs/burn.md):
+//! the client image boots from its CD in a QEMU guest that also has two emulated USB sticks on
+//! an xHCI controller (one `removable=on`, one `removable=off`, as many real sticks say) and a
+//! virtio system disk. The static vlaunch, copied in through the guest agent, lists both sticks
+//! as candidates and neither the system disk nor the CD (each with its reason), refuses to
+//! write the system disk, and writes and verifies the client ISO (copied in too) to the
+//! removable stick. On the host the stick holds the ISO's bytes, and a second QEMU boots
+//! it over xHCI to the ready line; both boot times are printed.
+//!
+//! Needs $RAMUX_BIN_DIR (scripts/build) and the image tools, like the other e2e tests.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::time::Duration;
+
+fn guest(sock: &Path, cmd: &str, input: Option<&[u8]>) -> (Option<i32>, String, String) {
+    let mut agent = vlaunch::qga::wait_agent(sock, Duration::from_secs(60)).expect("agent");
+    let argv = ["/bin/sh".to_string(), "-c".into(), cmd.into()];
+    let o = agent
+        .exec(&argv, input, Duration::from_secs(180))
+        .unwrap_or_else(|e| panic!("{cmd}: {e:#}"));
+    (
+        o.code,
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Copies `data` to `dest` in the guest in 4 MiB pieces (one guest-exec each: a single JSON
+/// message of tens of MB is more than the agent should be asked to parse).
+fn copy_in(sock: &Path, data: &[u8], dest: &str) {
+    let (code, _, err) = guest(sock, &format!("mkdir -p /run/burn && : > {dest}"), None);
+    assert_eq!(code, Some(0), "{err}");
+    for piece in data.chunks(4 << 20) {
+        let (code, _, err) = guest(sock, &format!("cat >> {dest}"), Some(piece));
+        assert_eq!(code, Some(0), "{dest}: {err}");
+    }
+}
+
+fn sparse(p: &Path, mib: u64) {
+    std::fs::File::create(p)
+        .unwrap()
+        .set_len(mib << 20)
+        .unwrap();
+}
+
+#[test]
+fn the_static_vlaunch_lists_only_the_sticks_writes_one_and_it_boots() {
+    let work = tempfile::tempdir().unwrap();
+    let (s1, s2, sys) = (
+        work.path().join("stick1.img"),
+        work.path().join("stick2.img"),
+        work.path().join("system.img"),
+    );
+    sparse(&s1, 96);
+    sparse(&s2, 128);
+    sparse(&sys, 256);
+    let img = image_with("client", "", &[]);
+    let _slot = qemu_slots(1);
+    let root = state_root();
+    let mut opts = options(&img, "burn", root.path());
+    let drive = |id: &str, p: &Path| format!("if=none,id={id},format=raw,file={}", p.display());
+    opts.qemu_args = vec![
+        "-device".into(),
+        "qemu-xhci,id=ux".into(),
+        "-drive".into(),
+        drive("s1", &s1),
+        "-device".into(),
+        "usb-storage,bus=ux.0,drive=s1,removable=on".into(),
+        "-drive".into(),
+        drive("s2", &s2),
+        "-device".into(),
+        "usb-storage,bus=ux.0,drive=s2,removable=off".into(),
+        "-drive".into(),
+        format!("if=virtio,format=raw,file={}", sys.display()),
+    ];
+    let (g, cd_ready) = boot(opts, root);
+    let sock = g.vm.paths().qga_sock.clone();
+    let vlaunch = std::fs::read(ramux_bin("vlaunch")).unwrap();
+    copy_in(&sock, &vlaunch, "/run/burn/vlaunch");
+    let (code, _, err) = guest(&sock, "chmod 755 /run/burn/vlaunch", None);
+    assert_eq!(code, Some(0), "{err}");
+
+    let (code, out, err) = guest(&sock, "/run/burn/vlaunch burn --list --json", None);
+    assert_eq!(code, Some(0), "{err}");
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let disks = list["disks"].as_array().unwrap();
+    let by_size = |mib: u64| {
+        disks
+            .iter()
+            .find(|d| d["size_bytes"] == (mib << 20))
+            .unwrap_or_else(|| panic!("no {mib} MiB disk in {list}"))
+    };
+    let (d1, d2, dsys) = (by_size(96), by_size(128), by_size(256));
+    assert_eq!(d1["candidate"], true, "{d1}");
+    assert_eq!(
+        d2["candidate"], true,
+        "removable=off is still a stick: {d2}"
+    );
+    assert_eq!(d1["transport"], "usb", "{d1}");
+    assert_eq!(dsys["candidate"], false, "{dsys}");
+    assert!(dsys.to_string().contains("--any-bus"), "{dsys}");
+    let cd = disks.iter().find(|d| d["name"] == "sr0");
+    assert!(cd.is_none_or(|c| c["candidate"] == false), "{cd:?}");
+    let candidates = disks.iter().filter(|d| d["candidate"] == true).count();
+    assert_eq!(candidates, 2, "only the sticks: {list}");
+
+    let stick = d1["path"].as_str().unwrap().to_string();
+    let system = dsys["path"].as_str().unwrap().to_string();
+    let iso_bytes = std::fs::read(&img.iso).unwrap();
+    copy_in(&sock, &iso_bytes, "/run/burn/boot.iso");
+    let (code, _, err) = guest(
+        &sock,
+        &format!("/run/burn/vlaunch burn /run/burn/boot.iso {system} --yes"),
+        None,
+    );
+    assert_ne!(code, Some(0), "the system disk must be refused");
+    assert!(err.contains("--any-bus"), "{err}");
+    let (code, out, err) = guest(
+        &sock,
+        &format!("/run/burn/vlaunch burn /run/burn/boot.iso {stick} --yes --json"),
+        None,
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let done: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(done["verified"], true, "{done}");
+    assert_eq!(done["sha256"], img.report.sha256, "{done}");
+    eprintln!("e2e: burn in the guest: {done}");
+    drop(g);
+
+    let stick_bytes = std::fs::read(&s1).unwrap();
+    assert!(
+        stick_bytes[..iso_bytes.len()] == iso_bytes[..],
+        "the stick holds the ISO"
+    );
+    let root = state_root();
+    let mut opts = options(&img, "stick", root.path());
+    opts.iso = s1.clone();
+    opts.usb = true;
+    let (_g, usb_ready) = boot(opts, root);
+    eprintln!(
+        "e2e: ready from the CD in {:.1} s, from the written stick over xHCI in {:.1} s",
+        cd_ready.seconds, usb_ready.seconds
+    );
+}
