@@ -86,14 +86,23 @@ fn router_boots_bios_cd_then_console_and_acpi_poweroff() {
     assert!(!g.vm.paths().qmp_sock.exists(), "stop leaves no sockets");
 }
 
-fn boot_mode(tag: &str, uefi: bool, usb: bool) -> VmGuard {
+/// The firmware a boot-mode test starts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fw {
+    Bios,
+    Uefi,
+    SecureBoot,
+}
+
+fn boot_mode(tag: &str, fw: Fw, usb: bool) -> VmGuard {
     let img = image("router");
     let _slot = qemu_slots(1);
     let root = state_root();
     let mut opts = options(&img, tag, root.path());
+    let uefi = fw != Fw::Bios;
     opts.uefi = uefi;
     opts.usb = usb;
-    opts.secure_boot = tag.contains("sb");
+    opts.secure_boot = fw == Fw::SecureBoot;
     let _sw = router_nics(&mut opts);
     let (g, ready) = boot(opts, root);
     assert_eq!(ready.info.profile, "router");
@@ -125,17 +134,17 @@ fn boot_mode(tag: &str, uefi: bool, usb: bool) -> VmGuard {
 
 #[test]
 fn router_boots_bios_usb() {
-    boot_mode("biosusb", false, true);
+    boot_mode("biosusb", Fw::Bios, true);
 }
 
 #[test]
 fn router_boots_uefi_cd() {
-    boot_mode("ueficd", true, false);
+    boot_mode("ueficd", Fw::Uefi, false);
 }
 
 #[test]
 fn router_boots_uefi_usb() {
-    boot_mode("uefiusb", true, true);
+    boot_mode("uefiusb", Fw::Uefi, true);
 }
 
 /// Secure Boot enforced, from a USB stick (the bare-metal path): the firmware starts only
@@ -144,7 +153,7 @@ fn router_boots_uefi_usb() {
 /// by Debian, copied unchanged) must have loaded under lockdown for the ready line to come.
 #[test]
 fn router_boots_uefi_secure_boot_usb() {
-    let g = boot_mode("uefisbusb", true, true);
+    let g = boot_mode("uefisbusb", Fw::SecureBoot, true);
     let vlaunch::Firmware::Uefi { secure_boot, .. } = &g.vm.record.spec.firmware else {
         panic!("not UEFI")
     };
