@@ -382,7 +382,7 @@ mod tests {
     #[test]
     fn line_reader_caps_long_lines_and_strips_cr() {
         let mut input = b">INFO:hello\r\n".to_vec();
-        input.extend(std::iter::repeat(b'A').take(MAX_LINE * 3));
+        input.extend(std::iter::repeat_n(b'A', MAX_LINE * 3));
         input.extend_from_slice(b"\nSUCCESS: ok\nno newline at end");
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()

@@ -558,7 +558,7 @@ impl Daemon {
                 let due = i
                     .broken
                     .1
-                    .map_or(true, |t| now >= t + Duration::from_secs(60));
+                    .is_none_or(|t| now >= t + Duration::from_secs(60));
                 if b && due {
                     i.broken.1 = Some(now);
                     log(&format!("ERROR sync group {}: instance {} hears no master while the other members do: its path to the peer ({}) is broken", g.name, i.cfg.name, i.cfg.interface));

@@ -57,7 +57,7 @@ impl<K: Hash + Eq> LogLimiter<K> {
     /// May a line for `key` be written at `now`?
     pub fn check(&mut self, now: Time, key: K) -> Verdict {
         self.refill(now);
-        let key_due = self.keys.get(&key).map_or(true, |t| now >= *t + PER_KEY);
+        let key_due = self.keys.get(&key).is_none_or(|t| now >= *t + PER_KEY);
         if !key_due || self.milli_tokens < 1000 {
             self.suppressed += 1;
             self.pending += 1;

@@ -545,8 +545,8 @@ impl Switch {
         if uid == Some(0) {
             return true;
         }
-        let user_ok = acl.user.map_or(true, |u| Some(u) == uid);
-        let group_ok = acl.group.map_or(true, |g| gids.contains(&g));
+        let user_ok = acl.user.is_none_or(|u| Some(u) == uid);
+        let group_ok = acl.group.is_none_or(|g| gids.contains(&g));
         match (acl.user.is_some(), acl.group.is_some()) {
             (false, false) => true,
             (true, false) => user_ok,
@@ -683,8 +683,7 @@ impl Switch {
     /// authentication).
     #[inline]
     fn egress_ok(&self, q: PortId) -> bool {
-        self.stp.as_ref().map_or(true, |s| s.forwards(q))
-            && (!self.auth_on || self.auth.egress_ok(q))
+        self.stp.as_ref().is_none_or(|s| s.forwards(q)) && (!self.auth_on || self.auth.egress_ok(q))
     }
 
     /// Turns MAC authentication on or off on port `p` (its MACs are forgotten either way).

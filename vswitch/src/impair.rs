@@ -169,7 +169,7 @@ impl Impairer {
 
     /// Next frame whose time has come, with noise applied.
     pub fn pop_ready(&mut self, now_us: u64) -> Option<Vec<u8>> {
-        if self.queue.front().map_or(true, |(due, _)| *due > now_us) {
+        if self.queue.front().is_none_or(|(due, _)| *due > now_us) {
             return None;
         }
         let (_, mut f) = self.queue.pop_front()?;

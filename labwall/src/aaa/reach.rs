@@ -22,7 +22,7 @@ pub fn nas_to_radius(site: &Site, rs: &Ruleset, lines: &[Line]) -> Vec<Diagnosti
         };
         for s in &site.services.servers {
             let to = iface_of(site, IpAddr::V4(s.addr));
-            if to.map_or(true, |t| t.name == from.name) {
+            if to.is_none_or(|t| t.name == from.name) {
                 continue;
             }
             let p = Packet {
@@ -73,7 +73,7 @@ pub(crate) fn stmt_loc(lines: &[Line], keyword: &str, name: Option<&str>, line: 
         .find(|l| {
             l.loc.line == line
                 && l.toks.first().is_some_and(|t| t.text == keyword)
-                && name.map_or(true, |n| l.toks.get(1).is_some_and(|t| t.text == n))
+                && name.is_none_or(|n| l.toks.get(1).is_some_and(|t| t.text == n))
         })
         .map_or(
             Loc {

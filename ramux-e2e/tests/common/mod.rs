@@ -486,7 +486,7 @@ pub fn arp_resolve(
             t0.elapsed() < Duration::from_secs(60),
             "no ARP reply: {what}"
         );
-        if last_sent.map_or(true, |t| t.elapsed() > Duration::from_secs(1)) {
+        if last_sent.is_none_or(|t| t.elapsed() > Duration::from_secs(1)) {
             plug.send(&req);
             last_sent = Some(Instant::now());
         }

@@ -99,7 +99,7 @@ fn wait(seconds: Option<f64>) {
     }
     let t0 = Instant::now();
     let limit = seconds.map(Duration::from_secs_f64);
-    while !STOP.load(Ordering::SeqCst) && !limit.is_some_and(|l| t0.elapsed() >= l) {
+    while !STOP.load(Ordering::SeqCst) && limit.is_none_or(|l| t0.elapsed() < l) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }

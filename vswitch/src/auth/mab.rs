@@ -547,7 +547,7 @@ pub fn fuzz_reply(data: &[u8]) {
     match ch {
         Some(Change::Authorized { vlan, .. }) => {
             assert!(matches!(st, State::Authorized { .. }));
-            assert!(vlan.map_or(true, |v| (1..4095).contains(&v) && v % 2 == 0));
+            assert!(vlan.is_none_or(|v| (1..4095).contains(&v) && v % 2 == 0));
         }
         Some(Change::Refused { .. }) => assert!(matches!(st, State::Rejected { .. })),
         None => assert!(matches!(st, State::Pending { .. })),

@@ -25,7 +25,7 @@ pub(super) fn json_cmd(sw: &mut Switch, ctx: &Ctx<'_>, arg: &str) -> Reply {
             };
             let ports: Vec<_> = (0..=sw.numports)
                 .filter(|&p| {
-                    sel.map_or(true, |s| s == p) && sw.port(p).is_some_and(|x| all || x.active())
+                    sel.is_none_or(|s| s == p) && sw.port(p).is_some_and(|x| all || x.active())
                 })
                 .map(|p| port_json(sw, p))
                 .collect();

@@ -433,7 +433,7 @@ impl Bridge {
 
     fn message_age_timer(&mut self, port: usize, now: Ticks, out: &mut Out) {
         let max_age = Ticks::from(self.timers.max_age);
-        if !self.ports[port].born.is_some_and(|b| now >= b + max_age) {
+        if self.ports[port].born.is_none_or(|b| now < b + max_age) {
             return;
         }
         self.ports[port].born = None;
@@ -464,7 +464,7 @@ impl Bridge {
     }
 
     fn forward_delay_timer(&mut self, port: usize, now: Ticks, out: &mut Out) {
-        if !self.ports[port].advance_at.is_some_and(|t| now >= t) {
+        if self.ports[port].advance_at.is_none_or(|t| now < t) {
             return;
         }
         match self.ports[port].state {

@@ -76,9 +76,9 @@ impl Connector {
     /// Down, and the last attempt is at least 0.5 s old.
     fn due(&self) -> bool {
         self.ep.is_none()
-            && !self
+            && self
                 .last_try
-                .is_some_and(|t| t.elapsed() < Duration::from_millis(500))
+                .is_none_or(|t| t.elapsed() >= Duration::from_millis(500))
     }
 }
 
