@@ -23,10 +23,13 @@ pub const MOUNT: &str = "/run/ramux/key";
 pub use ramux_contract::files::KEEP_LIST;
 /// The secrets overlay (`vbuild secrets pack`) a bare-metal host takes from its key.
 pub const SECRETS_FILE: &str = "site.secrets";
-/// How long boot waits for USB sticks to show up when the machine has a USB bus.
+/// The longest boot waits for USB sticks to show up when the machine has a USB bus.
 pub const WAIT: Duration = Duration::from_secs(10);
 /// After the first match, how long boot goes on looking for a second (two keys apply nothing).
 const SETTLE: Duration = Duration::from_millis(1500);
+/// With a USB bus and no match, how long boot looks before it goes on unless a stick is still
+/// becoming a disk (a VM booted from a USB stick has a bus but no key: it must not wait 10 s).
+const GRACE: Duration = Duration::from_secs(2);
 /// Generations a commit keeps on the key.
 pub const KEEP_N: usize = 5;
 
@@ -80,8 +83,54 @@ fn usb_bus(sys: &Path) -> bool {
     fs::read_dir(sys.join("bus/usb/devices")).is_ok_and(|mut d| d.next().is_some())
 }
 
-/// Looks for the key as boot does: at once when there is no USB bus, else until `wait` is
-/// over, stopping [`SETTLE`] after the first match. Returns what it found and how long it took.
+/// A USB mass-storage interface (class 08) without its disk yet: usb-storage waits a second
+/// (`delay_use`) before the SCSI scan, so a stick that is there may not be a block device yet.
+fn usb_storage_pending(sys: &Path) -> bool {
+    let Ok(rd) = fs::read_dir(sys.join("bus/usb/devices")) else {
+        return false;
+    };
+    rd.flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(':'))
+        .filter(|e| {
+            fs::read_to_string(e.path().join("bInterfaceClass")).is_ok_and(|c| c.trim() == "08")
+        })
+        .any(|e| fs::canonicalize(e.path()).is_ok_and(|d| !has_block(&d, 6)))
+}
+
+/// A `block` directory below `dir` (real directories only: sysfs links lead everywhere).
+fn has_block(dir: &Path, depth: u32) -> bool {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return false;
+    };
+    rd.flatten().any(|e| {
+        let real_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        real_dir && (e.file_name() == "block" || depth > 0 && has_block(&e.path(), depth - 1))
+    })
+}
+
+/// Whether boot goes on looking after a pass that found `found`, `elapsed` into the look, the
+/// first match `hit_age` ago, with a USB stick still `pending`. Without a match it looks for
+/// [`GRACE`] (devices plugged at power-on show up in that time) and then only while a stick is
+/// still becoming a disk, never past `wait`; after a match, [`SETTLE`] more for a second key.
+fn keep_looking(
+    found: &Found,
+    elapsed: Duration,
+    hit_age: Option<Duration>,
+    pending: bool,
+    wait: Duration,
+) -> bool {
+    if elapsed >= wait {
+        return false;
+    }
+    match found {
+        Found::Off | Found::Ambiguous(..) => false,
+        Found::Key(_) => hit_age.is_none_or(|a| a < SETTLE),
+        Found::None => pending || elapsed < GRACE,
+    }
+}
+
+/// Looks for the key as boot does: once when there is no USB bus, else as [`keep_looking`]
+/// says. Returns what it found and how long it took.
 pub fn look(w: &Want, sys: &Path, dev: &Path, wait: Duration) -> (Found, Duration) {
     let t0 = Instant::now();
     let wait = if usb_bus(sys) { wait } else { Duration::ZERO };
@@ -92,9 +141,9 @@ pub fn look(w: &Want, sys: &Path, dev: &Path, wait: Duration) -> (Found, Duratio
         if matches!(found, Found::Key(_)) {
             first_hit.get_or_insert(now);
         }
-        let settled = first_hit.is_some_and(|t| now - t >= SETTLE);
-        let done = matches!(found, Found::Off | Found::Ambiguous(..)) || settled;
-        if done || now - t0 >= wait {
+        let pending = matches!(found, Found::None) && usb_storage_pending(sys);
+        let age = first_hit.map(|t| now - t);
+        if !keep_looking(&found, now - t0, age, pending, wait) {
             return (found, t0.elapsed());
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -319,7 +368,7 @@ mod tests {
         let (f, took) = look(&w, &r.join("sys"), &r.join("dev"), WAIT);
         assert_eq!(f, Found::Key(c[0].clone()));
         assert!(took < Duration::from_secs(1), "{took:?}");
-        // With a USB bus and no key, it waits for the whole (here shortened) wait.
+        // With a USB bus and no key, it looks for the (here shortened) wait.
         fs::create_dir_all(r.join("sys/bus/usb/devices/usb1")).unwrap();
         fs::remove_file(r.join("dev/sda")).unwrap();
         let (f, took) = look(
@@ -330,6 +379,43 @@ mod tests {
         );
         assert_eq!(f, Found::None);
         assert!(took >= Duration::from_millis(300), "{took:?}");
+    }
+
+    #[test]
+    fn a_stick_still_becoming_a_disk_is_pending_one_with_its_disk_is_not() {
+        let t = tempfile::tempdir().unwrap();
+        let sys = t.path();
+        let iface = sys.join("devices/pci0/usb1/1-1/1-1:1.0");
+        fs::create_dir_all(&iface).unwrap();
+        fs::write(iface.join("bInterfaceClass"), "08\n").unwrap();
+        fs::create_dir_all(sys.join("bus/usb/devices")).unwrap();
+        std::os::unix::fs::symlink(&iface, sys.join("bus/usb/devices/1-1:1.0")).unwrap();
+        assert!(usb_storage_pending(sys));
+        fs::create_dir_all(iface.join("host0/target0:0:0/0:0:0:0/block/sda")).unwrap();
+        assert!(!usb_storage_pending(sys));
+        fs::write(iface.join("bInterfaceClass"), "03\n").unwrap();
+        fs::remove_dir_all(iface.join("host0")).unwrap();
+        assert!(!usb_storage_pending(sys), "a keyboard is no stick");
+    }
+
+    #[test]
+    fn how_long_boot_looks() {
+        let s = Duration::from_secs;
+        let key = Found::Key(Candidate {
+            dev: "sda".into(),
+            probe: label::probe(&fat_head(b"RAMUXKEY   ")).unwrap(),
+        });
+        // No match: the grace, then only while a stick is pending, never past the wait.
+        assert!(keep_looking(&Found::None, s(1), None, false, WAIT));
+        assert!(!keep_looking(&Found::None, s(2), None, false, WAIT));
+        assert!(keep_looking(&Found::None, s(5), None, true, WAIT));
+        assert!(!keep_looking(&Found::None, s(10), None, true, WAIT));
+        // A match: settle for a second key, then go.
+        assert!(keep_looking(&key, s(1), Some(s(1)), false, WAIT));
+        assert!(!keep_looking(&key, s(3), Some(s(2)), false, WAIT));
+        let two = Found::Ambiguous("sda".into(), "sdb".into());
+        assert!(!keep_looking(&two, s(0), None, false, WAIT));
+        assert!(!keep_looking(&Found::Off, s(0), None, false, WAIT));
     }
 
     #[test]
