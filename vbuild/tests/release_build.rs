@@ -90,5 +90,7 @@ fn jobs_and_checkout_path_do_not_change_a_single_byte() {
         "only what is published: {:?}",
         fa.keys()
     );
-    eprintln!("release of {isos} images: --jobs 1 {one:.1} s, --jobs 2 {two:.1} s (other path)");
+    eprintln!(
+        "release of {isos} images: --jobs 1 {one:.1} s (may warm the cache), --jobs 2 {two:.1} s (other path)"
+    );
 }
