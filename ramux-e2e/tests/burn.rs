@@ -16,11 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 fn guest(sock: &Path, cmd: &str, input: Option<&[u8]>) -> (Option<i32>, String, String) {
-    let mut agent = vlaunch::qga::wait_agent(sock, Duration::from_secs(60)).expect("agent");
-    let argv = ["/bin/sh".to_string(), "-c".into(), cmd.into()];
-    let o = agent
-        .exec(&argv, input, Duration::from_secs(180))
-        .unwrap_or_else(|e| panic!("{cmd}: {e:#}"));
+    let o = guest_sh(sock, cmd, input, Duration::from_secs(180));
     (
         o.code,
         String::from_utf8_lossy(&o.stdout).into_owned(),

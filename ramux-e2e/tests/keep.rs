@@ -18,9 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 fn guest(sock: &Path, cmd: &str) -> String {
-    let mut agent = vlaunch::qga::wait_agent(sock, Duration::from_secs(60)).expect("agent");
-    let argv = ["/bin/sh".to_string(), "-c".into(), cmd.into()];
-    let o = agent.exec(&argv, None, Duration::from_secs(30)).unwrap();
+    let o = guest_sh(sock, cmd, None, Duration::from_secs(30));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.code, Some(0), "{cmd}: {out}{err}");
@@ -296,9 +294,7 @@ fn power_cuts_during_commits_leave_the_last_reported_generation_or_the_next() {
             "cut {cut} after {delay:?}: console last reported gen {reported}, newest valid on \
              the key {newest:?}: {gens:?}"
         );
-        let mut head = vec![0; 2048];
-        std::io::Read::read_exact(&mut std::fs::File::open(&key).unwrap(), &mut head).unwrap();
-        let dirty = ramux_keep::label::probe(&head).unwrap().dirty;
+        let dirty = ramux_keep::disk::probe_path(&key).unwrap().unwrap().dirty;
         prev_dirty = dirty;
         eprintln!(
             "e2e: cut {cut}/{cuts} {delay:?} after a commit: reported gen {reported}, newest valid \

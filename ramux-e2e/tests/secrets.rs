@@ -17,9 +17,7 @@ fn sha256(p: &std::path::Path) -> String {
 }
 
 fn guest(sock: &std::path::Path, cmd: &str) -> String {
-    let mut agent = vlaunch::qga::wait_agent(sock, Duration::from_secs(60)).expect("agent");
-    let argv = ["/bin/sh".to_string(), "-c".into(), cmd.into()];
-    let o = agent.exec(&argv, None, Duration::from_secs(20)).unwrap();
+    let o = guest_sh(sock, cmd, None, Duration::from_secs(20));
     assert_eq!(o.code, Some(0), "{cmd}: {o:?}");
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

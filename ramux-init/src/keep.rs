@@ -5,8 +5,7 @@
 //! commit order) are `ramux_keep`'s; this module is the I/O around them: probing block devices,
 //! mounting read-only (read-write only inside a commit, after `fsck.fat -a` when dirty).
 
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use ramux_keep::allow::KeepList;
 use ramux_keep::archive::Member;
 use ramux_keep::find::{self, Candidate, Found, Want};
 use ramux_keep::generation::Gen;
-use ramux_keep::label::{self, FsKind, PROBE_BYTES};
+use ramux_keep::label::FsKind;
 
 /// Where the key is mounted while it is read or written.
 pub const MOUNT: &str = "/run/ramux/key";
@@ -55,7 +54,7 @@ pub fn candidates(sys: &Path, dev: &Path) -> Vec<Candidate> {
         .into_iter()
         .filter(|n| size_sectors(sys, n) > 0)
         .filter_map(|n| {
-            let probe = label::probe(&head(&dev.join(&n))?)?;
+            let probe = ramux_keep::disk::probe_path(&dev.join(&n)).ok()??;
             Some(Candidate { dev: n, probe })
         })
         .collect()
@@ -66,16 +65,6 @@ fn size_sectors(sys: &Path, name: &str) -> u64 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn head(p: &Path) -> Option<Vec<u8>> {
-    let mut b = Vec::with_capacity(PROBE_BYTES);
-    File::open(p)
-        .ok()?
-        .take(PROBE_BYTES as u64)
-        .read_to_end(&mut b)
-        .ok()?;
-    Some(b)
 }
 
 /// True when the machine has a USB bus, so a key may still be enumerating.
@@ -287,19 +276,13 @@ pub fn apply_kept(host: &Path, root: &Path, say: &mut dyn FnMut(String)) {
 
 fn read_secrets(host: &Path, say: &mut dyn FnMut(String)) -> Option<Vec<u8>> {
     let p = host.join(SECRETS_FILE);
-    let f = File::open(&p).ok()?;
-    let mut b = Vec::new();
-    let limit = ramux_contract::secrets::MAX_OVERLAY as u64 + 1;
-    match f.take(limit).read_to_end(&mut b) {
-        Ok(_) => Some(b),
-        Err(e) => {
-            say(crate::console::failed_line(
-                "keep",
-                &format!("{}: {e}", p.display()),
-            ));
-            None
-        }
+    if !p.is_file() {
+        return None;
     }
+    // Bounded as the fw_cfg item is: an oversized overlay is refused without filling RAM.
+    crate::secrets::read_raw(&p)
+        .map_err(|e| say(crate::console::failed_line("keep", &e)))
+        .ok()
 }
 
 /// Runs `fsck.fat -a` on a FAT key whose dirty bit is set (Linux leaves it set after a power
@@ -335,6 +318,7 @@ pub fn repair_if_dirty(dev: &Path, k: &Candidate) -> Result<Option<String>, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ramux_keep::label::{self, PROBE_BYTES};
 
     fn fixture(root: &Path, name: &str, size: &str, head: &[u8]) {
         let b = root.join("sys/class/block").join(name);

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use ramux_keep::allow::KeepList;
 use ramux_keep::archive;
 use ramux_keep::disk;
 use ramux_keep::find::{self, Candidate, Found};
-use ramux_keep::generation::{self, Gen, Invalid, Origin, Part};
+use ramux_keep::generation::{Gen, Origin};
 use serde_json::json;
 
 use crate::keep::{self, Mounted};
@@ -68,16 +69,18 @@ pub fn run(action: &Action, host: Option<&str>, now: u64) -> i32 {
 fn run_on(action: &Action, host: &str, now: u64) -> Result<(), String> {
     let key = find_now()?;
     let dev = Path::new("/dev").join(&key.dev);
+    // The image's keep list, read once by the actions that compare or write kept files.
+    let keep_list = || keep::keep_list(Path::new("/"));
     if let Action::Commit { message, keep } = action {
-        return commit(&dev, &key, host, message, *keep, now);
+        return commit(&dev, &key, host, &keep_list()?, message, *keep, now);
     }
     let m = Mounted::new(&dev, key.probe.kind, false)?;
     let dir = m.host_dir(host);
     match action {
-        Action::Status { json } => status(&key, &dir, *json),
+        Action::Status { json } => status(&key, &dir, &keep_list()?, *json),
         Action::List { json } => list(&dir, *json),
-        Action::Diff => diff(&dir),
-        Action::Revert { gen } => revert(&dir, gen.map(Gen)),
+        Action::Diff => diff(&dir, &keep_list()?),
+        Action::Revert { gen } => revert(&dir, &keep_list()?, gen.map(Gen)),
         Action::Commit { .. } => unreachable!("handled above"),
     }
 }
@@ -100,6 +103,7 @@ fn commit(
     dev: &Path,
     key: &Candidate,
     host: &str,
+    list: &KeepList,
     msg: &str,
     n: usize,
     now: u64,
@@ -107,8 +111,7 @@ fn commit(
     if let Some(line) = keep::repair_if_dirty(dev, key)? {
         println!("ramux: keep {line}");
     }
-    let list = keep::keep_list(Path::new("/"))?;
-    let files = disk::collect(Path::new("/"), &list).map_err(|e| format!("reading files: {e}"))?;
+    let files = disk::collect(Path::new("/"), list).map_err(|e| format!("reading files: {e}"))?;
     let count = files.len();
     let origin = Origin {
         time: now,
@@ -140,29 +143,15 @@ fn image_id() -> String {
 /// Each generation newest first: (name, None when valid or why not, its second line).
 fn generations(dir: &Path) -> Result<Vec<(Gen, Option<String>, String)>, String> {
     let listing = disk::list(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let valid = disk::valid_gens(dir, &listing);
     Ok(listing
         .newest_first()
         .map(|g| {
             let sum = std::fs::read_to_string(dir.join(g.sum_name())).unwrap_or_default();
             let info = sum.lines().nth(1).unwrap_or("").to_string();
-            let why = (!valid.contains(&g)).then(|| invalid_reason(dir, g));
+            let why = disk::check_gen(dir, g).err().map(|i| i.to_string());
             (g, why, info)
         })
         .collect())
-}
-
-fn invalid_reason(dir: &Path, g: Gen) -> String {
-    let read = |n: String| std::fs::read(dir.join(n));
-    let why = match (read(g.tar_name()), read(g.sum_name())) {
-        (Err(_), _) => Invalid::Missing(Part::Tar),
-        (_, Err(_)) => Invalid::Missing(Part::Sum),
-        (Ok(t), Ok(s)) => match generation::check(g, &t, &s) {
-            Ok(()) => return "valid".into(),
-            Err(i) => i,
-        },
-    };
-    why.to_string()
 }
 
 fn list(dir: &Path, as_json: bool) -> Result<(), String> {
@@ -187,26 +176,28 @@ fn list(dir: &Path, as_json: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// The newest valid generation's files, by path.
-fn newest(dir: &Path) -> Result<(Option<Gen>, Files), String> {
-    let keep = keep::keep_list(Path::new("/"))?;
+/// The newest generation in `dir` whose hash checks.
+fn newest_valid(dir: &Path) -> Result<Option<Gen>, String> {
     let listing = disk::list(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let Some(g) = disk::valid_gens(dir, &listing).first().copied() else {
-        return Ok((None, BTreeMap::new()));
-    };
-    let tar = std::fs::read(dir.join(g.tar_name())).map_err(|e| e.to_string())?;
-    let u = archive::unpack(&tar, &keep)?;
-    Ok((
-        Some(g),
-        u.files.into_iter().map(|m| (m.path, m.data)).collect(),
-    ))
+    let mut gens = listing.newest_first();
+    Ok(gens.find(|g| disk::check_gen(dir, *g).is_ok()))
 }
 
-/// `(sign, path)` for every kept file that differs between the key and the running system.
-fn changes(dir: &Path) -> Result<(Option<Gen>, Changes), String> {
-    let (g, kept) = newest(dir)?;
-    let keep = keep::keep_list(Path::new("/"))?;
-    let now: Files = disk::collect(Path::new("/"), &keep)
+/// Generation `g`'s files (none when there is no valid generation), by path.
+fn files_of(dir: &Path, keep: &KeepList, g: Option<Gen>) -> Result<Files, String> {
+    let Some(g) = g else {
+        return Ok(BTreeMap::new());
+    };
+    let tar = std::fs::read(dir.join(g.tar_name())).map_err(|e| e.to_string())?;
+    let u = archive::unpack(&tar, keep)?;
+    Ok(u.files.into_iter().map(|m| (m.path, m.data)).collect())
+}
+
+/// `(sign, path)` for every kept file that differs between generation `g` (the newest valid)
+/// and the running system.
+fn changes(dir: &Path, keep: &KeepList, g: Option<Gen>) -> Result<Changes, String> {
+    let kept = files_of(dir, keep, g)?;
+    let now: Files = disk::collect(Path::new("/"), keep)
         .map_err(|e| e.to_string())?
         .into_iter()
         .map(|m| (m.path, m.data))
@@ -225,20 +216,21 @@ fn changes(dir: &Path) -> Result<(Option<Gen>, Changes), String> {
             .map(|p| ('-', p.clone())),
     );
     out.sort_by(|a, b| a.1.cmp(&b.1));
-    Ok((g, out))
+    Ok(out)
 }
 
-fn diff(dir: &Path) -> Result<(), String> {
-    let (_, ch) = changes(dir)?;
+fn diff(dir: &Path, keep: &KeepList) -> Result<(), String> {
+    let ch = changes(dir, keep, newest_valid(dir)?)?;
     for (sign, p) in ch {
         println!("{sign} /{p}");
     }
     Ok(())
 }
 
-fn status(key: &Candidate, dir: &Path, as_json: bool) -> Result<(), String> {
+fn status(key: &Candidate, dir: &Path, keep: &KeepList, as_json: bool) -> Result<(), String> {
     let gens = generations(dir)?;
-    let (newest, ch) = changes(dir)?;
+    let newest = gens.iter().find(|g| g.1.is_none()).map(|g| g.0);
+    let ch = changes(dir, keep, newest)?;
     let valid = gens.iter().filter(|g| g.1.is_none()).count();
     if as_json {
         let v = json!({
@@ -268,29 +260,20 @@ fn status(key: &Candidate, dir: &Path, as_json: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn revert(dir: &Path, want: Option<Gen>) -> Result<(), String> {
-    let mut lines = vec![];
-    let keep = keep::keep_list(Path::new("/"))?;
-    let a = disk::apply(dir, &keep, Path::new("/"), |g, files| match want {
+fn revert(dir: &Path, keep: &KeepList, want: Option<Gen>) -> Result<(), String> {
+    let a = disk::apply(dir, keep, Path::new("/"), |g, files| match want {
         Some(w) if w != g => Err(format!("not {}", w.tar_name())),
         _ => keep::validate(g, files),
     })
     .map_err(|e| e.to_string())?;
-    match a.choice.applied {
-        Some(g) => lines.push(format!(
-            "ramux: keep reverted to {} ({} files)",
-            g.tar_name(),
-            a.written.len()
-        )),
-        None => {
-            return Err(format!(
-                "no valid generation to revert to in {}",
-                dir.display()
-            ))
-        }
-    }
-    for l in lines {
-        println!("{l}");
-    }
+    let g = a
+        .choice
+        .applied
+        .ok_or_else(|| format!("no valid generation to revert to in {}", dir.display()))?;
+    println!(
+        "ramux: keep reverted to {} ({} files)",
+        g.tar_name(),
+        a.written.len()
+    );
     Ok(())
 }

@@ -64,7 +64,7 @@ fn fail(reason: &str) -> String {
 }
 
 /// Reads at most [`MAX_OVERLAY`] + 1 bytes, so an oversized item is refused without filling RAM.
-fn read_raw(path: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_raw(path: &Path) -> Result<Vec<u8>, String> {
     let f = fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut buf = Vec::new();
     f.take(MAX_OVERLAY as u64 + 1)

@@ -5,10 +5,11 @@
 
 use crate::allow::KeepList;
 use crate::archive::{self, Member};
-use crate::generation::{sum_file, Gen, Origin};
+use crate::generation::{sum_file, Gen, Invalid, Origin, Part};
+use crate::label::{self, Probe, PROBE_BYTES};
 use crate::select::{self, Choice, Listing};
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -79,18 +80,33 @@ pub fn commit(
     Ok(g)
 }
 
+/// What the first [`PROBE_BYTES`] of a device or disk image say: None when it is neither FAT
+/// nor ext (PID 1 probing disks, vlaunch checking a key image).
+pub fn probe_path(path: &Path) -> io::Result<Option<Probe>> {
+    let mut head = Vec::with_capacity(PROBE_BYTES);
+    File::open(path)?
+        .take(PROBE_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok(label::probe(&head))
+}
+
 /// The generations in `host_dir` whose hash checks, newest first.
 pub fn valid_gens(host_dir: &Path, listing: &Listing) -> Vec<Gen> {
     listing
         .newest_first()
-        .filter(|g| {
-            let read = |n: String| fs::read(host_dir.join(n)).ok();
-            match (read(g.tar_name()), read(g.sum_name())) {
-                (Some(t), Some(s)) => crate::generation::check(*g, &t, &s).is_ok(),
-                _ => false,
-            }
-        })
+        .filter(|g| check_gen(host_dir, *g).is_ok())
         .collect()
+}
+
+/// Whether generation `g` in `host_dir` is valid, and if not why (a file that cannot be read
+/// counts as missing).
+pub fn check_gen(host_dir: &Path, g: Gen) -> Result<(), Invalid> {
+    let read = |n: String| fs::read(host_dir.join(n));
+    match (read(g.tar_name()), read(g.sum_name())) {
+        (Err(_), _) => Err(Invalid::Missing(Part::Tar)),
+        (_, Err(_)) => Err(Invalid::Missing(Part::Sum)),
+        (Ok(t), Ok(s)) => crate::generation::check(g, &t, &s),
+    }
 }
 
 /// The generation names in `host_dir` (empty when it does not exist).

@@ -8,7 +8,6 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use ramux_keep::find::DEFAULT_LABEL;
-use ramux_keep::label::{self, PROBE_BYTES};
 
 /// Size of a key vlaunch creates.
 pub const NEW_KEY_BYTES: u64 = 64 << 20;
@@ -24,11 +23,7 @@ pub fn ensure(path: &Path, progress: &mut dyn FnMut(&str)) -> Result<PathBuf> {
             path.display()
         ));
     }
-    let mut head = vec![0; PROBE_BYTES];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
-        .with_context(what)?;
-    match label::probe(&head[..n]) {
+    match ramux_keep::disk::probe_path(path).with_context(what)? {
         Some(p) => progress(&format!(
             "key: {} ({:?}, label {:?}, uuid {})",
             path.display(),

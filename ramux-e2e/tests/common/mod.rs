@@ -242,6 +242,21 @@ pub fn boot(opts: LaunchOptions, state_root: tempfile::TempDir) -> (VmGuard, vla
     }
 }
 
+/// Runs `sh -c cmd` in the guest through its agent on `sock` (waiting up to 60 s for the agent),
+/// with `input` on its stdin, for at most `timeout`; panics when the agent fails.
+pub fn guest_sh(
+    sock: &Path,
+    cmd: &str,
+    input: Option<&[u8]>,
+    timeout: Duration,
+) -> vlaunch::qga::ExecOutput {
+    let mut agent = vlaunch::qga::wait_agent(sock, Duration::from_secs(60)).expect("agent");
+    let argv = ["/bin/sh".to_string(), "-c".into(), cmd.into()];
+    agent
+        .exec(&argv, input, timeout)
+        .unwrap_or_else(|e| panic!("{cmd}: {e:#}"))
+}
+
 /// Sends `cmd` to the guest shell on the serial socket and returns the console output until
 /// `expect` shows up (the guest runs a shell on ttyS0 after the ready line). `cmd`'s echo must
 /// not contain `expect`.
