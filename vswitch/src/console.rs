@@ -247,7 +247,7 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "stp",
         "============",
-        "SPANNING TREE MENU (-F: 802.1D, one tree for all VLANs)",
+        "SPANNING TREE MENU (-F: 802.1D or RSTP, one tree for all VLANs)",
     ),
     (
         "stp/showinfo",
@@ -268,6 +268,32 @@ const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     ("stp/sethello", "S", "set the hello time in seconds (1..10)"),
     ("stp/setmaxage", "S", "set the max age in seconds (6..40)"),
+    ("stp/setmode", "stp/rstp", "run 802.1D STP or RSTP (802.1w)"),
+    (
+        "stp/setedge",
+        "PORT 0/1",
+        "RSTP: admin edge port (forwards at once)",
+    ),
+    (
+        "stp/setautoedge",
+        "PORT 0/1",
+        "RSTP: edge when no BPDU is heard (default 1)",
+    ),
+    (
+        "stp/setp2p",
+        "PORT auto/yes/no",
+        "RSTP: point-to-point link (auto: yes)",
+    ),
+    (
+        "stp/setportprio",
+        "PORT N",
+        "RSTP: port priority (0..240, steps of 16)",
+    ),
+    (
+        "stp/mcheck",
+        "PORT",
+        "RSTP: try RSTP again on a port that fell back to STP",
+    ),
     (
         "auth",
         "============",
@@ -1134,7 +1160,7 @@ mod tests {
              Root id 1000.020000000001 root port none root path cost 0\n\
              Timers in use: max age 6 s hello 1 s forward delay 4 s\n\
              Timers configured: max age 6 s hello 1 s forward delay 4 s\n\
-             Topology change: no (MAC aging 100 s)\n.\n1000 Success\n"
+             Topology change: no (MAC aging 100 s)\nProtocol stp\n.\n1000 Success\n"
         );
         assert_eq!(
             run(&mut sw, "stp/print"),
@@ -1157,6 +1183,70 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(j.lines().nth(1).unwrap()).unwrap();
         assert_eq!(doc["root_port"], serde_json::Value::Null);
         assert_eq!(doc["timers"]["forward_delay_s"], 4.0);
+    }
+
+    #[test]
+    fn rstp_commands() {
+        let mut sw = Switch::new(4, false, 128);
+        sw.enable_stp([2, 0, 0, 0, 0, 1], 0x8000, Default::default(), 0);
+        let not_rstp = run(&mut sw, "stp/setedge 2 1");
+        assert!(
+            not_rstp.contains("need RSTP") && not_rstp.ends_with("1038 Function not implemented\n")
+        );
+        for bad in [
+            "stp/setmode fstp",
+            "stp/setedge 9 1",
+            "stp/setedge 2 2",
+            "stp/setp2p 2 maybe",
+            "stp/setportprio 2 17",
+            "stp/setportprio 2 256",
+            "stp/mcheck 0",
+        ] {
+            assert!(run(&mut sw, bad).ends_with("Invalid argument\n"), "{bad}");
+        }
+        for ok in [
+            "stp/setmode rstp",
+            "stp/setedge 2 1",
+            "stp/setautoedge 3 0",
+            "stp/setp2p 3 no",
+            "stp/setportprio 3 32",
+            "stp/mcheck 3",
+            "stp/setcost 3 100",
+        ] {
+            assert_eq!(run(&mut sw, ok), "1000 Success\n", "{ok}");
+        }
+        assert!(run(&mut sw, "stp/showinfo").contains("Protocol rstp"));
+        sw.create_port(2, true);
+        sw.create_port(3, true);
+        let ep = |id| EndpointInfo {
+            id,
+            module: "unix prog".into(),
+            descr: "t".into(),
+        };
+        sw.alloc(PortRequest::Port(2), Some(0), &[], ep(1)).unwrap();
+        sw.alloc(PortRequest::Port(3), Some(0), &[], ep(2)).unwrap();
+        sw.stp_tick(5000);
+        let p = run(&mut sw, "stp/print");
+        assert!(
+            p.contains("Port 0002 id 8002 role designated state forwarding"),
+            "{p}"
+        );
+        assert!(
+            p.contains("Port 0003 id 2003 role designated state discarding path cost 100"),
+            "{p}"
+        );
+        assert!(
+            p.contains(" protocol rstp edge admin false auto false oper false p2p no (false)"),
+            "{p}"
+        );
+        let j = run(&mut sw, "json stp/print 2");
+        let doc: serde_json::Value = serde_json::from_str(j.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(doc["ports"][0]["rstp"]["oper_edge"], true);
+        let j = run(&mut sw, "json stp/showinfo");
+        let doc: serde_json::Value = serde_json::from_str(j.lines().nth(1).unwrap()).unwrap();
+        assert_eq!(doc["mode"], "rstp");
+        assert_eq!(run(&mut sw, "stp/setmode stp"), "1000 Success\n");
+        assert!(run(&mut sw, "stp/print 2").contains("state listening"));
     }
 
     /// Regression (fuzz/session found it): huge hash timers overflowed `v * 1000`; they

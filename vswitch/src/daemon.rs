@@ -248,6 +248,9 @@ impl Daemon {
             let mut m = mac;
             m[0] = 0x02;
             sw.enable_stp(m, cfg.stp_priority, Default::default(), 0);
+            if cfg.stp_rstp {
+                sw.stp_do(|s| s.set_mode(crate::stp::cst::Mode::Rstp, 0));
+            }
         }
         Ok(Daemon {
             sw,

@@ -114,6 +114,9 @@ struct Cli {
     /// Spanning tree: 802.1D STP, one tree over all VLANs, BPDUs untagged (docs/stp.md).
     #[arg(short = 'F', long = "fstp")]
     fstp: bool,
+    /// Spanning tree running RSTP (802.1w) instead, with STP fallback per port (implies -F).
+    #[arg(long = "rstp")]
+    rstp: bool,
     /// Accepted for compatibility (ignored: the bridge address is the switch's).
     #[arg(long = "macaddr", hide = true)]
     macaddr: Option<String>,
@@ -166,6 +169,7 @@ fn normalize_args() -> Vec<String> {
         "hashsize",
         "tap",
         "fstp",
+        "rstp",
         "macaddr",
         "priority",
         "debugclients",
@@ -243,7 +247,8 @@ fn real_main(cli: Cli) -> Result<i32> {
                 mgmt: cli.mgmt,
                 numports: cli.numports,
                 hub: cli.hub,
-                stp: cli.fstp,
+                stp: cli.fstp || cli.rstp,
+                stp_rstp: cli.rstp,
                 stp_priority,
                 daemonize: cli.daemon,
                 pidfile: cli.pidfile,

@@ -92,6 +92,8 @@ pub struct Config {
     pub hub: bool,
     /// `-F`/`--fstp`: run 802.1D spanning tree (one tree over all VLANs).
     pub stp: bool,
+    /// `--rstp`: the tree runs RSTP.
+    pub stp_rstp: bool,
     /// `--priority`: the spanning tree bridge priority.
     pub stp_priority: u16,
     pub daemonize: bool,
@@ -197,6 +199,7 @@ impl Default for Config {
             numports: 32,
             hub: false,
             stp: false,
+            stp_rstp: false,
             stp_priority: 0x8000,
             daemonize: false,
             pidfile: None,

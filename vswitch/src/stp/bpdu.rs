@@ -49,6 +49,17 @@ pub enum Role {
     Designated,
 }
 
+impl Config {
+    /// The RSTP port role in the flags (Unknown in a Configuration BPDU).
+    pub fn role(&self) -> Role {
+        Role::from_flags(self.flags)
+    }
+    /// Whether flag bit(s) `f` (see [`flags`]) are set.
+    pub fn has(&self, f: u8) -> bool {
+        self.flags & f == f
+    }
+}
+
 impl Role {
     /// The role in `flags`.
     pub fn from_flags(f: u8) -> Role {
@@ -322,9 +333,15 @@ pub fn secs_to_units(s: u16) -> u16 {
     s.saturating_mul(256)
 }
 
-/// Fuzz body: decoding arbitrary bytes never panics, and whatever decodes re-encodes to
-/// bytes that decode to the same BPDU.
+/// Fuzz body: decoding arbitrary bytes never panics, whatever decodes re-encodes to bytes
+/// that decode to the same BPDU, an RST BPDU's flags split into role and bits and back, and
+/// both state machines take it (on a root port and a designated one) without panicking.
 pub fn fuzz_bpdu(data: &[u8]) {
+    use super::{fsm, rstp};
+    let id = BridgeId {
+        priority: 0x8000,
+        mac: [2, 0, 0, 0, 0, 7],
+    };
     let decoded = [
         Bpdu::decode_body(data),
         Bpdu::decode_frame(data).map(|x| x.1),
@@ -334,6 +351,17 @@ pub fn fuzz_bpdu(data: &[u8]) {
         assert_eq!(Bpdu::decode_body(&body), Ok(b));
         let f = b.encode_frame([2, 0, 0, 0, 0, 1]);
         assert_eq!(Bpdu::decode_frame(&f), Ok(([2, 0, 0, 0, 0, 1], b)));
+        if let Bpdu::Rst(c) = b {
+            assert_eq!(c.role().bits() | (c.flags & !flags::ROLE_MASK), c.flags);
+        }
+        let (mut r, _) = rstp::Bridge::new(id, 2, fsm::Timers::default(), 0);
+        let (mut s, _) = fsm::Bridge::new(id, 2, fsm::Timers::default(), 0);
+        for (port, t) in [(0, 256), (1, 512), (0, 4 * 256), (0, 30 * 256)] {
+            let _ = r.receive(port, &b, t);
+            let _ = r.tick(t + 64);
+            let _ = s.receive(port, &b, t);
+            let _ = s.tick(t + 64);
+        }
     }
     if let Ok(s) = std::str::from_utf8(data) {
         if let Some(id) = BridgeId::parse_sysfs(s) {
@@ -399,6 +427,16 @@ mod tests {
         assert_eq!(&body[2..4], &[2, 2]);
         assert_eq!(Bpdu::decode_body(&body), Ok(r));
         assert_eq!(Role::from_flags(c.flags), Role::Designated);
+        assert_eq!(c.role(), Role::Designated);
+        assert!(c.has(flags::PROPOSAL | flags::LEARNING) && !c.has(flags::AGREEMENT));
+        for (bits, role) in [
+            (0, Role::Unknown),
+            (4, Role::AlternateBackup),
+            (8, Role::Root),
+        ] {
+            assert_eq!(Role::from_flags(bits | flags::TC), role);
+            assert_eq!(role.bits(), bits);
+        }
     }
 
     #[test]
@@ -465,6 +503,14 @@ mod tests {
         fuzz_bpdu(&f);
         fuzz_bpdu(&f[17..]);
         fuzz_bpdu(&Bpdu::Rst(sample()).encode_body());
+        let mut c = sample();
+        c.flags = 0xff;
+        c.message_age = u16::MAX;
+        fuzz_bpdu(&Bpdu::Rst(c).encode_body());
+        c.root.priority = 0;
+        c.max_age = 0;
+        fuzz_bpdu(&Bpdu::Config(c).encode_body());
+        fuzz_bpdu(&Bpdu::Tcn.encode_body());
         fuzz_bpdu(b"8000.0011223344ff");
         fuzz_bpdu(b"");
     }
