@@ -1,6 +1,6 @@
-//! Spanning tree (`-F`) between vswitch daemons cabled into loops with `vswitch plug`
-//! pairs (the vde_plug cable: each plug's stdout is the other's stdin). Timers are the
-//! shortest 802.1D allows: hello 1 s, max age 6 s, forward delay 4 s.
+//! Spanning tree (`-F`, and `--rstp`) between vswitch daemons cabled into loops with
+//! `vswitch plug` pairs (the vde_plug cable: each plug's stdout is the other's stdin).
+//! Timers are the shortest 802.1D allows: hello 1 s, max age 6 s, forward delay 4 s.
 #[allow(unused_imports)]
 mod common;
 
@@ -43,7 +43,16 @@ fn cable(a: &Sw, pa: u32, b: &Sw, pb: u32) -> Cable {
 
 /// A switch with spanning tree, fast timers and bridge priority `prio`.
 fn stp_switch(prio: u16) -> Sw {
-    let sw = Sw::start(&["-F"]);
+    tree_switch("-F", prio)
+}
+
+/// The same running RSTP.
+fn rstp_switch(prio: u16) -> Sw {
+    tree_switch("--rstp", prio)
+}
+
+fn tree_switch(flag: &str, prio: u16) -> Sw {
+    let sw = Sw::start(&[flag]);
     sw.cmds(&[
         "stp/setmaxage 6",
         "stp/setfwddelay 4",
@@ -107,13 +116,15 @@ fn copies(p: &Port, f: &[u8], ms: u64) -> usize {
 }
 
 /// Waits until exactly the given ports of each switch have a link, and every one is
-/// forwarding or blocking (the tree is stable).
+/// forwarding or blocking (RSTP: discarding): the tree is stable.
 fn converged(sws: &[(&Sw, &[u64])], timeout: Duration) {
     wait_for("spanning tree convergence", timeout, || {
         sws.iter().all(|(sw, ports)| {
             let st = states(sw);
             st.iter().map(|(p, _)| *p).eq(ports.iter().copied())
-                && st.iter().all(|(_, s)| s == "forwarding" || s == "blocking")
+                && st
+                    .iter()
+                    .all(|(_, s)| ["forwarding", "blocking", "discarding"].contains(&s.as_str()))
         })
     });
 }
@@ -244,5 +255,57 @@ fn three_switch_ring_blocks_one_port_and_survives_a_silent_cut() {
     x.drain();
     y.drain();
     // Unicast right after the change: the topology change aged the stale addresses out.
+    connected(&x, &y, 2);
+}
+
+#[test]
+fn rstp_ring_converges_at_once_and_fails_over_in_well_under_a_second() {
+    // A (root) - B - C - A as above, in RSTP: C's port on the B-C segment is alternate.
+    let a = rstp_switch(0x1000);
+    let b = rstp_switch(0x2000);
+    let c = rstp_switch(0x3000);
+    let _ab = cable(&a, 1, &b, 1);
+    let _bc = cable(&b, 2, &c, 1);
+    let ca = cable(&c, 2, &a, 2);
+    let x = b.port(10);
+    let y = c.port(10);
+    let t = Instant::now();
+    // The client ports hear no BPDU and turn edge after 3 s; the cables are at once.
+    converged(
+        &[(&a, &[1, 2]), (&b, &[1, 2, 10]), (&c, &[1, 2, 10])],
+        Duration::from_secs(10),
+    );
+    eprintln!("RSTP ring: converged in {:?} after cabling", t.elapsed());
+    wait_for("client ports to turn edge", Duration::from_secs(6), || {
+        state_of(&b, 10) == "forwarding" && state_of(&c, 10) == "forwarding"
+    });
+    eprintln!("RSTP ring: client ports forward {:?} after cabling", t.elapsed());
+    assert_eq!(json(&c, "stp/showinfo")["mode"], "rstp");
+    assert_eq!(json(&c, "stp/showinfo")["root_port"], 2);
+    assert_eq!(state_of(&c, 1), "discarding");
+    let cp = json(&c, "stp/print 1")["ports"][0].clone();
+    assert_eq!(cp["role"], "alternate", "{cp}");
+    assert_eq!(cp["rstp"]["protocol"], "rstp", "{cp}");
+    for (sw, p) in [(&a, 1), (&a, 2), (&b, 1), (&b, 2), (&c, 2)] {
+        assert_eq!(state_of(sw, p), "forwarding", "port {p}");
+    }
+    let edge = json(&b, "stp/print 10")["ports"][0].clone();
+    assert_eq!(edge["rstp"]["oper_edge"], true, "{edge}");
+    x.drain();
+    y.drain();
+    let f = frame([0xff; 6], mac(1), None, 60);
+    x.send(&f);
+    assert_eq!(copies(&y, &f, 2000), 1, "broadcast looped");
+    assert_eq!(copies(&x, &f, 500), 0, "broadcast came back to its sender");
+    connected(&x, &y, 1);
+    // Cut C's root port cable: the alternate port becomes root port and forwards at once.
+    drop(ca);
+    let took = time_to_reconnect(&x, &y, Duration::from_secs(5));
+    eprintln!("RSTP ring: connectivity back {took:?} after cutting the root port's cable");
+    assert!(took <= Duration::from_secs(2), "{took:?}");
+    assert_eq!(json(&c, "stp/showinfo")["root_port"], 1);
+    assert_eq!(state_of(&c, 1), "forwarding");
+    x.drain();
+    y.drain();
     connected(&x, &y, 2);
 }
