@@ -439,14 +439,14 @@ fn br_state(ns: &Netns, port: &str) -> &'static str {
     }
 }
 
-#[test]
-fn vswitch_daemon_and_br0_cabled_twice_share_one_tree() {
-    if !is_root() {
-        println!("skipped: creating a namespace with a Linux bridge needs root");
-        return;
-    }
-    require("ip", "iproute2");
-    let ns = netns("stv");
+/// br0 in namespace `name` and a vswitch daemon (`flag`: `-F` or `--rstp`) on two taps
+/// enslaved to it, with the short timers set from an rc file before the links come up,
+/// and vswitch's priority 0x1000.
+fn br0_cabled_twice(
+    name: &str,
+    flag: &str,
+) -> (Netns, Sw, String, String, tempfile::NamedTempFile) {
+    let ns = netns(name);
     let (t1, t2) = (uniq("s1"), uniq("s2"));
     let o = netns_sh(
         &ns,
@@ -469,7 +469,7 @@ fn vswitch_daemon_and_br0_cabled_twice_share_one_tree() {
     let rcp = rc.path().display().to_string();
     let sw = Sw::start_with(
         bin(),
-        &["-F", "-f", &rcp, "-t", &t1, "-t", &t2],
+        &[flag, "-f", &rcp, "-t", &t1, "-t", &t2],
         &["ip", "netns", "exec", &ns.name],
     );
     let o = netns_sh(
@@ -480,10 +480,22 @@ fn vswitch_daemon_and_br0_cabled_twice_share_one_tree() {
         ),
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let info = |sw: &Sw| -> serde_json::Value {
-        let r = sw.mgmt().cmd("json stp/showinfo").unwrap();
-        serde_json::from_str(&r.data[0]).unwrap()
-    };
+    (ns, sw, t1, t2, rc)
+}
+
+fn info(sw: &Sw) -> serde_json::Value {
+    let r = sw.mgmt().cmd("json stp/showinfo").unwrap();
+    serde_json::from_str(&r.data[0]).unwrap()
+}
+
+#[test]
+fn vswitch_daemon_and_br0_cabled_twice_share_one_tree() {
+    if !is_root() {
+        println!("skipped: creating a namespace with a Linux bridge needs root");
+        return;
+    }
+    require("ip", "iproute2");
+    let (ns, sw, t1, t2, _rc) = br0_cabled_twice("stv", "-F");
     let ours = text(&info(&sw)["bridge_id"]);
     assert!(ours.starts_with("1000."), "{ours}");
 
@@ -512,4 +524,62 @@ fn vswitch_daemon_and_br0_cabled_twice_share_one_tree() {
     println!("br0 as root: converged in {:?}", t.elapsed());
     assert_eq!(info(&sw)["root_port"], 1);
     assert_eq!(num(&ns, "br0/bridge/root_port"), 0, "br0 is root");
+}
+
+/// The per-port RSTP view (`json stp/print P`'s `rstp` object).
+fn rstp_of(sw: &Sw, p: u32) -> serde_json::Value {
+    let r = sw.mgmt().cmd(&format!("json stp/print {p}")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.data[0]).unwrap();
+    v["ports"][0].clone()
+}
+
+#[test]
+fn rstp_vswitch_falls_back_to_stp_for_br0_and_shares_one_tree() {
+    if !is_root() {
+        println!("skipped: creating a namespace with a Linux bridge needs root");
+        return;
+    }
+    require("ip", "iproute2");
+    let (ns, sw, t1, t2, _rc) = br0_cabled_twice("stx", "--rstp");
+    assert_eq!(text(&info(&sw)["mode"]), "rstp");
+    let ours = text(&info(&sw)["bridge_id"]);
+
+    // br0 ignores our RST BPDUs and sends Configuration BPDUs: after the migration delay
+    // both our ports speak 802.1D to it, and the tree forms as with -F.
+    let t = Instant::now();
+    wait_for("br0 to block one tap", Duration::from_secs(30), || {
+        sysfs(&ns, "br0/bridge/root_id") == ours
+            && br_state(&ns, &t1) == "forwarding"
+            && br_state(&ns, &t2) == "blocking"
+            && vswitch_states(&sw) == vec![(1, "forwarding".into()), (2, "forwarding".into())]
+    });
+    println!(
+        "RSTP vswitch as root: converged with br0 in {:?}",
+        t.elapsed()
+    );
+    for p in [1, 2] {
+        let v = rstp_of(&sw, p);
+        assert_eq!(v["rstp"]["protocol"], "stp", "port {p} fell back: {v}");
+        assert_eq!(v["role"], "designated", "{v}");
+        assert_eq!(v["rstp"]["oper_edge"], false, "BPDUs heard: not edge: {v}");
+    }
+
+    // br0 as root: we take it through port 1 and port 2 goes alternate, discarding.
+    sw.cmds(&["stp/setprio 0xf000"]);
+    let theirs = sysfs(&ns, "br0/bridge/bridge_id");
+    let t = Instant::now();
+    wait_for("vswitch to block one port", Duration::from_secs(40), || {
+        text(&info(&sw)["root_id"]) == theirs
+            && vswitch_states(&sw) == vec![(1, "forwarding".into()), (2, "discarding".into())]
+            && br_state(&ns, &t1) == "forwarding"
+            && br_state(&ns, &t2) == "forwarding"
+    });
+    println!("RSTP vswitch, br0 as root: converged in {:?}", t.elapsed());
+    assert_eq!(info(&sw)["root_port"], 1);
+    assert_eq!(rstp_of(&sw, 2)["role"], "alternate");
+    assert_eq!(rstp_of(&sw, 1)["role"], "root");
+    assert_eq!(
+        sysfs_id(&ns, "br0/bridge/root_id"),
+        sysfs_id(&ns, "br0/bridge/bridge_id")
+    );
 }

@@ -279,7 +279,10 @@ fn rstp_ring_converges_at_once_and_fails_over_in_well_under_a_second() {
     wait_for("client ports to turn edge", Duration::from_secs(6), || {
         state_of(&b, 10) == "forwarding" && state_of(&c, 10) == "forwarding"
     });
-    eprintln!("RSTP ring: client ports forward {:?} after cabling", t.elapsed());
+    eprintln!(
+        "RSTP ring: client ports forward {:?} after cabling",
+        t.elapsed()
+    );
     assert_eq!(json(&c, "stp/showinfo")["mode"], "rstp");
     assert_eq!(json(&c, "stp/showinfo")["root_port"], 2);
     assert_eq!(state_of(&c, 1), "discarding");
