@@ -583,3 +583,186 @@ fn rstp_vswitch_falls_back_to_stp_for_br0_and_shares_one_tree() {
         sysfs_id(&ns, "br0/bridge/bridge_id")
     );
 }
+
+// ---- Measurement: a ring of three, the root port's cable cut, under each protocol ----
+
+/// A `vswitch plug` cable between port `pa` of `a` and `pb` of `b`; cut when dropped.
+struct Cable(#[allow(dead_code)] Proc, #[allow(dead_code)] Proc);
+
+fn cable(a: &Sw, pa: u32, b: &Sw, pb: u32) -> Cable {
+    let pipe = || {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills both descriptors on success; each is owned exactly once.
+        let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+        assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
+        // SAFETY: see above.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    };
+    let ((r1, w1), (r2, w2)) = (pipe(), pipe());
+    let plug = |sw: &Sw, p: u32, stdin: OwnedFd, stdout: OwnedFd| {
+        Proc(
+            std::process::Command::new(bin())
+                .arg("plug")
+                .arg(format!("{}:{p}", sw.sock.display()))
+                .stdin(stdin)
+                .stdout(stdout)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    Cable(plug(a, pa, r1, w2), plug(b, pb, r2, w1))
+}
+
+/// Sends a numbered frame through `send` every 100 ms until `recv` sees one; the time.
+fn reconnect(
+    send: impl Fn(&[u8]),
+    recv: impl Fn() -> Option<Vec<u8>>,
+    limit: Duration,
+) -> Duration {
+    let t = Instant::now();
+    for n in 0u32.. {
+        let mut f = frame([0xff; 6], mac(1), None, 46);
+        // An 802.3 length frame with LLC (so the kernel hands it to ETH_P_802_2 sockets).
+        f[12..14].copy_from_slice(&46u16.to_be_bytes());
+        f[14..17].copy_from_slice(&[0xe0, 0xe0, 0x03]);
+        f[17..21].copy_from_slice(&n.to_be_bytes());
+        send(&f);
+        let sent = Instant::now();
+        while sent.elapsed() < Duration::from_millis(100) {
+            if let Some(g) = recv() {
+                if g.len() >= 21 && g[..12] == f[..12] && g[14..17] == f[14..17] {
+                    return t.elapsed();
+                }
+            }
+        }
+        assert!(t.elapsed() < limit, "no connectivity within {limit:?}");
+    }
+    unreachable!()
+}
+
+/// Three vswitch daemons (`flag`) in a ring A-B-C-A, timers hello 1 / max age 6 / fwd 4:
+/// the time from cabling until B's client reaches C's, and, once settled, from cutting
+/// C's root port cable (C-A) until it does again.
+fn vswitch_ring_cut(flag: &str) -> (Duration, Duration) {
+    let sw = |prio: u16| {
+        let s = Sw::start(&[flag]);
+        s.cmds(&[
+            "stp/setmaxage 6",
+            "stp/setfwddelay 4",
+            "stp/sethello 1",
+            &format!("stp/setprio {prio}"),
+        ]);
+        s
+    };
+    let (a, b, c) = (sw(0x1000), sw(0x2000), sw(0x3000));
+    let _ab = cable(&a, 1, &b, 1);
+    let _bc = cable(&b, 2, &c, 1);
+    let ca = cable(&c, 2, &a, 2);
+    let (x, y) = (b.port(10), c.port(10));
+    let up = reconnect(|f| x.send(f), || y.recv_within(20), Duration::from_secs(30));
+    let blocked = if flag == "-F" {
+        "blocking"
+    } else {
+        "discarding"
+    };
+    wait_for("the ring to settle", Duration::from_secs(30), || {
+        let st = vswitch_states(&c);
+        st.contains(&(1, blocked.into())) && st.contains(&(2, "forwarding".into()))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    drop(ca);
+    let back = reconnect(|f| x.send(f), || y.recv_within(20), Duration::from_secs(30));
+    (up, back)
+}
+
+/// The same ring of kernel bridges in one namespace, veth cables, AF_PACKET clients.
+fn linux_ring_cut() -> (Duration, Duration) {
+    let ns = netns("str");
+    let mut sh = String::new();
+    for (br, prio) in [("bra", 4096), ("brb", 8192), ("brc", 12288)] {
+        sh += &format!(
+            "ip link add {br} type bridge stp_state 1 priority {prio} forward_delay 400 \
+             hello_time 100 max_age 600 && sysctl -qw net.ipv6.conf.{br}.disable_ipv6=1 && "
+        );
+    }
+    // Cables (end, bridge) in enslaving order: C's port on the B-C cable comes first.
+    for (x, bx, y, by) in [
+        ("ab1", "bra", "ab2", "brb"),
+        ("bc1", "brb", "bc2", "brc"),
+        ("ca1", "brc", "ca2", "bra"),
+        ("px", "", "pxb", "brb"),
+        ("py", "", "pyb", "brc"),
+    ] {
+        sh += &format!("ip link add {x} type veth peer name {y} && ");
+        for (e, br) in [(x, bx), (y, by)] {
+            sh += &format!("sysctl -qw net.ipv6.conf.{e}.disable_ipv6=1 && ");
+            if !br.is_empty() {
+                sh += &format!("ip link set {e} master {br} && ");
+            }
+            sh += &format!("ip link set {e} up && ");
+        }
+    }
+    sh += "ip link set bra up && ip link set brb up && ip link set brc up";
+    let o = netns_sh(&ns, &sh);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (x, y) = (RawPort::open(&ns, "px"), RawPort::open(&ns, "py"));
+    let recv = || y.recv();
+    let up = reconnect(|f| x.send(f), recv, Duration::from_secs(30));
+    wait_for("the kernel ring to settle", Duration::from_secs(30), || {
+        br_state_of(&ns, "brc", "bc2") == "blocking"
+            && br_state_of(&ns, "brc", "ca1") == "forwarding"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let o = netns_sh(&ns, "ip link del ca1");
+    assert!(o.status.success());
+    let back = reconnect(|f| x.send(f), recv, Duration::from_secs(30));
+    (up, back)
+}
+
+fn br_state_of(ns: &Netns, br: &str, port: &str) -> &'static str {
+    match num(ns, &format!("{br}/brif/{port}/state")) {
+        0 => "disabled",
+        1 => "listening",
+        2 => "learning",
+        3 => "forwarding",
+        4 => "blocking",
+        _ => "?",
+    }
+}
+
+/// docs/benchmarks.md's convergence table, by hand:
+/// `cargo test --release -p vswitch --test stp_linux_bridge ring_cut -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement (about a minute), run by hand"]
+fn ring_cut_convergence_rstp_vs_stp_vs_linux_bridge() {
+    if !is_root() {
+        println!("skipped: the Linux bridge ring needs root");
+        return;
+    }
+    require("ip", "iproute2");
+    let rstp = vswitch_ring_cut("--rstp");
+    let stp = vswitch_ring_cut("-F");
+    let linux = linux_ring_cut();
+    println!("ring of three, hello 1 s, max age 6 s, forward delay 4 s; cut: C's root port cable (link down)");
+    println!(
+        "{:<22} {:>16} {:>22}",
+        "", "first frame (s)", "back after cut (s)"
+    );
+    for (name, (up, back)) in [
+        ("vswitch --rstp", rstp),
+        ("vswitch -F (802.1D)", stp),
+        ("Linux bridge (STP)", linux),
+    ] {
+        println!(
+            "{name:<22} {:>16.2} {:>22.2}",
+            up.as_secs_f64(),
+            back.as_secs_f64()
+        );
+    }
+    println!(
+        "cut: STP / RSTP = {:.0}x, Linux / RSTP = {:.0}x",
+        stp.1.as_secs_f64() / rstp.1.as_secs_f64(),
+        linux.1.as_secs_f64() / rstp.1.as_secs_f64()
+    );
+    assert!(rstp.1 * 5 < stp.1 && rstp.1 * 5 < linux.1);
+}
