@@ -1546,27 +1546,32 @@ mod tests {
     }
 
     #[test]
-    fn mcheck_returns_to_rstp_once_the_neighbour_speaks_it() {
+    fn migration_follows_the_neighbour_and_mcheck_retries() {
         let mut net = Net::new(&[(Mode::Rstp, 1), (Mode::Stp, 1)], &[((0, 0), (1, 0))]);
         net.run(10 * SEC);
         assert!(!net.r(0).sends_rstp(0));
-        // Replace the STP neighbour with an RSTP one on the same cable.
-        let (b, out) = Tree::new(Mode::Rstp, id(2), 1, Timers::default(), net.now);
-        net.bridges[1] = b;
-        net.send(1, out);
-        net.deliver();
-        net.run(5 * SEC);
-        assert!(
-            net.r(1).sends_rstp(0),
-            "an RSTP bridge that hears STP BPDUs waits"
-        );
+        // mcheck: RST BPDUs again. The 802.1D neighbour's port is its root port, which sends
+        // nothing; it ignores our RST BPDUs, its information from us ages out (max age), it
+        // claims root with a Configuration BPDU, and we fall back again.
         let out = match &mut net.bridges[0] {
             Tree::Rstp(r) => r.mcheck(0, net.now),
             _ => unreachable!(),
         };
+        assert!(net.r(0).sends_rstp(0), "mcheck restarts with RSTP");
         net.send(0, out);
         net.deliver();
-        net.run(10 * SEC);
+        net.run(MIGRATE_TIME);
+        assert!(net.r(0).sends_rstp(0));
+        net.run(20 * SEC + 2 * SEC);
+        assert!(!net.r(0).sends_rstp(0), "fell back again");
+        net.until(2 * 15 * SEC + 2 * SEC, Net::settled);
+        // An RSTP bridge replaces the 802.1D one on the same cable: the first RST BPDU
+        // heard after the migration delay brings RSTP back, with no mcheck.
+        let (b, out) = Tree::new(Mode::Rstp, id(2), 1, Timers::default(), net.now);
+        net.bridges[1] = b;
+        net.send(1, out);
+        net.deliver();
+        net.run(2 * MIGRATE_TIME);
         assert!(net.r(0).sends_rstp(0) && net.r(1).sends_rstp(0));
         assert!(net.settled());
     }
