@@ -25,32 +25,6 @@ fn guest(sock: &Path, cmd: &str) -> String {
     out + &err
 }
 
-/// `mcopy` onto the key image as an admin's PC writes a FAT stick.
-fn mcopy(key: &Path, local: &Path, dest: &str) {
-    let o = Command::new("mcopy")
-        .args(["-o", "-i"])
-        .arg(key)
-        .arg(local)
-        .arg(format!("::{dest}"))
-        .output()
-        .expect("mcopy (Debian package mtools)");
-    assert!(
-        o.status.success(),
-        "mcopy {dest}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn mmd(key: &Path, dir: &str) {
-    let o = Command::new("mmd")
-        .arg("-i")
-        .arg(key)
-        .arg(format!("::{dir}"))
-        .output()
-        .expect("mmd (mtools)");
-    assert!(o.status.success(), "mmd {dir}: {o:?}");
-}
-
 fn serial(g: &VmGuard) -> String {
     std::fs::read_to_string(&g.vm.paths().serial_log).unwrap()
 }
@@ -107,6 +81,18 @@ fn commits_survive_a_reboot_and_a_corrupted_newest_generation_falls_back() {
     assert_eq!(
         status["dirty"], false,
         "unmounted after the commit: {status}"
+    );
+    // Revert: to a named generation, then to the newest valid one.
+    let out = guest(
+        &sock,
+        "echo scratch > /etc/ramux/local/note && /usr/sbin/ramux keep revert 1 && \
+         cat /etc/ramux/local/note && /usr/sbin/ramux keep revert && cat /etc/ramux/local/note",
+    );
+    assert_eq!(
+        out,
+        "ramux: keep reverted to gen-000001.tar (1 files)\nkept-1\n\
+         ramux: keep reverted to gen-000002.tar (1 files)\nkept-2\n",
+        "{out}"
     );
     drop(g);
 

@@ -535,3 +535,30 @@ pub fn ns_sh(ns: &str, cmd: &str) -> std::process::Output {
     };
     c.args(["-c", cmd]).output().expect("run sh")
 }
+
+/// `mcopy` onto the key image as an admin's PC writes a FAT stick.
+pub fn mcopy(key: &Path, local: &Path, dest: &str) {
+    let o = std::process::Command::new("mcopy")
+        .args(["-o", "-i"])
+        .arg(key)
+        .arg(local)
+        .arg(format!("::{dest}"))
+        .output()
+        .expect("mcopy (Debian package mtools)");
+    assert!(
+        o.status.success(),
+        "mcopy {dest}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `mmd` (mtools): a directory on the key image.
+pub fn mmd(key: &Path, dir: &str) {
+    let o = std::process::Command::new("mmd")
+        .arg("-i")
+        .arg(key)
+        .arg(format!("::{dir}"))
+        .output()
+        .expect("mmd (mtools)");
+    assert!(o.status.success(), "mmd {dir}: {o:?}");
+}
