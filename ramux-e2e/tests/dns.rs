@@ -1,6 +1,8 @@
 //! The dns appliance (docs/dns.md): dns1 built from the seed site
-//! (profiles/router/site.lw, the dns profile's default) with a throwaway secrets overlay,
-//! on a vswitch access port of VLAN 10 with a DHCP client VM. The client gets a lease in dns1's
+//! (profiles/router/site.lw, the dns profile's default) with a throwaway secrets overlay that it
+//! reads from its site key (a `vlaunch --key` USB stick holding `RAMUX/dns1/site.secrets`, as on
+//! bare metal; no fw_cfg, so the key alone brings the RADIUS role's secrets), on a vswitch access
+//! port of VLAN 10 with a DHCP client VM. The client gets a lease in dns1's
 //! half of the range (.50-.74) with the VIP as router and resolves a site name through dns1;
 //! dns1's console shows dnsmasq and FreeRADIUS running and no `ramux: failed`. Booted again
 //! without the overlay, radius is held back with its `secret ... missing` line while dnsmasq
@@ -60,14 +62,15 @@ fn secrets_overlay(dir: &Path) -> PathBuf {
     file
 }
 
-/// Boots dns1 on port 1 of `sw` (with `secrets`, if any); returns the guard and its console log.
-fn boot_dns1(img: &Image, sw: &SwitchGuard, secrets: Option<PathBuf>) -> (VmGuard, PathBuf) {
+/// Boots dns1 on port 1 of `sw` (with the site key `key`, if any); returns the guard and its
+/// console log.
+fn boot_dns1(img: &Image, sw: &SwitchGuard, key: Option<PathBuf>) -> (VmGuard, PathBuf) {
     let root = state_root();
     let mut opts = options(img, "dns1", root.path());
     opts.mem_mib = 768;
     opts.switch_dir = Some(sw.dir.clone());
     opts.ports = vec![1];
-    opts.secrets = secrets;
+    opts.key = key;
     let (g, ready) = boot(opts, root);
     assert!(
         ready.info.line.contains("profile=dns role=- host=dns1"),
@@ -138,6 +141,10 @@ fn dns1_serves_dhcp_and_names_and_needs_its_secrets() {
     let client = image_with("client", "", &[("address", "dhcp")]);
     let tmp = tempfile::tempdir().unwrap();
     let overlay = secrets_overlay(tmp.path());
+    let key = vlaunch::key::ensure(&tmp.path().join("dns1.key"), &mut |_| {}).expect("key");
+    mmd(&key, "/RAMUX");
+    mmd(&key, "/RAMUX/dns1");
+    mcopy(&key, &overlay, "/RAMUX/dns1/site.secrets");
     let _slots = qemu_slots(2);
     let mut sw = SwitchGuard::new();
     sw.start_vswitch(
@@ -145,7 +152,7 @@ fn dns1_serves_dhcp_and_names_and_needs_its_secrets() {
     );
 
     let t0 = Instant::now();
-    let (g, log) = boot_dns1(&dns, &sw, Some(overlay));
+    let (g, log) = boot_dns1(&dns, &sw, Some(key));
     eprintln!(
         "e2e: dns1 ready {:.1} s after launch",
         t0.elapsed().as_secs_f64()
@@ -170,6 +177,10 @@ fn dns1_serves_dhcp_and_names_and_needs_its_secrets() {
     assert!(ps.contains("BOTHRUNNING"), "{ps}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains("ramux: failed"), "{text}");
+    assert!(
+        text.contains("files from the key's site.secrets in /run/ramux/secrets"),
+        "{text}"
+    );
     assert!(text.contains("DHCPACK(vlan10) 172.16.10."), "{text}");
     drop((c, g));
 
